@@ -1,0 +1,291 @@
+"""Domain models shared by every layer.
+
+These are the boundary types: the Alertmanager webhook payload is parsed faithfully (version 4), and
+everything an agent produces (evidence, hypotheses, plans, approvals, results) is a typed object, so a
+plan is data that can be hashed, reviewed and approved, never free text that runs unreviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+# --------------------------------------------------------------------------------------- alerts --
+class Alert(_Model):
+    """One alert of an Alertmanager webhook (v4). Alertmanager's camelCase names are aliases."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = ""
+
+    @field_validator("ends_at", mode="before")
+    @classmethod
+    def _zero_time_is_none(cls, v: Any) -> Any:
+        # Alertmanager sends Go's zero time for alerts that have not ended.
+        if v in (None, "", _GO_ZERO_TIME) or (isinstance(v, str) and v.startswith("0001-01-01")):
+            return None
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _has_alertname(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v.get("alertname"):
+            raise ValueError("alert labels must include 'alertname'")
+        return v
+
+    @property
+    def name(self) -> str:
+        return self.labels["alertname"]
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "warning")
+
+    @property
+    def target(self) -> str:
+        """The thing the alert is about: service, pod, vm, interface or instance, in that order."""
+        for key in ("service", "job_service", "pod", "vm", "interface", "host", "instance"):
+            if self.labels.get(key):
+                return self.labels[key]
+        return self.labels.get("job", "unknown")
+
+    def effective_fingerprint(self) -> str:
+        """Alertmanager's fingerprint, or the same idea (hash of sorted labels) if it was omitted."""
+        if self.fingerprint:
+            return self.fingerprint
+        canon = json.dumps(sorted(self.labels.items()))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+class AlertmanagerWebhook(_Model):
+    """The body Alertmanager POSTs to a webhook receiver (payload version 4)."""
+
+    version: Literal["4"] = "4"
+    group_key: str = Field(alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: str = Field(default="", alias="externalURL")
+    alerts: list[Alert] = Field(min_length=1)
+
+
+# ------------------------------------------------------------------------------------- incident --
+class IncidentStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTED = "executed"
+    REJECTED = "rejected"
+    RESOLVED = "resolved"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+class TriageVerdict(_Model):
+    kind: Literal["incident", "duplicate", "resolved", "noise", "question"]
+    category: str = "unknown"  # cpu, memory, disk, crashloop, network, latency, errors, ...
+    severity: str = "warning"
+    reason: str
+    duplicate_of: str | None = None
+    group: str = ""
+
+
+class Incident(_Model):
+    id: str = Field(default_factory=lambda: new_id("inc"))
+    title: str
+    fingerprint: str
+    group_key: str = ""
+    alerts: list[Alert]
+    service: str
+    severity: str = "warning"
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def alert(self) -> Alert:
+        return self.alerts[0]
+
+
+# ------------------------------------------------------------------------------------- evidence --
+class Evidence(_Model):
+    """One observation that a conclusion can cite: which tool, which query, what it showed, when."""
+
+    id: str
+    tool: str
+    query: str
+    excerpt: str
+    start: datetime | None = None
+    end: datetime | None = None
+    component: str = ""
+    signal: Literal["metric", "log", "memory", "runbook", "state"] = "metric"
+    value: float | None = None  # the headline number (e.g. current value) where there is one
+    baseline: float | None = None
+    anomalous: bool = True
+
+
+class Hypothesis(_Model):
+    component: str
+    cause: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence_ids: list[str] = Field(default_factory=list)
+    rationale: str = ""
+
+
+class Diagnosis(_Model):
+    hypotheses: list[Hypothesis]
+    summary: str = ""
+
+
+# ---------------------------------------------------------------------------------------- plans --
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 0, "medium": 1, "high": 2}[self.value]
+
+
+class ActionKind(StrEnum):
+    ANSIBLE_PLAYBOOK = "ansible_playbook"
+    RESTART_SERVICE = "restart_service"
+    CLEANUP_DISK = "cleanup_disk"
+    PROXMOX_VM = "proxmox_vm"
+    ROUTEROS_INTERFACE = "routeros_interface"
+    NOTIFY_ONLY = "notify_only"
+
+
+class Action(_Model):
+    """A typed catalog entry. An LLM may choose and parametrise these; it never writes commands."""
+
+    kind: ActionKind
+    name: str  # catalog id, e.g. "cleanup_rotated_logs"
+    target: str
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    risk: Risk
+    dry_runnable: bool = True
+    verification: str  # what must be true afterwards, in words
+    description: str = ""
+
+
+class Plan(_Model):
+    id: str = Field(default_factory=lambda: new_id("plan"))
+    incident_id: str
+    actions: list[Action]
+    rationale: str
+    known_fix: bool = False  # the catalog (or memory) marks this as a fix that worked before
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def risk(self) -> Risk:
+        if not self.actions:
+            return Risk.LOW
+        return max((a.risk for a in self.actions), key=lambda r: r.rank)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def content_hash(self) -> str:
+        """sha256 over what would run: an approval is bound to exactly this content."""
+        body = {
+            "incident_id": self.incident_id,
+            "actions": [a.model_dump(mode="json") for a in self.actions],
+            "rationale": self.rationale,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def with_expiry(self, ttl_seconds: int) -> Plan:
+        return self.model_copy(update={"expires_at": self.created_at + timedelta(seconds=ttl_seconds)})
+
+
+class Approval(_Model):
+    plan_id: str
+    plan_hash: str
+    approver: str
+    decision: Literal["approve", "reject"]
+    decided_at: datetime = Field(default_factory=utcnow)
+    channel: Literal["policy", "cli", "http", "telegram", "demo"] = "cli"
+    comment: str = ""
+    valid: bool = True
+    reason: str = ""  # why the gate refused it, when valid is False
+
+
+# ------------------------------------------------------------------------------------- outcomes --
+class ExecutionResult(_Model):
+    action: str
+    target: str
+    status: Literal["ok", "failed", "dry_run", "skipped"]
+    dry_run: bool = False
+    output: str = ""
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class VerificationCheck(_Model):
+    evidence_id: str
+    query: str
+    before: float | None = None
+    after: float | None = None
+    recovered: bool
+    note: str = ""
+
+
+class Verification(_Model):
+    recovered: bool | None  # None: nothing was executed, so nothing to verify
+    checks: list[VerificationCheck] = Field(default_factory=list)
+    note: str = ""
+
+
+class LLMCall(_Model):
+    node: str
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    ok: bool = True
+    error: str = ""
+
+
+class IncidentReport(_Model):
+    incident_id: str
+    title: str
+    status: IncidentStatus
+    mode: str  # "rules" or the LLM model name
+    triage: TriageVerdict
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    plan: Plan | None = None
+    approval: Approval | None = None
+    executions: list[ExecutionResult] = Field(default_factory=list)
+    verification: Verification | None = None
+    llm_calls: list[LLMCall] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)

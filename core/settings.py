@@ -1,0 +1,189 @@
+"""Process-wide settings, read from the environment (and `.env`) with pydantic-settings.
+
+Every variable here is documented in `.env.example` and the README. Defaults are the *embedded*
+ones: with nothing configured the platform runs in-process (SQLite checkpointer, milvus-lite file,
+rule-based LLM mode, file log source, in-process cache). Validation fails fast with one readable line
+per bad variable, so a typo in `REDIS_URL` stops start-up instead of surfacing as a timeout later.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """Raised with a human-readable, one-line-per-problem message when the environment is invalid."""
+
+
+def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes:
+        raise ValueError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)} (got {value!r})")
+    if not parsed.netloc and parsed.scheme not in ("unix", "file"):
+        raise ValueError(f"{name} has no host part (got {value!r})")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- HTTP API -------------------------------------------------------------------------------
+    API_HOST: str = "0.0.0.0"
+    API_PORT: int = Field(8000, ge=1, le=65535)
+    DEBUG: bool = False
+    AIOPS_API_TOKEN: str | None = None
+
+    # --- Telegram -------------------------------------------------------------------------------
+    TELEGRAM_TOKEN: str | None = None
+    ADMIN_CHAT_ID: str | None = None  # comma-separated chat ids allowed to approve
+
+    # --- LLM provider chain ---------------------------------------------------------------------
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_MODEL: str = "gpt-4.1-mini"
+    ENABLE_LLM_FALLBACK: bool = True
+    OLLAMA_BASE_URL: str | None = None
+    OLLAMA_MODEL: str = "llama3.2"
+    LLM_TIMEOUT: float = Field(60.0, gt=0)
+    LLM_MODE: str = Field("auto", description="auto | rules: 'rules' forces the rule-based mode")
+
+    # --- Cache ----------------------------------------------------------------------------------
+    ENABLE_CACHING: bool = True
+    REDIS_URL: str | None = None
+    CACHE_TTL_ANALYSIS: int = Field(600, ge=0)
+    CACHE_TTL_PLAYBOOK: int = Field(1800, ge=0)
+    CACHE_TTL_NL: int = Field(300, ge=0)
+
+    # --- Resilience -----------------------------------------------------------------------------
+    CB_FAILURE_THRESHOLD: int = Field(3, ge=1)
+    CB_TIMEOUT: int = Field(60, ge=1)
+    CB_SUCCESS_THRESHOLD: int = Field(2, ge=1)
+
+    # --- Notifications --------------------------------------------------------------------------
+    ENABLE_EMAIL_NOTIFICATIONS: bool = False
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    ENABLE_SLACK_NOTIFICATIONS: bool = False
+    SLACK_WEBHOOK_URL: str | None = None
+    ENABLE_PAGERDUTY: bool = False
+    PAGERDUTY_ROUTING_KEY: str | None = None
+
+    # --- State and memory -----------------------------------------------------------------------
+    AIOPS_DATA_DIR: Path = Path("var")
+    CHECKPOINT_DB: Path | None = None  # default: $AIOPS_DATA_DIR/checkpoints.sqlite
+    DATABASE_URL: str | None = None  # postgresql://... switches checkpointer + incident registry
+    MILVUS_URI: str | None = None  # default: $AIOPS_DATA_DIR/milvus.db (milvus-lite)
+    MILVUS_TOKEN: str | None = None
+    EMBEDDINGS_MODEL: str = "all-MiniLM-L6-v2"
+    EMBEDDINGS_BASE_URL: str | None = None  # OpenAI-compatible /v1/embeddings endpoint
+    EMBEDDINGS_API_KEY: str | None = None
+
+    # --- Observability backends -----------------------------------------------------------------
+    PROMETHEUS_URL: str | None = None
+    ELASTICSEARCH_URL: str | None = None
+    ELASTICSEARCH_INDEX: str = "logs-*"
+    ELASTICSEARCH_API_KEY: str | None = None
+    LOG_FILES: str | None = None  # comma-separated files/globs for the file log source
+    DATASETS_DIR: Path = Path("../shared/datasets")
+
+    # --- Infrastructure targets -----------------------------------------------------------------
+    PROXMOX_HOST: str | None = None
+    PROXMOX_USER: str = "root@pam"
+    PROXMOX_TOKEN_NAME: str | None = None
+    PROXMOX_TOKEN_VALUE: str | None = None
+    PROXMOX_VERIFY_SSL: bool = True
+    MIKROTIK_HOST: str | None = None
+    MIKROTIK_PORT: int = Field(8728, ge=1, le=65535)
+    MIKROTIK_USER: str | None = None
+    MIKROTIK_PASSWORD: str | None = None
+    ANSIBLE_INVENTORY: str | None = None  # inventory file; hosts outside it are only dry-run
+    ANSIBLE_TIMEOUT: int = Field(300, ge=1)
+
+    # --- Approval policy ------------------------------------------------------------------------
+    APPROVAL_TTL_SECONDS: int = Field(86400, ge=1)
+    AUTO_APPROVE_LOW_RISK: bool = True
+    APPROVERS: str | None = None  # comma-separated names allowed to approve from CLI/HTTP (empty: anyone local)
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        return _check_url(v, ("redis", "rediss", "unix"), "REDIS_URL")
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        return _check_url(v, ("postgresql", "postgres"), "DATABASE_URL")
+
+    @field_validator("PROMETHEUS_URL", "ELASTICSEARCH_URL", "OPENAI_BASE_URL", "OLLAMA_BASE_URL",
+                     "SLACK_WEBHOOK_URL", "EMBEDDINGS_BASE_URL")
+    @classmethod
+    def _http_url(cls, v: str | None, info) -> str | None:  # type: ignore[no-untyped-def]
+        return _check_url(v, ("http", "https"), info.field_name)
+
+    @field_validator("MILVUS_URI")
+    @classmethod
+    def _milvus_uri(cls, v: str | None) -> str | None:
+        if v and "://" in v:
+            return _check_url(v, ("http", "https", "tcp", "grpc", "unix"), "MILVUS_URI")
+        return v or None
+
+    @field_validator("LLM_MODE")
+    @classmethod
+    def _llm_mode(cls, v: str) -> str:
+        if v not in ("auto", "rules"):
+            raise ValueError(f"LLM_MODE must be 'auto' or 'rules' (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _dependent(self) -> Settings:
+        if self.ENABLE_SLACK_NOTIFICATIONS and not self.SLACK_WEBHOOK_URL:
+            raise ValueError("ENABLE_SLACK_NOTIFICATIONS is true but SLACK_WEBHOOK_URL is empty")
+        if self.ENABLE_PAGERDUTY and not self.PAGERDUTY_ROUTING_KEY:
+            raise ValueError("ENABLE_PAGERDUTY is true but PAGERDUTY_ROUTING_KEY is empty")
+        if self.ENABLE_EMAIL_NOTIFICATIONS and not self.SMTP_HOST:
+            raise ValueError("ENABLE_EMAIL_NOTIFICATIONS is true but SMTP_HOST is empty")
+        return self
+
+    # --- derived --------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.CHECKPOINT_DB or self.AIOPS_DATA_DIR / "checkpoints.sqlite"
+
+    @property
+    def milvus_uri(self) -> str:
+        return self.MILVUS_URI or str(self.AIOPS_DATA_DIR / "milvus.db")
+
+    @property
+    def approvers(self) -> set[str]:
+        return {a.strip() for a in (self.APPROVERS or "").split(",") if a.strip()}
+
+    @property
+    def admin_chat_ids(self) -> set[str]:
+        return {a.strip() for a in (self.ADMIN_CHAT_ID or "").split(",") if a.strip()}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's multi-line error into a short `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
