@@ -6,10 +6,14 @@ agents use: an instant-vector selector `metric_name{label="value", other=~"regex
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -118,3 +122,355 @@ class InMemoryMetricsSource:
     async def list_components(self) -> list[str]:
         return sorted({s.labels[self.component_label] for s in self._series
                        if self.component_label in s.labels})
+
+
+# ------------------------------------------------------------------------------ shared helpers --
+def _utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted. Everything inside is UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def choose_step(start: datetime, end: datetime, *, scrape_interval: float = 15.0,
+                target_points: int = 500, max_points: int = 1000) -> float:
+    """A range-query step giving about `target_points` points, never finer than the scrape interval.
+
+    Why: a step below the scrape interval only repeats samples (and Prometheus refuses more than
+    11,000 points per series), while a step far above it hides short spikes. Steps are rounded to
+    whole seconds so the same window always gives the same grid (cache-friendly, comparable).
+    """
+    span = max((_utc(end) - _utc(start)).total_seconds(), 0.0)
+    step = max(span / target_points, scrape_interval)
+    if span / step > max_points:
+        step = span / max_points
+    return float(max(1, math.ceil(step)))
+
+
+class MetricsQueryError(RuntimeError):
+    """A backend refused or failed a query; the message says which query and why, in one line."""
+
+
+# ------------------------------------------------------------------------------- Prometheus --
+class PrometheusSource:
+    """`MetricsSource` over a real Prometheus HTTP API (prometheus-api-client, wrapped for asyncio).
+
+    prometheus-api-client is synchronous (requests), so every call runs in a worker thread with
+    `asyncio.to_thread`; the HTTP timeout bounds each call and errors come back as
+    `MetricsQueryError` naming the query, never as a requests traceback.
+    """
+
+    name = "prometheus"
+
+    def __init__(self, url: str, *, timeout: float = 10.0, scrape_interval: float = 15.0,
+                 component_label: str = "service", headers: dict[str, str] | None = None,
+                 disable_ssl: bool = False, now: datetime | None = None) -> None:
+        from prometheus_api_client import PrometheusConnect
+
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.scrape_interval = scrape_interval
+        self.component_label = component_label
+        self.now = _utc(now) if now is not None else None
+        self._prom = PrometheusConnect(url=self.url, headers=headers, disable_ssl=disable_ssl,
+                                       timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **kw: Any) -> PrometheusSource:
+        """Build from `PROMETHEUS_URL` (core.settings); raises ValueError if it is not set."""
+        if settings is None:
+            from core.settings import get_settings
+            settings = get_settings()
+        if not settings.PROMETHEUS_URL:
+            raise ValueError("PROMETHEUS_URL is not set")
+        return cls(settings.PROMETHEUS_URL, **kw)
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except Exception as exc:  # requests/PrometheusApiClientException/...: one readable line
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MetricsQueryError(f"prometheus {self.url}: {what} failed: {type(exc).__name__}: "
+                                    f"{msg[:300]}") from exc
+
+    def _clamp(self, end: datetime) -> datetime:
+        end = _utc(end)
+        return min(end, self.now) if self.now is not None else end
+
+    async def query_range(self, query: str, start: datetime, end: datetime,
+                          step_seconds: float | None = None) -> list[Series]:
+        start, end = _utc(start), self._clamp(end)
+        if end < start:
+            return []
+        step = step_seconds or choose_step(start, end, scrape_interval=self.scrape_interval)
+        raw = await self._call(f"query_range {query!r}", self._prom.custom_query_range,
+                               query=query, start_time=start, end_time=end, step=f"{step:g}s")
+        return [_series_from_prom(r) for r in raw]
+
+    async def query_instant(self, query: str, at: datetime | None = None) -> list[Series]:
+        """Instant query at `at` (default: now, or the source's `now` bound)."""
+        at = self._clamp(at or datetime.now(UTC))
+        raw = await self._call(f"query {query!r}", self._prom.custom_query, query=query,
+                               params={"time": f"{at.timestamp():.3f}"})
+        return [_series_from_prom(r) for r in raw]
+
+    async def label_values(self, label: str, match: str | None = None) -> list[str]:
+        params = {"match[]": match} if match else None
+        vals = await self._call(f"label values {label!r}", self._prom.get_label_values, label, params)
+        return sorted(vals or [])
+
+    async def series(self, match: str, start: datetime | None = None,
+                     end: datetime | None = None) -> list[dict[str, str]]:
+        """Series discovery (`/api/v1/series`): the label sets matching a selector."""
+        params: dict[str, Any] = {"match[]": match}
+        if start is not None:
+            params["start"] = f"{_utc(start).timestamp():.3f}"
+        if end is not None or self.now is not None:
+            params["end"] = f"{self._clamp(end or datetime.now(UTC)).timestamp():.3f}"
+
+        def _get() -> list[dict[str, str]]:
+            resp = self._prom._session.get(f"{self.url}/api/v1/series", params=params,
+                                           headers=self._prom.headers, timeout=self.timeout,
+                                           verify=self._prom._session.verify)
+            resp.raise_for_status()
+            return list(resp.json()["data"])
+
+        return await self._call(f"series {match!r}", _get)
+
+    async def list_metrics(self, component: str | None = None) -> list[str]:
+        lbl = self.component_label
+        match = f'{{{lbl}="{_escape(component)}"}}' if component else f'{{{lbl}=~".+"}}'
+        return await self.label_values("__name__", match)
+
+    async def list_components(self) -> list[str]:
+        return await self.label_values(self.component_label)
+
+    async def healthy(self) -> bool:
+        try:
+            return bool(await asyncio.to_thread(self._prom.check_prometheus_connection))
+        except Exception:
+            return False
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _series_from_prom(r: dict[str, Any]) -> Series:
+    labels = dict(r.get("metric", {}))
+    name = labels.pop("__name__", "")
+    raw = r.get("values") or ([r["value"]] if "value" in r else [])
+    pts = [(datetime.fromtimestamp(float(t), UTC), float(v)) for t, v in raw]
+    return Series(metric=name, labels=labels, points=pts)
+
+
+# -------------------------------------------------------------------- recorded (Nezha layout) --
+# Recorded CSV column -> Prometheus-legal metric name. The one place this mapping lives: the
+# recorded source, the OpenMetrics export and the tests all go through `metric_name_for_column`.
+_UNIT_SUFFIX = {"%": "percent", "s": "seconds", "ms": "milliseconds", "m": "millicores",
+                "Mi": "mebibytes", "Ops": "ops", "B": "bytes"}
+_NON_METRIC_COLUMNS = {"Time", "TimeStamp", "PodName", "time", "timestamp", "ServiceName"}
+
+
+def metric_name_for_column(column: str) -> str:
+    """`CpuUsageRate(%)` -> `cpu_usage_rate_percent`, `PodServerLatencyP90(s)` ->
+    `pod_server_latency_p90_seconds`, `NetworkReceiveBytes` -> `network_receive_bytes`."""
+    m = re.fullmatch(r"(?P<base>[^()]+?)\s*(?:\((?P<unit>[^()]*)\))?", column.strip())
+    base, unit = (m.group("base"), m.group("unit")) if m else (column, None)
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base)
+    snake = re.sub(r"[^a-zA-Z0-9_]+", "_", snake).strip("_").lower()
+    if unit:
+        snake += "_" + _UNIT_SUFFIX.get(unit, re.sub(r"[^a-zA-Z0-9]+", "_", unit).lower())
+    if not re.match(r"[a-zA-Z_]", snake):
+        snake = "m_" + snake
+    return snake
+
+
+_POD_SUFFIXES = (
+    re.compile(r"^(?P<svc>.+)-[a-z0-9]{5,10}-[a-z0-9]{5}$"),  # Deployment: <svc>-<replicaset>-<pod>
+    re.compile(r"^(?P<svc>.+)-[0-9]+$"),  # StatefulSet: <svc>-<ordinal>
+    re.compile(r"^(?P<svc>.+)-[a-z0-9]{5}$"),  # DaemonSet / bare ReplicaSet: <svc>-<pod>
+)
+
+
+def service_of_pod(pod: str) -> str:
+    """The service a pod belongs to: the pod name without its replica-set and pod suffixes."""
+    for rx in _POD_SUFFIXES:
+        m = rx.match(pod)
+        if m:
+            return m.group("svc")
+    return pod
+
+
+_IP = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?$")
+_FRAME_CACHE: dict[tuple[str, float], Any] = {}
+_FRAME_LOCK = threading.Lock()
+
+
+def _load_metric_csv(path: Path) -> Any:
+    """One pod file as a DataFrame indexed by UTC time, columns renamed to metric names.
+
+    Cached per process (keyed by path and mtime): an eval diagnoses dozens of incidents against the
+    same day of data. The `Time` column is used, not `TimeStamp`, which is wrong in some files.
+    """
+    import pandas as pd
+
+    key = (str(path), path.stat().st_mtime)
+    with _FRAME_LOCK:
+        cached = _FRAME_CACHE.get(key)
+    if cached is not None:
+        return cached
+    df = pd.read_csv(path)
+    time_col = "Time" if "Time" in df.columns else "time"
+    times = pd.to_datetime(df[time_col].astype(str).str.slice(0, 26), utc=True, format="ISO8601")
+    cols = [c for c in df.columns if c not in _NON_METRIC_COLUMNS]
+    out = df[cols].apply(pd.to_numeric, errors="coerce")
+    out.columns = [metric_name_for_column(c) for c in cols]
+    out.index = times
+    out = out[~out.index.isna()].sort_index()
+    with _FRAME_LOCK:
+        _FRAME_CACHE[key] = out
+    return out
+
+
+class RecordedMetricsSource:
+    """`MetricsSource` over recorded per-pod metric CSVs (the Nezha layout).
+
+    Layout: `<dir>/<pod>_metric.csv.gz` (or `.csv`), one row per minute, one column per metric.
+    Each column becomes a metric (`metric_name_for_column`) with labels `{service, pod}`, where the
+    service is the pod name without its replica-set and pod suffixes. Files load lazily on first
+    query and are cached per process. `now` is a hard upper time bound: nothing recorded after it
+    can be read, so a replayed incident cannot peek at its own future.
+    """
+
+    name = "recorded"
+
+    def __init__(self, metric_dirs: str | Path | Sequence[str | Path], *, now: datetime | None = None,
+                 component_label: str = "service") -> None:
+        dirs = [metric_dirs] if isinstance(metric_dirs, str | Path) else list(metric_dirs)
+        self.metric_dirs = [Path(d) for d in dirs]
+        self.now = _utc(now) if now is not None else None
+        self.component_label = component_label
+        self._files: dict[str, list[Path]] | None = None
+
+    @classmethod
+    def nezha(cls, data_dir: str | Path, system: str, date: str, *,
+              now: datetime | None = None) -> RecordedMetricsSource:
+        """`<data_dir>/nezha-rca/<system>/<date>/metric` (or `<data_dir>/<system>/<date>/metric`)."""
+        base = Path(data_dir)
+        for cand in (base / "nezha-rca" / system / date / "metric", base / system / date / "metric"):
+            if cand.is_dir():
+                return cls(cand, now=now)
+        raise FileNotFoundError(f"no metric directory for {system}/{date} under {base}")
+
+    def at(self, now: datetime | None) -> RecordedMetricsSource:
+        """The same recording with another time bound (shares the per-process cache)."""
+        return RecordedMetricsSource(self.metric_dirs, now=now, component_label=self.component_label)
+
+    # --- discovery ------------------------------------------------------------------------------
+    def _pods(self) -> dict[str, list[Path]]:
+        if self._files is None:
+            files: dict[str, list[Path]] = {}
+            for d in self.metric_dirs:
+                if not d.is_dir():
+                    raise FileNotFoundError(f"metric directory not found: {d}")
+                for p in sorted(d.iterdir()):
+                    m = re.fullmatch(r"(?P<pod>.+)_metric\.csv(?:\.gz)?", p.name)
+                    if m:
+                        files.setdefault(m.group("pod"), []).append(p)
+            self._files = files
+        return self._files
+
+    def _labels(self, pod: str) -> dict[str, str]:
+        return {self.component_label: service_of_pod(pod), "pod": pod}
+
+    def _frame(self, pod: str) -> Any:
+        import pandas as pd
+
+        frames = [_load_metric_csv(p) for p in self._pods()[pod]]
+        if len(frames) == 1:
+            return frames[0]
+        df = pd.concat(frames).sort_index()
+        return df[~df.index.duplicated(keep="last")]
+
+    async def list_components(self) -> list[str]:
+        return sorted({service_of_pod(p) for p in self._pods()})
+
+    async def list_pods(self, component: str | None = None) -> list[str]:
+        return sorted(p for p in self._pods() if component is None or service_of_pod(p) == component)
+
+    async def list_metrics(self, component: str | None = None) -> list[str]:
+        names: set[str] = set()
+        for pod in await self.list_pods(component):
+            names.update(self._frame(pod).columns)
+        return sorted(names)
+
+    async def label_values(self, label: str, match: str | None = None) -> list[str]:
+        sel = Selector.parse(match) if match else None
+        vals: set[str] = set()
+        for pod in self._pods():
+            labels = self._labels(pod)
+            for metric in self._frame(pod).columns:
+                if sel is None or sel.matches(metric, labels):
+                    vals.add(metric if label == "__name__" else labels.get(label, ""))
+        vals.discard("")
+        return sorted(vals)
+
+    def call_graph(self) -> dict[str, list[str]] | None:
+        """Caller -> callees from a `dependency.csv[.gz]` (Source,Target) next to the metrics."""
+        import pandas as pd
+
+        for d in self.metric_dirs:
+            for name in ("dependency.csv.gz", "dependency.csv"):
+                p = d / name
+                if p.exists():
+                    df = pd.read_csv(p)
+                    graph: dict[str, list[str]] = {}
+                    for src, dst in zip(df.iloc[:, 0].astype(str), df.iloc[:, 1].astype(str), strict=True):
+                        if _IP.match(src) or _IP.match(dst):  # external peers, not components
+                            continue
+                        if src != dst and dst not in graph.setdefault(src, []):
+                            graph[src].append(dst)
+                    return graph
+        return None
+
+    # --- queries --------------------------------------------------------------------------------
+    async def query_range(self, query: str, start: datetime, end: datetime,
+                          step_seconds: float | None = None) -> list[Series]:
+        return self.query_range_sync(query, start, end, step_seconds)
+
+    def query_range_sync(self, query: str, start: datetime, end: datetime,
+                         step_seconds: float | None = None) -> list[Series]:
+        import pandas as pd
+
+        sel = Selector.parse(query)
+        start, end = _utc(start), _utc(end)
+        if self.now is not None:
+            end = min(end, self.now)
+        if end < start:
+            return []
+        out: list[Series] = []
+        for pod in sorted(self._pods()):
+            labels = self._labels(pod)
+            df = None
+            for metric in self._metric_names(pod):
+                if not sel.matches(metric, labels):
+                    continue
+                if df is None:
+                    frame = self._frame(pod)
+                    df = frame.loc[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
+                col = df[metric].dropna()
+                if step_seconds and step_seconds > 60 and len(col):
+                    col = col.resample(f"{int(step_seconds)}s", origin=pd.Timestamp(start)).mean().dropna()
+                if len(col):
+                    pts = [(t.to_pydatetime(), float(v)) for t, v in col.items()]
+                    out.append(Series(metric=metric, labels=dict(labels), points=pts))
+        return out
+
+    async def query_instant(self, query: str, at: datetime | None = None,
+                            lookback_seconds: float = 300.0) -> list[Series]:
+        """The latest point at or before `at` (Prometheus' 5-minute lookback), one per series."""
+        at = _utc(at) if at is not None else (self.now or datetime.now(UTC))
+        series = self.query_range_sync(query, at - timedelta(seconds=lookback_seconds), at)
+        return [Series(metric=s.metric, labels=s.labels, points=s.points[-1:]) for s in series]
+
+    def _metric_names(self, pod: str) -> list[str]:
+        return list(self._frame(pod).columns)
