@@ -1,0 +1,141 @@
+"""Real servers for integration tests, started on free loopback ports and stopped afterwards.
+
+`start_redis()` launches `redis-server` with persistence off in a temporary directory and waits for
+PING. The returned `RedisServer` can be killed (SIGKILL, like a crash) and started again on the *same*
+port, which is what outage/recovery tests need. When the binary is absent the fixture skips (CI installs
+it); the context manager raises `ServerUnavailable` so non-pytest callers get a clear error.
+
+Use from a test module:
+
+    from tests.servers import redis_server  # noqa: F401  (pytest fixture)
+
+    def test_x(redis_server): ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class ServerUnavailable(RuntimeError):
+    """The server binary is not installed."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ping(port: int, timeout: float = 0.2) -> bool:
+    """Raw RESP PING, so this helper does not depend on the client library under test."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One `redis-server` process bound to 127.0.0.1:`port`, restartable on the same port."""
+
+    def __init__(self, port: int, workdir: Path, binary: str) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, wait: float = 10.0) -> None:
+        if self.running:
+            return
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+        )
+        log.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode} on port {self.port}:\n{tail}")
+            if _ping(self.port):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING on port {self.port} within {wait}s")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (graceful) or, with `kill=True`, SIGKILL as in a crash."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def start_redis(port: int | None = None) -> Iterator[RedisServer]:
+    """Run a throw-away `redis-server` for the duration of the block."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerUnavailable("redis-server is not installed (apt-get install redis-server)")
+    with tempfile.TemporaryDirectory(prefix="aiops-redis-") as tmp:
+        last_error: Exception | None = None
+        for _attempt in range(3):  # the free port can be taken between probing and binding
+            server = RedisServer(port or free_port(), Path(tmp), binary)
+            try:
+                server.start()
+            except RuntimeError as exc:
+                last_error = exc
+                if port is not None:
+                    break
+                continue
+            try:
+                yield server
+            finally:
+                server.stop()
+            return
+        raise RuntimeError(f"could not start redis-server: {last_error}")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh, empty redis-server per test (skips when the binary is absent)."""
+    try:
+        with start_redis() as server:
+            yield server
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
