@@ -201,6 +201,7 @@ class Plan(_Model):
     actions: list[Action]
     rationale: str
     known_fix: bool = False  # the catalog (or memory) marks this as a fix that worked before
+    checks: list[str] = Field(default_factory=list)  # preflight results (--check), not part of the hash
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
 

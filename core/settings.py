@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     # --- Approval policy ------------------------------------------------------------------------
     APPROVAL_TTL_SECONDS: int = Field(86400, ge=1)
     AUTO_APPROVE_LOW_RISK: bool = True
+    VERIFY_SETTLE_SECONDS: int = Field(60, ge=0)  # live runs: wait this long after a change before verifying
     APPROVERS: str | None = None  # comma-separated names allowed to approve from CLI/HTTP (empty: anyone local)
 
     @field_validator("REDIS_URL")

@@ -1,0 +1,50 @@
+"""The approval policy and the checks every human decision must pass before anything executes.
+
+Auto-approval is only for low-risk known fixes. A human decision is accepted only if it names the
+plan's current content hash, comes from an authorised approver, arrives before expiry, and has not
+been used before (the gate consumes it). Anything else leaves the plan unexecuted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core.models import Approval, Plan, Risk, utcnow
+from core.settings import Settings
+
+
+def auto_approval(plan: Plan, settings: Settings) -> Approval | None:
+    if settings.AUTO_APPROVE_LOW_RISK and plan.risk == Risk.LOW and plan.known_fix:
+        return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
+                        channel="policy", comment="low-risk known fix: auto-approved by policy")
+    return None
+
+
+def authorised(approver: str, channel: str, settings: Settings) -> bool:
+    if channel == "telegram":
+        return approver in settings.admin_chat_ids
+    if channel in ("cli", "http", "demo"):
+        return not settings.approvers or approver in settings.approvers
+    return False
+
+
+def check_decision(raw: Any, plan: Plan, settings: Settings, now: datetime | None = None) -> Approval:
+    """Turn a resume payload into an Approval, with valid=False and a reason when it must not count."""
+    now = now or utcnow()
+    if not isinstance(raw, dict):
+        return Approval(plan_id=plan.id, plan_hash="", approver="?", decision="reject", valid=False,
+                        reason="malformed decision")
+    approval = Approval.model_validate({"plan_id": plan.id, **raw})
+    problems = []
+    if approval.plan_id != plan.id:
+        problems.append(f"decision is for plan {approval.plan_id}, not {plan.id}")
+    if approval.plan_hash != plan.content_hash:
+        problems.append("plan changed since approval was requested (content hash mismatch)")
+    if not authorised(approval.approver, approval.channel, settings):
+        problems.append(f"{approval.approver!r} is not an authorised approver for {approval.channel}")
+    if plan.expires_at is not None and now > plan.expires_at:
+        problems.append(f"approval window expired at {plan.expires_at:%Y-%m-%d %H:%M:%S}Z")
+    if problems:
+        return approval.model_copy(update={"valid": False, "reason": "; ".join(problems)})
+    return approval

@@ -1,0 +1,278 @@
+"""Diagnosis: gather evidence with the typed tools, then rank root-cause hypotheses.
+
+Both modes start from the same evidence: the metric anomaly ranking (every component scored against
+its own baseline, call graph applied) and the log templates that are new or spiking, redacted. In
+rule mode the ranking is turned into hypotheses deterministically. In LLM mode the model sees that
+evidence, may call the metric/log tools for more (each result becomes cited evidence), and returns a
+structured `Diagnosis`; invalid citations are dropped and an unusable answer falls back to the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel, Field
+
+from agents.prompts import DIAGNOSIS_SYSTEM
+from agents.toolbox import Toolbox
+from core.llm import parse_tool_call
+from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
+from tools.logs import LogQuery, LogRecord
+
+log = logging.getLogger(__name__)
+
+# The window in which symptoms are looked for, and the baseline before it that defines "normal".
+DETECT_WINDOW = timedelta(minutes=10)
+BASELINE_WINDOW = timedelta(minutes=60)
+MAX_SUSPECTS = 5
+MAX_LLM_STEPS = 4
+
+# What a metric's move most likely means: (substring, the direction that is bad, cause).
+_CAUSE_BY_METRIC = [
+    ("restart", "up", "crash loop: the process keeps restarting"),
+    ("filesystem", "up", "filesystem filling up"), ("disk", "up", "disk filling up"),
+    ("cpu", "up", "CPU saturation"), ("mem", "up", "memory pressure"),
+    ("latency", "up", "elevated latency"), ("success", "down", "requests failing"),
+    ("error", "up", "error rate up"), ("carrier", "up", "link flapping"), ("link", "up", "link flapping"),
+    ("workload", "any", "load change"), ("network", "any", "network traffic shift"),
+]
+
+
+def cause_for(metric: str, direction: str) -> str:
+    low = metric.lower()
+    for key, bad, cause in _CAUSE_BY_METRIC:
+        if key in low and bad in ("any", direction):
+            return cause
+    return f"{metric} {'rose' if direction == 'up' else 'dropped'} far from its baseline"
+
+
+@dataclass
+class EvidenceBook:
+    """Allocates evidence ids and keeps every item the diagnosis saw."""
+
+    items: list[Evidence] = field(default_factory=list)
+
+    def add(self, **kw: Any) -> Evidence:
+        ev = Evidence(id=f"ev-{len(self.items) + 1}", **kw)
+        self.items.append(ev)
+        return ev
+
+    def by_component(self) -> dict[str, list[Evidence]]:
+        out: dict[str, list[Evidence]] = defaultdict(list)
+        for ev in self.items:
+            out[ev.component].append(ev)
+        return out
+
+    def ids(self) -> set[str]:
+        return {e.id for e in self.items}
+
+
+@dataclass
+class Findings:
+    suspects: list[Any] = field(default_factory=list)  # tools.analysis.metric_anomaly.Suspect
+    book: EvidenceBook = field(default_factory=EvidenceBook)
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _log_service(r: LogRecord) -> str:
+    return r.service or r.host or "unknown"
+
+
+async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
+    end = toolbox.current_time()
+    start, baseline_start = end - DETECT_WINDOW, end - DETECT_WINDOW - BASELINE_WINDOW
+    f = Findings(start=start, end=end)
+    if toolbox.metrics is not None:
+        from tools.analysis.metric_anomaly import rank_components
+
+        f.suspects = (await rank_components(toolbox.metrics, start, end, baseline_start=baseline_start,
+                                            call_graph=toolbox.call_graph))[:MAX_SUSPECTS]
+        for s in f.suspects:
+            for a in s.anomalies[:3]:
+                f.book.add(tool="metrics", query=a.query, component=s.component, signal="metric",
+                           start=a.start, end=a.end, value=a.value, baseline=a.baseline,
+                           excerpt=f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
+                                   f"anomaly score {a.score:.1f})")
+    if toolbox.logs is not None:
+        from tools.analysis.log_templates import summarize_logs
+
+        recent = await toolbox.logs.search(LogQuery(start=start, end=end, limit=20_000))
+        before = await toolbox.logs.search(LogQuery(start=baseline_start, end=start, limit=20_000))
+        by_svc: dict[str, list[LogRecord]] = defaultdict(list)
+        base_by_svc: dict[str, list[LogRecord]] = defaultdict(list)
+        for r in recent:
+            by_svc[_log_service(r)].append(r)
+        for r in before:
+            base_by_svc[_log_service(r)].append(r)
+        for svc, records in by_svc.items():
+            stats = summarize_logs(records, base_by_svc.get(svc, []), top=10)
+            notable = [t for t in stats if t.is_new or (t.spike_ratio or 0) >= 3.0
+                       or any(lv.lower() in ("error", "err", "crit", "critical", "fatal", "emerg", "alert")
+                              for lv in t.levels)]
+            for t in notable[:3]:
+                f.book.add(tool="logs", signal="log", component=svc, start=start, end=end,
+                           query=json.dumps({"service": svc, "template": t.template}),
+                           value=float(t.count), baseline=float(t.baseline_count),
+                           excerpt=(f"{t.count}x in {int(DETECT_WINDOW.total_seconds() // 60)} min "
+                                    f"(baseline {t.baseline_count}{', new' if t.is_new else ''}): {t.example}"))
+    return f
+
+
+def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagnosis:
+    """Deterministic ranking: metric anomaly score, log evidence, and the component the alert names."""
+    evidence = f.book.by_component()
+    metric_max = max((s.score for s in f.suspects), default=0.0) or 1.0
+    scores: dict[str, float] = defaultdict(float)
+    for rank, s in enumerate(f.suspects):
+        scores[s.component] += 0.6 * (s.score / metric_max) + 0.01 * (len(f.suspects) - rank)
+    for comp, items in evidence.items():
+        logs = [e for e in items if e.signal == "log"]
+        if logs:
+            scores[comp] += 0.3 * min(1.0, len(logs) / 2)
+    target = incident.alert.target
+    if target in scores or not scores:
+        scores[target] += 0.2
+    total = sum(scores.values()) or 1.0
+    hyps = []
+    for comp, score in sorted(scores.items(), key=lambda kv: -kv[1]):
+        items = evidence.get(comp, [])
+        cause = _cause_from(items, verdict)
+        hyps.append(Hypothesis(component=comp, cause=cause,
+                               confidence=round(min(0.95, max(0.01, score / total)), 3),
+                               evidence_ids=[e.id for e in items],
+                               rationale=_rationale(comp, items, target)))
+    summary = (f"{hyps[0].component}: {hyps[0].cause}" if hyps else "no evidence")
+    return Diagnosis(hypotheses=hyps, summary=summary)
+
+
+def _cause_from(items: list[Evidence], verdict: TriageVerdict) -> str:
+    logs = [e for e in items if e.signal == "log"]
+    metrics = [e for e in items if e.signal == "metric"]
+    parts = []
+    if metrics:
+        top = metrics[0]
+        metric = top.query.split("{")[0]
+        direction = "up" if (top.value or 0) >= (top.baseline or 0) else "down"
+        parts.append(cause_for(metric, direction))
+    if logs:
+        parts.append("logs: " + logs[0].excerpt.split(": ", 1)[-1][:140])
+    if not parts:
+        return f"{verdict.category} alert with no corroborating telemetry"
+    return "; ".join(parts)
+
+
+def _rationale(comp: str, items: list[Evidence], target: str) -> str:
+    bits = [f"{len([e for e in items if e.signal == 'metric'])} anomalous metrics",
+            f"{len([e for e in items if e.signal == 'log'])} notable log templates"]
+    if comp == target:
+        bits.append("named by the alert")
+    return ", ".join(bits)
+
+
+# ------------------------------------------------------------------------------------ LLM mode --
+class HypothesisOut(BaseModel):
+    component: str
+    cause: str
+    confidence: float = Field(ge=0, le=1)
+    evidence_ids: list[str]
+
+
+class DiagnosisOutput(BaseModel):
+    """Final answer: ranked root-cause hypotheses, most likely first."""
+
+    hypotheses: list[HypothesisOut] = Field(min_length=1)
+    summary: str = ""
+
+
+DiagnosisOutput.__name__ = "Diagnosis"  # the tool name the model calls
+
+
+def _evidence_brief(f: Findings) -> str:
+    lines = [f"window {f.start:%H:%M}-{f.end:%H:%M} UTC" if f.start and f.end else ""]
+    for ev in f.book.items:
+        lines.append(f"{ev.id} [{ev.tool}] {ev.component}: {ev.excerpt}")
+    return "\n".join(lines)
+
+
+def _tools_for(toolbox: Toolbox) -> list[Any]:
+    tools: list[Any] = []
+    if toolbox.metrics is not None:
+        from tools.metrics import make_metric_tools
+
+        tools += make_metric_tools(toolbox.metrics)
+    if toolbox.logs is not None:
+        from tools.logs import make_log_tools
+
+        tools += make_log_tools(toolbox.logs)
+    return tools
+
+
+async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, toolbox: Toolbox,
+                       calls: list[LLMCall]) -> Diagnosis | None:
+    alert = incident.alert
+    tools = _tools_for(toolbox)
+    by_name = {t.name: t for t in tools}
+    messages: list[BaseMessage] = [
+        SystemMessage(DIAGNOSIS_SYSTEM),
+        HumanMessage(f"ALERT {alert.name} ({verdict.category}, {alert.severity}) on {alert.target}\n"
+                     f"labels: {alert.labels}\nannotations: {alert.annotations}\n\n"
+                     f"EVIDENCE\n{_evidence_brief(f)}"),
+    ]
+    out: DiagnosisOutput | None = None
+    for _ in range(MAX_LLM_STEPS):
+        msg = await toolbox.llm.step("diagnosis", messages, [*tools, DiagnosisOutput], calls)
+        if msg is None:
+            return None
+        out = parse_tool_call(msg, DiagnosisOutput)
+        if out is not None:
+            break
+        tool_calls = [c for c in msg.tool_calls if c["name"] in by_name]
+        if not tool_calls:
+            break
+        messages.append(msg)
+        for call in tool_calls:
+            try:
+                result = await by_name[call["name"]].ainvoke(call["args"])
+            except Exception as exc:  # a bad tool argument is the model's problem: tell it
+                result = f"error: {exc}"
+            text = result if isinstance(result, str) else json.dumps(result, default=str)
+            ev = f.book.add(tool=call["name"], query=json.dumps(call["args"], default=str), excerpt=text[:600],
+                            component=str(call["args"].get("service") or call["args"].get("component") or ""),
+                            signal="log" if "log" in call["name"] else "metric", start=f.start, end=f.end)
+            messages.append(ToolMessage(f"{ev.id}: {text[:2000]}", tool_call_id=call["id"]))
+    if out is None:
+        out = await toolbox.llm.structured("diagnosis", messages, DiagnosisOutput, calls)
+    if out is None:
+        return None
+    known = f.book.ids()
+    hyps = []
+    for h in out.hypotheses:
+        cited = [e for e in h.evidence_ids if e in known]
+        if not cited:
+            log.warning("dropping hypothesis %s: cites no known evidence (%s)", h.component, h.evidence_ids)
+            continue
+        hyps.append(Hypothesis(component=h.component, cause=h.cause, confidence=h.confidence,
+                               evidence_ids=cited, rationale="LLM, from cited evidence"))
+    if not hyps:
+        return None
+    hyps.sort(key=lambda h: -h.confidence)
+    return Diagnosis(hypotheses=hyps, summary=out.summary or f"{hyps[0].component}: {hyps[0].cause}")
+
+
+async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
+                   calls: list[LLMCall]) -> tuple[Diagnosis, list[Evidence], bool]:
+    """Returns (diagnosis, evidence, whether the LLM produced it)."""
+    f = await gather_evidence(incident, toolbox)
+    if toolbox.llm.providers:
+        result = await diagnose_llm(incident, verdict, f, toolbox, calls)
+        if result is not None:
+            return result, f.book.items, True
+    return rank_rules(incident, verdict, f), f.book.items, False
+

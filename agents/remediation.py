@@ -1,0 +1,132 @@
+"""Remediation planning: a typed, risk-rated plan built only from catalog actions.
+
+Rules map the triage category and the diagnosis to catalog entries. An LLM, when available, picks
+entries and fills their declared parameters; its choice is validated against the catalog (unknown
+actions or parameters are refused) and falls back to the rules when unusable. Every Ansible step is
+syntax-checked and dry-run (`--check`) where the host is reachable before anyone is asked to approve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from agents.prompts import REMEDIATION_SYSTEM
+from agents.toolbox import Toolbox
+from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
+from tools.catalog import CATALOG
+
+_CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
+
+
+def _host(incident: Incident) -> str:
+    labels = incident.alert.labels
+    for key in ("host", "nodename", "instance"):
+        if labels.get(key):
+            return labels[key].rsplit(":", 1)[0] if key == "instance" else labels[key]
+    return incident.alert.target
+
+
+def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
+               evidence: list[Evidence]) -> tuple[list[Action], str]:
+    labels = incident.alert.labels
+    top = diagnosis.hypotheses[0] if diagnosis.hypotheses else None
+    component = top.component if top else incident.alert.target
+    cited = {e.id: e for e in evidence}
+    top_logs = " ".join(cited[i].excerpt for i in (top.evidence_ids if top else []) if i in cited)
+    host = _host(incident)
+    cat = verdict.category
+    if cat == "disk":
+        path = labels.get("mountpoint", "/")
+        path = "/var/log" if path == "/" else path.rstrip("/") + "/log"
+        return ([CATALOG["cleanup_rotated_logs"].action(host, path=path)],
+                f"{host}: {path} is filling up; rotated logs older than 3 days are the usual, safe space to free")
+    if cat == "crashloop":
+        svc = labels.get("service") or component
+        if _CONFIG_ERROR.search(top_logs) and labels.get("config_path"):
+            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=labels["config_path"])],
+                    f"{svc} crashes at start-up on a configuration error; restoring the last known-good "
+                    "configuration removes the trigger")
+        return ([CATALOG["restart_service"].action(host, service=svc)],
+                f"{svc} is crash-looping; a clean restart clears transient state")
+    if cat == "network" and (labels.get("interface") or labels.get("ifName")):
+        iface = labels.get("interface") or labels["ifName"]
+        return ([CATALOG["routeros_interface_disable"].action(host, interface=iface)],
+                f"{iface} on {host} is flapping; disabling it lets traffic settle on the backup path "
+                "until the carrier is fixed")
+    if cat in ("cpu", "memory", "latency", "errors", "anomaly") and top is not None:
+        svc = labels.get("service") if cat in ("cpu", "memory") and labels.get("service") else component
+        return ([CATALOG["restart_service"].action(host, service=svc)],
+                f"{svc} is the most likely root cause ({top.cause}); restarting it is the least risky fix "
+                "that clears runaway work")
+    return ([CATALOG["escalate_to_oncall"].action(component)],
+            "no catalog action fits this diagnosis safely; escalating with the evidence")
+
+
+class PlanStep(BaseModel):
+    action: str = Field(description="exact catalog name")
+    target: str = Field(description="host (or device) the action runs on")
+    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class RemediationPlan(BaseModel):
+    """The chosen catalog steps, in order, and why."""
+
+    steps: list[PlanStep] = Field(min_length=1, max_length=3)
+    rationale: str
+
+
+def _catalog_brief() -> str:
+    return "\n".join(f"- {e.name} (risk {e.risk.value}): {e.description}; parameters: "
+                     f"{e.parameters or 'none'}" for e in CATALOG.values())
+
+
+def _validate(out: RemediationPlan) -> list[Action] | None:
+    actions = []
+    for step in out.steps:
+        entry = CATALOG.get(step.action)
+        if entry is None:
+            return None
+        try:
+            actions.append(entry.action(step.target, **step.parameters))
+        except ValueError:
+            return None
+    return actions
+
+
+async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
+               toolbox: Toolbox, calls: list[LLMCall]) -> tuple[Plan, bool]:
+    actions: list[Action] | None = None
+    rationale = ""
+    used_llm = False
+    if toolbox.llm.providers and diagnosis.hypotheses:
+        top = diagnosis.hypotheses[:3]
+        out = await toolbox.llm.structured("remediation", [
+            SystemMessage(REMEDIATION_SYSTEM),
+            HumanMessage(f"ALERT {incident.alert.name} on {incident.alert.target} ({verdict.category}); "
+                         f"labels {incident.alert.labels}\nDIAGNOSIS\n"
+                         + "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top)
+                         + f"\nCATALOG\n{_catalog_brief()}"),
+        ], RemediationPlan, calls)
+        if out is not None:
+            actions = _validate(out)
+            rationale = out.rationale
+            used_llm = actions is not None
+    if actions is None:
+        actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
+    known = all(CATALOG[a.name].known_fix for a in actions)
+    p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=known)
+    p = p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS)
+    return p, used_llm
+
+
+async def preflight(p: Plan, toolbox: Toolbox) -> list[str]:
+    """Dry-run checks shown to the approver (they do not change the plan's content hash)."""
+    if toolbox.executor is None:
+        return []
+    ex: Any = toolbox.executor
+    return [await asyncio.to_thread(ex.preflight, a) for a in p.actions]

@@ -1,0 +1,83 @@
+"""Verification: re-run the evidence queries that showed the problem and judge recovery.
+
+A metric has recovered when its recent value is back within half the distance between the anomalous
+value and its baseline; a log template has recovered when its rate per minute is back near baseline.
+Nothing is verified when nothing really executed (dry runs, skips): that is reported, not assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+from datetime import datetime, timedelta
+
+from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
+from agents.toolbox import Toolbox
+from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
+from tools.logs import LogQuery
+
+VERIFY_WINDOW = timedelta(minutes=5)
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    parts = [re.escape(p) for p in re.split(r"<\*>", template)]
+    return re.compile(".*?".join(parts))
+
+
+async def _check_metric(ev: Evidence, toolbox: Toolbox, start: datetime, end: datetime) -> VerificationCheck:
+    assert toolbox.metrics is not None
+    series = await toolbox.metrics.query_range(ev.query, start, end)
+    values = [v for s in series for v in s.values()[-5:]]
+    if not values or ev.value is None or ev.baseline is None:
+        return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
+                                 note="no data after the change")
+    after = statistics.median(values)
+    recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
+    return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
+                             recovered=recovered,
+                             note=f"baseline {ev.baseline:.4g}, during incident {ev.value:.4g}, now {after:.4g}")
+
+
+async def _check_log(ev: Evidence, toolbox: Toolbox, start: datetime, end: datetime) -> VerificationCheck:
+    assert toolbox.logs is not None
+    q = json.loads(ev.query)
+    pattern = template_regex(q["template"])
+    records = await toolbox.logs.search(LogQuery(start=start, end=end, service=q.get("service"), limit=50_000))
+    count = sum(1 for r in records if pattern.search(r.message))
+    minutes = max((end - start).total_seconds() / 60, 1e-6)
+    rate_after = count / minutes
+    rate_during = (ev.value or 0) / (DETECT_WINDOW.total_seconds() / 60)
+    rate_base = (ev.baseline or 0) / (BASELINE_WINDOW.total_seconds() / 60)
+    recovered = rate_after <= max(1.5 * rate_base, 0.2 * rate_during)
+    return VerificationCheck(evidence_id=ev.id, query=ev.query, before=round(rate_during, 3),
+                             after=round(rate_after, 3), recovered=recovered,
+                             note=f"{count} matching lines in the last {minutes:.0f} min "
+                                  f"(per minute: baseline {rate_base:.2f}, incident {rate_during:.2f}, now {rate_after:.2f})")
+
+
+async def verify(evidence: list[Evidence], component: str, executions: list[ExecutionResult],
+                 toolbox: Toolbox) -> Verification:
+    if not any(e.status == "ok" for e in executions):
+        kinds = ", ".join(sorted({e.status for e in executions})) or "nothing"
+        return Verification(recovered=None, note=f"not verified: no action actually executed ({kinds})")
+    if toolbox.now is not None and toolbox.recovery_after is not None:
+        toolbox.advance_to(toolbox.now + toolbox.recovery_after)  # replay: read the recorded aftermath
+    elif toolbox.now is None and toolbox.settings.VERIFY_SETTLE_SECONDS:
+        await asyncio.sleep(toolbox.settings.VERIFY_SETTLE_SECONDS)  # live: let the change take effect
+    end = toolbox.current_time()
+    start = end - VERIFY_WINDOW
+    checks = []
+    for ev in evidence:
+        if ev.component != component or not ev.anomalous:
+            continue
+        if ev.signal == "metric" and toolbox.metrics is not None and ev.tool == "metrics":
+            checks.append(await _check_metric(ev, toolbox, start, end))
+        elif ev.signal == "log" and toolbox.logs is not None and ev.tool == "logs":
+            checks.append(await _check_log(ev, toolbox, start, end))
+    if not checks:
+        return Verification(recovered=None, note=f"not verified: no re-runnable evidence for {component}")
+    recovered = all(c.recovered for c in checks)
+    return Verification(recovered=recovered, checks=checks,
+                        note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline")

@@ -1,0 +1,134 @@
+"""The LLM provider chain: OpenAI-compatible first, Ollama as fallback, rule-based mode last.
+
+Agents never talk to a chat model directly; they ask the chain for a structured answer (a Pydantic
+model, obtained through a forced tool call, which works on OpenAI, Ollama and llama.cpp alike) or for
+one tool-calling step. Every attempt, successful or not, is recorded as an `LLMCall` (provider, model,
+tokens, latency) so cost is visible in the incident state. When no provider is configured, or every
+provider fails, the chain returns None and the agent uses its deterministic rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel, ValidationError
+
+from core.models import LLMCall
+from core.resilience import CircuitBreaker
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Provider:
+    name: str  # "openai", "ollama", "scripted", ...
+    model: str
+    chat: BaseChatModel
+    breaker: CircuitBreaker
+
+
+@dataclass
+class LLMChain:
+    providers: list[Provider] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        """'rules' when there is no model; otherwise the primary model's name."""
+        return self.providers[0].model if self.providers else "rules"
+
+    @property
+    def available(self) -> bool:
+        return any(p.breaker.allow() for p in self.providers)
+
+    async def _invoke(self, provider: Provider, node: str, messages: Sequence[BaseMessage],
+                      tools: Sequence[Any], tool_choice: str | None,
+                      calls: list[LLMCall]) -> AIMessage:
+        chat: Any = provider.chat
+        if tools:
+            chat = chat.bind_tools(list(tools), tool_choice=tool_choice) if tool_choice else chat.bind_tools(list(tools))
+        started = time.perf_counter()
+        try:
+            msg = await provider.breaker.call(lambda: chat.ainvoke(list(messages)))
+        except Exception as exc:
+            calls.append(LLMCall(node=node, provider=provider.name, model=provider.model, ok=False,
+                                 latency_ms=(time.perf_counter() - started) * 1000,
+                                 error=f"{type(exc).__name__}: {exc}"[:300]))
+            raise
+        usage = getattr(msg, "usage_metadata", None) or {}
+        calls.append(LLMCall(node=node, provider=provider.name, model=provider.model,
+                             input_tokens=int(usage.get("input_tokens", 0) or 0),
+                             output_tokens=int(usage.get("output_tokens", 0) or 0),
+                             latency_ms=(time.perf_counter() - started) * 1000))
+        return msg  # type: ignore[no-any-return]
+
+    async def step(self, node: str, messages: Sequence[BaseMessage], tools: Sequence[Any],
+                   calls: list[LLMCall], tool_choice: str | None = None) -> AIMessage | None:
+        """One model turn with tools bound. None when no provider answered."""
+        for provider in self.providers:
+            if not provider.breaker.allow():
+                continue
+            try:
+                return await self._invoke(provider, node, messages, tools, tool_choice, calls)
+            except Exception as exc:
+                log.warning("LLM provider %s failed in %s: %s", provider.name, node, exc)
+        return None
+
+    async def structured(self, node: str, messages: Sequence[BaseMessage], schema: type[M],
+                         calls: list[LLMCall]) -> M | None:
+        """Ask for one `schema` object via a forced tool call. None when no provider gave a valid one."""
+        for provider in self.providers:
+            if not provider.breaker.allow():
+                continue
+            try:
+                msg = await self._invoke(provider, node, messages, [schema], schema.__name__, calls)
+            except Exception as exc:
+                log.warning("LLM provider %s failed in %s: %s", provider.name, node, exc)
+                continue
+            parsed = parse_tool_call(msg, schema)
+            if parsed is not None:
+                return parsed
+            log.warning("LLM provider %s gave no valid %s in %s", provider.name, schema.__name__, node)
+            calls[-1] = calls[-1].model_copy(update={"ok": False, "error": f"no valid {schema.__name__}"})
+        return None
+
+
+def parse_tool_call(msg: AIMessage, schema: type[M]) -> M | None:
+    for call in msg.tool_calls or []:
+        if call.get("name") == schema.__name__:
+            try:
+                return schema.model_validate(call.get("args") or {})
+            except ValidationError as exc:
+                log.warning("invalid %s arguments: %s", schema.__name__, exc.errors()[:3])
+                return None
+    return None
+
+
+def build_llm_chain(settings: Settings) -> LLMChain:
+    """OpenAI-compatible when a key or base URL is set; Ollama as fallback when enabled and configured."""
+    if settings.LLM_MODE == "rules":
+        return LLMChain([])
+    breaker = lambda name: CircuitBreaker(name, settings.CB_FAILURE_THRESHOLD,  # noqa: E731
+                                          settings.CB_TIMEOUT, settings.CB_SUCCESS_THRESHOLD)
+    providers: list[Provider] = []
+    if settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL:
+        from langchain_openai import ChatOpenAI
+
+        chat = ChatOpenAI(model=settings.OPENAI_MODEL, api_key=settings.OPENAI_API_KEY or "not-needed",  # type: ignore[arg-type]
+                          base_url=settings.OPENAI_BASE_URL, timeout=settings.LLM_TIMEOUT, max_retries=1,
+                          temperature=0)
+        providers.append(Provider("openai", settings.OPENAI_MODEL, chat, breaker("openai")))
+    if settings.OLLAMA_BASE_URL and (settings.ENABLE_LLM_FALLBACK or not providers):
+        from langchain_ollama import ChatOllama
+
+        chat = ChatOllama(model=settings.OLLAMA_MODEL, base_url=settings.OLLAMA_BASE_URL, temperature=0,
+                          client_kwargs={"timeout": settings.LLM_TIMEOUT})
+        providers.append(Provider("ollama", settings.OLLAMA_MODEL, chat, breaker("ollama")))
+    return LLMChain(providers)

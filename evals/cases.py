@@ -1,0 +1,103 @@
+"""The recorded-incident format: an alert, the telemetry around it, and the aftermath.
+
+A recording holds metric series and log lines from before the alert (what diagnosis may read) and
+after it (what verification reads once a remediation ran). Replaying pins the clock to the alert
+time, so no tool can see the future until the graph advances it for verification. Hosts listed under
+`hosts` are local stand-ins (a sandbox directory driven by Ansible with `connection: local`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from core.models import AlertmanagerWebhook
+from tools.logs import InMemoryLogSource, LogRecord
+from tools.metrics import InMemoryMetricsSource, Series
+
+BUNDLED = Path(__file__).parent / "incidents"
+
+
+class RecordedSeries(BaseModel):
+    metric: str
+    labels: dict[str, str]
+    start: datetime
+    step_seconds: int
+    values: list[float | None]
+
+    def to_series(self) -> Series:
+        pts = [(self.start + timedelta(seconds=i * self.step_seconds), v)
+               for i, v in enumerate(self.values) if v is not None]
+        return Series(metric=self.metric, labels=self.labels, points=pts)
+
+
+class SandboxFile(BaseModel):
+    path: str  # absolute path on the (stand-in) host
+    size_kb: int = 0
+    age_days: float = 0
+    content: str | None = None
+
+
+class StandInHost(BaseModel):
+    files: list[SandboxFile] = Field(default_factory=list)
+
+
+class RecordedIncident(BaseModel):
+    name: str
+    title: str
+    description: str
+    webhook: AlertmanagerWebhook
+    alert_time: datetime
+    recovery_after_seconds: int = 600
+    call_graph: dict[str, list[str]] | None = None
+    metrics: list[RecordedSeries] = Field(default_factory=list)
+    logs: list[LogRecord] = Field(default_factory=list)
+    hosts: dict[str, StandInHost] = Field(default_factory=dict)
+
+    def metrics_source(self) -> InMemoryMetricsSource:
+        return InMemoryMetricsSource([s.to_series() for s in self.metrics], now=self.alert_time)
+
+    def logs_source(self) -> InMemoryLogSource:
+        return InMemoryLogSource(self.logs, now=self.alert_time)
+
+
+def bundled_incidents() -> list[Path]:
+    return sorted(BUNDLED.glob("*.json"))
+
+
+def load_recorded(path: str | Path) -> RecordedIncident:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "incident.json"
+    return RecordedIncident.model_validate_json(p.read_text())
+
+
+def prepare_stand_ins(rec: RecordedIncident, root: Path) -> Path:
+    """(Re)create the stand-in hosts' files under `root/<host>` and write an inventory for them."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for host, spec in rec.hosts.items():
+        host_root = root / host
+        if host_root.exists():
+            shutil.rmtree(host_root)
+        for f in spec.files:
+            target = host_root / f.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if f.content is not None:
+                target.write_text(f.content)
+            else:
+                target.write_bytes(b"\0" * (f.size_kb * 1024))
+            if f.age_days:
+                ts = datetime.now().timestamp() - f.age_days * 86400
+                os.utime(target, (ts, ts))
+        lines.append(f"{host} ansible_connection=local aiops_root={host_root.resolve()} aiops_sandbox=true "
+                     f"ansible_python_interpreter={sys.executable}")
+    inventory = root / "inventory.ini"
+    inventory.write_text("\n".join(lines) + "\n")
+    return inventory

@@ -1,0 +1,208 @@
+"""The incident graph: triage -> diagnosis -> planning -> approval gate -> execute -> verify -> report.
+
+Wiring only: each node converts state to models, calls its agent, and returns a state update. The
+approval gate pauses with LangGraph `interrupt()`; with a durable checkpointer the pending plan
+survives restarts and is resumed from any process with `Command(resume=decision)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from agents import approval as approval_agent
+from agents import diagnosis as diagnosis_agent
+from agents import remediation as remediation_agent
+from agents import triage as triage_agent
+from agents.toolbox import Toolbox
+from agents.verification import verify
+from core.models import (
+    AlertmanagerWebhook,
+    Approval,
+    Evidence,
+    ExecutionResult,
+    Hypothesis,
+    Incident,
+    IncidentReport,
+    IncidentStatus,
+    LLMCall,
+    Plan,
+    TriageVerdict,
+    Verification,
+)
+from graphs.state import IncidentState
+
+
+def incident_from_webhook(webhook: AlertmanagerWebhook) -> Incident:
+    firing = [a for a in webhook.alerts if a.status == "firing"] or webhook.alerts
+    first = firing[0]
+    summary = first.annotations.get("summary") or first.annotations.get("description") or first.name
+    return Incident(title=f"{first.name}: {summary}"[:200], fingerprint=first.effective_fingerprint(),
+                    group_key=webhook.group_key, alerts=firing, service=first.target, severity=first.severity)
+
+
+def _calls(calls: list[LLMCall]) -> list[dict[str, Any]]:
+    return [c.model_dump(mode="json") for c in calls]
+
+
+# ---------------------------------------------------------------------------------------- nodes --
+async def triage_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    webhook = AlertmanagerWebhook.model_validate(state["webhook"])
+    incident = (Incident.model_validate(state["incident"]) if state.get("incident")
+                else incident_from_webhook(webhook))
+    calls: list[LLMCall] = []
+    verdict, used = await triage_agent.triage(incident, runtime.context, calls)
+    status = {"duplicate": IncidentStatus.DUPLICATE, "resolved": IncidentStatus.RESOLVED,
+              "noise": IncidentStatus.RESOLVED}.get(verdict.kind, IncidentStatus.RUNNING)
+    return {"incident": incident.model_dump(mode="json"), "triage": verdict.model_dump(mode="json"),
+            "status": status.value, "llm_calls": _calls(calls), "llm_used": ["triage"] if used else []}
+
+
+async def diagnosis_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    incident = Incident.model_validate(state["incident"])
+    verdict = TriageVerdict.model_validate(state["triage"])
+    calls: list[LLMCall] = []
+    diag, evidence, used = await diagnosis_agent.diagnose(incident, verdict, runtime.context, calls)
+    return {"hypotheses": [h.model_dump(mode="json") for h in diag.hypotheses], "summary": diag.summary,
+            "evidence": [e.model_dump(mode="json") for e in evidence], "llm_calls": _calls(calls),
+            "llm_used": ["diagnosis"] if used else []}
+
+
+async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    from core.models import Diagnosis
+
+    incident = Incident.model_validate(state["incident"])
+    verdict = TriageVerdict.model_validate(state["triage"])
+    diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
+                     summary=state.get("summary", ""))
+    evidence = [Evidence.model_validate(e) for e in state.get("evidence", [])]
+    calls: list[LLMCall] = []
+    plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls)
+    plan.checks = await remediation_agent.preflight(plan, runtime.context)
+    return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
+            "llm_used": ["remediation"] if used else []}
+
+
+async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    settings = runtime.context.settings
+    plan = Plan.model_validate(state["plan"])
+    auto = approval_agent.auto_approval(plan, settings)
+    if auto is not None:
+        return {"approval": auto.model_dump(mode="json")}
+    # Pauses here; the value is what approvers are shown. On resume, interrupt() returns the decision.
+    decision = interrupt({"plan_id": plan.id, "plan_hash": plan.content_hash, "risk": plan.risk.value,
+                          "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
+                          "actions": [a.model_dump(mode="json") for a in plan.actions],
+                          "rationale": plan.rationale, "checks": plan.checks})
+    approval = approval_agent.check_decision(decision, plan, settings)
+    status = None if approval.valid and approval.decision == "approve" else IncidentStatus.REJECTED.value
+    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
+    if status:
+        update["status"] = status
+    return update
+
+
+async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    plan = Plan.model_validate(state["plan"])
+    approval = Approval.model_validate(state["approval"])
+    # Belt and braces: the edge already routes only valid approvals of this exact plan here.
+    if not (approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
+        return {"status": IncidentStatus.REJECTED.value, "executions": []}
+    executor: Any = runtime.context.executor
+    results: list[ExecutionResult] = []
+    for action in plan.actions:
+        if executor is None:
+            results.append(ExecutionResult(action=action.name, target=action.target, status="dry_run",
+                                           dry_run=True, output="no executor configured"))
+            continue
+        result = await asyncio.to_thread(executor.execute, action)
+        results.append(result)
+        if result.status == "failed":
+            break  # do not run later steps on top of a failed one
+    failed = any(r.status == "failed" for r in results)
+    return {"executions": [r.model_dump(mode="json") for r in results],
+            "status": (IncidentStatus.FAILED if failed else IncidentStatus.EXECUTED).value}
+
+
+async def verify_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    executions = [ExecutionResult.model_validate(e) for e in state.get("executions", [])]
+    evidence = [Evidence.model_validate(e) for e in state.get("evidence", [])]
+    hyps = state.get("hypotheses") or []
+    component = hyps[0]["component"] if hyps else ""
+    result = await verify(evidence, component, executions, runtime.context)
+    status = state.get("status", IncidentStatus.EXECUTED.value)
+    if status == IncidentStatus.EXECUTED.value and result.recovered:
+        status = IncidentStatus.RESOLVED.value
+    return {"verification": result.model_dump(mode="json"), "status": status}
+
+
+def build_report(state: IncidentState, mode: str) -> IncidentReport:
+    incident = Incident.model_validate(state["incident"])
+    return IncidentReport(
+        incident_id=incident.id, title=incident.title,
+        status=IncidentStatus(state.get("status", IncidentStatus.RUNNING.value)), mode=mode,
+        triage=TriageVerdict.model_validate(state["triage"]),
+        hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses") or []],
+        evidence=[Evidence.model_validate(e) for e in state.get("evidence") or []],
+        plan=Plan.model_validate(state["plan"]) if state.get("plan") else None,
+        approval=Approval.model_validate(state["approval"]) if state.get("approval") else None,
+        executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
+        verification=Verification.model_validate(state["verification"]) if state.get("verification") else None,
+        llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
+        created_at=incident.created_at)
+
+
+def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
+    return toolbox.llm.mode if state.get("llm_used") else "rules"
+
+
+async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    report = build_report(state, report_mode(state, runtime.context))
+    return {"report": report.model_dump(mode="json")}
+
+
+# ---------------------------------------------------------------------------------------- edges --
+def after_triage(state: IncidentState) -> str:
+    return "diagnosis" if state["triage"]["kind"] == "incident" else "report"
+
+
+def after_approval(state: IncidentState) -> str:
+    a = state.get("approval") or {}
+    return "execute" if a.get("valid") and a.get("decision") == "approve" else "report"
+
+
+def build_graph(*, stop_after_plan: bool = False) -> StateGraph:
+    g = StateGraph(IncidentState, context_schema=Toolbox)
+    g.add_node("triage", triage_node)
+    g.add_node("diagnosis", diagnosis_node)
+    g.add_node("plan", plan_node)
+    g.add_node("report", report_node)
+    g.add_edge(START, "triage")
+    g.add_conditional_edges("triage", after_triage, {"diagnosis": "diagnosis", "report": "report"})
+    g.add_edge("diagnosis", "plan")
+    if stop_after_plan:
+        g.add_edge("plan", "report")
+    else:
+        g.add_node("approval", approval_node)
+        g.add_node("execute", execute_node)
+        g.add_node("verify", verify_node)
+        g.add_edge("plan", "approval")
+        g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
+        g.add_edge("execute", "verify")
+        g.add_edge("verify", "report")
+    g.add_edge("report", END)
+    return g
+
+
+_INVESTIGATE = build_graph(stop_after_plan=True).compile()
+
+
+async def investigate(webhook: AlertmanagerWebhook, toolbox: Toolbox) -> IncidentReport:
+    """Triage, diagnose and plan without executing anything (evals, dry investigations)."""
+    state = await _INVESTIGATE.ainvoke({"webhook": webhook.model_dump(mode="json", by_alias=True)},
+                                       context=toolbox)
+    return IncidentReport.model_validate(state["report"])

@@ -1,0 +1,139 @@
+"""Runs the incident graph durably: start an investigation, resume it with a decision, list them.
+
+Every entry point (CLI, HTTP, Telegram, the Alertmanager worker) goes through this one runner, so
+dedupe, the approval gate and the registry behave the same everywhere. The toolbox is rebuilt from
+the incident's recorded `source` spec on resume, which is what lets another process pick it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from langgraph.types import Command
+from pydantic import BaseModel
+
+from agents.toolbox import Toolbox
+from core.models import AlertmanagerWebhook, IncidentReport, IncidentStatus, utcnow
+from core.settings import Settings
+from graphs.incident import build_graph, build_report, incident_from_webhook, report_mode
+from memory.checkpoint import open_checkpointer
+from memory.registry import IncidentRegistry, IncidentRow
+
+ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
+
+
+class UnknownPlan(LookupError):
+    pass
+
+
+class PlanNotPending(RuntimeError):
+    pass
+
+
+class RunOutcome(BaseModel):
+    incident_id: str
+    status: IncidentStatus
+    mode: str
+    plan_id: str | None = None
+    plan_hash: str | None = None
+    report: IncidentReport
+    pending: dict[str, Any] | None = None  # what the approval gate asks, while paused
+
+    def summary(self) -> dict[str, Any]:
+        return {"incident_id": self.incident_id, "status": self.status.value, "plan_id": self.plan_id,
+                "plan_hash": self.plan_hash, "mode": self.mode,
+                "risk": self.report.plan.risk.value if self.report.plan else None,
+                "root_cause": (self.report.hypotheses[0].component if self.report.hypotheses else None),
+                "approval": (self.report.approval.model_dump(mode="json", include={"approver", "decision", "valid", "reason"})
+                             if self.report.approval else None),
+                "recovered": self.report.verification.recovered if self.report.verification else None}
+
+
+class IncidentRunner:
+    def __init__(self, settings: Settings, toolbox_factory: ToolboxFactory) -> None:
+        self.settings = settings
+        self.toolbox_factory = toolbox_factory
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> IncidentRunner:
+        saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
+        self.graph = build_graph().compile(checkpointer=saver)
+        self.registry = IncidentRegistry(self.settings)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def _toolbox(self, source: dict[str, Any]) -> Toolbox:
+        toolbox = self.toolbox_factory(source)
+        toolbox.open_incident = self.registry.open_incident
+        return toolbox
+
+    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None) -> RunOutcome:
+        source = source or {"kind": "live"}
+        incident = incident_from_webhook(webhook)
+        toolbox = self._toolbox(source)
+        config = {"configurable": {"thread_id": incident.id}}
+        result = await self.graph.ainvoke(
+            {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")},
+            config, context=toolbox)
+        outcome = await self._finish(incident.id, result, toolbox, source)
+        triage = outcome.report.triage
+        if triage.kind == "resolved":  # the alert cleared: close the incident it belonged to
+            open_id = self.registry.open_incident(incident.fingerprint)
+            if open_id:
+                self.registry.set_status(open_id, IncidentStatus.RESOLVED.value)
+        return outcome
+
+    async def decide(self, plan_id: str, *, approver: str, decision: str, channel: str = "cli",
+                     plan_hash: str | None = None, comment: str = "") -> RunOutcome:
+        row = self.registry.by_plan(plan_id)
+        if row is None:
+            raise UnknownPlan(f"unknown plan id {plan_id!r}")
+        if row.status != IncidentStatus.AWAITING_APPROVAL.value:
+            raise PlanNotPending(f"plan {plan_id} is not awaiting approval (incident {row.incident_id} is {row.status})")
+        from agents.approval import authorised
+
+        if not authorised(approver, channel, self.settings):
+            # Refused before resuming: an unauthorised caller must not be able to consume the request.
+            raise PermissionError(f"{approver!r} is not an authorised approver for {channel}")
+        toolbox = self._toolbox(row.source)
+        config = {"configurable": {"thread_id": row.incident_id}}
+        payload = {"plan_id": plan_id, "plan_hash": plan_hash or row.plan_hash, "approver": approver,
+                   "decision": decision, "channel": channel, "comment": comment, "decided_at": utcnow().isoformat()}
+        result = await self.graph.ainvoke(Command(resume=payload), config, context=toolbox)
+        return await self._finish(row.incident_id, result, toolbox, row.source)
+
+    async def _finish(self, incident_id: str, result: dict[str, Any], toolbox: Toolbox,
+                      source: dict[str, Any]) -> RunOutcome:
+        config = {"configurable": {"thread_id": incident_id}}
+        pending = None
+        if result.get("__interrupt__"):
+            values = dict((await self.graph.aget_state(config)).values)
+            values["status"] = IncidentStatus.AWAITING_APPROVAL.value
+            report = build_report(values, report_mode(values, toolbox))  # type: ignore[arg-type]
+            pending = result["__interrupt__"][0].value
+        else:
+            report = IncidentReport.model_validate(result["report"])
+        plan = report.plan
+        existing = self.registry.get(incident_id)
+        self.registry.upsert(IncidentRow(
+            incident_id=incident_id, fingerprint=result["incident"]["fingerprint"], status=report.status.value,
+            title=report.title, mode=report.mode, plan_id=plan.id if plan else None,
+            plan_hash=plan.content_hash if plan else None, source=source,
+            created_at=existing.created_at if existing else report.created_at, updated_at=utcnow()))
+        return RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
+                          plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
+                          report=report, pending=pending)
+
+    async def report(self, incident_id: str) -> IncidentReport | None:
+        row = self.registry.get(incident_id)
+        if row is None:
+            return None
+        values = dict((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
+        if values.get("report"):
+            return IncidentReport.model_validate(values["report"])
+        values["status"] = row.status
+        return build_report(values, row.mode)  # type: ignore[arg-type]

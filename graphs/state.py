@@ -1,0 +1,26 @@
+"""The incident graph's state: small, typed, and JSON-native so any checkpointer can store it.
+
+Values are the `model_dump(mode="json")` of the core models; nodes convert at their edges.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class IncidentState(TypedDict, total=False):
+    webhook: dict[str, Any]  # AlertmanagerWebhook
+    incident: dict[str, Any]  # Incident
+    triage: dict[str, Any]  # TriageVerdict
+    evidence: list[dict[str, Any]]  # Evidence
+    hypotheses: list[dict[str, Any]]  # Hypothesis, ranked
+    summary: str
+    plan: dict[str, Any] | None  # Plan
+    approval: dict[str, Any] | None  # Approval
+    executions: list[dict[str, Any]]  # ExecutionResult
+    verification: dict[str, Any] | None  # Verification
+    llm_calls: Annotated[list[dict[str, Any]], operator.add]  # LLMCall, appended by every node
+    llm_used: Annotated[list[str], operator.add]  # nodes whose output came from an LLM
+    status: str  # IncidentStatus
+    report: dict[str, Any]  # IncidentReport

@@ -1,0 +1,254 @@
+"""The `aiops` command line.
+
+    aiops demo                               replay the bundled incidents through the whole graph
+    aiops analyze --alert FILE [--replay R]  run an Alertmanager webhook until the approval gate or the end
+    aiops approve PLAN_ID --by NAME          resume a paused plan (any process, any time before expiry)
+    aiops reject PLAN_ID --by NAME
+    aiops incidents                          list incidents
+    aiops show INCIDENT_ID                   print one incident's report
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
+    aiops memory <command> ...               incident/runbook memory (ingest, stats)
+
+Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.settings import Settings, SettingsError, get_settings
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _load_webhook(path: str) -> Any:
+    from core.models import AlertmanagerWebhook
+
+    try:
+        raw = Path(path).read_text()
+    except OSError as exc:
+        raise CLIError(f"cannot read alert file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        return AlertmanagerWebhook.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CLIError(f"{path} is not an Alertmanager v4 webhook payload: {where}: {err['msg']}"
+                       f" ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''})") from None
+
+
+def _runner(settings: Settings):  # type: ignore[no-untyped-def]
+    from graphs.runner import IncidentRunner
+    from interfaces.toolbox_factory import make_toolbox_factory
+
+    return IncidentRunner(settings, make_toolbox_factory(settings))
+
+
+def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None) -> None:
+    from interfaces.render import render_report
+
+    if as_json:
+        print(json.dumps({**outcome.summary(), "title": outcome.report.title}))
+    else:
+        print(render_report(outcome.report, pending=outcome.pending, name=name, seconds=seconds))
+
+
+async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    webhook = _load_webhook(args.alert)
+    source: dict[str, Any] = {"kind": "live"}
+    if args.replay:
+        from interfaces.toolbox_factory import replay_spec
+
+        if not Path(args.replay).exists():
+            raise CLIError(f"recording {args.replay} does not exist")
+        source = replay_spec(args.replay, settings)
+    async with _runner(settings) as runner:
+        outcome = await runner.analyze(webhook, source)
+    _emit(outcome, args.json)
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str) -> int:
+    from graphs.runner import PlanNotPending, UnknownPlan
+
+    async with _runner(settings) as runner:
+        try:
+            outcome = await runner.decide(args.plan_id, approver=args.by, decision=decision, channel="cli",
+                                          plan_hash=args.hash, comment=args.comment or "")
+        except (UnknownPlan, PlanNotPending, PermissionError) as exc:
+            raise CLIError(str(exc).strip("'\"")) from None
+    _emit(outcome, args.json)
+    return 0
+
+
+async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from memory.registry import IncidentRegistry
+
+    rows = IncidentRegistry(settings).list(limit=args.limit, status=args.status)
+    if args.json:
+        print(json.dumps({"incidents": [r.model_dump(mode="json", exclude={"source"}) for r in rows]}))
+        return 0
+    if not rows:
+        print("no incidents")
+        return 0
+    print(f"{'INCIDENT':<17} {'STATUS':<18} {'MODE':<8} {'PLAN':<18} {'UPDATED':<17} TITLE")
+    for r in rows:
+        print(f"{r.incident_id:<17} {r.status:<18} {r.mode[:8]:<8} {(r.plan_id or '-'):<18} "
+              f"{r.updated_at:%Y-%m-%d %H:%M} {r.title[:70]}")
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from interfaces.render import render_report
+
+    async with _runner(settings) as runner:
+        report = await runner.report(args.incident_id)
+    if report is None:
+        raise CLIError(f"unknown incident id {args.incident_id!r}")
+    print(report.model_dump_json(indent=1) if args.json else render_report(report))
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay the bundled recordings; a demo approver stands in for the human at the gate."""
+    from evals.cases import bundled_incidents, load_recorded
+    from interfaces.toolbox_factory import replay_spec
+
+    demo_dir = settings.AIOPS_DATA_DIR / "demo"
+    if demo_dir.exists():
+        shutil.rmtree(demo_dir)  # every demo run starts from a clean, embedded state
+    demo = settings.model_copy(update={"AIOPS_DATA_DIR": demo_dir, "DATABASE_URL": None, "CHECKPOINT_DB": None,
+                                       "APPROVERS": None, "MILVUS_URI": None})
+    paths = [p for p in bundled_incidents() if not args.only or p.stem in args.only]
+    if not paths:
+        raise CLIError(f"no bundled recording named {', '.join(args.only)}")
+    summaries = []
+    started_all = time.perf_counter()
+    async with _runner(demo) as runner:
+        for path in paths:
+            rec = load_recorded(path)
+            started = time.perf_counter()
+            outcome = await runner.analyze(rec.webhook, replay_spec(path, demo))
+            if outcome.pending is not None:
+                if not args.json:
+                    _emit(outcome, False, rec.name)
+                if rec.name == "crashloop":  # Alertmanager re-sends while a plan waits: shown as a duplicate
+                    dup = await runner.analyze(rec.webhook, replay_spec(path, demo))
+                    if not args.json:
+                        print(f"{'DUPLICATE':<11}Alertmanager re-sent {rec.webhook.alerts[0].name}: "
+                              f"{dup.report.triage.reason} -> {dup.status.value}, no new work")
+                    summaries.append({**dup.summary(), "name": rec.name + " (re-sent)"})
+                decision = "reject" if outcome.report.plan and outcome.report.plan.risk.value == "high" else "approve"
+                if not args.json:
+                    print(f"{'':<11}demo approver (stand-in for a human): {decision}s "
+                          f"{'high-risk plans' if decision == 'reject' else 'this plan'}\n")
+                outcome = await runner.decide(outcome.plan_id or "", approver="demo-operator", decision=decision,
+                                              channel="demo", comment="aiops demo stand-in approver")
+            seconds = time.perf_counter() - started
+            summaries.append({**outcome.summary(), "name": rec.name, "seconds": round(seconds, 2)})
+            if not args.json:
+                _emit(outcome, False, rec.name, seconds)
+                print()
+    total = time.perf_counter() - started_all
+    if args.json:
+        print(json.dumps({"incidents": summaries, "seconds": round(total, 2)}))
+    else:
+        print(f"demo: {len(paths)} recorded incidents in {total:.1f} s; state in {demo_dir}/ "
+              f"(try: AIOPS_DATA_DIR={demo_dir} aiops incidents)")
+    return 0
+
+
+def _passthrough(module: str, argv: list[str]) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise CLIError(f"{module} is not available: {exc}") from None
+    return int(mod.cli(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aiops", description="AIOps agent platform")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="replay the bundled recorded incidents through the full graph")
+    d.add_argument("--only", nargs="*", help="recording names (default: all)")
+    d.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("analyze", help="analyze an Alertmanager webhook JSON file")
+    a.add_argument("--alert", required=True, help="Alertmanager v4 webhook payload (JSON file)")
+    a.add_argument("--replay", help="recorded incident to use as telemetry (default: live backends)")
+    a.add_argument("--json", action="store_true")
+
+    for name in ("approve", "reject"):
+        s = sub.add_parser(name, help=f"{name} a plan waiting at the approval gate")
+        s.add_argument("plan_id")
+        s.add_argument("--by", required=True, help="approver name")
+        s.add_argument("--hash", help="the plan hash you reviewed (default: the hash shown when it paused)")
+        s.add_argument("--comment")
+        s.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("incidents", help="list incidents")
+    i.add_argument("--status")
+    i.add_argument("--limit", type=int, default=50)
+    i.add_argument("--json", action="store_true")
+
+    sh = sub.add_parser("show", help="print one incident's report")
+    sh.add_argument("incident_id")
+    sh.add_argument("--json", action="store_true")
+
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
+    sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
+                   add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    try:
+        if argv and argv[0] == "eval":
+            if len(argv) < 2 or argv[1].startswith("-"):
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks} [options]")
+            return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
+        if argv and argv[0] == "memory":
+            return _passthrough("memory.cli", argv[1:])
+        args = build_parser().parse_args(argv)
+        settings = get_settings()
+        debug = settings.DEBUG
+        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
+                   "approve": lambda a, s: cmd_decide(a, s, "approve"),
+                   "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
+        return asyncio.run(handler(args, settings))
+    except (CLIError, SettingsError) as exc:
+        print(f"aiops: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line, unless DEBUG asks for the traceback
+        if debug:
+            raise
+        print(f"aiops: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Renders an incident report as the notes an SRE would write: what fired, why, what we did, did it work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import IncidentReport
+
+_W = 11
+
+
+def _row(label: str, text: str) -> str:
+    return f"{label:<{_W}}{text}"
+
+
+def _indent(text: str, n: int = _W + 2) -> str:
+    return " " * n + text
+
+
+def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = None,
+                  name: str | None = None, seconds: float | None = None) -> str:
+    out: list[str] = []
+    head = f" {name} — {report.title} " if name else f" {report.title} "
+    out.append(f"━━{head}".ljust(100, "━"))
+    t = report.triage
+    out.append(_row("INCIDENT", f"{report.incident_id}"))
+    out.append(_row("TRIAGE", f"{t.kind} · category {t.category} · severity {t.severity} · {t.reason}"))
+    if t.kind != "incident":
+        out.append(_row("OUTCOME", f"{report.status.value} — ended at triage, no LLM call, nothing executed"))
+        return "\n".join(out)
+    evidence = {e.id: e for e in report.evidence}
+    out.append(_row("DIAGNOSIS", f"mode {report.mode} · {len(report.evidence)} evidence items"))
+    for i, h in enumerate(report.hypotheses[:3], 1):
+        out.append(_indent(f"{i}. {h.component} ({h.confidence:.0%}): {h.cause}", _W))
+        for eid in h.evidence_ids[:3]:
+            ev = evidence.get(eid)
+            if ev:
+                out.append(_indent(f"{eid} [{ev.tool}] {ev.excerpt[:150]}", _W + 3))
+    p = report.plan
+    if p:
+        out.append(_row("PLAN", f"{p.id} · risk {p.risk.value.upper()} · hash {p.content_hash[:12]}"
+                        f"{' · known fix' if p.known_fix else ''}"))
+        for a in p.actions:
+            params = ", ".join(f"{k}={v}" for k, v in a.parameters.items())
+            out.append(_indent(f"- {a.name} on {a.target} ({params}) [{a.risk.value}]", _W))
+        out.append(_indent(f"why: {p.rationale}", _W))
+        for c in p.checks:
+            out.append(_indent(f"pre-check: {c[:160]}", _W))
+    a = report.approval
+    if pending is not None:
+        out.append(_row("APPROVAL", f"AWAITING a human (risk {p.risk.value if p else '?'}, expires "
+                        f"{(p.expires_at.strftime('%Y-%m-%d %H:%MZ') if p and p.expires_at else 'never')})"))
+        out.append(_indent(f"aiops approve {p.id if p else '?'} --by NAME   |   aiops reject {p.id if p else '?'} --by NAME",
+                           _W))
+    elif a:
+        who = f"{a.approver} via {a.channel}"
+        if not a.valid:
+            out.append(_row("APPROVAL", f"REFUSED ({who}): {a.reason} — plan not executed"))
+        else:
+            out.append(_row("APPROVAL", f"{'approved' if a.decision == 'approve' else 'rejected'} by {who}"
+                            f"{' — ' + a.comment if a.comment else ''}"))
+    for e in report.executions:
+        label = {"ok": "done", "dry_run": "DRY RUN", "failed": "FAILED", "skipped": "skipped"}[e.status]
+        out.append(_row("EXECUTE", f"{label}: {e.action} on {e.target} — {e.output[:180]}"))
+    v = report.verification
+    if v:
+        state = {True: "RECOVERED", False: "NOT RECOVERED", None: "not verified"}[v.recovered]
+        out.append(_row("VERIFY", f"{state} · {v.note}"))
+        for c in v.checks[:4]:
+            out.append(_indent(f"{c.evidence_id} {'ok ' if c.recovered else 'BAD'} {c.note[:150]}", _W))
+    calls = report.llm_calls
+    tokens = sum(c.input_tokens + c.output_tokens for c in calls)
+    cost = f"{len(calls)} LLM calls, {tokens} tokens" if calls else "0 LLM calls"
+    out.append(_row("OUTCOME", f"{report.status.value} · {cost}" + (f" · {seconds:.1f} s" if seconds is not None else "")))
+    return "\n".join(out)

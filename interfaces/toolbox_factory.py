@@ -1,0 +1,62 @@
+"""Builds the agents' toolbox from a source spec: live backends from settings, or a recording.
+
+The spec is stored with each incident so a resumed run (another process, hours later) gets the same
+kind of toolbox back: `{"kind": "live"}` or `{"kind": "replay", "path": ..., "standins": ...}`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agents.toolbox import Toolbox
+from core.llm import LLMChain, build_llm_chain
+from core.settings import Settings
+from evals.cases import load_recorded, prepare_stand_ins
+from tools.executor import ActionExecutor
+
+
+def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
+    """Prepare the stand-in hosts of a recording (fresh files, inventory) and return its spec."""
+    rec = load_recorded(recording)
+    standins = settings.AIOPS_DATA_DIR / "standins" / rec.name
+    prepare_stand_ins(rec, standins)
+    return {"kind": "replay", "path": str(Path(recording).resolve()), "standins": str(standins.resolve())}
+
+
+def live_metrics(settings: Settings) -> Any:
+    if not settings.PROMETHEUS_URL:
+        return None
+    from tools.metrics import PrometheusSource
+
+    return PrometheusSource.from_settings(settings)
+
+
+def live_logs(settings: Settings) -> Any:
+    if settings.ELASTICSEARCH_URL:
+        from tools.logs import ElasticsearchSource
+
+        return ElasticsearchSource.from_settings(settings)
+    if settings.LOG_FILES:
+        from tools.logs import FileLogSource
+
+        return FileLogSource.from_settings(settings)
+    return None
+
+
+def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory: Any | None = None):  # type: ignore[no-untyped-def]
+    chain = llm if llm is not None else build_llm_chain(settings)
+
+    def factory(spec: dict[str, Any]) -> Toolbox:
+        if spec.get("kind") == "replay":
+            rec = load_recorded(spec["path"])
+            inventory = str(Path(spec["standins"]) / "inventory.ini")
+            return Toolbox(metrics=rec.metrics_source(), logs=rec.logs_source(), call_graph=rec.call_graph,
+                           now=rec.alert_time, llm=chain, memory=memory, settings=settings,
+                           executor=ActionExecutor(settings, inventory=inventory),
+                           recovery_after=timedelta(seconds=rec.recovery_after_seconds), source_spec=spec)
+        return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
+                       settings=settings, executor=ActionExecutor(settings), source_spec=spec)
+
+    return factory

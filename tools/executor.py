@@ -1,0 +1,79 @@
+"""Runs catalog actions through the tool that owns them, or reports a dry run when it cannot reach.
+
+A dry run is explicit (status `dry_run`, with the reason and the exact call that would have been
+made): it is never reported as a success, and verification does not pretend it fixed anything.
+"""
+
+from __future__ import annotations
+
+from core.models import Action, ActionKind, ExecutionResult, utcnow
+from core.settings import Settings
+from tools.ansible import AnsibleTool
+from tools.catalog import CATALOG
+from tools.mikrotik import MikrotikTool
+from tools.proxmox import ProxmoxTool
+
+_ANSIBLE_KINDS = (ActionKind.ANSIBLE_PLAYBOOK, ActionKind.RESTART_SERVICE, ActionKind.CLEANUP_DISK)
+
+
+class ActionExecutor:
+    def __init__(self, settings: Settings, inventory: str | None = None) -> None:
+        self.settings = settings
+        self.ansible = AnsibleTool(inventory or settings.ANSIBLE_INVENTORY, settings.ANSIBLE_TIMEOUT)
+        self.proxmox = ProxmoxTool(settings)
+        self.mikrotik = MikrotikTool(settings)
+
+    def preflight(self, action: Action) -> str:
+        """What approvers see before deciding: a --check run where the host is reachable."""
+        entry = CATALOG[action.name]
+        if action.kind in _ANSIBLE_KINDS and entry.playbook:
+            if self.ansible.reachable(action.target):
+                run = self.ansible.run(entry.playbook, action.target, dict(action.parameters), check=True)
+                return f"ansible --check on {action.target}: {run.status}; {run.summary}"
+            run = self.ansible.run(entry.playbook, action.target, dict(action.parameters), syntax_only=True)
+            return (f"{entry.playbook}: syntax {'ok' if run.status == 'syntax_ok' else 'FAILED'}; "
+                    f"host {action.target} is not in the inventory, so execution will be a dry run")
+        if action.kind == ActionKind.PROXMOX_VM:
+            p = action.parameters
+            call = self.proxmox.describe(str(p["node"]), str(p["vmid"]), str(p["operation"]))
+            return call + ("" if self.proxmox.configured else " (Proxmox not configured: will be a dry run)")
+        if action.kind == ActionKind.ROUTEROS_INTERFACE:
+            p = action.parameters
+            call = self.mikrotik.describe(str(p["interface"]), str(p["operation"]))
+            return call + ("" if self.mikrotik.configured else " (RouterOS not configured: will be a dry run)")
+        return "no change is made"
+
+    def execute(self, action: Action) -> ExecutionResult:
+        started = utcnow()
+
+        def result(status: str, output: str) -> ExecutionResult:
+            return ExecutionResult(action=action.name, target=action.target, status=status,  # type: ignore[arg-type]
+                                   dry_run=status == "dry_run", output=output, started_at=started,
+                                   finished_at=utcnow())
+
+        entry = CATALOG.get(action.name)
+        if entry is None or entry.kind != action.kind:
+            return result("failed", f"{action.name} is not a catalog action of kind {action.kind}")
+        try:
+            if action.kind in _ANSIBLE_KINDS and entry.playbook:
+                if not self.ansible.reachable(action.target):
+                    return result("dry_run", f"host {action.target} is not in the Ansible inventory "
+                                             f"(ANSIBLE_INVENTORY); {entry.playbook} was not run")
+                run = self.ansible.run(entry.playbook, action.target, dict(action.parameters))
+                return result("ok" if run.status == "successful" else "failed", run.summary)
+            if action.kind == ActionKind.PROXMOX_VM:
+                p = action.parameters
+                if not self.proxmox.configured:
+                    return result("dry_run", "Proxmox VE not configured; would call "
+                                  + self.proxmox.describe(str(p["node"]), str(p["vmid"]), str(p["operation"])))
+                upid = self.proxmox.guest_op(str(p["node"]), str(p["vmid"]), str(p["operation"]))
+                return result("ok", f"task {upid}")
+            if action.kind == ActionKind.ROUTEROS_INTERFACE:
+                p = action.parameters
+                if not self.mikrotik.configured:
+                    return result("dry_run", "RouterOS not configured; would run "
+                                  + self.mikrotik.describe(str(p["interface"]), str(p["operation"])))
+                return result("ok", self.mikrotik.set_interface(str(p["interface"]), str(p["operation"])))
+            return result("skipped", "no change made: " + entry.description)
+        except Exception as exc:  # a tool failure is a result to report, not a crash
+            return result("failed", f"{type(exc).__name__}: {exc}"[:500])
