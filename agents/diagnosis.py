@@ -97,7 +97,7 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
         for s in f.suspects:
             for a in s.anomalies[:3]:
                 f.book.add(tool="metrics", query=a.query, component=s.component, signal="metric",
-                           start=a.start, end=a.end, value=a.value, baseline=a.baseline,
+                           start=a.start, end=a.end, value=a.value, baseline=a.baseline, score=a.score,
                            excerpt=f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
                                    f"anomaly score {a.score:.1f})")
     if toolbox.logs is not None:

@@ -21,6 +21,7 @@ from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, Tr
 from tools.catalog import CATALOG
 
 _CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
+_CONFIG_PATH = re.compile(r"(/etc/[\w.@/-]+\.(?:ya?ml|json|conf|cfg|toml|ini))")
 
 
 def _host(incident: Incident) -> str:
@@ -47,10 +48,11 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 f"{host}: {path} is filling up; rotated logs older than 3 days are the usual, safe space to free")
     if cat == "crashloop":
         svc = labels.get("service") or component
-        if _CONFIG_ERROR.search(top_logs) and labels.get("config_path"):
-            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=labels["config_path"])],
-                    f"{svc} crashes at start-up on a configuration error; restoring the last known-good "
-                    "configuration removes the trigger")
+        path = labels.get("config_path") or next(iter(_CONFIG_PATH.findall(top_logs)), None)
+        if _CONFIG_ERROR.search(top_logs) and path:
+            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=path)],
+                    f"{svc} crashes at start-up on a configuration error in {path}; restoring the last "
+                    "known-good configuration removes the trigger")
         return ([CATALOG["restart_service"].action(host, service=svc)],
                 f"{svc} is crash-looping; a clean restart clears transient state")
     if cat == "network" and (labels.get("interface") or labels.get("ifName")):

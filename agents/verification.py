@@ -68,9 +68,13 @@ async def verify(evidence: list[Evidence], component: str, executions: list[Exec
         await asyncio.sleep(toolbox.settings.VERIFY_SETTLE_SECONDS)  # live: let the change take effect
     end = toolbox.current_time()
     start = end - VERIFY_WINDOW
+    mine = [e for e in evidence if e.component == component and e.anomalous]
+    # Re-check what showed the problem: the strong metric anomalies (at least half the top score) and
+    # the notable log templates; a marginal side-effect is not a reason to call a fix a failure.
+    top_score = max((e.score or 0.0 for e in mine if e.signal == "metric"), default=0.0)
     checks = []
-    for ev in evidence:
-        if ev.component != component or not ev.anomalous:
+    for ev in mine:
+        if ev.signal == "metric" and (ev.score or 0.0) < 0.5 * top_score:
             continue
         if ev.signal == "metric" and toolbox.metrics is not None and ev.tool == "metrics":
             checks.append(await _check_metric(ev, toolbox, start, end))

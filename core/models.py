@@ -146,6 +146,7 @@ class Evidence(_Model):
     signal: Literal["metric", "log", "memory", "runbook", "state"] = "metric"
     value: float | None = None  # the headline number (e.g. current value) where there is one
     baseline: float | None = None
+    score: float | None = None  # how abnormal (anomaly score), where the tool gives one
     anomalous: bool = True
 
 

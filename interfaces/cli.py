@@ -61,13 +61,14 @@ def _runner(settings: Settings):  # type: ignore[no-untyped-def]
     return IncidentRunner(settings, make_toolbox_factory(settings))
 
 
-def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None) -> None:
+def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None,
+          resumed: bool = False) -> None:
     from interfaces.render import render_report
 
     if as_json:
         print(json.dumps({**outcome.summary(), "title": outcome.report.title}))
     else:
-        print(render_report(outcome.report, pending=outcome.pending, name=name, seconds=seconds))
+        print(render_report(outcome.report, pending=outcome.pending, name=name, seconds=seconds, resumed=resumed))
 
 
 async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,6 +147,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             rec = load_recorded(path)
             started = time.perf_counter()
             outcome = await runner.analyze(rec.webhook, replay_spec(path, demo))
+            resumed = outcome.pending is not None
             if outcome.pending is not None:
                 if not args.json:
                     _emit(outcome, False, rec.name)
@@ -157,14 +159,14 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                     summaries.append({**dup.summary(), "name": rec.name + " (re-sent)"})
                 decision = "reject" if outcome.report.plan and outcome.report.plan.risk.value == "high" else "approve"
                 if not args.json:
-                    print(f"{'':<11}demo approver (stand-in for a human): {decision}s "
-                          f"{'high-risk plans' if decision == 'reject' else 'this plan'}\n")
+                    print(f"{'':<11}demo approver (stand-in for a human) {decision}s "
+                          f"{'high-risk plans' if decision == 'reject' else 'this plan'}:")
                 outcome = await runner.decide(outcome.plan_id or "", approver="demo-operator", decision=decision,
                                               channel="demo", comment="aiops demo stand-in approver")
             seconds = time.perf_counter() - started
             summaries.append({**outcome.summary(), "name": rec.name, "seconds": round(seconds, 2)})
             if not args.json:
-                _emit(outcome, False, rec.name, seconds)
+                _emit(outcome, False, rec.name, seconds, resumed=resumed)
                 print()
     total = time.perf_counter() - started_all
     if args.json:

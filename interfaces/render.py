@@ -18,8 +18,12 @@ def _indent(text: str, n: int = _W + 2) -> str:
 
 
 def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = None,
-                  name: str | None = None, seconds: float | None = None) -> str:
+                  name: str | None = None, seconds: float | None = None, resumed: bool = False) -> str:
+    """Full notes; with `resumed`, only what happened after the approval gate (the rest was shown)."""
     out: list[str] = []
+    if resumed:
+        _tail(out, report, None, seconds)
+        return "\n".join(out)
     head = f" {name} — {report.title} " if name else f" {report.title} "
     out.append(f"━━{head}".ljust(100, "━"))
     t = report.triage
@@ -46,6 +50,12 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
         out.append(_indent(f"why: {p.rationale}", _W))
         for c in p.checks:
             out.append(_indent(f"pre-check: {c[:160]}", _W))
+    _tail(out, report, pending, seconds)
+    return "\n".join(out)
+
+
+def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None, seconds: float | None) -> None:
+    p = report.plan
     a = report.approval
     if pending is not None:
         out.append(_row("APPROVAL", f"AWAITING a human (risk {p.risk.value if p else '?'}, expires "
@@ -72,4 +82,3 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     tokens = sum(c.input_tokens + c.output_tokens for c in calls)
     cost = f"{len(calls)} LLM calls, {tokens} tokens" if calls else "0 LLM calls"
     out.append(_row("OUTCOME", f"{report.status.value} · {cost}" + (f" · {seconds:.1f} s" if seconds is not None else "")))
-    return "\n".join(out)
