@@ -212,6 +212,26 @@ class PrometheusSource:
                                params={"time": f"{at.timestamp():.3f}"})
         return [_series_from_prom(r) for r in raw]
 
+    async def query_samples(self, query: str, start: datetime, end: datetime) -> list[Series]:
+        """Raw samples in [start, end]: the selector as a range vector (`sel[Ns]`) evaluated at `end`.
+
+        Unlike `query_range` nothing is resampled onto a step grid, so the points are exactly the
+        scraped (or backfilled) samples with their own timestamps. Only for plain selectors.
+        """
+        start, end = _utc(start), self._clamp(end)
+        if end < start:
+            return []
+        seconds = max(1, math.ceil((end - start).total_seconds()))
+        raw = await self._call(f"query {query!r}[{seconds}s]", self._prom.custom_query,
+                               query=f"{query}[{seconds}s]", params={"time": f"{end.timestamp():.3f}"})
+        out = []
+        for r in raw:
+            s = _series_from_prom(r)
+            s.points = [(t, v) for t, v in s.points if t >= start]
+            if s.points:
+                out.append(s)
+        return out
+
     async def label_values(self, label: str, match: str | None = None) -> list[str]:
         params = {"match[]": match} if match else None
         vals = await self._call(f"label values {label!r}", self._prom.get_label_values, label, params)
@@ -306,7 +326,7 @@ _FRAME_LOCK = threading.Lock()
 
 
 def _load_metric_csv(path: Path) -> Any:
-    """One pod file as a DataFrame indexed by UTC time, columns renamed to metric names.
+    """A recorded CSV as a DataFrame indexed by UTC time (numeric columns only, original names).
 
     Cached per process (keyed by path and mtime): an eval diagnoses dozens of incidents against the
     same day of data. The `Time` column is used, not `TimeStamp`, which is wrong in some files.
@@ -323,22 +343,48 @@ def _load_metric_csv(path: Path) -> Any:
     times = pd.to_datetime(df[time_col].astype(str).str.slice(0, 26), utc=True, format="ISO8601")
     cols = [c for c in df.columns if c not in _NON_METRIC_COLUMNS]
     out = df[cols].apply(pd.to_numeric, errors="coerce")
-    out.columns = [metric_name_for_column(c) for c in cols]
     out.index = times
     out = out[~out.index.isna()].sort_index()
+    out = out[~out.index.duplicated(keep="last")]
     with _FRAME_LOCK:
         _FRAME_CACHE[key] = out
     return out
 
 
-class RecordedMetricsSource:
-    """`MetricsSource` over recorded per-pod metric CSVs (the Nezha layout).
+def _csv_header(path: Path) -> list[str]:
+    import pandas as pd
 
-    Layout: `<dir>/<pod>_metric.csv.gz` (or `.csv`), one row per minute, one column per metric.
-    Each column becomes a metric (`metric_name_for_column`) with labels `{service, pod}`, where the
-    service is the pod name without its replica-set and pod suffixes. Files load lazily on first
-    query and are cached per process. `now` is a hard upper time bound: nothing recorded after it
-    can be read, so a replayed incident cannot peek at its own future.
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+
+
+_POD_FILE = re.compile(r"(?P<pod>.+)_metric\.csv(?:\.gz)?")
+_EDGE_FILE = re.compile(r"(?P<reporter>source|destination)_(?P<q>\d{1,2})\.csv(?:\.gz)?")
+
+
+class _Entry(BaseModel):
+    """One recorded series: which file and column hold it, and its metric name and labels."""
+
+    path: Path
+    column: str
+    metric: str
+    labels: dict[str, str]
+
+
+class RecordedMetricsSource:
+    """`MetricsSource` over recorded metric CSVs in the Nezha layout.
+
+    - `<dir>/<pod>_metric.csv.gz` (or `.csv`): one row per minute, one column per metric. Each column
+      becomes a metric (`metric_name_for_column`) with labels `{service, pod}`; the service is the
+      pod name without its replica-set and pod suffixes.
+    - `<dir>/source_50.csv.gz`, `destination_50.csv.gz` (Istio request latency per call edge,
+      `<caller>_<callee>` columns, as the caller or callee sidecar reported it): metric
+      `edge_latency_p50_seconds` with labels `{service: callee, source_service, destination_service,
+      reporter}` — the same shape as Istio's `destination_service`-keyed metrics, so a slow callee
+      shows up under its own name.
+    - `<dir>/dependency.csv.gz` (Source,Target): the call graph (`call_graph()`).
+
+    Files load lazily on first query and are cached per process. `now` is a hard upper time bound:
+    nothing recorded after it can be read, so a replayed incident cannot peek at its own future.
     """
 
     name = "recorded"
@@ -349,7 +395,7 @@ class RecordedMetricsSource:
         self.metric_dirs = [Path(d) for d in dirs]
         self.now = _utc(now) if now is not None else None
         self.component_label = component_label
-        self._files: dict[str, list[Path]] | None = None
+        self._catalog: list[_Entry] | None = None
 
     @classmethod
     def nezha(cls, data_dir: str | Path, system: str, date: str, *,
@@ -362,60 +408,73 @@ class RecordedMetricsSource:
         raise FileNotFoundError(f"no metric directory for {system}/{date} under {base}")
 
     def at(self, now: datetime | None) -> RecordedMetricsSource:
-        """The same recording with another time bound (shares the per-process cache)."""
-        return RecordedMetricsSource(self.metric_dirs, now=now, component_label=self.component_label)
+        """The same recording with another time bound (shares the catalog and the frame cache)."""
+        other = RecordedMetricsSource(self.metric_dirs, now=now, component_label=self.component_label)
+        other._catalog = self._entries()
+        return other
 
     # --- discovery ------------------------------------------------------------------------------
-    def _pods(self) -> dict[str, list[Path]]:
-        if self._files is None:
-            files: dict[str, list[Path]] = {}
+    def _entries(self) -> list[_Entry]:
+        if self._catalog is None:
+            lbl = self.component_label
+            pods: list[tuple[Path, str]] = []
+            edges: list[tuple[Path, str, str]] = []
             for d in self.metric_dirs:
                 if not d.is_dir():
                     raise FileNotFoundError(f"metric directory not found: {d}")
                 for p in sorted(d.iterdir()):
-                    m = re.fullmatch(r"(?P<pod>.+)_metric\.csv(?:\.gz)?", p.name)
-                    if m:
-                        files.setdefault(m.group("pod"), []).append(p)
-            self._files = files
-        return self._files
-
-    def _labels(self, pod: str) -> dict[str, str]:
-        return {self.component_label: service_of_pod(pod), "pod": pod}
-
-    def _frame(self, pod: str) -> Any:
-        import pandas as pd
-
-        frames = [_load_metric_csv(p) for p in self._pods()[pod]]
-        if len(frames) == 1:
-            return frames[0]
-        df = pd.concat(frames).sort_index()
-        return df[~df.index.duplicated(keep="last")]
+                    if m := _POD_FILE.fullmatch(p.name):
+                        pods.append((p, m.group("pod")))
+                    elif m := _EDGE_FILE.fullmatch(p.name):
+                        edges.append((p, m.group("reporter"), m.group("q")))
+            entries: list[_Entry] = []
+            for path, pod in pods:
+                labels = {lbl: service_of_pod(pod), "pod": pod}
+                for col in _csv_header(path):
+                    if col not in _NON_METRIC_COLUMNS:
+                        entries.append(_Entry(path=path, column=col, metric=metric_name_for_column(col),
+                                              labels=labels))
+            services = {service_of_pod(pod) for _, pod in pods}
+            for path, reporter, q in edges:
+                for col in _csv_header(path):
+                    if col in _NON_METRIC_COLUMNS:
+                        continue
+                    src, dst = _split_edge(col, services)
+                    entries.append(_Entry(path=path, column=col, metric=f"edge_latency_p{q}_seconds",
+                                          labels={lbl: dst, "source_service": src,
+                                                  "destination_service": dst, "reporter": reporter}))
+            self._catalog = entries
+        return self._catalog
 
     async def list_components(self) -> list[str]:
-        return sorted({service_of_pod(p) for p in self._pods()})
+        return sorted({e.labels[self.component_label] for e in self._entries()})
 
     async def list_pods(self, component: str | None = None) -> list[str]:
-        return sorted(p for p in self._pods() if component is None or service_of_pod(p) == component)
+        return sorted({e.labels["pod"] for e in self._entries() if "pod" in e.labels and
+                       (component is None or e.labels[self.component_label] == component)})
 
     async def list_metrics(self, component: str | None = None) -> list[str]:
-        names: set[str] = set()
-        for pod in await self.list_pods(component):
-            names.update(self._frame(pod).columns)
-        return sorted(names)
+        return sorted({e.metric for e in self._entries()
+                       if component is None or e.labels.get(self.component_label) == component})
 
     async def label_values(self, label: str, match: str | None = None) -> list[str]:
         sel = Selector.parse(match) if match else None
-        vals: set[str] = set()
-        for pod in self._pods():
-            labels = self._labels(pod)
-            for metric in self._frame(pod).columns:
-                if sel is None or sel.matches(metric, labels):
-                    vals.add(metric if label == "__name__" else labels.get(label, ""))
+        vals = {e.metric if label == "__name__" else e.labels.get(label, "")
+                for e in self._entries() if sel is None or sel.matches(e.metric, e.labels)}
         vals.discard("")
         return sorted(vals)
 
+    async def series(self, match: str) -> list[dict[str, str]]:
+        """Series discovery: the label sets (with `__name__`) matching a selector."""
+        sel = Selector.parse(match)
+        return [{"__name__": e.metric, **e.labels} for e in self._entries() if sel.matches(e.metric, e.labels)]
+
     def call_graph(self) -> dict[str, list[str]] | None:
-        """Caller -> callees from a `dependency.csv[.gz]` (Source,Target) next to the metrics."""
+        """Caller -> callees from a `dependency.csv[.gz]` (Source,Target) next to the metrics.
+
+        Peers that are bare IP addresses (load generators, node addresses) are dropped: they are
+        not components anyone can act on.
+        """
         import pandas as pd
 
         for d in self.metric_dirs:
@@ -425,7 +484,7 @@ class RecordedMetricsSource:
                     df = pd.read_csv(p)
                     graph: dict[str, list[str]] = {}
                     for src, dst in zip(df.iloc[:, 0].astype(str), df.iloc[:, 1].astype(str), strict=True):
-                        if _IP.match(src) or _IP.match(dst):  # external peers, not components
+                        if _IP.match(src) or _IP.match(dst):
                             continue
                         if src != dst and dst not in graph.setdefault(src, []):
                             graph[src].append(dst)
@@ -439,6 +498,7 @@ class RecordedMetricsSource:
 
     def query_range_sync(self, query: str, start: datetime, end: datetime,
                          step_seconds: float | None = None) -> list[Series]:
+        """Synchronous `query_range` (the data is local; the async method only wraps this)."""
         import pandas as pd
 
         sel = Selector.parse(query)
@@ -447,23 +507,24 @@ class RecordedMetricsSource:
             end = min(end, self.now)
         if end < start:
             return []
+        lo, hi = pd.Timestamp(start), pd.Timestamp(end)
         out: list[Series] = []
-        for pod in sorted(self._pods()):
-            labels = self._labels(pod)
-            df = None
-            for metric in self._metric_names(pod):
-                if not sel.matches(metric, labels):
-                    continue
-                if df is None:
-                    frame = self._frame(pod)
-                    df = frame.loc[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
-                col = df[metric].dropna()
-                if step_seconds and step_seconds > 60 and len(col):
-                    col = col.resample(f"{int(step_seconds)}s", origin=pd.Timestamp(start)).mean().dropna()
-                if len(col):
-                    pts = [(t.to_pydatetime(), float(v)) for t, v in col.items()]
-                    out.append(Series(metric=metric, labels=dict(labels), points=pts))
+        for e in self._entries():
+            if not sel.matches(e.metric, e.labels):
+                continue
+            frame = _load_metric_csv(e.path)
+            col = frame[e.column]
+            col = col.loc[(col.index >= lo) & (col.index <= hi)].dropna()
+            if step_seconds and step_seconds > 60 and len(col):
+                col = col.resample(f"{int(step_seconds)}s", origin=lo).mean().dropna()
+            if len(col):
+                pts = [(t.to_pydatetime(), float(v)) for t, v in col.items()]
+                out.append(Series(metric=e.metric, labels=dict(e.labels), points=pts))
         return out
+
+    async def query_samples(self, query: str, start: datetime, end: datetime) -> list[Series]:
+        """The raw recorded samples in [start, end] (what a Prometheus range selector returns)."""
+        return self.query_range_sync(query, start, end)
 
     async def query_instant(self, query: str, at: datetime | None = None,
                             lookback_seconds: float = 300.0) -> list[Series]:
@@ -472,5 +533,13 @@ class RecordedMetricsSource:
         series = self.query_range_sync(query, at - timedelta(seconds=lookback_seconds), at)
         return [Series(metric=s.metric, labels=s.labels, points=s.points[-1:]) for s in series]
 
-    def _metric_names(self, pod: str) -> list[str]:
-        return list(self._frame(pod).columns)
+
+def _split_edge(column: str, services: set[str]) -> tuple[str, str]:
+    """`frontend_cartservice` -> (frontend, cartservice), preferring a split into known services."""
+    parts = column.split("_")
+    for i in range(1, len(parts)):
+        src, dst = "_".join(parts[:i]), "_".join(parts[i:])
+        if src in services and dst in services:
+            return src, dst
+    src, _, dst = column.partition("_")
+    return src, dst or column
