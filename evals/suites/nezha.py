@@ -1,0 +1,230 @@
+"""Root-cause localisation on the Nezha (FSE'23) labelled microservice faults, through the product.
+
+For every fault of `nezha-rca/cases.csv` for one system and date, an Alertmanager v4 webhook is built
+for an alert that fires 2 minutes after the injection ("anomaly in <system>": it names no service),
+and the product's own incident graph (`graphs.incident.investigate`: triage -> diagnosis -> planning,
+nothing executed) investigates it with a toolbox whose metrics are the recorded per-pod CSVs bounded
+at the alert time (no future data). Its ranked hypotheses are scored against `root_cause_service`
+with AS@1/3/5. The ground truth is read only by the scorer, after the investigation returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.models import Alert, AlertmanagerWebhook
+from evals.score import accuracy_at_k, rank_of
+from tools.metrics import RecordedMetricsSource
+
+SUITE = "nezha"
+ALERT_DELAY = timedelta(minutes=2)
+KS = (1, 3, 5)
+
+
+class NezhaCase(BaseModel):
+    case_id: str
+    system: str
+    date: str
+    inject_time: datetime
+    fault_type: str
+    root_cause_service: str  # the label: only the scorer reads it
+
+    @property
+    def alert_time(self) -> datetime:
+        return self.inject_time + ALERT_DELAY
+
+
+def load_cases(data_dir: Path, system: str, date: str) -> list[NezhaCase]:
+    path = data_dir / "nezha-rca" / "cases.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (pass --data DIR, the shared datasets folder)")
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["system"] != system or row["date"] != date:
+                continue
+            inject = datetime.fromisoformat(row["inject_time_utc"]).replace(tzinfo=UTC)
+            out.append(NezhaCase(case_id=row["case_id"], system=system, date=date, inject_time=inject,
+                                 fault_type=row["fault_type"], root_cause_service=row["root_cause_service"]))
+    return sorted(out, key=lambda c: c.inject_time)
+
+
+def build_webhook(case: NezhaCase) -> AlertmanagerWebhook:
+    """What Alertmanager would POST for a system-level anomaly alert: it does not name the culprit."""
+    labels = {"alertname": "ServiceAnomaly", "system": case.system, "severity": "warning"}
+    alert = Alert(status="firing", labels=labels,
+                  annotations={"summary": f"anomaly in {case.system}",
+                               "description": f"service-level indicators of {case.system} deviate from normal"},
+                  startsAt=case.alert_time, generatorURL="")
+    return AlertmanagerWebhook(groupKey=f'{{}}:{{alertname="ServiceAnomaly", system="{case.system}"}}',
+                               status="firing", receiver="aiops",
+                               groupLabels={"alertname": "ServiceAnomaly"}, commonLabels=labels,
+                               commonAnnotations=dict(alert.annotations), alerts=[alert])
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [x for x in items if not (x in seen or seen.add(x))]  # type: ignore[func-returns-value]
+
+
+async def _investigate_case(case: NezhaCase, recording: RecordedMetricsSource,
+                            call_graph: dict[str, list[str]] | None, llm: Any, settings: Any) -> dict[str, Any]:
+    from agents.toolbox import Toolbox
+    from graphs.incident import investigate
+
+    toolbox = Toolbox(metrics=recording.at(case.alert_time), logs=None, call_graph=call_graph,
+                      now=case.alert_time, llm=llm, memory=None, settings=settings,
+                      source_spec={"kind": "eval", "suite": SUITE, "case": case.case_id})
+    started = time.perf_counter()
+    report = await investigate(build_webhook(case), toolbox)
+    ranking = _dedupe([h.component for h in report.hypotheses])
+    rank = rank_of(case.root_cause_service, ranking)
+    return {
+        "case_id": case.case_id, "system": case.system, "fault_type": case.fault_type,
+        "alert_time": case.alert_time.isoformat(), "truth": case.root_cause_service,
+        "ranking": ranking, "rank": rank, "status": str(report.status),
+        "top_cause": report.hypotheses[0].cause if report.hypotheses else "",
+        "llm_calls": len(report.llm_calls),
+        "tokens": sum(c.input_tokens + c.output_tokens for c in report.llm_calls),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _group_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ranks = [r["rank"] for r in rows]
+    return {"cases": len(rows), **{f"as@{k}": round(accuracy_at_k(ranks, k), 4) for k in KS}}
+
+
+def published(data_dir: Path, system: str) -> list[dict[str, Any]]:
+    """Published AS@k on the same cases (Nezha FSE'23 Table 3), for the table; empty if unavailable."""
+    path = data_dir / "published-results" / "nezha_fse23_table3_service_level.csv"
+    prefix = {"onlineboutique": "OB", "trainticket": "TT"}.get(system)
+    if prefix is None or not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [{"approach": r["approach"], "modality": r["modality"],
+                 **{f"as@{k}": round(float(r[f"{prefix}_AS@{k}"]) / 100, 4) for k in KS}}
+                for r in csv.DictReader(fh)]
+
+
+async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, settings: Any = None,
+                    limit: int | None = None) -> dict[str, Any]:
+    from core.llm import LLMChain
+    from core.settings import get_settings
+
+    settings = settings or get_settings()
+    llm = llm if llm is not None else LLMChain([])
+    cases = load_cases(data_dir, system, date)
+    if not cases:
+        raise ValueError(f"no cases for system {system!r} on {date!r} in {data_dir / 'nezha-rca' / 'cases.csv'}")
+    if limit:
+        cases = cases[:limit]
+    recording = RecordedMetricsSource.nezha(data_dir, system, date)
+    call_graph = recording.call_graph()
+    started = time.perf_counter()
+    rows = [await _investigate_case(c, recording, call_graph, llm, settings) for c in cases]
+    seconds = round(time.perf_counter() - started, 2)
+    by_fault: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_fault[r["fault_type"]].append(r)
+    overall = _group_scores(rows)
+    return {
+        "suite": SUITE, "mode": llm.mode, "system": system, "date": date, "cases": len(rows),
+        "as@1": overall["as@1"], "as@3": overall["as@3"], "as@5": overall["as@5"],
+        "by_fault_type": {k: _group_scores(v) for k, v in sorted(by_fault.items())},
+        "by_system": {system: overall},
+        "call_graph": bool(call_graph),
+        "per_case": rows,
+        "llm_calls": sum(r["llm_calls"] for r in rows), "tokens": sum(r["tokens"] for r in rows),
+        "seconds": seconds,
+        "published": published(data_dir, system),
+    }
+
+
+def run(data_dir: Path, system: str, date: str, **kw: Any) -> dict[str, Any]:
+    return asyncio.run(run_async(data_dir, system, date, **kw))
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    lines = [f"nezha {report['system']} {report['date']}: {report['cases']} cases, mode {report['mode']}, "
+             f"{report['seconds']} s, {report['llm_calls']} LLM calls, {report['tokens']} tokens", ""]
+    lines.append(f"{'case':26} {'fault':15} {'truth':30} {'rank':>4}  top-3")
+    for r in report["per_case"]:
+        rank = "-" if r["rank"] is None else str(r["rank"])
+        lines.append(f"{r['case_id']:26} {r['fault_type']:15} {r['truth']:30} {rank:>4}  "
+                     f"{', '.join(r['ranking'][:3])}")
+    lines += ["", f"{'group':34} {'cases':>5} {'AS@1':>6} {'AS@3':>6} {'AS@5':>6}"]
+    groups = [("all (this run)", report)] + [(f"  {k}", v) for k, v in report["by_fault_type"].items()]
+    for name, g in groups:
+        lines.append(f"{name:34} {g['cases']:>5} {g['as@1']:>6.3f} {g['as@3']:>6.3f} {g['as@5']:>6.3f}")
+    if report.get("published"):
+        lines += ["", "published on the same system (Nezha FSE'23, Table 3; all dates of the system):"]
+        for p in report["published"]:
+            lines.append(f"  {p['approach'] + ' (' + p['modality'] + ')':32} {'':>5} "
+                         f"{p['as@1']:>6.3f} {p['as@3']:>6.3f} {p['as@5']:>6.3f}")
+    return "\n".join(lines)
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="aiops eval nezha", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None,
+                        help="datasets folder (default: $DATASETS_DIR or ../shared/datasets)")
+    parser.add_argument("--system", default="onlineboutique", help="onlineboutique | trainticket")
+    parser.add_argument("--date", default="2022-08-22", help="a date with telemetry, e.g. 2022-08-22")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument("--mode", choices=("rules", "llm"), default="rules",
+                        help="rules (default) or llm: the provider chain from settings (OPENAI_*/OLLAMA_*)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N cases (smoke runs)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        from core.settings import SettingsError, get_settings
+
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data_dir = args.data if args.data is not None else Path(settings.DATASETS_DIR)
+    if not (data_dir / "nezha-rca").is_dir():
+        print(f"error: {data_dir / 'nezha-rca'} not found (pass --data DIR)", file=sys.stderr)
+        return 2
+    llm = None
+    if args.mode == "llm":
+        from core.llm import build_llm_chain
+
+        llm = build_llm_chain(settings)
+        if not llm.providers:
+            print("error: --mode llm but no LLM is configured (OPENAI_API_KEY/OPENAI_BASE_URL or "
+                  "OLLAMA_BASE_URL, and LLM_MODE not 'rules')", file=sys.stderr)
+            return 2
+    try:
+        report = run(data_dir, args.system, args.date, llm=llm, settings=settings, limit=args.limit)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(report))
+    if args.out is not None:
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(cli(sys.argv[1:]))
