@@ -28,7 +28,10 @@ from tools.logs import LogQuery, LogRecord
 log = logging.getLogger(__name__)
 
 # The window in which symptoms are looked for, and the baseline before it that defines "normal".
+# Symptoms start before an alert fires (its `for:` clause), so the window reaches DETECT_WINDOW back
+# from the alert's start (at most MAX_DETECT_WINDOW back from now).
 DETECT_WINDOW = timedelta(minutes=10)
+MAX_DETECT_WINDOW = timedelta(minutes=60)
 BASELINE_WINDOW = timedelta(minutes=60)
 MAX_SUSPECTS = 5
 MAX_LLM_STEPS = 4
@@ -85,16 +88,31 @@ def _log_service(r: LogRecord) -> str:
     return r.service or r.host or "unknown"
 
 
+def detection_window(incident: Incident, now: datetime) -> tuple[datetime, datetime, datetime]:
+    """(baseline start, window start, end) for an incident analysed at `now`."""
+    start = min(now - DETECT_WINDOW, incident.alert.starts_at - DETECT_WINDOW)
+    start = max(start, now - MAX_DETECT_WINDOW)
+    return start - BASELINE_WINDOW, start, now
+
+
 async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
-    end = toolbox.current_time()
-    start, baseline_start = end - DETECT_WINDOW, end - DETECT_WINDOW - BASELINE_WINDOW
+    baseline_start, start, end = detection_window(incident, toolbox.current_time())
     f = Findings(start=start, end=end)
+    alert = incident.alert
+    f.book.add(tool="alertmanager", signal="state", component=alert.target, anomalous=False,
+               query=f'ALERTS{{alertname="{alert.name}"}}', start=alert.starts_at, end=end,
+               excerpt=f"{alert.name} firing since {alert.starts_at:%H:%M}Z: "
+                       f"{alert.annotations.get('summary') or alert.annotations.get('description') or alert.labels}")
     if toolbox.metrics is not None:
         from tools.analysis.metric_anomaly import rank_components
 
         f.suspects = (await rank_components(toolbox.metrics, start, end, baseline_start=baseline_start,
                                             call_graph=toolbox.call_graph))[:MAX_SUSPECTS]
         for s in f.suspects:
+            if not s.anomalies:  # ranked on aggregate/propagated score only: say so, as weak evidence
+                f.book.add(tool="metrics", query="rank_components", component=s.component, signal="metric",
+                           start=start, end=end, score=s.score, anomalous=False,
+                           excerpt=f"aggregate anomaly score {s.score:.2f}; no single metric stands out")
             for a in s.anomalies[:3]:
                 f.book.add(tool="metrics", query=a.query, component=s.component, signal="metric",
                            start=a.start, end=a.end, value=a.value, baseline=a.baseline, score=a.score,
@@ -120,7 +138,7 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
                 f.book.add(tool="logs", signal="log", component=svc, start=start, end=end,
                            query=json.dumps({"service": svc, "template": t.template}),
                            value=float(t.count), baseline=float(t.baseline_count),
-                           excerpt=(f"{t.count}x in {int(DETECT_WINDOW.total_seconds() // 60)} min "
+                           excerpt=(f"{t.count}x in {int((end - start).total_seconds() // 60)} min "
                                     f"(baseline {t.baseline_count}{', new' if t.is_new else ''}): {t.example}"))
     return f
 

@@ -36,7 +36,8 @@ _RULES: list[tuple[str, str]] = [
 
 
 def classify(text: str) -> str:
-    low = text.lower()
+    # Alert names are CamelCase: split them so word boundaries work ("HostHighCpuLoad" -> "host high cpu load").
+    low = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text).lower()
     for category, pattern in _RULES:
         if re.search(pattern, low):
             return category
@@ -51,12 +52,13 @@ class TriageOutput(BaseModel):
 def triage_rules(incident: Incident, open_incident_id: str | None) -> TriageVerdict:
     alert = incident.alert
     group = incident.group_key
+    if all(a.status == "resolved" for a in incident.alerts):
+        closes = f"; closes {open_incident_id}" if open_incident_id else ""
+        return TriageVerdict(kind="resolved", reason=f"{alert.name} resolved at {alert.ends_at}{closes}",
+                             group=group, severity=alert.severity, duplicate_of=open_incident_id)
     if open_incident_id and open_incident_id != incident.id:
         return TriageVerdict(kind="duplicate", reason=f"same fingerprint {incident.fingerprint} is already "
                              f"open as {open_incident_id}", duplicate_of=open_incident_id, group=group,
-                             severity=alert.severity)
-    if all(a.status == "resolved" for a in incident.alerts):
-        return TriageVerdict(kind="resolved", reason=f"{alert.name} resolved at {alert.ends_at}", group=group,
                              severity=alert.severity)
     if alert.name in NOISE_ALERTS or alert.severity in ("none", "info"):
         return TriageVerdict(kind="noise", reason=f"{alert.name} (severity {alert.severity}) is a heartbeat/info "

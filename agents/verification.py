@@ -48,7 +48,8 @@ async def _check_log(ev: Evidence, toolbox: Toolbox, start: datetime, end: datet
     count = sum(1 for r in records if pattern.search(r.message))
     minutes = max((end - start).total_seconds() / 60, 1e-6)
     rate_after = count / minutes
-    rate_during = (ev.value or 0) / (DETECT_WINDOW.total_seconds() / 60)
+    window = (ev.end - ev.start) if ev.start and ev.end else DETECT_WINDOW
+    rate_during = (ev.value or 0) / max(window.total_seconds() / 60, 1e-6)
     rate_base = (ev.baseline or 0) / (BASELINE_WINDOW.total_seconds() / 60)
     recovered = rate_after <= max(1.5 * rate_base, 0.2 * rate_during)
     return VerificationCheck(evidence_id=ev.id, query=ev.query, before=round(rate_during, 3),

@@ -1,0 +1,46 @@
+"""Shared fixtures: isolated settings (tmp data dir, no ambient LLM/servers), recordings, runners."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.llm import LLMChain, Provider
+from core.resilience import CircuitBreaker
+from core.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+_AMBIENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_BASE_URL", "REDIS_URL", "DATABASE_URL", "PROMETHEUS_URL",
+            "ELASTICSEARCH_URL", "MILVUS_URI", "LOG_FILES", "ANSIBLE_INVENTORY", "APPROVERS", "TELEGRAM_TOKEN",
+            "AIOPS_DATA_DIR", "CHECKPOINT_DB", "LLM_MODE")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in _AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIOPS_DATA_DIR", str(tmp_path / "var"))
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(AIOPS_DATA_DIR=tmp_path / "var", VERIFY_SETTLE_SECONDS=0)
+
+
+def scripted_chain(model: object, name: str = "scripted-1") -> LLMChain:
+    return LLMChain([Provider("scripted", name, model, CircuitBreaker("scripted"))])  # type: ignore[arg-type]
+
+
+def recording(name: str) -> Path:
+    return REPO / "evals" / "incidents" / f"{name}.json"
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _AMBIENT}
+    env.update({"AIOPS_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(REPO), **extra})
+    return env
