@@ -164,16 +164,19 @@ class PrometheusSource:
 
     def __init__(self, url: str, *, timeout: float = 10.0, scrape_interval: float = 15.0,
                  component_label: str = "service", headers: dict[str, str] | None = None,
-                 disable_ssl: bool = False, now: datetime | None = None) -> None:
+                 disable_ssl: bool = False, now: datetime | None = None, retries: int = 2) -> None:
         from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
 
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.scrape_interval = scrape_interval
         self.component_label = component_label
         self.now = _utc(now) if now is not None else None
+        # the client's default retries 3x with 1 s backoff: too slow to fail for an agent in a loop
+        retry = Retry(total=retries, backoff_factor=0.2, status_forcelist=[429, 502, 503, 504])
         self._prom = PrometheusConnect(url=self.url, headers=headers, disable_ssl=disable_ssl,
-                                       timeout=timeout)
+                                       timeout=timeout, retry=retry)
 
     @classmethod
     def from_settings(cls, settings: Any = None, **kw: Any) -> PrometheusSource:
@@ -306,10 +309,13 @@ def metric_name_for_column(column: str) -> str:
     return snake
 
 
+# Kubernetes generates pod-template hashes and pod suffixes from a vowel-free alphabet
+# (k8s.io/apimachinery rand.SafeEncodeString), which is what tells "-x7k2p" from "-exporter".
+_K8S = "[bcdfghjklmnpqrstvwxz2456789]"
 _POD_SUFFIXES = (
-    re.compile(r"^(?P<svc>.+)-[a-z0-9]{5,10}-[a-z0-9]{5}$"),  # Deployment: <svc>-<replicaset>-<pod>
+    re.compile(rf"^(?P<svc>.+)-{_K8S}{{5,10}}-{_K8S}{{5}}$"),  # Deployment: <svc>-<replicaset>-<pod>
     re.compile(r"^(?P<svc>.+)-[0-9]+$"),  # StatefulSet: <svc>-<ordinal>
-    re.compile(r"^(?P<svc>.+)-[a-z0-9]{5}$"),  # DaemonSet / bare ReplicaSet: <svc>-<pod>
+    re.compile(rf"^(?P<svc>.+)-{_K8S}{{5}}$"),  # DaemonSet / bare ReplicaSet: <svc>-<pod>
 )
 
 
@@ -532,6 +538,8 @@ class RecordedMetricsSource:
                             lookback_seconds: float = 300.0) -> list[Series]:
         """The latest point at or before `at` (Prometheus' 5-minute lookback), one per series."""
         at = _utc(at) if at is not None else (self.now or datetime.now(UTC))
+        if self.now is not None:
+            at = min(at, self.now)
         series = self.query_range_sync(query, at - timedelta(seconds=lookback_seconds), at)
         return [Series(metric=s.metric, labels=s.labels, points=s.points[-1:]) for s in series]
 
