@@ -224,11 +224,11 @@ def _tools_for(toolbox: Toolbox) -> list[Any]:
     if toolbox.metrics is not None:
         from tools.metrics import make_metric_tools
 
-        tools += make_metric_tools(toolbox.metrics)
+        tools += make_metric_tools(toolbox.metrics, call_graph=toolbox.call_graph)
     if toolbox.logs is not None:
         from tools.logs import make_log_tools
 
-        tools += make_log_tools(toolbox.logs)
+        tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
     return tools
 
 

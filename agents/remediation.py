@@ -62,6 +62,15 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 "until the carrier is fixed")
     if cat in ("cpu", "memory", "latency", "errors", "anomaly") and top is not None:
         svc = labels.get("service") if cat in ("cpu", "memory") and labels.get("service") else component
+        if svc in (host, incident.alert.target) and not labels.get("service"):
+            # The evidence points at the machine, not at a service on it.
+            if labels.get("vmid") and labels.get("pve_node"):
+                return ([CATALOG["proxmox_vm_reboot"].action(labels["pve_node"], node=labels["pve_node"],
+                                                               vmid=labels["vmid"])],
+                        f"{host} (Proxmox guest {labels['vmid']}) is saturated and no single service explains "
+                        "it; a guest reboot is the remaining fix (high risk: full outage while it boots)")
+            return ([CATALOG["escalate_to_oncall"].action(host)],
+                    f"{host} is {cat}-bound but no service on it stands out; a human should look")
         return ([CATALOG["restart_service"].action(host, service=svc)],
                 f"{svc} is the most likely root cause ({top.cause}); restarting it is the least risky fix "
                 "that clears runaway work")

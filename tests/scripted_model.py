@@ -7,7 +7,7 @@ exercises the same paths it would with ChatOpenAI; it also records every request
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -30,7 +30,7 @@ class ScriptedChatModel(BaseChatModel):
     """Answers each request with the next scripted message (or the result of a callable on the request)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    script: list[AIMessage | Callable[[list[BaseMessage], list[str]], AIMessage] | Exception] = Field(default_factory=list)
+    script: list[Any] = Field(default_factory=list)  # AIMessage | callable(messages, tools) -> AIMessage | Exception
     requests: list[dict[str, Any]] = Field(default_factory=list)
     bound_tools: list[str] = Field(default_factory=list)
     tool_choice: str | None = None

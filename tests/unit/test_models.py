@@ -4,9 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from core.models import AlertmanagerWebhook, Plan
-from tools.catalog import CATALOG
-
 from tests.conftest import recording
+from tools.catalog import CATALOG
 
 
 def _payload() -> dict:
