@@ -32,7 +32,8 @@ def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | 
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     # --- HTTP API -------------------------------------------------------------------------------
     API_HOST: str = "0.0.0.0"
