@@ -53,6 +53,9 @@ LOG_FORMATS: dict[str, str] = {
 
 # Extra variable masks, applied before the generic ones (tools.analysis.drain.DEFAULT_MASKS).
 SYSTEM_MASKS: dict[str, list[tuple[str, str]]] = {
+    "Linux": [
+        (r"(?<=\s)\([\w.-]*\)(?=\s)", "<*>"),  # "(host.example.com)" or "()": a resolved peer name
+    ],
     "OpenStack": [
         (r"\"(GET|POST|PUT|DELETE|HEAD|PATCH) \S+ HTTP/[\d.]+\"", r'"\1 <*>"'),  # request line: URL + version
         (r"((\d{1,3}\.){3}\d{1,3},?)+", "<*>"),  # comma-joined forwarded-for IP lists

@@ -118,6 +118,12 @@ def test_server_errors_become_one_readable_line(es: ElasticsearchDouble) -> None
         run(_with_source(es, lambda s: s.search(QUERY)))
 
 
+def test_server_that_is_not_elasticsearch_is_refused(es: ElasticsearchDouble) -> None:
+    es.impersonate_other_product()
+    with pytest.raises(LogSourceError, match="not Elasticsearch"):
+        run(_with_source(es, lambda s: s.search(QUERY)))
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     with ElasticsearchDouble([]) as gone:
         url = gone.url

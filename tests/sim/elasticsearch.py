@@ -19,6 +19,7 @@ Usage: `with ElasticsearchDouble(docs) as es: es.url`.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 import threading
@@ -217,7 +218,7 @@ class _Store:
         for field, order in reversed(spec):
             present = [d for d in docs if self._sort_value(d, field) is not None]
             missing = [d for d in docs if self._sort_value(d, field) is None]
-            present.sort(key=lambda d, f=field: self._sort_value(d, f), reverse=(order == "desc"))
+            present.sort(key=functools.partial(self._sort_value, field=field), reverse=(order == "desc"))
             docs = present + missing  # ES puts missing values last
         after = body.get("search_after")
         if after is not None:
@@ -332,7 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
-        self.send_header("X-Elastic-Product", "Elasticsearch")
+        if self.server.product_header:
+            self.send_header("X-Elastic-Product", "Elasticsearch")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -402,6 +404,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     store: _Store
     fail_with: tuple[int, str, str] | None = None
+    product_header: bool = True  # False: behave like a proxy/impostor that the client must refuse
 
 
 class ElasticsearchDouble:
@@ -415,7 +418,7 @@ class ElasticsearchDouble:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -428,6 +431,10 @@ class ElasticsearchDouble:
     def fail_next(self, status: int, type_: str, reason: str) -> None:
         """Make every following request fail with this ES error (until `recover()`)."""
         self._server.fail_with = (status, type_, reason)
+
+    def impersonate_other_product(self) -> None:
+        """Stop sending `X-Elastic-Product` (what a non-Elasticsearch server looks like to the client)."""
+        self._server.product_header = False
 
     def recover(self) -> None:
         self._server.fail_with = None
