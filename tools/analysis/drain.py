@@ -111,6 +111,7 @@ class Drain:
         self.wildcard_similarity = wildcard_similarity
         self.root = _Node()
         self.clusters: list[Cluster] = []
+        self._seen: dict[tuple[str, ...], Cluster] = {}
 
     # -- preprocessing -----------------------------------------------------------------------------
     def tokenize(self, line: str) -> list[str]:
@@ -164,6 +165,10 @@ class Drain:
 
     def add(self, line: str) -> Cluster:
         tokens = self.tokenize(line)
+        seen = self._seen.get(tuple(tokens))
+        if seen is not None:  # same masked tokens as an earlier line: its cluster's template covers it
+            seen.size += 1
+            return seen
         leaf = self._leaf(tokens, create=True)
         assert leaf is not None
         cluster = self._best(leaf, tokens, self.sim_threshold)
@@ -174,6 +179,7 @@ class Drain:
         else:
             cluster.tokens = [t if t == s else WILDCARD for t, s in zip(cluster.tokens, tokens, strict=True)]
         cluster.size += 1
+        self._seen[tuple(tokens)] = cluster
         return cluster
 
     def match(self, line: str) -> Cluster | None:
@@ -195,13 +201,14 @@ class Drain:
         position, that position is a variable: merge them. Two or three alternatives ("Link Up" /
         "Link Down") are more often distinct events, hence the threshold. Returns old id -> survivor.
         """
-        parent = {c.id: c for c in self.clusters}
+        survivor: dict[int, Cluster] = {c.id: c for c in self.clusters}
         if self.merge_min_values < 2:
-            return parent
+            return survivor
+        merged_into: dict[int, Cluster] = {}
+        alive = list(self.clusters)
         changed = True
         while changed:
             changed = False
-            alive = {id(c): c for c in parent.values()}.values()
             by_len: dict[int, list[Cluster]] = {}
             for c in alive:
                 by_len.setdefault(len(c.tokens), []).append(c)
@@ -218,6 +225,7 @@ class Drain:
                         if constants < 3 or constants * 2 < len(c.tokens):
                             continue  # too little left to say it is the same event
                         buckets.setdefault(key, []).append(c)
+                    gone: set[int] = set()
                     for members in buckets.values():
                         if len(members) < self.merge_min_values:
                             continue
@@ -225,15 +233,17 @@ class Drain:
                         keep.tokens[pos] = WILDCARD
                         for other in members[1:]:
                             keep.size += other.size
-                            for cid, target in parent.items():
-                                if target is other:
-                                    parent[cid] = keep
+                            merged_into[other.id] = keep
+                            gone.add(other.id)
+                    if gone:
                         changed = True
-                    if changed:
-                        break
-                if changed:
-                    break
-        return parent
+                        group = [c for c in group if c.id not in gone]
+                        alive = [c for c in alive if c.id not in gone]
+        for cid, c in survivor.items():
+            while c.id in merged_into:
+                c = merged_into[c.id]
+            survivor[cid] = c
+        return survivor
 
     def parse(self, lines: Iterable[str]) -> list[str]:
         """Template of every line, after all lines were seen (so early lines get the final template)."""
