@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -138,9 +139,21 @@ def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -
     return best
 
 
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _selector(metric: str, labels: dict[str, str]) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    """The exact PromQL selector of one series: evidence a human (or the LLM) can re-run."""
+    inner = ",".join(f'{k}="{_quote(v)}"' for k, v in sorted(labels.items()))
     return f"{metric}{{{inner}}}"
+
+
+def _component_matcher(label: str, components: set[str] | None) -> str:
+    """`service=~"a|b"` when the wanted names are plain, so the backend filters; else any value."""
+    if components and all(re.fullmatch(r"[A-Za-z0-9_:.\-]+", c) for c in components):
+        return f'{label}=~"{"|".join(sorted(components))}"'
+    return f'{label}=~".+"'
 
 
 async def _fetch(source: MetricsSource, query: str, start: datetime, end: datetime) -> list[Series]:
@@ -169,11 +182,12 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     wanted = set(components) if components else None
     metrics = await source.list_metrics()
+    matcher = _component_matcher(component_label, wanted)
     sem = asyncio.Semaphore(8)
 
     async def fetch(metric: str) -> list[Series]:
         async with sem:
-            return await _fetch(source, f'{metric}{{{component_label}=~".+"}}', baseline_start, end)
+            return await _fetch(source, f"{metric}{{{matcher}}}", baseline_start, end)
 
     results = await asyncio.gather(*(fetch(m) for m in metrics))
     start_ts, end_ts = start.timestamp(), end.timestamp()
