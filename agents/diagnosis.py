@@ -130,7 +130,10 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
         for r in before:
             base_by_svc[_log_service(r)].append(r)
         for svc, records in by_svc.items():
-            stats = summarize_logs(records, base_by_svc.get(svc, []), top=10)
+            # No baseline data at all (a source that starts now) is not "everything is new".
+            stats = summarize_logs(records, base_by_svc.get(svc, []) if before else None, top=10,
+                                   window_seconds=(end - start).total_seconds(),
+                                   baseline_seconds=(start - baseline_start).total_seconds())
             notable = [t for t in stats if t.is_new or (t.spike_ratio or 0) >= 3.0
                        or any(lv.lower() in ("error", "err", "crit", "critical", "fatal", "emerg", "alert")
                               for lv in t.levels)]
@@ -172,7 +175,7 @@ def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagn
 
 def _cause_from(items: list[Evidence], verdict: TriageVerdict) -> str:
     logs = [e for e in items if e.signal == "log"]
-    metrics = [e for e in items if e.signal == "metric"]
+    metrics = [e for e in items if e.signal == "metric" and e.anomalous]
     parts = []
     if metrics:
         top = metrics[0]
@@ -187,7 +190,7 @@ def _cause_from(items: list[Evidence], verdict: TriageVerdict) -> str:
 
 
 def _rationale(comp: str, items: list[Evidence], target: str) -> str:
-    bits = [f"{len([e for e in items if e.signal == 'metric'])} anomalous metrics",
+    bits = [f"{len([e for e in items if e.signal == 'metric' and e.anomalous])} anomalous metrics",
             f"{len([e for e in items if e.signal == 'log'])} notable log templates"]
     if comp == target:
         bits.append("named by the alert")

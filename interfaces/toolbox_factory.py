@@ -34,15 +34,11 @@ def live_metrics(settings: Settings) -> Any:
 
 
 def live_logs(settings: Settings) -> Any:
-    if settings.ELASTICSEARCH_URL:
-        from tools.logs import ElasticsearchSource
+    if not (settings.ELASTICSEARCH_URL or settings.LOG_FILES):
+        return None
+    from tools.logs import log_source_from_settings
 
-        return ElasticsearchSource.from_settings(settings)
-    if settings.LOG_FILES:
-        from tools.logs import FileLogSource
-
-        return FileLogSource.from_settings(settings)
-    return None
+    return log_source_from_settings(settings)
 
 
 def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory: Any | None = None):  # type: ignore[no-untyped-def]
