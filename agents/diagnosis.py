@@ -292,7 +292,11 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
     """Returns (diagnosis, evidence, whether the LLM produced it)."""
     f = await gather_evidence(incident, toolbox)
     if toolbox.llm.providers:
-        result = await diagnose_llm(incident, verdict, f, toolbox, calls)
+        alert = incident.alert
+        key = {"node": "diagnosis", "alert": alert.name, "labels": alert.labels, "category": verdict.category,
+               "evidence": [[e.id, e.tool, e.component, e.query] for e in f.book.items]}
+        result = await toolbox.cached("analysis", key, lambda: diagnose_llm(incident, verdict, f, toolbox, calls),
+                                      Diagnosis)
         if result is not None:
             return result, f.book.items, True
     return rank_rules(incident, verdict, f), f.book.items, False

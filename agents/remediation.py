@@ -116,13 +116,15 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     used_llm = False
     if toolbox.llm.providers and diagnosis.hypotheses:
         top = diagnosis.hypotheses[:3]
-        out = await toolbox.llm.structured("remediation", [
+        key = {"node": "remediation", "alert": incident.alert.name, "labels": incident.alert.labels,
+               "category": verdict.category, "hypotheses": [[h.component, h.cause] for h in top]}
+        out = await toolbox.cached("playbook", key, lambda: toolbox.llm.structured("remediation", [
             SystemMessage(REMEDIATION_SYSTEM),
             HumanMessage(f"ALERT {incident.alert.name} on {incident.alert.target} ({verdict.category}); "
                          f"labels {incident.alert.labels}\nDIAGNOSIS\n"
                          + "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top)
                          + f"\nCATALOG\n{_catalog_brief()}"),
-        ], RemediationPlan, calls)
+        ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
             actions = _validate(out)
             rationale = out.rationale

@@ -6,16 +6,20 @@ recorded alert time so no tool can read the future; a live run leaves it None (w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from core.llm import LLMChain
 from core.models import utcnow
 from core.settings import Settings, get_settings
 from tools.logs import LogSource
 from tools.metrics import MetricsSource
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Toolbox:
     llm: LLMChain = field(default_factory=LLMChain)
     memory: Any | None = None  # memory.incidents.IncidentMemory when configured
     executor: Any | None = None  # tools.executor.ActionExecutor
+    cache: Any | None = None  # memory.cache.Cache: the same LLM question is not paid for twice
     settings: Settings = field(default_factory=get_settings)
     open_incident: Callable[[str], str | None] | None = None  # fingerprint -> id of an open incident
     recovery_after: timedelta | None = None  # replays: how far the recording runs past the alert
@@ -43,3 +48,14 @@ class Toolbox:
         for source in (self.metrics, self.logs):
             if source is not None and hasattr(source, "now"):
                 source.now = when
+
+    async def cached(self, kind: str, payload: dict[str, Any], fn: Callable[[], Awaitable[M | None]],
+                     model: type[M]) -> M | None:
+        """An LLM answer from the cache when this exact (normalised) question was answered before."""
+        if self.cache is None:
+            return await fn()
+        from memory.cache import cached_call
+
+        result = await cached_call(self.cache, kind, {"llm": self.llm.mode, **payload}, fn,  # type: ignore[arg-type]
+                                   model=model)
+        return result  # type: ignore[no-any-return]

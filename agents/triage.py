@@ -76,10 +76,11 @@ async def triage(incident: Incident, toolbox: Toolbox, calls: list[LLMCall]) -> 
     if verdict.kind != "incident" or verdict.category != "unknown" or not toolbox.llm.providers:
         return verdict, False
     alert = incident.alert
-    out = await toolbox.llm.structured("triage", [
+    key = {"node": "triage", "alert": alert.name, "labels": alert.labels, "annotations": alert.annotations}
+    out = await toolbox.cached("analysis", key, lambda: toolbox.llm.structured("triage", [
         SystemMessage(TRIAGE_SYSTEM),
         HumanMessage(f"alertname: {alert.name}\nlabels: {alert.labels}\nannotations: {alert.annotations}"),
-    ], TriageOutput, calls)
+    ], TriageOutput, calls), TriageOutput)
     if out is None:
         return verdict, False
     return verdict.model_copy(update={"category": out.category, "reason": f"{verdict.reason}; {out.reason}"}), True

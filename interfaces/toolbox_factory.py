@@ -42,17 +42,20 @@ def live_logs(settings: Settings) -> Any:
 
 
 def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory: Any | None = None):  # type: ignore[no-untyped-def]
+    from memory.cache import build_cache
+
     chain = llm if llm is not None else build_llm_chain(settings)
+    cache = build_cache(settings)  # one per process: Redis when REDIS_URL is set, else an in-process LRU
 
     def factory(spec: dict[str, Any]) -> Toolbox:
         if spec.get("kind") == "replay":
             rec = load_recorded(spec["path"])
             inventory = str(Path(spec["standins"]) / "inventory.ini")
             return Toolbox(metrics=rec.metrics_source(), logs=rec.logs_source(), call_graph=rec.call_graph,
-                           now=rec.alert_time, llm=chain, memory=memory, settings=settings,
+                           now=rec.alert_time, llm=chain, memory=memory, settings=settings, cache=cache,
                            executor=ActionExecutor(settings, inventory=inventory),
                            recovery_after=timedelta(seconds=rec.recovery_after_seconds), source_spec=spec)
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
-                       settings=settings, executor=ActionExecutor(settings), source_spec=spec)
+                       settings=settings, executor=ActionExecutor(settings), source_spec=spec, cache=cache)
 
     return factory
