@@ -648,7 +648,7 @@ def make_metric_tools(source: MetricsSource, *, call_graph: dict[str, list[str]]
         base_start = start - timedelta(minutes=baseline_minutes)
         q = _selector_for(metric, service, None, component_label)
         series = await source.query_range(q, base_start, end)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for s in series[:max_series]:
             base = [v for t, v in s.points if t < start and math.isfinite(v)]
             win = [v for t, v in s.points if t >= start and math.isfinite(v)]
