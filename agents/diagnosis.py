@@ -82,6 +82,7 @@ class Findings:
     book: EvidenceBook = field(default_factory=EvidenceBook)
     start: datetime | None = None
     end: datetime | None = None
+    past: list[Any] = field(default_factory=list)  # memory.incidents.IncidentMatch, similar enough to cite
 
 
 def _log_service(r: LogRecord) -> str:
@@ -157,6 +158,9 @@ def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagn
         logs = [e for e in items if e.signal == "log"]
         if logs:
             scores[comp] += 0.3 * min(1.0, len(logs) / 2)
+    for m in f.past:  # a cause that was confirmed (fix verified) on a similar incident before
+        if m.record.recovered is True and m.record.root_cause_component:
+            scores[m.record.root_cause_component] += 0.8 * m.score
     target = incident.alert.target
     if target in scores or not scores:
         scores[target] += 0.2
@@ -287,10 +291,34 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
     return Diagnosis(hypotheses=hyps, summary=out.summary or f"{hyps[0].component}: {hyps[0].cause}")
 
 
+@dataclass
+class DiagnosisResult:
+    diagnosis: Diagnosis
+    evidence: list[Evidence]
+    used_llm: bool
+    known_fix: dict[str, Any] | None = None  # the past incident whose verified fix applies again
+
+
+def _from_memory(match: Any, f: Findings) -> Diagnosis:
+    r = match.record
+    cited = [e.id for e in f.book.items if e.component == r.root_cause_component or e.tool == "memory"]
+    hyp = Hypothesis(component=r.root_cause_component, cause=r.root_cause, confidence=round(min(0.95, match.score), 3),
+                     evidence_ids=cited, rationale=f"same signature as {r.id}, whose fix was verified")
+    return Diagnosis(hypotheses=[hyp], summary=f"{r.root_cause_component}: {r.root_cause} (seen before: {r.id})")
+
+
 async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
-                   calls: list[LLMCall]) -> tuple[Diagnosis, list[Evidence], bool]:
-    """Returns (diagnosis, evidence, whether the LLM produced it)."""
+                   calls: list[LLMCall]) -> DiagnosisResult:
+    from agents.recall import known_fix, recall
+
     f = await gather_evidence(incident, toolbox)
+    f.past = await recall(incident, verdict, f.book.items, toolbox, f.book.add)
+    known = known_fix(incident, verdict, f.past)
+    fix = ({"incident_id": known.record.id, "occurred_at": known.record.occurred_at.isoformat(),
+            "actions": known.record.actions} if known else None)
+    if known is not None and toolbox.llm.providers:
+        # The same incident again, and we know what fixed it: no need to ask a model.
+        return DiagnosisResult(_from_memory(known, f), f.book.items, False, fix)
     if toolbox.llm.providers:
         alert = incident.alert
         key = {"node": "diagnosis", "alert": alert.name, "labels": alert.labels, "category": verdict.category,
@@ -298,6 +326,6 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
         result = await toolbox.cached("analysis", key, lambda: diagnose_llm(incident, verdict, f, toolbox, calls),
                                       Diagnosis)
         if result is not None:
-            return result, f.book.items, True
-    return rank_rules(incident, verdict, f), f.book.items, False
+            return DiagnosisResult(result, f.book.items, True, fix)
+    return DiagnosisResult(rank_rules(incident, verdict, f), f.book.items, False, fix)
 

@@ -109,11 +109,36 @@ def _validate(out: RemediationPlan) -> list[Action] | None:
     return actions
 
 
+def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | None:
+    if not known_fix:
+        return None
+    from tools.catalog import CATALOG as catalog
+
+    actions = []
+    for a in known_fix.get("actions") or []:
+        entry = catalog.get(a.get("name", ""))
+        if entry is None:
+            return None
+        try:
+            actions.append(entry.action(a["target"], **(a.get("parameters") or {})))
+        except (KeyError, ValueError):  # the catalog changed since: plan afresh
+            return None
+    if not actions:
+        return None
+    return actions, (f"this fix worked before on the same incident ({known_fix['incident_id']}, "
+                     f"{known_fix['occurred_at'][:10]}, verified recovered)")
+
+
 async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
-               toolbox: Toolbox, calls: list[LLMCall]) -> tuple[Plan, bool]:
+               toolbox: Toolbox, calls: list[LLMCall], known_fix: dict[str, Any] | None = None) -> tuple[Plan, bool]:
     actions: list[Action] | None = None
     rationale = ""
     used_llm = False
+    remembered = _remembered(known_fix)
+    if remembered is not None:  # a plan that worked before for this signature comes first
+        actions, rationale = remembered
+        p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=True)
+        return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
     if toolbox.llm.providers and diagnosis.hypotheses:
         top = diagnosis.hypotheses[:3]
         key = {"node": "remediation", "alert": incident.alert.name, "labels": incident.alert.labels,

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     AIOPS_DATA_DIR: Path = Path("var")
     CHECKPOINT_DB: Path | None = None  # default: $AIOPS_DATA_DIR/checkpoints.sqlite
     DATABASE_URL: str | None = None  # postgresql://... switches checkpointer + incident registry
+    ENABLE_MEMORY: bool = True  # recall similar incidents/runbooks and remember finished incidents
     MILVUS_URI: str | None = None  # default: $AIOPS_DATA_DIR/milvus.db (milvus-lite)
     MILVUS_TOKEN: str | None = None
     EMBEDDINGS_MODEL: str = "all-MiniLM-L6-v2"

@@ -66,10 +66,11 @@ async def diagnosis_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dic
     incident = Incident.model_validate(state["incident"])
     verdict = TriageVerdict.model_validate(state["triage"])
     calls: list[LLMCall] = []
-    diag, evidence, used = await diagnosis_agent.diagnose(incident, verdict, runtime.context, calls)
-    return {"hypotheses": [h.model_dump(mode="json") for h in diag.hypotheses], "summary": diag.summary,
-            "evidence": [e.model_dump(mode="json") for e in evidence], "llm_calls": _calls(calls),
-            "llm_used": ["diagnosis"] if used else []}
+    res = await diagnosis_agent.diagnose(incident, verdict, runtime.context, calls)
+    return {"hypotheses": [h.model_dump(mode="json") for h in res.diagnosis.hypotheses],
+            "summary": res.diagnosis.summary, "known_fix": res.known_fix,
+            "evidence": [e.model_dump(mode="json") for e in res.evidence], "llm_calls": _calls(calls),
+            "llm_used": ["diagnosis"] if res.used_llm else []}
 
 
 async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
@@ -81,7 +82,8 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
                      summary=state.get("summary", ""))
     evidence = [Evidence.model_validate(e) for e in state.get("evidence", [])]
     calls: list[LLMCall] = []
-    plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls)
+    plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls,
+                                              known_fix=state.get("known_fix"))
     plan.checks = await remediation_agent.preflight(plan, runtime.context)
     return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
             "llm_used": ["remediation"] if used else []}
@@ -162,6 +164,10 @@ def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
 
 async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     report = build_report(state, report_mode(state, runtime.context))
+    if report.triage.kind == "incident":  # the learning loop: remember it with its verified outcome
+        from agents.recall import remember_report
+
+        await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
     return {"report": report.model_dump(mode="json")}
 
 

@@ -16,6 +16,7 @@ class IncidentState(TypedDict, total=False):
     evidence: list[dict[str, Any]]  # Evidence
     hypotheses: list[dict[str, Any]]  # Hypothesis, ranked
     summary: str
+    known_fix: dict[str, Any] | None  # a past incident's verified fix that applies again
     plan: dict[str, Any] | None  # Plan
     approval: dict[str, Any] | None  # Approval
     executions: list[dict[str, Any]]  # ExecutionResult

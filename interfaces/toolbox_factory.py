@@ -46,6 +46,10 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory
 
     chain = llm if llm is not None else build_llm_chain(settings)
     cache = build_cache(settings)  # one per process: Redis when REDIS_URL is set, else an in-process LRU
+    if memory is None and settings.ENABLE_MEMORY:
+        from memory.incidents import IncidentMemory
+
+        memory = IncidentMemory.from_settings(settings)  # cheap: Milvus and the model load on first use
 
     def factory(spec: dict[str, Any]) -> Toolbox:
         if spec.get("kind") == "replay":

@@ -14,7 +14,7 @@ from core.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parents[1]
 _AMBIENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_BASE_URL", "REDIS_URL", "DATABASE_URL", "PROMETHEUS_URL",
             "ELASTICSEARCH_URL", "MILVUS_URI", "LOG_FILES", "ANSIBLE_INVENTORY", "APPROVERS", "TELEGRAM_TOKEN",
-            "AIOPS_DATA_DIR", "CHECKPOINT_DB", "LLM_MODE")
+            "AIOPS_DATA_DIR", "CHECKPOINT_DB", "LLM_MODE", "ENABLE_MEMORY")
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +22,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _AMBIENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIOPS_DATA_DIR", str(tmp_path / "var"))
+    # Memory (milvus-lite + embeddings) costs seconds per data dir: tests that need it turn it on.
+    monkeypatch.setenv("ENABLE_MEMORY", "false")
     from core.settings import get_settings
 
     get_settings.cache_clear()
@@ -29,7 +31,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(AIOPS_DATA_DIR=tmp_path / "var", VERIFY_SETTLE_SECONDS=0)
+    return load_settings(AIOPS_DATA_DIR=tmp_path / "var", VERIFY_SETTLE_SECONDS=0, ENABLE_MEMORY=False)
 
 
 def scripted_chain(model: object, name: str = "scripted-1") -> LLMChain:
@@ -42,5 +44,5 @@ def recording(name: str) -> Path:
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _AMBIENT}
-    env.update({"AIOPS_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(REPO), **extra})
+    env.update({"AIOPS_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(REPO), "ENABLE_MEMORY": "false", **extra})
     return env
