@@ -129,10 +129,18 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the bundled recordings; a demo approver stands in for the human at the gate."""
+    import fcntl
+
     from evals.cases import bundled_incidents, load_recorded
     from interfaces.toolbox_factory import replay_spec
 
     demo_dir = settings.AIOPS_DATA_DIR / "demo"
+    settings.AIOPS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    lock = (settings.AIOPS_DATA_DIR / "demo.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise CLIError(f"another aiops demo is running on {demo_dir}") from None
     if demo_dir.exists():
         shutil.rmtree(demo_dir)  # every demo run starts from a clean, embedded state
     demo = settings.model_copy(update={"AIOPS_DATA_DIR": demo_dir, "DATABASE_URL": None, "CHECKPOINT_DB": None,
@@ -140,11 +148,18 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     paths = [p for p in bundled_incidents() if not args.only or p.stem in args.only]
     if not paths:
         raise CLIError(f"no bundled recording named {', '.join(args.only)}")
+    if demo.ENABLE_MEMORY and any(p.stem == "crashloop" for p in paths):
+        # The same incident again: memory recognises it, cites it, and proposes the fix that worked.
+        paths.append(next(p for p in paths if p.stem == "crashloop"))
     summaries = []
     started_all = time.perf_counter()
     async with _runner(demo) as runner:
+        seen: set[str] = set()
         for path in paths:
             rec = load_recorded(path)
+            if rec.name in seen:
+                rec = rec.model_copy(update={"name": f"{rec.name} (again, the next week)"})
+            seen.add(rec.name)
             started = time.perf_counter()
             outcome = await runner.analyze(rec.webhook, replay_spec(path, demo))
             resumed = outcome.pending is not None

@@ -91,7 +91,10 @@ def _summarise(stdout: str) -> str:
     lines = [m.group(1) for m in _MSG.finditer(stdout)]
     lines += [m.group(0)[:300] for m in _FATAL.finditer(stdout)]
     lines += [" ".join(m.group(0).split()) for m in _RECAP.finditer(stdout)]
-    return "; ".join(lines) or stdout.strip().splitlines()[-1:][0] if stdout.strip() else ""
+    if lines:
+        return "; ".join(lines)
+    tail = [ln.strip() for ln in stdout.strip().splitlines() if ln.strip()][-3:]
+    return " | ".join(tail)[:500]
 
 
 class AnsibleTool:
@@ -126,6 +129,8 @@ class AnsibleTool:
             )
             stdout = runner.stdout.read() if runner.stdout else ""
         status = runner.status or "failed"
+        if status != "successful" and not stdout.strip():
+            stdout = f"ansible-runner status {status}, rc {runner.rc}"
         if syntax_only and runner.rc == 0:
             status = "syntax_ok"
         return PlaybookRun(status=status, rc=int(runner.rc or 0), summary=_summarise(stdout))
