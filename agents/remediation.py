@@ -48,10 +48,10 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 f"{host}: {path} is filling up; rotated logs older than 3 days are the usual, safe space to free")
     if cat == "crashloop":
         svc = labels.get("service") or component
-        path = labels.get("config_path") or next(iter(_CONFIG_PATH.findall(top_logs)), None)
-        if _CONFIG_ERROR.search(top_logs) and path:
-            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=path)],
-                    f"{svc} crashes at start-up on a configuration error in {path}; restoring the last "
+        config: str | None = labels.get("config_path") or next(iter(_CONFIG_PATH.findall(top_logs)), None)
+        if _CONFIG_ERROR.search(top_logs) and config:
+            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=config)],
+                    f"{svc} crashes at start-up on a configuration error in {config}; restoring the last "
                     "known-good configuration removes the trigger")
         return ([CATALOG["restart_service"].action(host, service=svc)],
                 f"{svc} is crash-looping; a clean restart clears transient state")
@@ -61,7 +61,7 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 f"{iface} on {host} is flapping; disabling it lets traffic settle on the backup path "
                 "until the carrier is fixed")
     if cat in ("cpu", "memory", "latency", "errors", "anomaly") and top is not None:
-        svc = labels.get("service") if cat in ("cpu", "memory") and labels.get("service") else component
+        svc = labels["service"] if cat in ("cpu", "memory") and labels.get("service") else component
         if svc in (host, incident.alert.target) and not labels.get("service"):
             # The evidence points at the machine, not at a service on it.
             if labels.get("vmid") and labels.get("pve_node"):

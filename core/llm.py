@@ -128,7 +128,7 @@ def build_llm_chain(settings: Settings) -> LLMChain:
     if settings.OLLAMA_BASE_URL and (settings.ENABLE_LLM_FALLBACK or not providers):
         from langchain_ollama import ChatOllama
 
-        chat = ChatOllama(model=settings.OLLAMA_MODEL, base_url=settings.OLLAMA_BASE_URL, temperature=0,
-                          client_kwargs={"timeout": settings.LLM_TIMEOUT})
-        providers.append(Provider("ollama", settings.OLLAMA_MODEL, chat, breaker("ollama")))
+        ollama = ChatOllama(model=settings.OLLAMA_MODEL, base_url=settings.OLLAMA_BASE_URL, temperature=0,
+                            client_kwargs={"timeout": settings.LLM_TIMEOUT})
+        providers.append(Provider("ollama", settings.OLLAMA_MODEL, ollama, breaker("ollama")))
     return LLMChain(providers)

@@ -181,7 +181,7 @@ def after_approval(state: IncidentState) -> str:
     return "execute" if a.get("valid") and a.get("decision") == "approve" else "report"
 
 
-def build_graph(*, stop_after_plan: bool = False) -> StateGraph:
+def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, Toolbox, IncidentState, IncidentState]:
     g = StateGraph(IncidentState, context_schema=Toolbox)
     g.add_node("triage", triage_node)
     g.add_node("diagnosis", diagnosis_node)
@@ -204,7 +204,7 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph:
     return g
 
 
-_INVESTIGATE = build_graph(stop_after_plan=True).compile()
+_INVESTIGATE: Any = build_graph(stop_after_plan=True).compile()
 
 
 async def investigate(webhook: AlertmanagerWebhook, toolbox: Toolbox) -> IncidentReport:

@@ -59,7 +59,7 @@ class IncidentRunner:
 
     async def __aenter__(self) -> IncidentRunner:
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
-        self.graph = build_graph().compile(checkpointer=saver)
+        self.graph: Any = build_graph().compile(checkpointer=saver)
         self.registry = IncidentRegistry(self.settings)
         return self
 

@@ -66,8 +66,8 @@ class IncidentRegistry:
         if self._pg:
             import psycopg
 
-            with psycopg.connect(self._pg, autocommit=True) as conn:
-                yield _PgAdapter(conn)
+            with psycopg.connect(self._pg, autocommit=True) as pg:
+                yield _PgAdapter(pg)
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._path, timeout=30)
