@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tools.analysis.metric_anomaly import metric_family, rank_components, score_points
+from tools.analysis.metric_anomaly import metric_family, rank_components, score_level, score_points
 from tools.metrics import InMemoryMetricsSource, Series
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -136,3 +136,94 @@ def test_score_points_uses_a_difference_scale_and_soft_cap() -> None:
 ])
 def test_metric_families(metric: str, family: str) -> None:
     assert metric_family(metric) == family
+
+
+# --- sustained and slow anomalies (level detector) and victims of them ---------------------------
+def _reshape(s: Series, shape) -> Series:  # type: ignore[no-untyped-def]
+    """Multiply each point i (minute i) by shape(i)."""
+    s.points = [(t, v * shape(i)) for i, (t, v) in enumerate(s.points)]
+    return s
+
+
+def test_a_slow_ramp_is_found_although_no_single_step_is_abnormal() -> None:
+    # a disk filling from 60 % to ~90 % over the last 35 minutes, 0.5 % noise: each minute moves it by
+    # less than the change detector's noise floor, the whole move is far outside the baseline
+    disk = _reshape(series("filesystem_used_percent", "backup", 60, seed=1, noise=0.005),
+                    lambda i: 1.0 if i < 35 else 1 + 0.5 * (i - 35) / 35)
+    other = series("cpu_usage_rate_percent", "db", 10, seed=2, shift_at=69, factor=1.15)  # a modest fresh blip
+    src = InMemoryMetricsSource([disk, other, series("filesystem_used_percent", "db", 40, seed=3, noise=0.005)])
+    t = np.array([p[0].timestamp() for p in disk.points])
+    v = np.array([p[1] for p in disk.points])
+    assert score_points(t, v, START.timestamp(), END.timestamp()).score < 3  # the change detector alone misses it
+    ranked = rank(src)
+    assert ranked[0].component == "backup"
+    top = ranked[0].anomalies[0]
+    assert top.metric == "filesystem_used_percent" and top.direction == "up"
+    assert top.value > 85 and 59 < top.baseline < 63  # compared with the baseline, not a trailing level
+    assert ranked[0].score > 8
+
+
+def test_a_sustained_plateau_older_than_the_recency_window_still_ranks_first() -> None:
+    # CPU x4 since 9 minutes (an alert with `for: 5m` fires late): the trailing reference has caught up
+    # and the recency weight has decayed; a neighbour has a fresh but modest blip in the last minute
+    pinned = series("cpu_usage_rate_percent", "worker", 20, seed=1, shift_at=61, factor=4)
+    blip = series("cpu_usage_rate_percent", "web", 20, seed=2, shift_at=70, factor=1.5)
+    src = InMemoryMetricsSource([pinned, blip, series("cpu_usage_rate_percent", "db", 20, seed=3)])
+    t = np.array([p[0].timestamp() for p in pinned.points])
+    v = np.array([p[1] for p in pinned.points])
+    change_only = score_points(t, v, START.timestamp(), END.timestamp()).score
+    ranked = rank(src)
+    assert [s.component for s in ranked][:2] == ["worker", "web"]
+    assert ranked[0].score > 15 > change_only  # the level detector carries it, not the decayed change
+    top = ranked[0].anomalies[0]
+    assert top.value > 3 * top.baseline and 18 < top.baseline < 22
+
+
+def test_a_recovered_old_plateau_is_not_a_sustained_anomaly() -> None:
+    # x4 between minutes 61 and 64, back to normal since: nothing is abnormal *now*
+    old = _reshape(series("cpu_usage_rate_percent", "old", 20, seed=1), lambda i: 4 if 61 <= i < 65 else 1)
+    now = series("cpu_usage_rate_percent", "now", 20, seed=2, shift_at=69, factor=3)
+    assert [s.component for s in rank(InMemoryMetricsSource([old, now]))][:2] == ["now", "old"]
+
+
+def test_a_caller_of_a_saturated_callee_is_discounted_as_a_victim() -> None:
+    # the callee's CPU has been pinned for 10 minutes; the caller's latency and errors rose a minute
+    # later and more steeply. The caller's symptoms are explained by the callee's resource anomaly.
+    callee_cpu = series("cpu_usage_percent", "php", 20, seed=1, shift_at=60, factor=4.5)
+    caller_lat = series("request_latency_p95_seconds", "web", 0.2, seed=2, shift_at=61, factor=12)
+    caller_err = series("http_error_ratio", "web", 0.01, seed=3, shift_at=62, factor=20)
+    other = series("request_latency_p95_seconds", "db", 0.004, seed=4)
+    src = InMemoryMetricsSource([callee_cpu, caller_lat, caller_err, other])
+    without = rank(src)
+    assert without[0].component == "web"  # without the graph the loudest symptom wins
+    graph = {"web": ["php"], "php": ["db"]}
+    ranked = rank(src, call_graph=graph)
+    assert [s.component for s in ranked][:2] == ["php", "web"]
+    assert ranked[1].score < 0.5 * ranked[0].score
+    assert {a.metric for a in ranked[1].anomalies} >= {"request_latency_p95_seconds", "http_error_ratio"}
+    # a caller whose callee is healthy keeps its sustained score
+    alone = rank(InMemoryMetricsSource([caller_lat, other]), call_graph=graph)
+    assert alone[0].component == "web" and alone[0].score > 15
+
+
+def test_a_callee_whose_resource_usage_dropped_does_not_explain_its_caller() -> None:
+    # the caller fails, so its callee gets less work: the callee's CPU drop is a consequence, not a cause
+    caller_err = series("http_error_ratio", "web", 0.01, seed=1, shift_at=61, factor=30)
+    callee_cpu = series("cpu_usage_percent", "api", 40, seed=2, shift_at=61, factor=0.2)
+    ranked = rank(InMemoryMetricsSource([caller_err, callee_cpu]), call_graph={"web": ["api"]})
+    assert ranked[0].component == "web"
+
+
+def test_score_level_needs_enough_baseline_and_recent_points() -> None:
+    t = np.arange(30, dtype=float) * 60
+    v = np.full(30, 10.0)
+    v[-6:] = 40.0
+    full = score_level(t, v, t[-10], t[-1])
+    assert full.score > 19 and full.value == 40.0 and full.level == 10.0
+    assert score_level(t, v, t[5], t[-1]).score == 0.0  # 5 baseline points: too few
+    assert score_level(t, v, t[-2], t[-1]).score == 0.0  # 2 points in the window: too few
+
+
+def test_a_filling_filesystem_is_a_resource() -> None:
+    assert metric_family("filesystem_used_percent") == "resource"
+    assert metric_family("node_filesystem_avail_bytes") == "node"  # shared by the node's pods

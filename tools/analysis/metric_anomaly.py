@@ -1,25 +1,41 @@
 """Metric anomaly ranking: which components look most abnormal right now, and on which metrics.
 
-Method (chosen on the Nezha Online Boutique 2022-08-22 eval; see docs/metrics.md for the ablation):
+Method (the change detector was chosen on the Nezha Online Boutique 2022-08-22 eval; the level
+detector and the generalised victim rule were added for sustained and slow anomalies; see
+docs/metrics.md for the ablation and the calibration):
 
-1. **Per series, a trailing robust z-score at every point of the window.** The reference level for a
-   point is the median of the few points just before it (skipping one, so a fault's ramp-up does not
-   become its own reference); the noise scale is a robust sigma from the *first differences* of the
-   whole history before it (MAD of diffs / sqrt 2). Differences make the scale immune to level
-   shifts, so an earlier incident inside the baseline (faults here recur every ~8 minutes) neither
-   inflates the scale nor hides this one, which a plain median/MAD over the baseline does.
-2. **Recency.** The alert fires now, so what matters is what is abnormal at the end of the window:
-   points in the last `RECENT` minutes count fully, older ones decay with a half-life of `HALF_LIFE`.
-   A neighbour's anomaly that already recovered does not outrank the current one.
-3. **Soft cap.** |z| is squashed with `CAP * tanh(z / CAP)`: a near-flat series makes z explode, and
+1. **Change detector: per series, a trailing robust z-score at every point of the window.** The
+   reference level for a point is the median of the few points just before it (skipping one, so a
+   fault's ramp-up does not become its own reference); the noise scale is a robust sigma from the
+   *first differences* of the whole history before it (MAD of diffs / sqrt 2). Differences make the
+   scale immune to level shifts, so an earlier incident inside the baseline (faults in Nezha recur
+   every ~8 minutes) neither inflates the scale nor hides this one. It sees *abrupt, fresh* changes.
+2. **Recency** (change detector only). Points in the last `RECENT` minutes count fully, older ones
+   decay with a half-life of `HALF_LIFE`: a neighbour's spike that already recovered does not
+   outrank the current one.
+3. **Level detector: where the series is now versus the baseline window.** The current level (median
+   of the window's last `LEVEL_NOW_POINTS` points: the shift must hold for most of the last minutes)
+   against the median of the baseline window, on the larger of two robust scales of the baseline
+   (MAD of its values; MAD of its first differences / sqrt 2). It sees what the change detector is
+   blind to: a shift older than the recency window (an alert with `for: 5m`, CPU pinned for ten
+   minutes: the trailing reference has caught up and the recency weight has decayed) and a slow
+   ramp (every step is small next to the noise, the sum is not). The baseline median and MAD stay
+   put with an earlier incident covering less than half the baseline, and taking the larger scale
+   keeps the detector quiet on drifting series: on Nezha, where no sustained shift is older than 2
+   minutes, it scores >= 3 for 0.8 % of the non-root-cause series (the change detector: 23 %).
+   A series' score is the larger of the two detectors' (they share the z scale and the soft cap).
+4. **Soft cap.** |z| is squashed with `CAP * tanh(z / CAP)`: a near-flat series makes z explode, and
    one explosion must not beat consistent evidence, but a larger move should still rank higher.
 4. **Metric families.** Scores are grouped by what a metric means (resource, latency, client-side
    latency, traffic, node, errors). Client-side latency is how slow a component's *callees* are, so
    it counts only 0.3 towards the component itself; node metrics are shared by every pod on a node
    (0.5); a latency *drop* is weak evidence (0.3).
-5. **Call graph.** A caller whose latency anomaly is matched by an anomalous callee (>= 70 % of its
-   own) is probably a victim: its latency score is cut to 30 %. Resource anomalies are not discounted
-   (a slow callee does not burn its caller's CPU).
+5. **Call graph.** A caller's *symptoms* (latency, errors) are what a bad callee causes upstream. A
+   caller whose symptom score is matched (>= 70 %) by a callee's possible *cause* (its latency or
+   errors, or a resource anomaly going up: CPU pinned, restarts, memory) is probably a victim: that
+   symptom keeps 30 %. Both detectors feed this, so it holds for sustained anomalies too. The
+   caller's own resource anomalies are not discounted (a slow callee does not burn its caller's
+   CPU), and a callee's resource *drop* explains nothing (it is what a failing caller causes).
 6. **Component score** = its strongest family plus 0.1 x the next two: breadth breaks ties.
 
 The diagnosis agent calls `rank_components` in both LLM and rule mode.
@@ -67,21 +83,26 @@ RESOLUTION_SECONDS = 60.0  # finer series are averaged into 1-minute buckets fir
 LEVEL_POINTS = 5  # reference level: median of this many points before the scored one ...
 GAP_POINTS = 1  # ... skipping this many (a fault's partial first minute)
 MIN_HISTORY = 3  # fewer points before a point: it is not scored
-SCALE_FLOOR = 0.05  # the noise scale is at least 5 % of the level (flat series)
+SCALE_FLOOR = 0.05  # the noise scale is at least 5 % of the level (flat series); both detectors
+LEVEL_NOW_POINTS = 5  # level detector: "now" is the median of the window's last 5 points (minutes) ...
+LEVEL_MIN_NOW = 3  # ... of at least 3 (a shorter window: no level score)
+LEVEL_MIN_BASELINE = 10  # ... against a baseline of at least 10 points (less: no level score)
 CAP = 20.0  # soft cap on |z|
 RECENT = timedelta(minutes=2)  # full weight for points this close to the window end
 HALF_LIFE = timedelta(minutes=3)  # older points: weight halves every HALF_LIFE
 MIN_SCORE = 3.0  # a series below this is not reported as evidence
 FAMILY_WEIGHT = {"client": 0.3, "node": 0.5}
 LATENCY_DOWN_WEIGHT = 0.3
-CALLEE_EXPLAINS = 0.7  # a callee with >= 70 % of the caller's latency score explains it ...
+CALLEE_EXPLAINS = 0.7  # a callee cause with >= 70 % of the caller's symptom score explains it ...
 VICTIM_FACTOR = 0.3  # ... and the caller keeps 30 % of it
+SYMPTOM_FAMILIES = ("latency", "errors")  # what a bad callee shows up as in its callers
+CAUSE_FAMILIES = ("latency", "errors", "resource")  # what, in a callee, can explain them (resource: up only)
 BREADTH = 0.1  # weight of the 2nd and 3rd strongest families
 
 _FAMILIES: list[tuple[tuple[str, ...], str]] = [
     (("client_latency", "client_duration", "client_request_duration"), "client"),
     (("node_",), "node"),
-    (("cpu", "memory", "mem_", "fs_", "disk", "restart", "oom"), "resource"),
+    (("cpu", "memory", "mem_", "fs_", "filesystem", "disk", "restart", "oom"), "resource"),
     (("latency", "duration", "response_time"), "latency"),
     (("success", "error", "fail", "5xx"), "errors"),
     (("network", "syscall", "workload", "request", "bytes", "ops", "qps", "rps"), "traffic"),
@@ -105,7 +126,7 @@ class _Point(BaseModel):
     score: float = 0.0
     z: float = 0.0
     value: float = math.nan
-    level: float = math.nan
+    level: float = math.nan  # the reference `value` was compared with (reported as the baseline)
 
 
 def _to_minutes(t: np.ndarray, v: np.ndarray, end_ts: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +158,36 @@ def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -
         if score > best.score:
             best = _Point(score=score, z=z, value=float(v[i]), level=level)
     return best
+
+
+def _mad_sigma(x: np.ndarray) -> float:
+    return float(np.median(np.abs(x - np.median(x)))) * 1.4826
+
+
+def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
+    """Where the series is now (median of the window's last points) against the baseline before it.
+
+    The scale is the larger of the baseline's MAD and its first-difference sigma, floored like the
+    change detector's: conservative on purpose, this detector is for shifts that last.
+    """
+    base = v[t < start_ts]
+    recent = v[(t >= start_ts) & (t <= end_ts)][-LEVEL_NOW_POINTS:]
+    if len(base) < LEVEL_MIN_BASELINE or len(recent) < LEVEL_MIN_NOW:
+        return _Point()
+    now = float(np.median(recent))
+    ref = float(np.median(base))
+    spread = _mad_sigma(base)
+    noise = float(np.median(np.abs(np.diff(base)))) * 1.4826 / math.sqrt(2)
+    scale = max(spread, noise, SCALE_FLOOR * abs(ref), 1e-9)
+    z = (now - ref) / scale
+    return _Point(score=CAP * math.tanh(abs(z) / CAP), z=z, value=now, level=ref)
+
+
+def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
+    """The stronger of the two detectors: a fresh change (recency-weighted) or a lasting shift."""
+    change = score_points(t, v, start_ts, end_ts)
+    level = score_level(t, v, start_ts, end_ts)
+    return level if level.score > change.score else change
 
 
 def _quote(value: str) -> str:
@@ -192,6 +243,7 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
     results = await asyncio.gather(*(fetch(m) for m in metrics))
     start_ts, end_ts = start.timestamp(), end.timestamp()
     families: dict[str, dict[str, float]] = {}
+    causes: dict[str, float] = {}  # per component: its strongest anomaly that can explain a caller's symptoms
     evidence: dict[str, list[MetricAnomaly]] = {}
     for series_list in results:
         for s in series_list:
@@ -206,19 +258,21 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
             t = np.fromiter((p[0] for p in pts), float, len(pts))
             v = np.fromiter((p[1] for p in pts), float, len(pts))
             t, v = _to_minutes(t, v, end_ts)
-            best = score_points(t, v, start_ts, end_ts)
+            best = score_series(t, v, start_ts, end_ts)
             fam = metric_family(s.metric)
             score = best.score * FAMILY_WEIGHT.get(fam, 1.0)
             if fam == "latency" and best.z < 0:
                 score *= LATENCY_DOWN_WEIGHT
             families[comp][fam] = max(families[comp].get(fam, 0.0), score)
+            if fam in CAUSE_FAMILIES and (fam != "resource" or best.z > 0):
+                causes[comp] = max(causes.get(comp, 0.0), score)
             if score >= MIN_SCORE:
                 evidence[comp].append(MetricAnomaly(
                     component=comp, metric=s.metric, query=_selector(s.metric, s.labels),
                     score=round(score, 3), value=best.value, baseline=best.level,
                     direction="up" if best.z >= 0 else "down", start=start, end=end))
     if call_graph:
-        families = _discount_victims(families, call_graph)
+        families = _discount_victims(families, causes, call_graph)
     suspects = []
     for comp, fams in families.items():
         ranked = sorted(fams.values(), reverse=True)
@@ -229,19 +283,18 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
     return suspects
 
 
-def _discount_victims(families: dict[str, dict[str, float]],
+def _discount_victims(families: dict[str, dict[str, float]], causes: dict[str, float],
                       call_graph: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """A caller whose latency anomaly is matched by a callee's is a victim: keep 30 % of it.
+    """A caller whose symptom (latency, errors) is matched by a callee's cause is a victim: keep 30 %.
 
-    Decided on the undiscounted scores, so a chain a -> b -> c discounts a and b for c, not a for b.
+    `causes[c]` is c's strongest latency, errors or upward resource anomaly. Decided on the
+    undiscounted scores, so a chain a -> b -> c discounts a and b for c, not a for b.
     """
     out = {c: dict(f) for c, f in families.items()}
     for caller, fams in families.items():
-        own = fams.get("latency", 0.0)
-        if own <= 0:
-            continue
-        worst = max((families.get(c, {}).get("latency", 0.0) for c in call_graph.get(caller, [])
-                     if c != caller), default=0.0)
-        if worst >= CALLEE_EXPLAINS * own:
-            out[caller]["latency"] = own * VICTIM_FACTOR
+        worst = max((causes.get(c, 0.0) for c in call_graph.get(caller, []) if c != caller), default=0.0)
+        for fam in SYMPTOM_FAMILIES:
+            own = fams.get(fam, 0.0)
+            if own > 0 and worst >= CALLEE_EXPLAINS * own:
+                out[caller][fam] = own * VICTIM_FACTOR
     return out
