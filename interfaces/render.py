@@ -36,10 +36,11 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     out.append(_row("DIAGNOSIS", f"mode {report.mode} · {len(report.evidence)} evidence items"))
     for i, h in enumerate(report.hypotheses[:3], 1):
         out.append(_indent(f"{i}. {h.component} ({h.confidence:.0%}): {h.cause}", _W))
-        for eid in h.evidence_ids[:3]:
-            ev = evidence.get(eid)
-            if ev:
-                out.append(_indent(f"{eid} [{ev.tool}] {ev.excerpt[:150]}", _W + 3))
+        cited = [evidence[e] for e in h.evidence_ids if e in evidence]
+        recalled = [e for e in cited if e.signal in ("memory", "runbook")]
+        observed = [e for e in cited if e.signal in ("metric", "log")] or [e for e in cited if e.signal == "state"]
+        for ev in observed[:3] + recalled:
+            out.append(_indent(f"{ev.id} [{ev.tool}] {ev.excerpt[:150]}", _W + 3))
     p = report.plan
     if p:
         out.append(_row("PLAN", f"{p.id} · risk {p.risk.value.upper()} · hash {p.content_hash[:12]}"
