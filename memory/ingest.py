@@ -184,53 +184,64 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
 def parse_postmortem(path: Path) -> IncidentRecord | None:
     """An icco/postmortems file as a past incident (None when it has no front matter).
 
     The corpus has no alert, so `alertname` is empty and `signature` is `postmortem:<categories>`;
     symptoms are title + keywords + summary, the root cause is the summary (the corpus does not
     separate the two), and the prose body's last paragraphs are kept as one `report` action.
-    `occurred_at` is not in the corpus: the fetch time stands in, flagged by the label
-    `occurred_at_known=false`.
+    `occurred_at` is the front matter's `start_time` where there is one; otherwise the fetch time
+    stands in, flagged by the label `occurred_at_known=false`. Files without a summary use the
+    body's first paragraph.
     """
     meta, body = _split_front_matter(path.read_text(encoding="utf-8", errors="replace"))
-    if not meta or not (meta.get("summary") or meta.get("title")):
+    paragraphs = [" ".join(p.split()) for p in body.split("\n\n") if p.strip()]
+    if not meta or not (meta.get("summary") or meta.get("title") or paragraphs):
         return None
-    uid = str(meta.get("uuid") or path.stem)
+    # YAML reads some uuids as numbers (0b1 -> 1, 1e10 -> float): trust only a string, else the file name
+    uid = meta["uuid"] if isinstance(meta.get("uuid"), str) and meta["uuid"] else path.stem
     categories = sorted(_as_list(meta.get("categories")))
     keywords = _as_list(meta.get("keywords"))
     title = str(meta.get("title") or "").strip()
-    summary = " ".join(str(meta.get("summary") or "").split())
+    # about a fifth of the files have no summary: the first paragraph of the body stands in
+    summary = " ".join(str(meta.get("summary") or "").split()) or (paragraphs[0][:600] if paragraphs else "")
     company = str(meta.get("company") or "").strip()
     product = str(meta.get("product") or "").strip()
-    fetched = meta.get("source_fetched_at")
-    if isinstance(fetched, datetime):
-        occurred = fetched if fetched.tzinfo else fetched.replace(tzinfo=UTC)
-    else:
-        try:
-            occurred = datetime.fromisoformat(str(fetched).replace("Z", "+00:00"))
-        except ValueError:
-            occurred = datetime.fromtimestamp(0, tz=UTC)
-    paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
-    remediation = " ".join(paragraphs[-2:])[:2000] if paragraphs else ""
+    occurred, known = _timestamp(meta.get("start_time")), True
+    if occurred is None:
+        occurred, known = _timestamp(meta.get("source_fetched_at")), False
+    remediation = " ".join(paragraphs[1:][-2:])[:2000]
     return IncidentRecord(
         id=f"postmortem:{uid}",
         signature="postmortem:" + ("+".join(categories) or "uncategorised"),
         alertname="",
         service=product or company,
-        symptoms=f"{title}. Keywords: {', '.join(keywords)}. {summary}".strip(),
+        symptoms=" ".join(p for p in (f"{title}." if title else "",
+                                      f"Keywords: {', '.join(keywords)}." if keywords else "", summary) if p),
         labels={
             "company": company,
             "product": product,
             "categories": ",".join(categories),
             "url": str(meta.get("url") or ""),
-            "occurred_at_known": "false",
+            "occurred_at_known": "true" if known else "false",
         },
         root_cause_component=product or company,
         root_cause=summary,
         actions=[{"kind": "report", "text": remediation}] if remediation else [],
         recovered=True,
-        occurred_at=occurred,
+        occurred_at=occurred or datetime.fromtimestamp(0, tz=UTC),
         source="postmortems-icco",
     )
 
