@@ -256,7 +256,7 @@ def run(data: Path, *, mode: str = "hybrid", distractors: bool = False, embedder
     docs, _ = find_runbook_docs(runbooks_dir)
     if distractors:
         docs += find_runbook_docs(_find(data, "awesome-prometheus-alerts"))[0]
-    per_case = []
+    per_case: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aiops-eval-runbooks-") as tmp:
         memory = IncidentMemory(str(Path(tmp) / "milvus.db"), embedder=embedder or LocalEmbedder())
         with memory:
@@ -276,7 +276,7 @@ def run(data: Path, *, mode: str = "hybrid", distractors: bool = False, embedder
                     "query": query_text(case),
                 })
     n = len(per_case)
-    ranks = [c["rank"] for c in per_case]
+    ranks: list[int | None] = [c["rank"] for c in per_case]
     result = {
         "suite": SUITE,
         "mode": mode,
