@@ -25,7 +25,8 @@ from core.models import (
 
 log = logging.getLogger(__name__)
 
-MIN_SIMILARITY = 0.55  # below this a past incident is not worth citing
+MIN_SIMILARITY = 0.55  # cosine: below this a past incident is not worth citing
+MIN_RUNBOOK_SCORE = 0.9  # hybrid score (cosine + BM25 terms, 0..~1.8; see memory.incidents.search_runbooks)
 SAME_INCIDENT = 0.85  # at or above, with the same signature, it is "the same incident again"
 
 
@@ -66,7 +67,7 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
                     f"{r.root_cause_component}: {r.root_cause[:120]}; fix: {fix} -> {outcome}")
         strong.append(m)
     for rb in runbooks:
-        if rb.score < MIN_SIMILARITY:
+        if rb.score < MIN_RUNBOOK_SCORE:
             continue
         d = rb.doc
         add(tool="runbooks", signal="runbook", component=incident.alert.target, anomalous=False, score=rb.score,
