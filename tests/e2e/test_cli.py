@@ -88,12 +88,18 @@ def test_live_analyze_without_backends_still_diagnoses(tmp_path):
 
 
 def test_demo_runs_all_recordings(tmp_path):
-    out = aiops(tmp_path, "demo", "--json")
+    out = aiops(tmp_path, "demo", "--json", ENABLE_MEMORY="true")  # the demo's real default: memory on
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     by_name = {i["name"]: i for i in res["incidents"]}
+    if any(i["status"] == "failed" for i in res["incidents"]):  # say why, not just that
+        shown = aiops(tmp_path / "var" / "demo" / "..", "incidents", AIOPS_DATA_DIR=str(tmp_path / "var" / "demo"))
+        pytest.fail(f"demo incident failed: {res}\n{shown.stdout}")
     assert by_name["disk-full"]["status"] == "resolved" and by_name["disk-full"]["approval"]["approver"] == "policy"
     assert by_name["crashloop"]["status"] == "resolved"
     assert by_name["crashloop (re-sent)"]["status"] == "duplicate"
     assert by_name["router-uplink-flap"]["status"] == "rejected"
     assert by_name["vm-high-cpu"]["status"] == "executed"  # approved, but web-01 is not reachable: dry run
+    assert by_name["vm-high-cpu"]["root_cause"] == "php-fpm" and by_name["disk-full"]["root_cause"] == "backup-01"
+    assert by_name["crashloop (again, the next week)"]["status"] == "resolved"  # recognised from memory
+    assert res["seconds"] < 600
