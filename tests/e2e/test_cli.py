@@ -92,9 +92,10 @@ def test_demo_runs_all_recordings(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     by_name = {i["name"]: i for i in res["incidents"]}
-    if any(i["status"] == "failed" for i in res["incidents"]):  # say why, not just that
-        shown = aiops(tmp_path / "var" / "demo" / "..", "incidents", AIOPS_DATA_DIR=str(tmp_path / "var" / "demo"))
-        pytest.fail(f"demo incident failed: {res}\n{shown.stdout}")
+    failed = [i["incident_id"] for i in res["incidents"] if i["status"] == "failed"]
+    if failed:  # say why, not just that
+        shown = aiops(tmp_path, "show", failed[0], AIOPS_DATA_DIR=str(tmp_path / "var" / "demo"))
+        pytest.fail(f"demo incident failed: {res}\n{shown.stdout}{shown.stderr}")
     assert by_name["disk-full"]["status"] == "resolved" and by_name["disk-full"]["approval"]["approver"] == "policy"
     assert by_name["crashloop"]["status"] == "resolved"
     assert by_name["crashloop (re-sent)"]["status"] == "duplicate"
