@@ -201,7 +201,8 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="aiops eval loghub", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="datasets folder")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="datasets folder (default: $DATASETS_DIR or ../shared/datasets)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of systems")
     try:
@@ -213,6 +214,14 @@ def cli(argv: list[str]) -> int:
     if unknown or not systems:
         print(f"error: unknown system(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(SYSTEMS)}",
               file=sys.stderr)
+        return 2
+    from core.settings import SettingsError
+    from evals.datasets import data_dir
+
+    try:
+        args.data = data_dir(args.data)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if not (args.data / "loghub-2k").is_dir():
         print(f"error: {args.data / 'loghub-2k'} not found (pass --data DIR)", file=sys.stderr)

@@ -197,7 +197,7 @@ def cli(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    data_dir = args.data if args.data is not None else Path(settings.DATASETS_DIR)
+    data_dir = args.data if args.data is not None else Path(settings.DATASETS_DIR)  # as evals.datasets.data_dir
     if not (data_dir / "nezha-rca").is_dir():
         print(f"error: {data_dir / 'nezha-rca'} not found (pass --data DIR)", file=sys.stderr)
         return 2

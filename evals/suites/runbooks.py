@@ -295,8 +295,8 @@ def run(data: Path, *, mode: str = "hybrid", distractors: bool = False, embedder
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="aiops eval runbooks", description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="datasets dir holding kube-prometheus-rules/ "
-                   "and prometheus-operator-runbooks/")
+    p.add_argument("--data", type=Path, default=None, help="datasets dir holding kube-prometheus-rules/ "
+                   "and prometheus-operator-runbooks/ (default: $DATASETS_DIR or ../shared/datasets)")
     p.add_argument("--out", type=Path, help="write the JSON report here")
     p.add_argument("--mode", choices=("hybrid", "dense"), default="hybrid")
     p.add_argument("--distractors", action="store_true", help="also store awesome-prometheus-alerts rules")
@@ -304,6 +304,14 @@ def cli(argv: list[str]) -> int:
         args = p.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
+    from core.settings import SettingsError
+    from evals.datasets import data_dir
+
+    try:
+        args.data = data_dir(args.data)
+    except SettingsError as exc:
+        print(f"aiops eval runbooks: {exc}", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"aiops eval runbooks: {args.data}: not a directory", file=sys.stderr)
         return 2

@@ -1,0 +1,13 @@
+"""Where the public eval datasets are: `--data DIR`, else `DATASETS_DIR`, else ../shared/datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def data_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    from core.settings import get_settings
+
+    return Path(get_settings().DATASETS_DIR)
