@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 import time
@@ -232,14 +231,9 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))
-    if args.out is not None:
-        try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
-            return 2
-    return 0
+    from evals.report import write_report
+
+    return 0 if write_report(args.out, report) else 2
 
 
 if __name__ == "__main__":  # pragma: no cover

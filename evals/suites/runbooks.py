@@ -323,9 +323,10 @@ def cli(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         print(f"aiops eval runbooks: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from evals.report import write_report
+
+    if not write_report(args.out, result, "aiops eval runbooks"):
+        return 2
     misses = [c for c in result["per_case"] if c["rank"] != 1]
     print(f"runbooks eval ({result['mode']}{', distractors' if result['distractors'] else ''}): "
           f"{result['cases']} cases, {result['runbooks_in_store']} runbooks in store: "

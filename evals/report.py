@@ -1,0 +1,21 @@
+"""Writing eval reports: one JSON file per run, created with its folder; a failure is one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def write_report(path: Path | None, report: dict[str, Any], prog: str = "error") -> bool:
+    """Write `report` as JSON to `path` (if given). False, after one line on stderr, if it cannot."""
+    if path is None:
+        return True
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"{prog}: cannot write {path}: {exc}", file=sys.stderr)
+        return False
+    return True
