@@ -96,17 +96,18 @@ def _catalog_brief() -> str:
                      f"{e.parameters or 'none'}" for e in CATALOG.values())
 
 
-def _validate(out: RemediationPlan) -> list[Action] | None:
+def _validate(out: RemediationPlan) -> tuple[list[Action] | None, str]:
+    """The catalog actions the model chose, or None and why they were refused."""
     actions = []
     for step in out.steps:
         entry = CATALOG.get(step.action)
         if entry is None:
-            return None
+            return None, f"refused: {step.action!r} is not a catalog action"
         try:
             actions.append(entry.action(step.target, **step.parameters))
-        except ValueError:
-            return None
-    return actions
+        except ValueError as exc:
+            return None, f"refused: {exc}"
+    return actions, ""
 
 
 def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | None:
@@ -151,9 +152,12 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                          + f"\nCATALOG\n{_catalog_brief()}"),
         ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
-            actions = _validate(out)
+            actions, why = _validate(out)
             rationale = out.rationale
             used_llm = actions is not None
+            if actions is None and calls and calls[-1].node == "remediation":
+                # Paid for but unusable: say so in the cost record; the catalog rules take over.
+                calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
     if actions is None:
         actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
     known = all(CATALOG[a.name].known_fix for a in actions)

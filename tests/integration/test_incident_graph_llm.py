@@ -65,6 +65,8 @@ def test_invalid_llm_plan_falls_back_to_catalog_rules(settings):
     ])
     out = _analyze(settings, "crashloop", model)
     assert out.report.plan.actions[0].name in ("rollback_config", "restart_service")
+    last = out.report.llm_calls[-1]
+    assert last.node == "remediation" and not last.ok and "'run_shell' is not a catalog action" in last.error
     assert out.report.mode == "scripted-1"  # the diagnosis still came from the model
 
 

@@ -8,7 +8,6 @@ import asyncio
 from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
-
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
 from tests.servers import RedisServer, redis_server  # noqa: F401
