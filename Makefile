@@ -14,6 +14,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy core agents graphs interfaces memory tools evals --explicit-package-bases
 
 evals: setup
 	.venv/bin/aiops eval nezha --out out/nezha.json
