@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
 from agents.toolbox import Toolbox
@@ -103,7 +102,7 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
         labels=incident.alert.labels, root_cause_component=top.component if top else "",
         root_cause=top.cause if top else "", actions=actions,
         recovered=verification.recovered if verification else None,
-        occurred_at=incident.alert.starts_at if isinstance(incident.alert.starts_at, datetime) else incident.created_at)
+        occurred_at=incident.alert.starts_at)
     try:
         memory.remember(record)
     except Exception as exc:

@@ -164,10 +164,9 @@ def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
 
 async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     report = build_report(state, report_mode(state, runtime.context))
-    if report.triage.kind == "incident":  # the learning loop: remember it with its verified outcome
-        from agents.recall import remember_report
+    from agents.recall import remember_report  # the learning loop: remember incidents with their outcome
 
-        await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
+    await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
     return {"report": report.model_dump(mode="json")}
 
 

@@ -64,3 +64,15 @@ class ScriptedChatModel(BaseChatModel):
         msg = msg.model_copy(update={"usage_metadata": {"input_tokens": len(text) // 4, "output_tokens": 20,
                                                          "total_tokens": len(text) // 4 + 20}})
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def crashloop_model() -> ScriptedChatModel:
+    """A model that diagnoses the bundled crash loop (bad config) and plans the config rollback."""
+    return ScriptedChatModel(script=[
+        reply(tool_call("Diagnosis", hypotheses=[
+            {"component": "payments-api", "cause": "config.yaml fails to parse", "confidence": 0.9,
+             "evidence_ids": ["ev-1"]}])),
+        reply(tool_call("RemediationPlan", rationale="restore last good config", steps=[
+            {"action": "rollback_config", "target": "app-02",
+             "parameters": {"service": "payments-api", "config_path": "/etc/payments-api/config.yaml"}}])),
+    ])

@@ -13,7 +13,7 @@ from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
-from tests.scripted_model import ScriptedChatModel, reply, tool_call
+from tests.scripted_model import crashloop_model
 
 pytestmark = pytest.mark.integration
 
@@ -52,19 +52,10 @@ def test_replaying_an_incident_twice_reuses_what_was_learned(mem_settings):
 
 
 def test_second_run_uses_fewer_llm_calls(mem_settings):
-    def model():
-        return ScriptedChatModel(script=[
-            reply(tool_call("Diagnosis", hypotheses=[
-                {"component": "payments-api", "cause": "config.yaml fails to parse", "confidence": 0.9,
-                 "evidence_ids": ["ev-1"]}])),
-            reply(tool_call("RemediationPlan", rationale="restore last good config", steps=[
-                {"action": "rollback_config", "target": "app-02",
-                 "parameters": {"service": "payments-api", "config_path": "/etc/payments-api/config.yaml"}}])),
-        ])
-    m1 = model()
+    m1 = crashloop_model()
     first = _cycle(mem_settings, "crashloop", llm=scripted_chain(m1))
     assert len(m1.requests) == 2 and first.status.value == "resolved"
-    m2 = model()
+    m2 = crashloop_model()
     second = _cycle(mem_settings, "crashloop", llm=scripted_chain(m2))
     assert len(m2.requests) == 0 and second.report.llm_calls == []
     assert second.report.hypotheses[0].cause == "config.yaml fails to parse"

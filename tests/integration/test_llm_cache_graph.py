@@ -9,21 +9,14 @@ from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
-from tests.scripted_model import ScriptedChatModel, reply, tool_call
+from tests.scripted_model import crashloop_model
 from tests.servers import RedisServer, redis_server  # noqa: F401
 
 
 def test_repeat_analysis_hits_the_redis_cache(settings, redis_server: RedisServer):  # noqa: F811
     s = settings.model_copy(update={"REDIS_URL": redis_server.url})
     rec = load_recorded(recording("crashloop"))
-    model = ScriptedChatModel(script=[
-        reply(tool_call("Diagnosis", hypotheses=[
-            {"component": "payments-api", "cause": "config.yaml fails to parse", "confidence": 0.9,
-             "evidence_ids": ["ev-1"]}])),
-        reply(tool_call("RemediationPlan", rationale="restore last good config", steps=[
-            {"action": "rollback_config", "target": "app-02",
-             "parameters": {"service": "payments-api", "config_path": "/etc/payments-api/config.yaml"}}])),
-    ])
+    model = crashloop_model()
 
     async def analyze_then_reject():
         async with IncidentRunner(s, make_toolbox_factory(s, llm=scripted_chain(model))) as runner:
