@@ -24,12 +24,39 @@ from memory.registry import IncidentRegistry, IncidentRow
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 
 
-class UnknownPlan(LookupError):
-    pass
+class DecisionRefused(Exception):
+    """A decision that does not count. The plan is left as it was (nothing consumed, nothing run).
+
+    `status` is the HTTP status every interface maps it to; the CLI exits non-zero with the message.
+    """
+
+    status = 409
 
 
-class PlanNotPending(RuntimeError):
-    pass
+class UnknownPlan(DecisionRefused, LookupError):
+    status = 404
+
+
+class PlanNotPending(DecisionRefused):
+    """Not awaiting approval: already decided (by whom, when), executing, interrupted, or closed."""
+
+    status = 409
+
+
+class HashMismatch(DecisionRefused):
+    """The decision names a different content hash than the plan's current one."""
+
+    status = 409
+
+
+class PlanExpired(DecisionRefused):
+    """The approval window ended; expiry closes the plan."""
+
+    status = 409
+
+
+class NotAuthorised(DecisionRefused, PermissionError):
+    status = 403
 
 
 class RunOutcome(BaseModel):
@@ -98,7 +125,7 @@ class IncidentRunner:
 
         if not authorised(approver, channel, self.settings):
             # Refused before resuming: an unauthorised caller must not be able to consume the request.
-            raise PermissionError(f"{approver!r} is not an authorised approver for {channel}")
+            raise NotAuthorised(f"{approver!r} is not an authorised approver for {channel}")
         toolbox = self._toolbox(row.source)
         config = {"configurable": {"thread_id": row.incident_id}}
         payload = {"plan_id": plan_id, "plan_hash": plan_hash or row.plan_hash, "approver": approver,
