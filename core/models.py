@@ -180,6 +180,7 @@ class ActionKind(StrEnum):
     CLEANUP_DISK = "cleanup_disk"
     PROXMOX_VM = "proxmox_vm"
     ROUTEROS_INTERFACE = "routeros_interface"
+    ROUTEROS_ROUTE = "routeros_route"
     NOTIFY_ONLY = "notify_only"
 
 
@@ -247,6 +248,8 @@ class ExecutionResult(_Model):
     status: Literal["ok", "failed", "dry_run", "skipped"]
     dry_run: bool = False
     output: str = ""
+    # Machine-readable facts of the run that verification needs (task UPID, snapshot taken, revert job).
+    details: dict[str, str | int | float | bool] = Field(default_factory=dict)
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime = Field(default_factory=utcnow)
 

@@ -103,10 +103,17 @@ class Settings(BaseSettings):
     PROXMOX_TOKEN_NAME: str | None = None
     PROXMOX_TOKEN_VALUE: str | None = None
     PROXMOX_VERIFY_SSL: bool = True
+    PROXMOX_CA_BUNDLE: Path | None = None  # CA file for the PVE certificate (instead of turning verification off)
+    PROXMOX_TIMEOUT: float = Field(30.0, gt=0)  # seconds per API request
+    PROXMOX_TASK_TIMEOUT: float = Field(300.0, gt=0)  # how long an action waits for its PVE task to end
+    PROXMOX_MAX_MEMORY_MB: int = Field(65536, ge=512)  # a resize never goes above this ...
+    PROXMOX_MAX_CORES: int = Field(16, ge=1)  # ... nor above this many cores (nor above the node's own)
     MIKROTIK_HOST: str | None = None
     MIKROTIK_PORT: int = Field(8728, ge=1, le=65535)
     MIKROTIK_USER: str | None = None
     MIKROTIK_PASSWORD: str | None = None
+    MIKROTIK_TIMEOUT: float = Field(15.0, gt=0)  # seconds per API connection/reply
+    MIKROTIK_REVERT_SECONDS: int = Field(300, ge=30)  # a risky change reverts itself after this unless verified
     ANSIBLE_INVENTORY: str | None = None  # inventory file; hosts outside it are only dry-run
     ANSIBLE_TIMEOUT: int = Field(300, ge=1)
 

@@ -57,19 +57,21 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
         parameters={"service": "service name", "config_path": "configuration file path"},
         playbook="rollback_config.yml"),
     CatalogEntry(
-        name="proxmox_vm_reboot", kind=ActionKind.PROXMOX_VM, risk=Risk.HIGH,
-        description="Reboot a Proxmox VE guest (full outage of the guest while it boots)",
-        verification="the guest is running and its CPU/memory return to baseline",
-        parameters={"node": "PVE node", "vmid": "guest id", "operation": "reboot"},
-        defaults={"operation": "reboot"}),
-    CatalogEntry(
-        name="routeros_interface_disable", kind=ActionKind.ROUTEROS_INTERFACE, risk=Risk.HIGH,
-        description="Administratively disable a flapping RouterOS interface so traffic fails over",
-        verification="no more link up/down events; traffic flows on the backup path",
-        parameters={"interface": "interface name", "operation": "disable"},
-        defaults={"operation": "disable"}),
-    CatalogEntry(
         name="escalate_to_oncall", kind=ActionKind.NOTIFY_ONLY, risk=Risk.LOW,
         description="No safe automatic fix: hand the diagnosis to the on-call engineer",
         verification="a human acknowledges", parameters={}, dry_runnable=False),
 ]}
+
+
+def _register_toolsets() -> None:
+    """Toolsets declare their entries beside the code that runs them (tools/<toolset>/actions.py)."""
+    from tools.proxmox.actions import catalog_entries as proxmox_entries
+    from tools.routeros.actions import catalog_entries as routeros_entries
+
+    for entry in [*proxmox_entries(), *routeros_entries()]:
+        if entry.name in CATALOG:
+            raise RuntimeError(f"catalog entry {entry.name} is declared twice")
+        CATALOG[entry.name] = entry
+
+
+_register_toolsets()

@@ -10,18 +10,22 @@ from core.models import Action, ActionKind, ExecutionResult, utcnow
 from core.settings import Settings
 from tools.ansible import AnsibleTool
 from tools.catalog import CATALOG
-from tools.mikrotik import MikrotikTool
-from tools.proxmox import ProxmoxTool
+from tools.proxmox import actions as proxmox_actions
+from tools.proxmox.client import ProxmoxClient
+from tools.routeros import actions as routeros_actions
+from tools.routeros.client import RouterOSClient
 
 _ANSIBLE_KINDS = (ActionKind.ANSIBLE_PLAYBOOK, ActionKind.RESTART_SERVICE, ActionKind.CLEANUP_DISK)
+_ROUTEROS_KINDS = (ActionKind.ROUTEROS_INTERFACE, ActionKind.ROUTEROS_ROUTE)
 
 
 class ActionExecutor:
     def __init__(self, settings: Settings, inventory: str | None = None) -> None:
         self.settings = settings
         self.ansible = AnsibleTool(inventory or settings.ANSIBLE_INVENTORY, settings.ANSIBLE_TIMEOUT)
-        self.proxmox = ProxmoxTool(settings)
-        self.mikrotik = MikrotikTool(settings)
+        # None when not configured: their actions are then reported dry runs naming the exact call.
+        self.proxmox = ProxmoxClient.from_settings(settings)
+        self.routeros = RouterOSClient.from_settings(settings)
 
     def preflight(self, action: Action) -> str:
         """What approvers see before deciding: a --check run where the host is reachable."""
@@ -34,22 +38,18 @@ class ActionExecutor:
             return (f"{entry.playbook}: syntax {'ok' if run.status == 'syntax_ok' else 'FAILED'}; "
                     f"host {action.target} is not in the inventory, so execution will be a dry run")
         if action.kind == ActionKind.PROXMOX_VM:
-            p = action.parameters
-            call = self.proxmox.describe(str(p["node"]), str(p["vmid"]), str(p["operation"]))
-            return call + ("" if self.proxmox.configured else " (Proxmox not configured: will be a dry run)")
-        if action.kind == ActionKind.ROUTEROS_INTERFACE:
-            p = action.parameters
-            call = self.mikrotik.describe(str(p["interface"]), str(p["operation"]))
-            return call + ("" if self.mikrotik.configured else " (RouterOS not configured: will be a dry run)")
+            return proxmox_actions.preflight(action, self.proxmox)
+        if action.kind in _ROUTEROS_KINDS:
+            return routeros_actions.preflight(action, self.routeros)
         return "no change is made"
 
-    def execute(self, action: Action) -> ExecutionResult:
+    def execute(self, action: Action, plan_id: str = "") -> ExecutionResult:
         started = utcnow()
 
-        def result(status: str, output: str) -> ExecutionResult:
+        def result(status: str, output: str, details: dict[str, str | int | float | bool] | None = None) -> ExecutionResult:
             return ExecutionResult(action=action.name, target=action.target, status=status,  # type: ignore[arg-type]
                                    dry_run=status == "dry_run", output=output, started_at=started,
-                                   finished_at=utcnow())
+                                   finished_at=utcnow(), details=details or {})
 
         entry = CATALOG.get(action.name)
         if entry is None or entry.kind != action.kind:
@@ -62,18 +62,11 @@ class ActionExecutor:
                 run = self.ansible.run(entry.playbook, action.target, dict(action.parameters))
                 return result("ok" if run.status == "successful" else "failed", run.summary)
             if action.kind == ActionKind.PROXMOX_VM:
-                p = action.parameters
-                if not self.proxmox.configured:
-                    return result("dry_run", "Proxmox VE not configured; would call "
-                                  + self.proxmox.describe(str(p["node"]), str(p["vmid"]), str(p["operation"])))
-                upid = self.proxmox.guest_op(str(p["node"]), str(p["vmid"]), str(p["operation"]))
-                return result("ok", f"task {upid}")
-            if action.kind == ActionKind.ROUTEROS_INTERFACE:
-                p = action.parameters
-                if not self.mikrotik.configured:
-                    return result("dry_run", "RouterOS not configured; would run "
-                                  + self.mikrotik.describe(str(p["interface"]), str(p["operation"])))
-                return result("ok", self.mikrotik.set_interface(str(p["interface"]), str(p["operation"])))
+                pve = proxmox_actions.execute(action, self.proxmox, plan_id=plan_id)
+                return result(pve.status, pve.output, pve.details)
+            if action.kind in _ROUTEROS_KINDS:
+                ros = routeros_actions.execute(action, self.routeros, plan_id=plan_id)
+                return result(ros.status, ros.output, ros.details)
             return result("skipped", "no change made: " + entry.description)
         except Exception as exc:  # a tool failure is a result to report, not a crash
             return result("failed", f"{type(exc).__name__}: {exc}"[:500])

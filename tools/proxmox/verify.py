@@ -1,0 +1,56 @@
+"""Verification after a Proxmox action: read the guest's status and its RRD metrics again.
+
+A guest check passes when the guest is in the state the action meant (running after a start/reboot/
+resize, stopped after a stop/shutdown) and is no longer saturated; an RRD check re-reads the series
+an evidence item cited and passes when its latest samples are back within half the distance between
+the anomalous value and the baseline (the same rule as every other metric check).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+
+from core.models import Evidence, ExecutionResult, VerificationCheck
+from tools.proxmox.client import ProxmoxClient, ProxmoxError
+from tools.proxmox.metrics import reread
+
+STOPPING = {"proxmox_guest_stop", "proxmox_guest_shutdown"}
+_STATUS_QUERY = re.compile(r"^GET /nodes/(?P<node>[A-Za-z0-9-]+)/(?P<kind>qemu|lxc)/(?P<vmid>\d+)/status/current$")
+
+
+def check_metric(client: ProxmoxClient, ev: Evidence, points: int = 5) -> VerificationCheck:
+    try:
+        series = reread(client, ev.query)
+    except (ProxmoxError, ValueError) as exc:
+        return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
+                                 note=f"cannot read PVE: {exc}"[:300])
+    values = series.values()[-points:] if series else []
+    if not values or ev.value is None or ev.baseline is None:
+        return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
+                                 note="no RRD data after the change")
+    after = statistics.median(values)
+    recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
+    return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
+                             recovered=recovered, note=f"PVE RRD: baseline {ev.baseline:.4g}, during incident "
+                                                       f"{ev.value:.4g}, now {after:.4g} (last {len(values)} samples)")
+
+
+def check_status(client: ProxmoxClient, ev: Evidence, executions: list[ExecutionResult]) -> VerificationCheck:
+    m = _STATUS_QUERY.match(ev.query)
+    if m is None:
+        return VerificationCheck(evidence_id=ev.id, query=ev.query, recovered=False, note="not a guest status query")
+    from tools.proxmox.client import GuestRef
+
+    ref = GuestRef(node=m["node"], kind=m["kind"], vmid=int(m["vmid"]))  # type: ignore[arg-type]
+    want = "stopped" if any(e.action in STOPPING and e.status == "ok" for e in executions) else "running"
+    try:
+        st = client.guest_status(ref)
+    except ProxmoxError as exc:
+        return VerificationCheck(evidence_id=ev.id, query=ev.query, recovered=False, note=f"cannot read PVE: {exc}"[:300])
+    cpu = float(st.get("cpu") or 0.0)
+    mem = float(st["mem"]) / float(st["maxmem"]) if st.get("maxmem") else 0.0
+    ok = st.get("status") == want and (want == "stopped" or (cpu < 0.9 and mem < 0.9))
+    return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(cpu, 4), recovered=ok,
+                             note=f"guest {st.get('name', ref.vmid)} is {st.get('status')} (wanted {want}), "
+                                  f"cpu {cpu:.0%}, memory {mem:.0%}")
