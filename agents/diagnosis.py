@@ -144,6 +144,9 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
                            value=float(t.count), baseline=float(t.baseline_count),
                            excerpt=(f"{t.count}x in {int((end - start).total_seconds() // 60)} min "
                                     f"(baseline {t.baseline_count}{', new' if t.is_new else ''}): {t.example}"))
+    from agents.infrastructure import add_infrastructure_evidence
+
+    await add_infrastructure_evidence(incident, toolbox, f, start, end, baseline_start)
     return f
 
 
@@ -236,16 +239,20 @@ def _tools_for(toolbox: Toolbox) -> list[Any]:
         from tools.logs import make_log_tools
 
         tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
-    return tools
+    from agents.infrastructure import infrastructure_tools
+
+    return tools + infrastructure_tools(toolbox)
 
 
 async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, toolbox: Toolbox,
                        calls: list[LLMCall]) -> Diagnosis | None:
+    from agents.infrastructure import infrastructure_notes
+
     alert = incident.alert
     tools = _tools_for(toolbox)
     by_name = {t.name: t for t in tools}
     messages: list[BaseMessage] = [
-        SystemMessage(DIAGNOSIS_SYSTEM),
+        SystemMessage(DIAGNOSIS_SYSTEM + infrastructure_notes(toolbox)),
         HumanMessage(f"ALERT {alert.name} ({verdict.category}, {alert.severity}) on {alert.target}\n"
                      f"labels: {alert.labels}\nannotations: {alert.annotations}\n\n"
                      f"EVIDENCE\n{_evidence_brief(f)}"),

@@ -18,6 +18,8 @@ from core.models import utcnow
 from core.settings import Settings, get_settings
 from tools.logs import LogSource
 from tools.metrics import MetricsSource
+from tools.proxmox.client import ProxmoxClient
+from tools.routeros.client import RouterOSClient
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,6 +29,8 @@ class Toolbox:
     metrics: MetricsSource | None = None
     logs: LogSource | None = None
     call_graph: dict[str, list[str]] | None = None  # caller -> callees
+    proxmox: ProxmoxClient | None = None  # PVE cluster the alerts' guests/nodes live on (live runs)
+    routeros: RouterOSClient | None = None  # the MikroTik router network alerts are about (live runs)
     now: datetime | None = None  # pinned "current time" for replays; None = wall clock
     llm: LLMChain = field(default_factory=LLMChain)
     memory: Any | None = None  # memory.incidents.IncidentMemory when configured

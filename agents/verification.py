@@ -14,6 +14,7 @@ import statistics
 from datetime import datetime, timedelta
 
 from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
+from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
 from tools.logs import LogQuery
@@ -81,8 +82,12 @@ async def verify(evidence: list[Evidence], component: str, executions: list[Exec
             checks.append(await _check_metric(ev, toolbox, start, end))
         elif ev.signal == "log" and toolbox.logs is not None and ev.tool == "logs":
             checks.append(await _check_log(ev, toolbox, start, end))
+        elif ev.tool.startswith("proxmox") and (check := await infrastructure_check(ev, executions, toolbox)):
+            checks.append(check)  # the guest's status and RRD series, read from PVE again
+    checks += await router_checks(executions, evidence, toolbox)  # RouterOS changes read back
     if not checks:
         return Verification(recovered=None, note=f"not verified: no re-runnable evidence for {component}")
     recovered = all(c.recovered for c in checks)
+    confirmed = await confirm_router_changes(executions, recovered, toolbox)  # revert jobs: removed only now
     return Verification(recovered=recovered, checks=checks,
-                        note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline")
+                        note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline{confirmed}")

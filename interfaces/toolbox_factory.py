@@ -59,7 +59,9 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory
                            now=rec.alert_time, llm=chain, memory=memory, settings=settings, cache=cache,
                            executor=ActionExecutor(settings, inventory=inventory),
                            recovery_after=timedelta(seconds=rec.recovery_after_seconds), source_spec=spec)
+        executor = ActionExecutor(settings)
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
-                       settings=settings, executor=ActionExecutor(settings), source_spec=spec, cache=cache)
+                       settings=settings, executor=executor, source_spec=spec, cache=cache,
+                       proxmox=executor.proxmox, routeros=executor.routeros)
 
     return factory
