@@ -205,6 +205,17 @@ def preflight(action: Action, client: ProxmoxClient | None) -> str:
         return f"REFUSED: {exc}" if isinstance(exc, Refused) else f"cannot check: {exc}"
 
 
+def _snapshot_name(client: ProxmoxClient, ref: GuestRef) -> str:
+    """`aiops_<UTC time>`, made unique among the guest's snapshots (two actions in one second)."""
+    taken = {str(s.get("name")) for s in client.snapshots(ref)}
+    base = "aiops_" + datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
 def execute(action: Action, client: ProxmoxClient | None, *, plan_id: str = "") -> Outcome:
     try:
         node, vmid, op = _params(action)
@@ -221,7 +232,7 @@ def execute(action: Action, client: ProxmoxClient | None, *, plan_id: str = "") 
             _check_limits(client, ref, op, action)
         if op.snapshot_first:
             if client.can_snapshot(ref):
-                name = "aiops_" + datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+                name = _snapshot_name(client, ref)
                 snap = client.wait(client.snapshot(ref, name, f"before {action.name} by aiops {plan_id}".strip()))
                 if not snap.ok:
                     return Outcome(status="failed", details=details | {"snapshot_upid": snap.upid},
