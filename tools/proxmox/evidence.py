@@ -198,7 +198,7 @@ def _investigate(client: ProxmoxClient, labels: dict[str, str], start: datetime,
         return None, [], []
     obs: list[Observation] = []
     series = []
-    timeframe = timeframe_for(end - baseline_start)
+    timeframe = timeframe_for(end - start)
     if target.guest is not None:
         obs += _guest_observations(client, target.guest)
         series += guest_series(client, target.guest, timeframe)

@@ -52,9 +52,11 @@ NODE_FIELDS: dict[str, Callable[[Row], float | None]] = {
 }
 
 
-def timeframe_for(span: timedelta) -> str:
-    """The finest RRD timeframe that still covers `span` (hour: 70 x 1 min, day: 70 x 30 min)."""
-    return "hour" if span <= timedelta(minutes=69) else "day" if span <= timedelta(hours=34) else "week"
+def timeframe_for(window: timedelta) -> str:
+    """The finest RRD timeframe that still covers the detection `window` (hour: 70 x 1 min, day: 70 x
+    30 min). The baseline before the window gets what is left of the timeframe: 1-minute resolution
+    over the symptoms matters more than a full hour of baseline."""
+    return "hour" if window <= timedelta(minutes=55) else "day" if window <= timedelta(hours=30) else "week"
 
 
 def rows_to_series(rows: list[Row], fields: dict[str, Callable[[Row], float | None]],
