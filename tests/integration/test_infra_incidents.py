@@ -146,3 +146,44 @@ def test_unreachable_api_is_evidence_not_a_crash(tmp_path, which):
         labels = {"alertname": "RouterInterfaceFlapping", "interface": "ether1-isp-a", "host": "rtr-edge-01"}
     r = asyncio.run(analyze(settings, webhook(labels, "x"))).report
     assert any("could not be read" in e.excerpt for e in r.evidence)
+
+
+def test_llm_diagnosis_calls_the_router_tools_and_cites_them(tmp_path):
+    import re
+
+    from langchain_core.messages import SystemMessage, ToolMessage
+
+    from tests.conftest import scripted_chain
+    from tests.scripted_model import ScriptedChatModel, reply, tool_call
+
+    def diagnosis(messages, tools):
+        ev = [re.match(r"(ev-\d+):", m.content).group(1) for m in messages if isinstance(m, ToolMessage)]
+        return reply(tool_call("Diagnosis", summary="primary uplink carrier flapping", hypotheses=[
+            {"component": "ether1-isp-a", "cause": "carrier flaps (bad SFP or cable)", "confidence": 0.8,
+             "evidence_ids": [ev[-1]]}]))
+
+    model = ScriptedChatModel(script=[
+        reply(tool_call("ros_log", contains="ether1-isp-a", limit=10)),
+        diagnosis,
+        reply(tool_call("RemediationPlan", rationale="fail over to isp-b", steps=[
+            {"action": "routeros_interface_disable", "target": "rtr-edge-01",
+             "parameters": {"interface": "ether1-isp-a"}}])),
+    ])
+    with RouterOSSim() as rtr:
+        settings = settings_for(tmp_path, rtr=rtr)
+        hook = webhook({"alertname": "RouterInterfaceFlapping", "host": "rtr-edge-01", "interface": "ether1-isp-a",
+                        "severity": "warning"}, "Interface ether1-isp-a on rtr-edge-01 is flapping")
+
+        async def go():
+            async with IncidentRunner(settings, make_toolbox_factory(settings, llm=scripted_chain(model))) as runner:
+                return await runner.analyze(hook)
+
+        r = asyncio.run(go()).report
+    first = model.requests[0]
+    assert {"ros_interfaces", "ros_log", "ros_routes"} <= set(first["tools"])
+    system = next(m for m in first["messages"] if isinstance(m, SystemMessage))
+    assert "RouterOS tools (ros_*)" in system.content  # the toolset's notes for the model
+    tool_ev = next(e for e in r.evidence if e.tool == "ros_log")
+    assert '"status":"ok"' in tool_ev.excerpt and "link down" in tool_ev.excerpt
+    assert r.hypotheses[0].evidence_ids == [tool_ev.id] and r.mode == "scripted-1"
+    assert r.plan.actions[0].name == "routeros_interface_disable"

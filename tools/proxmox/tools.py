@@ -8,6 +8,7 @@ data instead of returning every point. Nothing here can change the cluster.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -118,7 +119,7 @@ def make_proxmox_tools(client: ProxmoxClient) -> list[Any]:
     async def pve_task_log(node: str, upid: str) -> str:
         return await run("pve_task_log", f"GET /nodes/{node}/tasks/{upid}/log", client.task_log, node, upid)
 
-    spec = [
+    spec: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
         (pve_cluster_resources, ResourcesArgs, "List the cluster's guests, nodes and storages with status and usage."),
         (pve_node_status, NodeArgs, "One PVE node's CPU, io wait, load, memory, uptime and version."),
         (pve_node_metrics, NodeArgs, "A PVE node's RRD series over the last hour, summarised (cpu, load, memory...)."),

@@ -8,6 +8,7 @@ Nothing here can change the router.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -85,7 +86,7 @@ def make_routeros_tools(client: RouterOSClient) -> list[Any]:
                     if not interface or interface in (r.get("in-interface"), r.get("out-interface"))]
         return await run("ros_firewall", f"/ip/firewall/filter/print stats interface={interface or ''}", read)
 
-    spec = [
+    spec: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
         (ros_interfaces, InterfacesArgs, "Router interfaces: link state (running), disabled, link-downs, counters."),
         (ros_log, LogArgs, "The router's recent log lines (optionally only those containing a text)."),
         (ros_resource, NoArgs, "The router's CPU load, memory, uptime, version and board."),
