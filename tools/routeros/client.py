@@ -155,7 +155,7 @@ class Session:
         if not JOB_NAME.fullmatch(name):
             raise ValueError(f"invalid scheduler job name {name!r}")
         rows = self.call("/system/scheduler/add", name=name, interval=f"{int(seconds)}s", **{"on-event": on_event},
-                         policy="read,write,test", comment=comment[:120])
+                         policy="read,write", comment=comment[:120])
         return str(rows[0].get("ret", "")) if rows else ""
 
     def remove_scheduler_job(self, name: str) -> bool:
