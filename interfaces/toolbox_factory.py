@@ -57,7 +57,7 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory
             inventory = str(Path(spec["standins"]) / "inventory.ini")
             return Toolbox(metrics=rec.metrics_source(), logs=rec.logs_source(), call_graph=rec.call_graph,
                            now=rec.alert_time, llm=chain, memory=memory, settings=settings, cache=cache,
-                           executor=ActionExecutor(settings, inventory=inventory),
+                           executor=ActionExecutor(settings, inventory=inventory, infrastructure=False),
                            recovery_after=timedelta(seconds=rec.recovery_after_seconds), source_spec=spec)
         executor = ActionExecutor(settings)
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,

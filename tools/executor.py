@@ -20,12 +20,13 @@ _ROUTEROS_KINDS = (ActionKind.ROUTEROS_INTERFACE, ActionKind.ROUTEROS_ROUTE)
 
 
 class ActionExecutor:
-    def __init__(self, settings: Settings, inventory: str | None = None) -> None:
+    def __init__(self, settings: Settings, inventory: str | None = None, *, infrastructure: bool = True) -> None:
         self.settings = settings
         self.ansible = AnsibleTool(inventory or settings.ANSIBLE_INVENTORY, settings.ANSIBLE_TIMEOUT)
-        # None when not configured: their actions are then reported dry runs naming the exact call.
-        self.proxmox = ProxmoxClient.from_settings(settings)
-        self.routeros = RouterOSClient.from_settings(settings)
+        # None when not configured, or for a replay (`infrastructure=False`: a recorded incident must never
+        # reboot a real guest or disable a real interface): their actions are dry runs naming the call.
+        self.proxmox = ProxmoxClient.from_settings(settings) if infrastructure else None
+        self.routeros = RouterOSClient.from_settings(settings) if infrastructure else None
 
     def preflight(self, action: Action) -> str:
         """What approvers see before deciding: a --check run where the host is reachable."""

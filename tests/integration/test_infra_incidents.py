@@ -187,3 +187,24 @@ def test_llm_diagnosis_calls_the_router_tools_and_cites_them(tmp_path):
     assert '"status":"ok"' in tool_ev.excerpt and "link down" in tool_ev.excerpt
     assert r.hypotheses[0].evidence_ids == [tool_ev.id] and r.mode == "scripted-1"
     assert r.plan.actions[0].name == "routeros_interface_disable"
+
+
+def test_a_replay_never_touches_the_configured_infrastructure(tmp_path):
+    """The demo's recordings name pve-01/101 and rtr-edge-01: with real PROXMOX_*/MIKROTIK_* set, a replay
+    still only dry-runs (a recorded incident must not reboot a real guest)."""
+    from evals.cases import load_recorded
+    from interfaces.toolbox_factory import replay_spec
+
+    with ProxmoxSim() as pve, RouterOSSim() as rtr:
+        settings = settings_for(tmp_path, pve=pve, rtr=rtr)
+
+        async def go():
+            rec = load_recorded(recording("router-uplink-flap"))
+            async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
+                out = await runner.analyze(rec.webhook, replay_spec(recording("router-uplink-flap"), settings))
+                return await runner.decide(out.plan_id, approver="alice", decision="approve")
+
+        done = asyncio.run(go())
+        assert [e.status for e in done.report.executions] == ["dry_run"]
+        assert not rtr.router.iface("ether1-isp-a").disabled and rtr.router.scheduler == []
+        assert not any(cmd[0] == "/interface/set" for cmd in rtr.commands) and pve.requests == []
