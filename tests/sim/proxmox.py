@@ -383,7 +383,7 @@ class ProxmoxSim:
         return rows
 
     def _guest_rrd(self, g: Guest, q: dict[str, str]) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         maxmem = g.memory_mb * 1024**2
         for t in self._rrd_times(q):
             if t < g.started_at - 3600 * 24 * 365:

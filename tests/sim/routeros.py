@@ -395,10 +395,10 @@ class RouterOSSim:
         if verb == "remove" and menu == "system/scheduler":
             ids = api.get("id", attrs.get("numbers", "")).split(",")
             for i in ids:
-                job = next((s for s in r.scheduler if s[".id"] == i or s["name"] == i), None)
-                if job is None:
+                found = next((s for s in r.scheduler if i in (s[".id"], s["name"])), None)
+                if found is None:
                     raise Trap("no such item", 0)
-                r.scheduler.remove(job)
+                r.scheduler.remove(found)
             return []
         if verb in ("set", "enable", "disable") and menu in ("interface", "ip/route"):
             target = api.get("id") or attrs.pop("numbers", "")
