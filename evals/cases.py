@@ -16,8 +16,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from core.models import AlertmanagerWebhook
-from tools.logs import InMemoryLogSource, LogRecord
-from tools.metrics import InMemoryMetricsSource, Series
+from tools.logs.inmemory import InMemoryLogSource
+from tools.logs.types import LogRecord
+from tools.metrics.inmemory import InMemoryMetricsSource
+from tools.metrics.types import Series
 
 BUNDLED = Path(__file__).parent / "incidents"
 

@@ -28,7 +28,7 @@ def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
 def live_metrics(settings: Settings) -> Any:
     if not settings.PROMETHEUS_URL:
         return None
-    from tools.metrics import PrometheusSource
+    from tools.metrics.prometheus import PrometheusSource
 
     return PrometheusSource.from_settings(settings)
 
@@ -36,7 +36,7 @@ def live_metrics(settings: Settings) -> Any:
 def live_logs(settings: Settings) -> Any:
     if not (settings.ELASTICSEARCH_URL or settings.LOG_FILES):
         return None
-    from tools.logs import log_source_from_settings
+    from tools.logs.sources import log_source_from_settings
 
     return log_source_from_settings(settings)
 
