@@ -8,11 +8,11 @@ import re
 
 from langchain_core.messages import ToolMessage
 
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
+from tools.replay.recording import load_recorded
 
 
 def _analyze(settings, name, model):
