@@ -1,8 +1,9 @@
 """Read-only LangChain tools over a `ProxmoxClient`, for the diagnosis (and chat) model.
 
 Arguments are typed and validated (vmids, node names, UPIDs) before any request is made; every tool
-returns a `ToolResult` as compact JSON (status first), never a raised exception, and summarises RRD
-data instead of returning every point. Nothing here can change the cluster.
+returns a `ToolResult` (`tools.result.result_tool`: the model reads its compact JSON, status first;
+callers get the result itself), never a raised exception, and summarises RRD data instead of
+returning every point. Nothing here can change the cluster.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Read-only LangChain tools over a `RouterOSClient`, for the diagnosis (and chat) model.
 
-Each tool opens one API session, reads, and returns a `ToolResult` as compact JSON (status first);
+Each tool opens one API session, reads, and returns a `ToolResult` (`tools.result.result_tool`: the model
+reads its compact JSON, status first; callers get the result itself);
 errors (a refused login, a `!trap`) come back as a result with status `error`, never as an exception.
 Nothing here can change the router.
 """
