@@ -168,7 +168,7 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
 
 async def preflight(p: Plan, toolbox: Toolbox) -> list[str]:
     """Dry-run checks shown to the approver (they do not change the plan's content hash)."""
-    ex = toolbox.executor
-    if ex is None:
+    if toolbox.executor is None:
         return []
+    ex: Any = toolbox.executor
     return [await asyncio.to_thread(ex.preflight, a) for a in p.actions]
