@@ -35,50 +35,66 @@ _CATEGORY_RULES: list[tuple[Category, str]] = [
                  r"disk (offline|failing|failure|failed|fault|dead|missing)|(offline|failed|faulty) disk|"
                  r"nvme|wearout|wear level|media errors?|reallocated|pending sectors?|bad blocks?|voltage|"
                  r"chassis|physical disk|drive (status|failure)|disk drive status|degraded array|"
-                 r"osd down|device (failure|error)"),
+                 r"osd down|device (failure|error)|volume failures?"),
     ("time", r"\bclock\b|\bntp\b|time (skew|drift|offset|sync)|timesync|clock skew"),
     ("crashloop", r"crash ?loop|restart(s|ing|ed)?\b|back ?off|oom ?kill|flapping service|too many restarts"),
-    ("service_down", r"systemd|\bunit\b.*(fail|crash)|service (crashed|failed|down|stopped|not running|status)|"
-                     r"process (down|not running|missing|crashed)|container (killed|exited|absent|down|not running)|"
-                     r"crashed\b|worker (down|missing)|no process"),
+    ("service_down", r"(systemd|\bunit|service|process|container|worker|agent|daemon)\b.*"
+                     r"(crash|fail|\bdown\b|stopped|not running|killed|exited|absent|missing|inactive|dead)|"
+                     r"crashed\b|no process"),
+    # Links between clusters are network before they are cluster health.
+    ("network", r"remote cluster|clustermesh|kvstoremesh"),
     ("replication", r"replicat|\bslave\b|standby|galera|\blag\b.*(replica|slave|standby|wal|sync)|"
                     r"falling behind|out of sync|\bisr\b|under ?replicated|\bwal receiver\b|replica lag|"
                     r"mirror|donor|resync"),
     ("security", r"\bauth(entication|orization)?\b.*fail|login fail|unauthori[sz]ed|brute|\bsealed\b|"
-                 r"forbidden|\bdenied\b|security|\binvalid (token|signature)\b|failed logins?"),
+                 r"forbidden|\bdenied\b|security|\binvalid (token|signature)\b|failed logins?|threat|attack|"
+                 r"\bddos\b|\bwaf\b"),
     ("disk_io", r"disk (io|i o|read|write|latency|saturation|queue)|\bio (wait|util|saturation)|iops|"
-                r"iowait|io time|read latency|write latency|io utilization"),
+                r"iowait|io time|io utilization"),
     ("disk", r"disk|filesystem|\bfs\b|inode|out of (disk|space)|volume.*(full|space|usage|fill)|"
              r"persistent ?volume|\bpvc\b|tablespace|storage.*(full|usage|space|fill|capacity|quota)|"
-             r"near ?full|\bfull\b|free space|space (left|low|usage)|bucket.*(full|quota|size)|"
+             r"near ?full|\bfull\b|free space|space (left|low|usage)|low (disk )?space|bucket.*(full|quota|size)|"
              r"pool (full|capacity|usage|space)|(binlog|wal|log) (size|space|dir)"),
-    ("memory", r"memory|\bmem\b|\boom\b|\bswap\b|\bheap\b|\bgc\b|garbage|page faults?|evict"),
+    ("memory", r"memory|\bmem\b|\boom\b|\bswap\b|\bheap\b|\bgc\b|garbage|page faults?|evict|direct buffer"),
     ("cpu", r"\bcpu\b|\bload\b|throttl|steal|context switch"),
-    ("job_failure", r"\bjob\b.*(fail|error|stuck|not (run|complet))|cron ?job|backup|pipeline|\bbuild\b|"
-                    r"compaction|checkpoint|snapshot|\btask\b.*(fail|error|stuck)|\bsync\b.*fail|"
-                    r"last (successful|run)|not (run|completed)|\bdeploy(ment)? fail|jobs? (failed|failing)"),
+    ("job_failure", r"\bjob\b.*(fail|error|stuck|not (run|complet))|cron ?job.*(fail|late|missed|not)|backup|"
+                    r"pipeline|\bbuild\b|compact(ion|or).*(fail|halt|not (run|upload))|compactor halted|"
+                    r"\btask\b.*(fail|error|stuck)|\bsync\b.*fail|last (successful|run)|not (run|completed)|"
+                    r"\bdeploy(ment)? fail|jobs? (failed|failing)|no records processed|not processed"),
     ("config", r"config|misconfig|reload|not synced|out ?of ?sync|drift|\bsync status\b|\bschema\b|"
-               r"version mismatch|\bhealth check\b.*(config)"),
-    ("cluster", r"cluster|quorum|leader|split ?brain|election|\bmembers?\b|\bpeers?\b.*(down|missing|lost)|"
+               r"version mismatch|suspended"),
+    ("cluster", r"cluster (health|status|red|yellow|degraded|unhealthy|size|state|not healthy|members?|nodes?)|"
+                r"quorum|leader|split ?brain|election|\bmembers?\b|\bpeers?\b.*(down|missing|lost)|"
                 r"rebalanc|partition (leader|offline|under)|\bshard|\bnodes? (not ready|down|missing|lost)|"
-                r"\braft\b|gossip|consensus|unassigned|primary (changed|missing)|failover|role changed"),
-    ("queue", r"queue|backlog|\blag\b|unacked|messages? (ready|pending|stuck)|pending (tasks|messages|jobs)|"
-              r"dead ?letter|consumer|\boffset\b|undelivered|retries"),
+                r"\braft\b|gossip|consensus|unassigned|primary (changed|missing)|failover|role changed|"
+                r"\bpgs?\b|placement group|\bmon(itor)?s? (down|quorum)|out of service|dead ?(data)?nodes?|"
+                r"no tenants|\bring\b|missing master|no master"),
+    ("queue", r"queue(?!d connections)|backlog|\blag\b|unacked|messages? (ready|pending|stuck)|\bpending\b|"
+              r"dead ?letter|consumer|\boffset\b|undelivered|retries|outstanding"),
     ("saturation", r"connections?|file descriptors?|\bfds?\b|threads?|\bpool\b|slots?|limit|max ?clients|"
                    r"\bworkers?\b|sessions?|processes|capacity|quota|conntrack|saturat|exhaust|too many|"
                    r"utili[sz]ation|usage (high|too high)|rate limit|\bbusy\b|overload|requests? queued|"
-                   r"high (usage|utilization)|\bhpa\b|maxed|\bscal(e|ing)\b|deadlocks?|locks?\b"),
-    ("latency", r"latency|\bslow\b|duration|response time|\bp9[59]\b|timeouts?|took too long|\bdelay"),
+                   r"high (usage|utilization)|\bhpa\b|maxed|\bscal(e|ing)\b|deadlocks?|locks?\b|"
+                   r"subscriptions"),
+    # Counted timeouts and refusals are failed operations (not slowness, not a limit).
+    ("errors", r"time ?outs?|timing out|timed out|refused"),
+    ("latency", r"latency|\bslow|duration|response time|\bp9[59]\b|took too long|\bdelay"),
     ("network", r"interface|\blink\b|uplink|\bflap|packets?|network|\bbgp\b|\bospf\b|\bdns\b|bandwidth|"
                 r"throughput|\btcp\b|\budp\b|\bnic\b|\bbond\b|wireguard|handshake|\broute\b|\bmtu\b|"
                 r"speed ?test|\bping\b|\bicmp\b|jitter|packet loss|upload|download|traffic|ipsec|vpn"),
-    ("errors", r"error|\b5xx\b|\b4xx\b|fail(ures?|ed|ing|s)?\b|exception|reject|drop(ped|s)?\b|corrupt|panic|"
-               r"invalid|\bbad\b|refused|\baborted?\b|\bcode\b|unsuccessful|unhealthy responses"),
+    ("errors", r"error|\b5xx\b|\b4xx\b|fail(ures?|ed|ing|s)?\b|exception|reject|dropp(ed|ing)|drops\b|corrupt|"
+               r"panic|invalid|\bbad\b|refused|\baborted?\b|\bcode\b|unsuccessful|unhealthy responses|"
+               r"\bissues?\b"),
     ("availability", r"\bdown\b|unreachable|unavailable|absent|missing|not (running|ready|up|healthy|connected)|"
                      r"offline|\bdead\b|disappeared|stopped|unhealthy|no (target|leader|data|healthy)|"
                      r"\bempty\b|\bstatus\b|\bhealth\b|probe|\bready\b|replicas? mismatch|not available|"
-                     r"\bup\b|availability|uptime|sealed"),
+                     r"\bup\b|availability|uptime|sealed|\blost\b|incidents?"),
 ]
+
+# Counters of failed operations in the expression outweigh a vaguer name ("...RequestUnavailable..."
+# counting `*_exceptions_total` reports errors, not an instance that is down).
+_ERROR_COUNTER = re.compile(r"_(errors?|failures?|exceptions|failed)(_total|_count)?$")
+_VAGUE: set[str] = {"availability", "latency", "unknown"}
 
 # (domain, pattern over "job alertname metric prefixes"), first match wins. Order: specific before generic.
 _DOMAIN_RULES: list[tuple[Domain, str]] = [
@@ -222,6 +238,8 @@ def understand(alert: Alert) -> AlertReading:
     metrics = metric_names(expression(alert))
     category = classify(alert.name)
     matched = "name"
+    if category in _VAGUE and any(_ERROR_COUNTER.search(m) for m in metrics):
+        category, matched = "errors", "metrics"
     if category == "unknown" and metrics:
         category = classify(" ".join(metrics))
         matched = "metrics"

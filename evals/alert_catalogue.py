@@ -177,6 +177,8 @@ def _label_value(label: str, rule: CatalogueRule, host: str) -> str:
         return next((v for sub, v in _NAME_BY_EXPORTER if sub in key), "checkout")
     if label in ("host", "hostname", "nodename"):
         return host
+    if label == "service" and "openstack" in rule.service.lower():
+        return "nova-compute"
     if label == "device" and ("smartctl" in rule.exporter or "node_disk_" in rule.query):
         return "sda"
     return _LABEL_VALUES.get(label) or f"{label.replace('_', '-')}-1"

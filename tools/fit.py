@@ -160,6 +160,8 @@ _STORAGE_CLUSTER = Never(name="storage-cluster components (Ceph, MinIO, ZFS pool
                          domains=["storage_cluster"], pattern=r"\bceph|\bminio|\bzfs|\bzpool|\bosd\b|openebs")
 _FAILING_DISK = Never(name="a disk that is offline, failing or read-only",
                       pattern=r"offline|fail(ing|ed|ure)|faulty|read ?only|device error|\bio error|degraded")
+_WINDOWS = Never(name="Windows hosts (the playbooks manage Linux services and log directories)",
+                 pattern=r"\bjob=windows|\bwindows")
 _ORCHESTRATED = Never(name="workloads an orchestrator or provider manages (Kubernetes, containers, cloud)",
                       domains=["kubernetes", "container", "cloud"])
 
@@ -183,7 +185,7 @@ FITS: dict[str, Fit] = {
                                      "or a disk-usage reading of the log directory)",
                          pattern=r"/var/log/\S+|\.log\.\d+(\.gz)?\b|logrotate|log_dir(ectory)?_bytes|du /var/log"),
         ],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _FAILING_DISK, _ORCHESTRATED,
+        never=[_HARDWARE, _STORAGE_CLUSTER, _FAILING_DISK, _ORCHESTRATED, _WINDOWS,
                Never(name="inode exhaustion", pattern=r"inode|files_free"),
                Never(name="database-managed storage", domains=["database"])],
         suggest_without_evidence=["disk"]),
@@ -194,14 +196,14 @@ FITS: dict[str, Fit] = {
                                description="an observation of the service itself misbehaving (a failed unit, "
                                            "an anomalous metric or error logs of that service)",
                                pattern=r".", about_subject=True)],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED],
+        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS],
         always_human=True, suggest_without_evidence=["service_down"]),
     "rollback_config": Fit(
         categories=["crashloop", "service_down", "config", "errors"], domains=_HOST_SOFTWARE,
         requires=[EvidenceNeed(name="configuration error", signals=["log"],
                                description="log lines of the service failing on its configuration file",
                                pattern=r"config|yaml|json|parse|invalid|syntax")],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED], always_human=True),
+        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS], always_human=True),
     "escalate_to_oncall": Fit(categories=list(get_args(Category))),
     "proxmox_vm_reboot": Fit(
         categories=["cpu", "memory", "latency", "errors", "anomaly"], domains=["host", "virtualization"],
