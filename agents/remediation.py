@@ -47,6 +47,10 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     cat = verdict.category
     if cat == "service_down" and verdict.service and host:
         svc = verdict.service
+        if not _runs_on(labels, verdict):
+            return ([CATALOG["escalate_to_oncall"].action(svc)],
+                    f"{svc} is down, but the alert does not say which machine runs it ({verdict.exporter} "
+                    "reports it from elsewhere); escalating")
         return ([CATALOG["restart_service"].action(host, service=svc)],
                 f"{svc} on {host} is down ({incident.alert.name}); restarting the unit is the usual first fix")
     if cat == "disk":
@@ -84,6 +88,17 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 "that clears runaway work")
     return ([CATALOG["escalate_to_oncall"].action(component)],
             "no catalog action fits this diagnosis safely; escalating with the evidence")
+
+
+_HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
+
+
+def _runs_on(labels: dict[str, str], verdict: TriageVerdict) -> bool:
+    """Is the host the alert names the machine the service runs on? Yes for an explicit host label, for
+    a host agent (node/systemd/process exporter) reporting its own machine, and for an exporter that
+    reports the service it sits beside; not for remote exporters (cloud APIs, service catalogues)."""
+    return (any(labels.get(k) for k in ("host", "hostname", "nodename"))
+            or bool(_HOST_AGENTS.match(verdict.exporter)) or verdict.service == verdict.exporter)
 
 
 def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[list[Action], str]:

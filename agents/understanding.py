@@ -38,9 +38,10 @@ _CATEGORY_RULES: list[tuple[Category, str]] = [
                  r"osd down|device (failure|error)|volume failures?"),
     ("time", r"\bclock\b|\bntp\b|time (skew|drift|offset|sync)|timesync|clock skew"),
     ("crashloop", r"crash ?loop|restart(s|ing|ed)?\b|back ?off|oom ?kill|flapping service|too many restarts"),
-    ("service_down", r"(systemd|\bunit|service|process|container|worker|agent|daemon)\b.*"
-                     r"(crash|fail|\bdown\b|stopped|not running|killed|exited|absent|missing|inactive|dead)|"
-                     r"crashed\b|no process"),
+    # One unit/process/container/agent that is not running: the down-word follows the unit word directly.
+    ("service_down", r"(systemd|\bunit|\bservice|\bprocess(es)?( group)?|\bcontainer|\bagent|\bdaemon|"
+                     r"exporter group)s? (crashed|failed|down|stopped|not running|killed|exited|absent|missing|"
+                     r"inactive|dead)\b|systemd .*(crashed|failed)\b|\bno process(es)?\b"),
     # Links between clusters are network before they are cluster health.
     ("network", r"remote cluster|clustermesh|kvstoremesh"),
     ("replication", r"replicat|\bslave\b|standby|galera|\blag\b.*(replica|slave|standby|wal|sync)|"

@@ -176,9 +176,10 @@ def _label_value(label: str, rule: CatalogueRule, host: str) -> str:
             return host
         return next((v for sub, v in _NAME_BY_EXPORTER if sub in key), "checkout")
     if label in ("host", "hostname", "nodename"):
-        return host
+        return "compute-01" if "openstack" in rule.service.lower() else host
     if label == "service" and "openstack" in rule.service.lower():
-        return "nova-compute"
+        low = rule.name.lower()
+        return "neutron-l3-agent" if "neutron" in low else "cinder-volume" if "cinder" in low else "nova-compute"
     if label == "device" and ("smartctl" in rule.exporter or "node_disk_" in rule.query):
         return "sda"
     return _LABEL_VALUES.get(label) or f"{label.replace('_', '-')}-1"

@@ -162,6 +162,8 @@ _FAILING_DISK = Never(name="a disk that is offline, failing or read-only",
                       pattern=r"offline|fail(ing|ed|ure)|faulty|read ?only|device error|\bio error|degraded")
 _WINDOWS = Never(name="Windows hosts (the playbooks manage Linux services and log directories)",
                  pattern=r"\bjob=windows|\bwindows")
+_IN_A_POD = Never(name="a pod or container (its orchestrator restarts it, not systemd)",
+                  pattern=r"\bpod=|\bcontainer=|\bcontainer_name=")
 _ORCHESTRATED = Never(name="workloads an orchestrator or provider manages (Kubernetes, containers, cloud)",
                       domains=["kubernetes", "container", "cloud"])
 
@@ -196,14 +198,14 @@ FITS: dict[str, Fit] = {
                                description="an observation of the service itself misbehaving (a failed unit, "
                                            "an anomalous metric or error logs of that service)",
                                pattern=r".", about_subject=True)],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS],
+        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD],
         always_human=True, suggest_without_evidence=["service_down"]),
     "rollback_config": Fit(
         categories=["crashloop", "service_down", "config", "errors"], domains=_HOST_SOFTWARE,
         requires=[EvidenceNeed(name="configuration error", signals=["log"],
                                description="log lines of the service failing on its configuration file",
                                pattern=r"config|yaml|json|parse|invalid|syntax")],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS], always_human=True),
+        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD], always_human=True),
     "escalate_to_oncall": Fit(categories=list(get_args(Category))),
     "proxmox_vm_reboot": Fit(
         categories=["cpu", "memory", "latency", "errors", "anomaly"], domains=["host", "virtualization"],
