@@ -213,7 +213,8 @@ FITS: dict[str, Fit] = {
         requires=[EvidenceNeed(name="guest saturation", signals=["metric", "state"],
                                description="an anomalous CPU/memory/latency series of the guest",
                                pattern=r"cpu|mem|latency|load|proxmox")],
-        never=[_HARDWARE, _STORAGE_CLUSTER], always_human=True),
+        # A saturated guest the alert names by vmid may be put before a human (high risk, never automatic).
+        never=[_HARDWARE, _STORAGE_CLUSTER], always_human=True, suggest_without_evidence=["cpu", "memory"]),
     "proxmox_guest_start": Fit(
         categories=["availability", "service_down"], domains=["virtualization"], needs_labels=[["vmid", "id"]],
         requires=[EvidenceNeed(name="guest stopped", signals=["state"], anomalous=False,

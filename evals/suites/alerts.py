@@ -98,6 +98,7 @@ async def run_rule(rule: CatalogueRule, settings: Any) -> dict[str, Any]:
                       source_spec={"kind": "eval", "suite": SUITE, "case": rule.alertname})
     report = await investigate(webhook, toolbox)
     plan = report.plan
+    actions: list[str]
     if report.triage.kind != "incident" or plan is None:
         outcome, actions, auto = "noise", [], False
     elif all(a.name == "escalate_to_oncall" for a in plan.actions):
