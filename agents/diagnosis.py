@@ -352,7 +352,9 @@ class DiagnosisResult:
 def _from_memory(match: Any, f: Findings) -> Diagnosis:
     r = match.record
     cited = [e.id for e in f.book.items if e.component == r.root_cause_component or e.tool == "memory"]
-    hyp = Hypothesis(component=r.root_cause_component, cause=r.root_cause, confidence=round(min(0.95, match.score), 3),
+    kinds = corroboration([e for e in f.book.items if e.id in cited], remembered=True)
+    hyp = Hypothesis(component=r.root_cause_component, cause=r.root_cause,
+                     confidence=honest_confidence(match.score, kinds),
                      evidence_ids=cited, rationale=f"same signature as {r.id}, whose fix was verified")
     return Diagnosis(hypotheses=[hyp], summary=f"{r.root_cause_component}: {r.root_cause} (seen before: {r.id})")
 

@@ -129,7 +129,7 @@ def check(action: Action, fit: Fit, verdict: TriageVerdict, labels: dict[str, st
         if not any(labels.get(k) for k in alternatives):
             refusals.append(f"the alert names no {' / '.join(alternatives)}")
     for key, value in action.parameters.items():
-        if isinstance(value, str) and not _SAFE_PARAM.match(value):
+        if isinstance(value, str) and (not _SAFE_PARAM.match(value) or ".." in value):
             refusals.append(f"parameter {key}={value[:40]!r} is not a safe name")
     if not _SAFE_PARAM.match(action.target):
         refusals.append(f"target {action.target[:40]!r} is not a safe host name")

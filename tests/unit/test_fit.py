@@ -75,6 +75,8 @@ def test_untrusted_parameters_never_fit():
     bad = CATALOG["cleanup_rotated_logs"].action("backup-01", path="/var/log; rm -rf /")
     res = check(bad, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH])
     assert res.status == "refused" and "not a safe name" in res.note()
+    escape = CATALOG["cleanup_rotated_logs"].action("backup-01", path="/var/log/../../etc")
+    assert check(escape, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH]).status == "refused"
 
 
 def test_restart_is_a_suggestion_for_a_failed_unit_and_refused_in_a_pod():
