@@ -168,6 +168,8 @@ def coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"rules": len(rs),
                 "known_category_share": _rate(sum(r["category"] != "unknown" for r in rs), len(rs)),
                 "concrete_action_share": _rate(sum(bool(r["actions"]) for r in rs), len(rs)),
+                "host_share": _rate(sum(bool(r["host"]) for r in rs), len(rs)),
+                "service_share": _rate(sum(bool(r["affected_service"]) for r in rs), len(rs)),
                 "escalated_share": _rate(sum(r["outcome"] == "escalate" for r in rs), len(rs)),
                 "automatic_actions": sum(bool(r["automatic"]) for r in rs)}
 
@@ -220,7 +222,8 @@ def summary_table(report: dict[str, Any]) -> str:
     cov = report["coverage"]
     lines += ["", f"coverage of all {cov['rules']} rules: known category {cov['known_category_share']:.3f}, "
               f"concrete action {cov['concrete_action_share']:.3f}, escalated {cov['escalated_share']:.3f}, "
-              f"automatic {cov['automatic_actions']}", "",
+              f"automatic {cov['automatic_actions']}; host named {cov['host_share']:.3f}, "
+              f"service named {cov['service_share']:.3f}", "",
               f"{'group':44} {'rules':>5} {'known cat.':>10} {'concrete':>8} {'auto':>4}"]
     for name, g in cov["by_group"].items():
         lines.append(f"{name[:44]:44} {g['rules']:>5} {g['known_category_share']:>10.3f} "
