@@ -123,3 +123,20 @@ def test_a_remembered_fix_that_no_longer_fits_is_not_reused():
     p, _ = asyncio.run(plan(_incident(ceph), v, diag, [FS_SERIES, LOG_GROWTH],
                             Toolbox(llm=LLMChain([]), settings=s), [], known_fix=known))
     assert is_escalation(p) and not p.known_fix
+
+
+def test_an_llm_choice_that_does_not_fit_is_refused_and_the_incident_escalates():
+    from tests.conftest import scripted_chain
+    from tests.scripted_model import ScriptedChatModel, reply, tool_call
+
+    model = ScriptedChatModel(script=[reply(tool_call("RemediationPlan", rationale="free space", steps=[
+        {"action": "cleanup_rotated_logs", "target": "ceph-mgr-01", "parameters": {}}]))])
+    s = load_settings()
+    ceph = {"alertname": "CephOsdNearFull", "instance": "ceph-mgr-01:9283", "job": "ceph"}
+    v = HOST_DISK.model_copy(update={"domain": "storage_cluster"})
+    diag = Diagnosis(hypotheses=[Hypothesis(component="ceph", cause="OSD near full", confidence=0.25)])
+    calls: list = []
+    p, used_llm = asyncio.run(plan(_incident(ceph), v, diag, [ALERT_ONLY], Toolbox(llm=scripted_chain(model),
+                                                                                    settings=s), calls))
+    assert not used_llm and is_escalation(p) and auto_approval(p, s) is None
+    assert calls[-1].node == "remediation" and not calls[-1].ok and "storage-cluster" in calls[-1].error
