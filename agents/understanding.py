@@ -46,7 +46,7 @@ _CATEGORY_RULES: list[tuple[Category, str]] = [
     ("network", r"remote cluster|clustermesh|kvstoremesh"),
     ("replication", r"replicat|\bslave\b|standby|galera|\blag\b.*(replica|slave|standby|wal|sync)|"
                     r"falling behind|out of sync|\bisr\b|under ?replicated|\bwal receiver\b|replica lag|"
-                    r"mirror|donor|resync"),
+                    r"mirror|donor|resync|topics? replicas|in ?sync replicas"),
     ("security", r"\bauth(entication|orization)?\b.*fail|login fail|unauthori[sz]ed|brute|\bsealed\b|"
                  r"forbidden|\bdenied\b|security|\binvalid (token|signature)\b|failed logins?|threat|attack|"
                  r"\bddos\b|\bwaf\b"),
@@ -56,27 +56,30 @@ _CATEGORY_RULES: list[tuple[Category, str]] = [
              r"persistent ?volume|\bpvc\b|tablespace|storage.*(full|usage|space|fill|capacity|quota)|"
              r"near ?full|\bfull\b|free space|space (left|low|usage)|low (disk )?space|bucket.*(full|quota|size)|"
              r"pool (full|capacity|usage|space)|(binlog|wal|log) (size|space|dir)"),
-    ("memory", r"memory|\bmem\b|\boom\b|\bswap\b|\bheap\b|\bgc\b|garbage|page faults?|evict|direct buffer"),
+    ("memory", r"memory|\bmem\b|\boom\b|\bswap\b|\bheap\b|\bgc\b|garbage|page faults?|evict|direct buffer|"
+               r"\brss\b|allocated objects|allocation rate"),
     ("cpu", r"\bcpu\b|\bload\b|throttl|steal|context switch"),
     ("job_failure", r"\bjob\b.*(fail|error|stuck|not (run|complet))|cron ?job.*(fail|late|missed|not)|backup|"
                     r"pipeline|\bbuild\b|compact(ion|or).*(fail|halt|not (run|upload))|compactor halted|"
                     r"\btask\b.*(fail|error|stuck)|\bsync\b.*fail|last (successful|run)|not (run|completed)|"
-                    r"\bdeploy(ment)? fail|jobs? (failed|failing)|no records processed|not processed"),
+                    r"\bdeploy(ment)? fail|jobs? (failed|failing)|no records processed|not processed|"
+                    r"missed trigger"),
     ("config", r"config|misconfig|reload|not synced|out ?of ?sync|drift|\bsync status\b|\bschema\b|"
-               r"version mismatch|suspended"),
+               r"version (mismatch|deviations?|changed)|suspended"),
     ("cluster", r"cluster (health|status|red|yellow|degraded|unhealthy|size|state|not healthy|members?|nodes?)|"
                 r"quorum|leader|split ?brain|election|\bmembers?\b|\bpeers?\b.*(down|missing|lost)|"
                 r"rebalanc|partition (leader|offline|under)|\bshard|\bnodes? (not ready|down|missing|lost)|"
                 r"\braft\b|gossip|consensus|unassigned|primary (changed|missing)|failover|role changed|"
                 r"\bpgs?\b|placement group|\bmon(itor)?s? (down|quorum)|out of service|dead ?(data)?nodes?|"
-                r"no tenants|\bring\b|missing master|no master"),
+                r"no (synced )?tenants|no rule groups|\bring\b|missing master|no master|live nodes?"),
     ("queue", r"queue(?!d connections)|backlog|\blag\b|unacked|messages? (ready|pending|stuck)|\bpending\b|"
-              r"dead ?letter|consumer|\boffset\b|undelivered|retries|outstanding"),
+              r"dead ?letter|consumer|\boffset\b|undelivered|outstanding"),
     ("saturation", r"connections?|file descriptors?|\bfds?\b|threads?|\bpool\b|slots?|limit|max ?clients|"
                    r"\bworkers?\b|sessions?|processes|capacity|quota|conntrack|saturat|exhaust|too many|"
                    r"utili[sz]ation|usage (high|too high)|rate limit|\bbusy\b|overload|requests? queued|"
                    r"high (usage|utilization)|\bhpa\b|maxed|\bscal(e|ing)\b|deadlocks?|locks?\b|"
-                   r"subscriptions"),
+                   r"subscriptions|\bmax\b.*reached|blocked (tasks|evaluations)|backpressure|goroutine|in ?flight|"
+                   r"cardinality|exceeded|(high|unusually high) (total )?(request|query|indexing) rate"),
     # Counted timeouts and refusals are failed operations (not slowness, not a limit).
     ("errors", r"time ?outs?|timing out|timed out|refused"),
     ("latency", r"latency|\bslow|duration|response time|\bp9[59]\b|took too long|\bdelay"),
@@ -85,11 +88,11 @@ _CATEGORY_RULES: list[tuple[Category, str]] = [
                 r"speed ?test|\bping\b|\bicmp\b|jitter|packet loss|upload|download|traffic|ipsec|vpn"),
     ("errors", r"error|\b5xx\b|\b4xx\b|fail(ures?|ed|ing|s)?\b|exception|reject|dropp(ed|ing)|drops\b|corrupt|"
                r"panic|invalid|\bbad\b|refused|\baborted?\b|\bcode\b|unsuccessful|unhealthy responses|"
-               r"\bissues?\b"),
+               r"\bissues?\b|\bretr(y|ies)\b|no successful|not succeeding"),
     ("availability", r"\bdown\b|unreachable|unavailable|absent|missing|not (running|ready|up|healthy|connected)|"
                      r"offline|\bdead\b|disappeared|stopped|unhealthy|no (target|leader|data|healthy)|"
                      r"\bempty\b|\bstatus\b|\bhealth\b|probe|\bready\b|replicas? mismatch|not available|"
-                     r"\bup\b|availability|uptime|sealed|\blost\b|incidents?"),
+                     r"\bup\b|availability|uptime|sealed|\blost\b|incidents?|eject"),
 ]
 
 # Counters of failed operations in the expression outweigh a vaguer name ("...RequestUnavailable..."
