@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from agents.prompts import REMEDIATION_SYSTEM
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
-from tools.catalog import CATALOG
+from tools.catalog import CATALOG, escalation
+from tools.params import ParameterRefused
 
 _CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
 _CONFIG_PATH = re.compile(r"(/etc/[\w.@/-]+\.(?:ya?ml|json|conf|cfg|toml|ini))")
@@ -92,8 +93,7 @@ class RemediationPlan(BaseModel):
 
 
 def _catalog_brief() -> str:
-    return "\n".join(f"- {e.name} (risk {e.risk.value}): {e.description}; parameters: "
-                     f"{e.parameters or 'none'}" for e in CATALOG.values())
+    return "\n".join(f"- {e.brief()}" for e in CATALOG.values())
 
 
 def _validate(out: RemediationPlan) -> tuple[list[Action] | None, str]:
@@ -130,14 +130,32 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
                      f"{known_fix['occurred_at'][:10]}, verified recovered)")
 
 
+def _within_blast_radius(actions: list[Action], rationale: str, incident: Incident,
+                         toolbox: Toolbox) -> tuple[list[Action], str]:
+    """The plan, or an escalation saying why it touches too much at once (MAX_TARGETS_PER_PLAN, groups)."""
+    from agents.approval import blast_radius
+    from tools.ansible import load_inventory
+
+    inventory = getattr(getattr(toolbox.executor, "ansible", None), "inventory", None)
+    try:
+        groups = load_inventory(inventory or toolbox.settings.ANSIBLE_INVENTORY).groups
+    except ValueError:
+        groups = {}
+    problem = blast_radius(actions, toolbox.settings, groups)
+    if problem is None:
+        return actions, rationale
+    return [escalation(_host(incident))], f"refused: {problem}; escalating to a human instead"
+
+
 async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
                toolbox: Toolbox, calls: list[LLMCall], known_fix: dict[str, Any] | None = None) -> tuple[Plan, bool]:
     actions: list[Action] | None = None
     rationale = ""
+    refused = ""  # why a model's plan was not used
     used_llm = False
     remembered = _remembered(known_fix)
     if remembered is not None:  # a plan that worked before for this signature comes first
-        actions, rationale = remembered
+        actions, rationale = _within_blast_radius(*remembered, incident, toolbox)
         p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=True)
         return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
     if toolbox.llm.providers and diagnosis.hypotheses:
@@ -155,11 +173,19 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
             actions, why = _validate(out)
             rationale = out.rationale
             used_llm = actions is not None
+            refused = why
             if actions is None and calls and calls[-1].node == "remediation":
                 # Paid for but unusable: say so in the cost record; the catalog rules take over.
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
     if actions is None:
-        actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
+        try:
+            actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
+        except ParameterRefused as exc:  # an alert/log value failed its catalog constraint: a human decides
+            actions = [escalation(_host(incident))]
+            rationale = f"refused: {exc}; escalating to a human instead"
+        if refused:
+            rationale = f"{rationale} (the model's plan was not used: {refused})"
+    actions, rationale = _within_blast_radius(actions, rationale, incident, toolbox)
     known = all(CATALOG[a.name].known_fix for a in actions)
     p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=known)
     p = p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS)

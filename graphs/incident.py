@@ -85,6 +85,8 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
     plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls,
                                               known_fix=state.get("known_fix"))
     plan.checks = await remediation_agent.preflight(plan, runtime.context)
+    _, why = approval_agent.auto_approval_verdict(plan, runtime.context.settings)
+    plan.checks.append(f"auto-approval: {why}")  # recorded either way, shown to the approver
     return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
             "llm_used": ["remediation"] if used else []}
 
