@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from agents.prompts import REMEDIATION_SYSTEM
+from agents.prompts import REMEDIATION_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
 from tools.catalog import CATALOG, escalation
@@ -164,10 +164,11 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                "category": verdict.category, "hypotheses": [[h.component, h.cause] for h in top]}
         out = await toolbox.cached("playbook", key, lambda: toolbox.llm.structured("remediation", [
             SystemMessage(REMEDIATION_SYSTEM),
-            HumanMessage(f"ALERT {incident.alert.name} on {incident.alert.target} ({verdict.category}); "
-                         f"labels {incident.alert.labels}\nDIAGNOSIS\n"
-                         + "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top)
-                         + f"\nCATALOG\n{_catalog_brief()}"),
+            HumanMessage(f"Plan the remediation of this {verdict.category} incident.\n"
+                         + fence("alert labels", incident.alert.labels) + "\nDIAGNOSIS\n"
+                         + fence("diagnosis (derived from alert and telemetry text)",
+                                 "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top))
+                         + f"\nCATALOG (trusted: the only actions that exist)\n{_catalog_brief()}"),
         ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
             actions, why = _validate(out)

@@ -2,16 +2,20 @@
 
 The inventory is the list of machines aiops may touch. Nothing is implied: Ansible's implicit
 `localhost` does not count, so the controller itself (`localhost`, `127.0.0.1`, `::1`, this host's
-names) is a target only when the inventory names it explicitly. Parsed with ansible-core's own
-InventoryManager, so INI ranges, `:children` and `:vars` sections and YAML inventories mean exactly
-what they mean to ansible-playbook.
+names) is a target only when the inventory names it explicitly. Parsed by ansible-core itself
+(`ansible-inventory --list`, in a child process), so INI ranges, `:children` and `:vars` sections and
+YAML inventories mean exactly what they mean to ansible-playbook.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -53,20 +57,37 @@ def is_controller(host: str) -> bool:
         return h in controller_names()
 
 
+def _ansible_inventory() -> str:
+    beside = Path(sys.executable).parent / "ansible-inventory"
+    return str(beside) if beside.exists() else (shutil.which("ansible-inventory") or "ansible-inventory")
+
+
 @lru_cache(maxsize=16)
 def _parse(path: str, mtime_ns: int) -> Inventory:
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.utils.display import Display
+    # In a child process: importing ansible here would patch sys.intern for the whole process (it
+    # breaks torch, which the embeddings use). Host variables (maybe secrets) are read and dropped.
+    env = {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_NOCOLOR": "1"}
+    try:
+        out = subprocess.run([_ansible_inventory(), "-i", path, "--list"], capture_output=True, text=True,
+                             timeout=120, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InventoryError(f"cannot read Ansible inventory {path}: {exc}") from None
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise InventoryError(f"cannot parse Ansible inventory {path}: {last[:200]}")
+    data = json.loads(out.stdout)
+    data.pop("_meta", None)
 
-    Display().verbosity = 0
-    manager = InventoryManager(loader=DataLoader(), sources=[path])
-    hosts = frozenset(manager.hosts)
-    if not hosts and Path(path).stat().st_size > 0 and Path(path).read_text(errors="replace").strip():
-        raise InventoryError(f"Ansible inventory {path} names no hosts (or cannot be parsed)")
-    groups = {name: frozenset(h.name for h in group.get_hosts())
-              for name, group in manager.groups.items() if name not in ("all", "ungrouped")}
-    return Inventory(path=path, hosts=hosts, groups=groups)
+    def members(group: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        node = data.get(group) or {}
+        hosts = set(node.get("hosts") or [])
+        for child in node.get("children") or []:
+            if child not in seen:
+                hosts |= members(child, seen | {group})
+        return hosts
+
+    groups = {g: frozenset(members(g)) for g in data if g not in ("all", "ungrouped")}
+    return Inventory(path=path, hosts=frozenset(members("all")), groups=groups)
 
 
 def load_inventory(path: str | None) -> Inventory:
