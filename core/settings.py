@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import models
+
 
 class SettingsError(ValueError):
     """Raised with a human-readable, one-line-per-problem message when the environment is invalid."""
@@ -128,12 +130,12 @@ class Settings(BaseSettings):
     MAX_GROUP_FRACTION: float = Field(0.5, gt=0, le=1)  # of one inventory group at once (one host always ok)
 
     # --- Input limits (untrusted payloads) ------------------------------------------------------
-    MAX_PAYLOAD_BYTES: int = Field(1_048_576, ge=1024)  # an alert file / webhook body
+    MAX_PAYLOAD_BYTES: int = Field(8 * 1024 * 1024, ge=1024)  # an alert file / webhook body
     MAX_JSON_DEPTH: int = Field(32, ge=4)  # nesting of that JSON
-    MAX_ALERTS_PER_PAYLOAD: int = Field(100, ge=1)  # analysed in full; the rest are summarised in the incident
-    MAX_LABEL_LENGTH: int = Field(1024, ge=16)  # one label value
-    MAX_ANNOTATION_LENGTH: int = Field(4096, ge=64)  # one annotation value (longer ones are truncated, marked)
-    MAX_EXCERPT_LENGTH: int = Field(2000, ge=64)  # one evidence excerpt kept in state
+    MAX_ALERTS_PER_PAYLOAD: int = Field(models.MAX_ALERTS_PER_PAYLOAD, ge=1)  # the rest: counted in the incident
+    MAX_LABEL_LENGTH: int = Field(models.MAX_LABEL_LENGTH, ge=16)  # one label value (longer: refused)
+    MAX_ANNOTATION_LENGTH: int = Field(models.MAX_ANNOTATION_LENGTH, ge=64)  # longer: truncated, marked
+    MAX_EXCERPT_LENGTH: int = Field(models.MAX_EXCERPT_LENGTH, ge=64)  # one evidence excerpt kept in state
 
     @field_validator("REDIS_URL")
     @classmethod
@@ -195,6 +197,12 @@ class Settings(BaseSettings):
     @property
     def approvers(self) -> set[str]:
         return {a.strip() for a in (self.APPROVERS or "").split(",") if a.strip()}
+
+    @property
+    def payload_limits(self) -> dict[str, int]:
+        """The validation context that makes core.models apply these limits."""
+        return {"MAX_ALERTS_PER_PAYLOAD": self.MAX_ALERTS_PER_PAYLOAD, "MAX_LABEL_LENGTH": self.MAX_LABEL_LENGTH,
+                "MAX_ANNOTATION_LENGTH": self.MAX_ANNOTATION_LENGTH, "MAX_EXCERPT_LENGTH": self.MAX_EXCERPT_LENGTH}
 
     @property
     def auto_approve_log_roots(self) -> list[str]:
