@@ -28,6 +28,7 @@ ParamValue = str | int | float | bool
 # explicitly (`allow`), e.g. globs allow `* ? [ ]` and RouterOS ids start with `*`.
 SHELL_META = frozenset(";&|$`<>\\'\"(){}[]!*?~#%^= ,\t")
 _TEMPLATE_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
+_ANSIBLE_PATTERNS = frozenset({"all", "ungrouped"})
 HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})$")
 SERVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9@._-]{0,127}"  # a systemd unit / service name
 PATH_CHARS = re.compile(r"^/[A-Za-z0-9._@+/-]*$")
@@ -75,6 +76,8 @@ def check_target(entry: str, target: object) -> str:
             problem = "is not a host name (letters, digits, '.', '_', '-') or an IP address"
     if problem is None and ".." in text:
         problem = "contains '..'"
+    if problem is None and text.lower() in _ANSIBLE_PATTERNS:
+        problem = f"{text!r} is an Ansible host pattern that means every host, not one host"
     if problem:
         raise ParameterRefused(entry, "target", target, problem)
     return text
