@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tools.ansible.guard import REAL_BINARY_ENV
+from tools.ansible.guard import REAL_BINARY_ENV, TIMEOUT_ENV
 from tools.ansible.inventory import inventory_hosts
 from tools.ansible.lint import lint_playbook
 
@@ -128,6 +128,8 @@ class AnsibleTool:
             env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                    "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
                    REAL_BINARY_ENV: str(real if real.exists() else "ansible-playbook"),
+                   TIMEOUT_ENV: str(self.timeout),  # the guard stops the whole tree; ansible-runner's own
+                   # timeout (a little later) would kill only one process group, not the setsid() workers
                    # ansible-runner finds ansible-playbook on PATH: our guarded launcher first, then our venv
                    "PATH": os.pathsep.join([str(Path(tmp) / "bin"), str(Path(sys.executable).parent),
                                             os.environ.get("PATH", "")])}
@@ -150,7 +152,7 @@ class AnsibleTool:
             runner = ansible_runner.run(
                 private_data_dir=tmp, playbook=str(path), inventory=inventory,
                 limit=None if syntax_only else host, cmdline=shlex.join(args),
-                envvars=env, quiet=True, timeout=self.timeout,
+                envvars=env, quiet=True, timeout=self.timeout + 30,
                 settings={"suppress_ansible_output": True},
             )
             stdout = runner.stdout.read() if runner.stdout else ""
