@@ -110,7 +110,8 @@ def _validate(out: RemediationPlan) -> tuple[list[Action] | None, str]:
     return actions, ""
 
 
-def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | None:
+def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | str | None:
+    """The remembered fix as catalog actions, None, or why it is refused now (a str, shown in the plan)."""
     if not known_fix:
         return None
     from tools.catalog import CATALOG as catalog
@@ -122,6 +123,8 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
             return None
         try:
             actions.append(entry.action(a["target"], **(a.get("parameters") or {})))
+        except ParameterRefused as exc:  # memory is untrusted too: its values pass the same checks
+            return f"the remembered fix from {known_fix.get('incident_id')} was refused: {exc}"
         except (KeyError, ValueError):  # the catalog changed since: plan afresh
             return None
     if not actions:
@@ -154,9 +157,12 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     refused = ""  # why a model's plan was not used
     used_llm = False
     remembered = _remembered(known_fix)
-    if remembered is not None:  # a plan that worked before for this signature comes first
+    if isinstance(remembered, str):
+        refused = remembered
+    elif remembered is not None:  # a plan that worked before for this signature comes first
         actions, rationale = _within_blast_radius(*remembered, incident, toolbox)
-        p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=True)
+        p = Plan(incident_id=incident.id, actions=actions, rationale=rationale,
+                 known_fix=actions is remembered[0])
         return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
     if toolbox.llm.providers and diagnosis.hypotheses:
         top = diagnosis.hypotheses[:3]
@@ -174,7 +180,7 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
             actions, why = _validate(out)
             rationale = out.rationale
             used_llm = actions is not None
-            refused = why
+            refused = "; ".join(r for r in (refused, f"the model's plan was {why}" if why else "") if r)
             if actions is None and calls and calls[-1].node == "remediation":
                 # Paid for but unusable: say so in the cost record; the catalog rules take over.
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
@@ -185,7 +191,7 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
             actions = [escalation(_host(incident))]
             rationale = f"refused: {exc}; escalating to a human instead"
         if refused:
-            rationale = f"{rationale} (the model's plan was not used: {refused})"
+            rationale = f"{rationale} (not used: {refused})"
     actions, rationale = _within_blast_radius(actions, rationale, incident, toolbox)
     known = all(CATALOG[a.name].known_fix for a in actions)
     p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=known)

@@ -105,7 +105,7 @@ def test_an_obedient_model_runs_nothing_outside_the_catalog_and_the_gate(setting
     assert not marker.exists()
     plan = out.report.plan
     # The model's plan was refused (a target that is every host, a Jinja service, a '..' path) ...
-    assert "the model's plan was not used" in plan.rationale and "target 'all' refused" in plan.rationale
+    assert "(not used: the model's plan was refused:" in plan.rationale and "target 'all' refused" in plan.rationale
     # ... and what remains is a catalog plan, within its constraints, waiting at the gate.
     # (the rules plan from the model's diagnosis, which cites no config error: a restart of the service)
     assert [(a.name, a.target, a.parameters) for a in plan.actions] == [
@@ -151,3 +151,13 @@ def test_rule_mode_turns_hostile_labels_into_an_escalation(settings, tmp_path):
     assert "refused" in plan.rationale and "'..' path segment" in plan.rationale
     assert out.report.executions == [] or all(e.status != "ok" or e.action == "escalate_to_oncall"
                                               for e in out.report.executions)
+
+
+def test_a_remembered_fix_passes_the_same_checks(settings):
+    """Memory is untrusted too: a recalled fix with a hostile value is refused, and the plan says so."""
+    from agents.remediation import _remembered
+
+    hostile = {"incident_id": "inc-old", "occurred_at": "2026-01-01T00:00:00Z", "actions": [
+        {"name": "restart_service", "target": "app-02", "parameters": {"service": "x; reboot"}}]}
+    why = _remembered(hostile)
+    assert isinstance(why, str) and "inc-old was refused" in why and "metacharacter" in why

@@ -1,6 +1,6 @@
 """Runs ansible-playbook so that it, and everything it starts, dies with the aiops process.
 
-ansible-runner starts `ansible-playbook` from PATH in its own session (pexpect). aiops puts a small
+ansible-runner starts `ansible-playbook` from PATH (in subprocess mode). aiops puts a small
 launcher named `ansible-playbook` first on that PATH, which runs this file. The guard:
 - asks the kernel to signal it when its parent, the aiops process, dies (`PR_SET_PDEATHSIG`; a
   `kill -9` of aiops runs no handler, so nothing inside aiops could clean up);

@@ -149,12 +149,17 @@ class AnsibleTool:
             trusted_file.write_text(yaml.safe_dump(trusted))
             args = ["--syntax-check"] if syntax_only else (["--check", "--diff"] if check else [])
             args += ["-e", f"@{trusted_file}", "-e", f"@{vars_file}"]
-            runner = ansible_runner.run(
+            runner = ansible_runner.interface.init_runner(
                 private_data_dir=tmp, playbook=str(path), inventory=inventory,
                 limit=None if syntax_only else host, cmdline=shlex.join(args),
                 envvars=env, quiet=True, timeout=self.timeout + 30,
                 settings={"suppress_ansible_output": True},
             )
+            # subprocess, not pexpect: pexpect forks and runs Python in the child before exec, which is not
+            # safe in a process with other threads (gRPC/milvus, torch) and intermittently killed the child
+            # before it printed a line. subprocess forks and execs in C. The guard bounds the run time.
+            runner.runner_mode = "subprocess"
+            runner.run()
             stdout = runner.stdout.read() if runner.stdout else ""
         status = runner.status or "failed"
         if status != "successful" and not stdout.strip():
