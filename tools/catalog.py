@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from core.models import Action, ActionKind, Risk
+from tools.fit import NO_FIT, Fit
 from tools.params import Param, ParameterRefused, ParamValue, check_target, service_param
 
 # Where each path parameter may point (after normalisation). Anything else is refused at planning.
@@ -30,6 +31,7 @@ class CatalogEntry(BaseModel):
     playbook: str | None = None
     known_fix: bool = False  # a well-understood, reversible or harmless fix (eligible for auto-approval)
     dry_runnable: bool = True
+    fit: Fit = NO_FIT  # where it belongs and the evidence it needs (tools/fit.py); the default fits nothing
 
     def validate_parameters(self, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
         """Every declared parameter present and within its constraint (normalised), or ParameterRefused."""
@@ -109,4 +111,13 @@ def _register_toolsets() -> None:
         CATALOG[entry.name] = entry
 
 
+def _declare_fits() -> None:
+    """Every entry's fit, declared in one place (tools/fit.py) so the situations can be read side by side."""
+    from tools.fit import FITS
+
+    for name, entry in CATALOG.items():
+        entry.fit = FITS.get(name, NO_FIT)
+
+
 _register_toolsets()
+_declare_fits()

@@ -45,8 +45,10 @@ def fence(source: str, value: Any, limit: int = 4000) -> str:
 
 
 TRIAGE_SYSTEM = """You are the triage stage of an SRE incident pipeline.
-Classify the alert into exactly one category: cpu, memory, disk, crashloop, network, latency, errors,
-availability, anomaly, unknown. Base it only on the alert's labels and annotations. Be terse.""" + UNTRUSTED_RULE
+Classify the alert into exactly one category: cpu, memory, disk (space), disk_io, hardware, service_down,
+crashloop, network, latency, errors, availability, replication, cluster, saturation, queue, config,
+certificate, job_failure, time, security, anomaly, unknown. Base it only on the alert's labels and
+annotations. Be terse.""" + UNTRUSTED_RULE
 
 DIAGNOSIS_SYSTEM = """You are a senior SRE diagnosing a production incident.
 You are given the alert, a ranking of suspect components computed from metric anomalies against
