@@ -109,3 +109,33 @@ def test_ansible_playbook_dies_with_its_parent(tmp_path):
                 pass
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_run_that_outlives_its_timeout_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
+    import tools.ansible.runner as runner
+    from tools.ansible import AnsibleTool
+
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "slow.yml").write_text(SLOW % free_port())
+    root = tmp_path / "box"
+    root.mkdir()
+    inventory = write_inventory(tmp_path / "inventory.ini", {"box": root})
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv("AIOPS_TEST_MARKER", marker)  # inherited by every process of the run
+    monkeypatch.setattr(runner, "PLAYBOOK_DIR", books)
+    started = time.monotonic()
+    try:
+        run = AnsibleTool(str(inventory), timeout=8).run("slow.yml", "box", {})
+        assert run.status != "successful" and time.monotonic() - started < 60
+        assert "timed out after 8 s" in run.summary or run.rc == 124, run.summary
+        deadline = time.monotonic() + 10
+        while _marked(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _cmdlines(_marked(marker)) == []
+    finally:
+        for pid in _marked(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
