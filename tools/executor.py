@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from core.models import Action, ActionKind, ExecutionResult, utcnow
 from core.settings import Settings
-from tools.ansible import AnsibleTool
+from tools.ansible import AnsibleTool, is_controller
 from tools.catalog import CATALOG, CatalogEntry
 from tools.params import ParameterRefused, check_target
 from tools.proxmox import actions as proxmox_actions
@@ -76,8 +76,10 @@ class ActionExecutor:
         try:
             if action.kind in _ANSIBLE_KINDS and entry.playbook:
                 if not self.ansible.reachable(action.target):
+                    why = (" (this machine is a target only when the inventory names it)"
+                           if is_controller(action.target) else "")
                     return result("dry_run", f"host {action.target} is not in the Ansible inventory "
-                                             f"(ANSIBLE_INVENTORY); {entry.playbook} was not run")
+                                             f"(ANSIBLE_INVENTORY){why}; {entry.playbook} was not run")
                 run = self.ansible.run(entry.playbook, action.target, dict(action.parameters),
                                        allowed_roots=entry.path_roots())
                 return result("ok" if run.status == "successful" else "failed", run.summary,

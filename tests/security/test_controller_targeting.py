@@ -40,6 +40,7 @@ def test_cleanup_on_localhost_without_inventory_is_only_a_dry_run(settings, tmp_
     assert "not in the inventory" in ex.preflight(action)
     result = ex.execute(action)
     assert result.status == "dry_run" and "not in the Ansible inventory" in result.output
+    assert "only when the inventory names it" in result.output
 
 
 def test_an_inventory_that_names_the_controller_makes_it_a_target(tmp_path):
