@@ -19,7 +19,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
-from agents.prompts import DIAGNOSIS_SYSTEM
+from agents.prompts import DIAGNOSIS_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
@@ -291,9 +291,10 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
     by_name = {t.name: t for t in tools}
     messages: list[BaseMessage] = [
         SystemMessage(DIAGNOSIS_SYSTEM + toolbox.notes()),
-        HumanMessage(f"ALERT {alert.name} ({verdict.category}, {alert.severity}) on {alert.target}\n"
-                     f"labels: {alert.labels}\nannotations: {alert.annotations}\n\n"
-                     f"EVIDENCE\n{_evidence_brief(f)}"),
+        HumanMessage(f"Diagnose this {verdict.category} alert.\n"
+                     + fence("alert labels", alert.labels) + "\n" + fence("alert annotations", alert.annotations)
+                     + "\n\nEVIDENCE (ids ev-N are what you cite)\n"
+                     + fence("evidence: metrics, log lines, tool output, memory", _evidence_brief(f), limit=20_000)),
     ]
     out: DiagnosisOutput | None = None
     for _ in range(MAX_LLM_STEPS):
@@ -311,7 +312,8 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
             result = await invoke_tool(by_name[call["name"]], call)  # a ToolResult, whatever went wrong
             ids = [f.book.add(**obs.evidence_kwargs(), start=f.start, end=f.end).id for obs in result.evidence]
             head = ", ".join(ids) or "no evidence"  # an error is not evidence: nothing to cite
-            messages.append(ToolMessage(f"{head}: {result.text(2000)}", tool_call_id=call["id"]))
+            messages.append(ToolMessage(f"{head}: " + fence(f"output of {call['name']}", result.text(2000), limit=2000),
+                                        tool_call_id=call["id"]))
     if out is None:
         out = await toolbox.llm.structured("diagnosis", messages, DiagnosisOutput, calls)
     if out is None:

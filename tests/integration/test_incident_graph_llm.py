@@ -111,10 +111,12 @@ def test_failed_tool_calls_reach_the_model_as_errors_and_are_not_citable(setting
             {"action": "restart_service", "target": "app-02", "parameters": {"service": "payments-api"}}])),
     ])
     r = _analyze(settings, "crashloop", model).report
-    bad_selector, bad_arg, nothing = seen
-    assert bad_selector.startswith('no evidence: {"status":"error"') and "restarts{" in bad_selector
-    assert bad_arg.startswith('no evidence: {"status":"error"') and "invalid arguments: minutes" in bad_arg
-    assert re.match(r'ev-\d+: \{"status":"no_data"', nothing)  # "nothing logged" is a reading, citable
+    bad_selector, bad_arg, nothing = seen  # "<ids>: " + the fenced ToolResult text, status first
+    assert bad_selector.startswith("no evidence: ") and '{"status":"error"' in bad_selector
+    assert "restarts{" in bad_selector
+    assert bad_arg.startswith("no evidence: ") and '{"status":"error"' in bad_arg
+    assert "invalid arguments: minutes" in bad_arg
+    assert re.match(r"ev-\d+: ", nothing) and '{"status":"no_data"' in nothing  # "nothing logged" is citable
     assert not any(e.tool == "query_metric" for e in r.evidence)
     (empty,) = [e for e in r.evidence if e.tool == "search_logs"]
     assert empty.signal == "log" and empty.component == "no-such-service" and not empty.anomalous
