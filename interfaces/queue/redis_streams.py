@@ -85,7 +85,7 @@ class RedisStreamQueue:
             want = count - len(out)
             blocking = block > 0 and not out
             client = self._blocking if blocking else self._r
-            reply = await self._call(lambda: client.xreadgroup(
+            reply: Any = await self._call(lambda: client.xreadgroup(
                 GROUP, consumer, {self.stream: ">"}, count=want, block=int(block * 1000) if blocking else None))
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
@@ -149,7 +149,7 @@ class RedisStreamQueue:
             await pipe.execute()
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        rows = await self._call(lambda: self._r.xrevrange(self.dead, count=int(limit)))
+        rows: Any = await self._call(lambda: self._r.xrevrange(self.dead, count=int(limit)))
         return [DeadLetter(id=f.get("id", entry_id), queue=self.name, key=f.get("key", ""),
                            body=json.loads(f.get("body", "{}")), enqueued_at=float(f.get("at", 0) or 0),
                            deliveries=int(f.get("deliveries", 0) or 0), reason=f.get("reason", ""),
