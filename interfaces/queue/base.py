@@ -20,8 +20,10 @@ Semantics (identical for Redis Streams and the embedded SQLite queue):
   dead-letter count, for `/metrics` and `/health`.
 
 Messages carry a `key` chosen by the producer (for alerts: the notification's group key + alert
-fingerprints). The queue does not deduplicate on it (a re-sent notification is stored again); consumers
-use it to make redelivery idempotent.
+fingerprints). With `enqueue(..., dedupe=True)` a message whose key is already waiting or in flight is
+not stored again (the existing message's id is returned): a notification re-sent while its first copy is
+still being worked on does not start a second, concurrent run. Once acknowledged, the key may be enqueued
+again; consumers still use it to make that redelivery idempotent.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class MessageQueue(Protocol):
     claim_idle_seconds: float
     max_deliveries: int
 
-    async def enqueue(self, body: dict[str, Any], key: str = "") -> str: ...
+    async def enqueue(self, body: dict[str, Any], key: str = "", dedupe: bool = False) -> str: ...
 
     async def consume(self, consumer: str, count: int = 1, block: float = 1.0) -> list[Message]: ...
 

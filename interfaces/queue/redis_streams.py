@@ -1,7 +1,8 @@
 """The Redis Streams queue: one stream per named queue, one consumer group, XAUTOCLAIM for dead workers.
 
-Keys: `aiops:queue:<name>` (the stream; acknowledged entries are deleted, so XLEN is the depth) and
-`aiops:queue:<name>:dead` (the dead-letter stream). Semantics are those of `interfaces.queue.base`.
+Keys: `aiops:queue:<name>` (the stream; acknowledged entries are deleted, so XLEN is the depth),
+`aiops:queue:<name>:dead` (the dead-letter stream) and `aiops:queue:<name>:key:<sha256>` (markers of
+keys waiting or in flight, for `dedupe=True`; deleted with the acknowledgement). Semantics are those of `interfaces.queue.base`.
 
 Durability is Redis's: with `appendonly yes` (and `appendfsync everysec` or `always`) an XADD that
 answered survives a Redis restart. A Redis restarted *without* persistence loses the stream and its
@@ -11,6 +12,7 @@ which is why production Redis needs AOF, see the README).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,15 @@ from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavaila
 
 T = TypeVar("T")
 GROUP = "aiops"
+
+# XADD unless a message with this key is waiting or in flight (KEYS: stream, key marker).
+_ENQUEUE_ONCE = """
+local existing = redis.call('GET', KEYS[2])
+if existing then return existing end
+local id = redis.call('XADD', KEYS[1], '*', 'key', ARGV[1], 'body', ARGV[2], 'at', ARGV[3])
+redis.call('SET', KEYS[2], id)
+return id
+"""
 
 
 class RedisStreamQueue:
@@ -74,8 +85,15 @@ class RedisStreamQueue:
         self._group_ready = True
 
     # -------------------------------------------------------------------------------- enqueue --
-    async def enqueue(self, body: dict[str, Any], key: str = "") -> str:
-        fields = {"key": key, "body": json.dumps(body), "at": repr(time.time())}
+    def _marker(self, key: str) -> str:
+        return f"aiops:queue:{self.name}:key:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    async def enqueue(self, body: dict[str, Any], key: str = "", dedupe: bool = False) -> str:
+        payload, at = json.dumps(body), repr(time.time())
+        if dedupe:
+            keys, args = [self.stream, self._marker(key)], [key, payload, at]
+            return str(await self._call(lambda: self._r.eval(_ENQUEUE_ONCE, 2, *keys, *args)))  # type: ignore[arg-type]
+        fields = {"key": key, "body": payload, "at": at}
         return str(await self._call(lambda: self._r.xadd(self.stream, fields)))  # type: ignore[arg-type]
 
     # -------------------------------------------------------------------------------- consume --
@@ -122,6 +140,7 @@ class RedisStreamQueue:
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.xack(self.stream, GROUP, msg.id)
                 pipe.xdel(self.stream, msg.id)
+                pipe.delete(self._marker(msg.key))
                 await pipe.execute()
 
         await self._call(run)
@@ -146,6 +165,7 @@ class RedisStreamQueue:
                                   "reason": reason[:500], "failed_at": repr(time.time())})
             pipe.xack(self.stream, GROUP, msg.id)
             pipe.xdel(self.stream, msg.id)
+            pipe.delete(self._marker(msg.key))
             await pipe.execute()
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

@@ -35,6 +35,7 @@ _SCHEMA = (
         claimed_at REAL
     )""",
     "CREATE INDEX IF NOT EXISTS queue_messages_q ON queue_messages (queue, consumer, id)",
+    "CREATE INDEX IF NOT EXISTS queue_messages_key ON queue_messages (queue, key)",
     """CREATE TABLE IF NOT EXISTS queue_dead_letters (
         id INTEGER PRIMARY KEY,
         queue TEXT NOT NULL,
@@ -62,7 +63,7 @@ class SqliteQueue:
         # One thread owns the connection: SQLite connections are not shared across threads.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{name}")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[tuple[str, str, str, float], asyncio.Future[str]]] = []
+        self._pending: list[tuple[tuple[str, str, str, float, bool], asyncio.Future[str]]] = []
         self._flushing = False
 
     # ------------------------------------------------------------------------------- plumbing --
@@ -89,9 +90,9 @@ class SqliteQueue:
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     # -------------------------------------------------------------------------------- enqueue --
-    async def enqueue(self, body: dict[str, Any], key: str = "") -> str:
+    async def enqueue(self, body: dict[str, Any], key: str = "", dedupe: bool = False) -> str:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(((self.name, key, json.dumps(body), time.time()), fut))
+        self._pending.append(((self.name, key, json.dumps(body), time.time(), dedupe), fut))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -203,10 +204,18 @@ class SqliteQueue:
         self._pool.shutdown(wait=False)
 
 
-def _insert_many(db: sqlite3.Connection, rows: list[tuple[str, str, str, float]]) -> list[int]:
+def _insert_many(db: sqlite3.Connection, rows: list[tuple[str, str, str, float, bool]]) -> list[int]:
     db.execute("BEGIN IMMEDIATE")
-    ids = [int(db.execute("INSERT INTO queue_messages (queue, key, body, enqueued_at) VALUES (?, ?, ?, ?)",
-                          row).lastrowid or 0) for row in rows]
+    ids = []
+    for queue, key, body, at, dedupe in rows:
+        if dedupe:
+            found = db.execute("SELECT id FROM queue_messages WHERE queue = ? AND key = ? LIMIT 1",
+                               [queue, key]).fetchone()
+            if found:
+                ids.append(int(found[0]))
+                continue
+        ids.append(int(db.execute("INSERT INTO queue_messages (queue, key, body, enqueued_at) VALUES (?, ?, ?, ?)",
+                                  [queue, key, body, at]).lastrowid or 0))
     db.execute("COMMIT")
     return ids
 

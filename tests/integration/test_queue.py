@@ -126,3 +126,15 @@ async def test_sqlite_queue_shared_by_two_handles(tmp_path: Path) -> None:
     finally:
         for q in (api, worker, other):
             await q.close()
+
+
+async def test_dedupe_while_waiting_or_in_flight(queue: MessageQueue) -> None:
+    first = await queue.enqueue({"copy": 1}, key="group|fp", dedupe=True)
+    assert await queue.enqueue({"copy": 2}, key="group|fp", dedupe=True) == first  # waiting: not stored again
+    [msg] = await queue.consume("w", count=5, block=0.1)
+    assert await queue.enqueue({"copy": 3}, key="group|fp", dedupe=True) == first  # in flight: still not
+    assert (await queue.stats()).depth == 1
+    await queue.ack(msg)
+    again = await queue.enqueue({"copy": 4}, key="group|fp", dedupe=True)  # acknowledged: a new message
+    assert again != first
+    assert [m.body for m in await queue.consume("w", block=0.1)] == [{"copy": 4}]
