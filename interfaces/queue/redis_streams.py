@@ -53,6 +53,7 @@ class RedisStreamQueue:
         self._blocking = aioredis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=timeout,
                                                  decode_responses=True)
         self._group_ready = False
+        self._enqueue_once = self._r.register_script(_ENQUEUE_ONCE)  # EVALSHA, loaded on first use
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         from redis.exceptions import ConnectionError as RedisConnectionError
@@ -92,7 +93,7 @@ class RedisStreamQueue:
         payload, at = json.dumps(body), repr(time.time())
         if dedupe:
             keys, args = [self.stream, self._marker(key)], [key, payload, at]
-            return str(await self._call(lambda: self._r.eval(_ENQUEUE_ONCE, 2, *keys, *args)))  # type: ignore[arg-type]
+            return str(await self._call(lambda: self._enqueue_once(keys=keys, args=args)))
         fields = {"key": key, "body": payload, "at": at}
         return str(await self._call(lambda: self._r.xadd(self.stream, fields)))  # type: ignore[arg-type]
 
