@@ -174,7 +174,7 @@ async def alert_to_plan(url: str, count: int, burst: bool) -> list[float]:
 
         async def watch(until: int) -> None:
             deadline = time.perf_counter() + 600
-            while len(seen) < until and time.perf_counter() < deadline:
+            while not (len(sent) >= until and all(i in seen for i in sent)) and time.perf_counter() < deadline:
                 async with session.get(f"{url}/api/v1/incidents", params={"status": "awaiting_approval",
                                                                           "limit": "1000"}) as resp:
                     rows = (await resp.json())["incidents"]
