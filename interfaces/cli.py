@@ -339,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = get_settings()
         debug = settings.DEBUG
+        if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
+            raise CLIError("--concurrency must be between 1 and 64")
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
