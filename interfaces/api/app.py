@@ -196,6 +196,7 @@ async def serve(settings: Settings, *, host: str, port: int, worker: bool, concu
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if settings.DEBUG else "warning",
                             access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
+    app.state.server = server  # open event streams end when it is told to exit, not 30 s later
     print(f"aiops serve: http://{host}:{port} (docs at /docs), worker "
           f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}", flush=True)
     await server.serve()

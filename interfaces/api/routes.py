@@ -55,31 +55,36 @@ class Service:
     worker: Any | None = None
 
 
-def svc(request: Request) -> Service:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
+async def svc(request: Request) -> Service:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+def _svc(request: Request) -> Service:
     return request.app.state.svc  # type: ignore[no-any-return]
 
 
 ServiceDep = Annotated[Service, Depends(svc)]
 
 
-def reader(request: Request) -> Caller:
-    return svc(request).auth.reader(request)
+async def reader(request: Request) -> Caller:
+    return _svc(request).auth.reader(request)
 
 
-def approver(request: Request) -> Caller:
-    return svc(request).auth.approver(request)
+async def approver(request: Request) -> Caller:
+    return _svc(request).auth.approver(request)
 
 
-def webhook_auth(request: Request) -> None:
+async def webhook_auth(request: Request) -> None:
     try:
-        svc(request).auth.webhook(request)
+        _svc(request).auth.webhook(request)
     except HTTPException:
-        svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
+        _svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
         raise
 
 
-def local_cli(request: Request) -> Caller:
-    return svc(request).auth.local(request)
+async def local_cli(request: Request) -> Caller:
+    return _svc(request).auth.local(request)
 
 
 Reader = Annotated[Caller, Depends(reader)]
@@ -276,7 +281,8 @@ async def events(request: Request, s: ServiceDep, _caller: Reader) -> StreamingR
                 for r in await asyncio.to_thread(s.runner.registry.list, 500)}
         yield ": connected\n\n"
         quiet = 0.0
-        while not await request.is_disconnected():
+        server = getattr(request.app.state, "server", None)  # uvicorn's, set by `aiops serve`
+        while not await request.is_disconnected() and not getattr(server, "should_exit", False):
             await asyncio.sleep(0.5)
             quiet += 0.5
             rows = await asyncio.to_thread(s.runner.registry.list, 500)
