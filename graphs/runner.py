@@ -168,7 +168,6 @@ class IncidentRunner:
         values["status"] = row.status
         return build_report(values, row.mode)  # type: ignore[arg-type]
 
-
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
 

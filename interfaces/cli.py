@@ -8,7 +8,7 @@
     aiops show INCIDENT_ID                   print one incident's report
     aiops serve [--no-worker]                the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
-    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run workers alone, consuming the alert queue")
     w.add_argument("--concurrency", type=int, help="runs in parallel (default: WORKER_CONCURRENCY)")
 
-    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
     return p
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
-                raise CLIError("usage: aiops eval {nezha,loghub,runbooks} [options]")
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
             return _passthrough("memory.cli", argv[1:])
