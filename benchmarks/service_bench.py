@@ -13,7 +13,7 @@ ingest   `aiops serve --no-worker` (nothing consumes, so only intake is measured
          notification (distinct group key and fingerprints), so the queue stores each one. Reports
          alerts/s (alerts accepted / wall time) and request latency p50/p99 (202 responses only;
          anything else is counted as an error).
-plan     `aiops serve` with its embedded worker in rule mode, memory off: POST a distinct crash-loop
+plan     `aiops serve` with its embedded worker in rule mode, memory off: POST a distinct disk-full
          alert, poll `/api/v1/incidents` every 20 ms until it is `awaiting_approval` (triage,
          diagnosis and a planned, pre-checked remediation). Two loads: one alert at a time, and a
          burst of all of them at once (queueing included).
@@ -41,11 +41,12 @@ sys.path.insert(0, str(REPO))
 
 from tests.servers import free_port, start_redis, wait_http  # noqa: E402
 
-CRASHLOOP = json.loads((REPO / "evals" / "incidents" / "crashloop.json").read_text())["webhook"]
+# A host-disk alert: with no telemetry configured, rule mode still plans a (catalog) cleanup for approval.
+ALERT = json.loads((REPO / "evals" / "incidents" / "disk-full.json").read_text())["webhook"]
 
 
 def notification(n: int, alerts: int) -> bytes:
-    body = json.loads(json.dumps(CRASHLOOP))
+    body = json.loads(json.dumps(ALERT))
     template = body["alerts"][0]
     body["groupKey"] = f"{{}}:{{bench=\"{n}\"}}"
     body["alerts"] = []

@@ -24,7 +24,7 @@ from tests.servers import RedisServer, aiops_serve, redis_server  # noqa: F401
 pytestmark = pytest.mark.e2e
 
 
-def webhook(name: str = "crashloop") -> dict[str, Any]:
+def webhook(name: str = "disk-full") -> dict[str, Any]:
     return dict(json.loads(recording(name).read_text())["webhook"])
 
 
@@ -74,7 +74,7 @@ def test_bare_service_takes_a_webhook(queue: str, tmp_path: Path, request: pytes
         assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
         incident_id = accepted.json()["incident_id"]
         row = wait_incident(svc.url, incident_id, "awaiting_approval")
-        assert row["title"].startswith("ServiceCrashLooping")
+        assert row["title"].startswith("HostOutOfDiskSpace")
         reader.join(15)
         assert events and json.loads(events[0])["incident_id"] == incident_id
         openapi = httpx.get(f"{svc.url}/openapi.json").json()

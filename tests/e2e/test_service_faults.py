@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 
 def webhook() -> dict[str, Any]:
-    return dict(json.loads(recording("crashloop").read_text())["webhook"])
+    return dict(json.loads(recording("disk-full").read_text())["webhook"])
 
 
 def incidents(url: str) -> list[dict[str, Any]]:

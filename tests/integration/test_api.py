@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ALICE, BOB, SERVICE = "alice-token-0123456789", "bob-token-0123456789ab", "service-token-0123456789"
 
 
-def webhook(name: str = "crashloop") -> dict[str, Any]:
+def webhook(name: str = "disk-full") -> dict[str, Any]:
     return dict(json.loads(recording(name).read_text())["webhook"])
 
 
@@ -69,7 +69,7 @@ def test_webhook_to_incident_and_approval_over_http(api: TestClient) -> None:
     body = resp.json()
     assert body["accepted"] == 1 and body["queued"] is True
     row = wait_for(api, body["incident_id"], "awaiting_approval")
-    assert row["title"].startswith("ServiceCrashLooping") and row["plan_id"]
+    assert row["title"].startswith("HostOutOfDiskSpace") and row["plan_id"]
     plans = api.get("/api/v1/plans", headers=auth(SERVICE)).json()["plans"]
     assert [(p["plan_id"], p["plan_hash"]) for p in plans] == [(row["plan_id"], row["plan_hash"])]
     url = f"/api/v1/plans/{row['plan_id']}/approve"
