@@ -211,3 +211,18 @@ def test_breakers_and_llm_metrics(tmp_path: Path) -> None:
         assert 'aiops_llm_calls_total{model="gpt-4.1-mini",ok="false",provider="openai"}' in metrics
         assert 'aiops_incidents{status="awaiting_approval"} 1.0' in metrics
         assert "aiops_http_request_duration_seconds_bucket" in metrics
+
+
+def test_resolved_notification_closes_the_open_incident(tmp_path: Path) -> None:
+    with client(tmp_path) as c:
+        firing = webhook()
+        opened = c.post("/webhook/alertmanager", json=firing).json()
+        wait_for(c, opened["incident_id"], "awaiting_approval", headers={})
+        resolved = json.loads(json.dumps(firing))
+        resolved["status"] = "resolved"
+        for alert in resolved["alerts"]:
+            alert["status"] = "resolved"
+            alert["endsAt"] = "2026-03-11T10:30:00Z"
+        closing = c.post("/webhook/alertmanager", json=resolved).json()
+        assert closing["incident_id"] != opened["incident_id"]  # a changed notification: its own run
+        wait_for(c, opened["incident_id"], "resolved", headers={})
