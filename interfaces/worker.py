@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -146,6 +147,14 @@ async def run_workers(settings: Settings, concurrency: int) -> int:
     from graphs.runner import IncidentRunner
     from interfaces.toolbox_factory import make_toolbox_factory
 
+    from interfaces.api.discovery import find_service
+
+    if settings.ENABLE_MEMORY and "://" not in settings.milvus_uri and find_service(settings) is not None:
+        # milvus-lite: one process per file, and `aiops serve` has it. Runs still work; remembering and
+        # recalling incidents in this process may fail (logged) until memory is a Milvus server.
+        print(f"aiops worker: warning: memory is the milvus-lite file {settings.milvus_uri}, which the running "
+              "aiops serve owns; set MILVUS_URI to a Milvus server (or ENABLE_MEMORY=false) for extra workers",
+              file=sys.stderr, flush=True)
     queue = open_queue(settings, QUEUE)
     try:
         await queue.ping()
