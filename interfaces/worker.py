@@ -145,9 +145,8 @@ async def run_workers(settings: Settings, concurrency: int) -> int:
     import signal
 
     from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory
-
     from interfaces.api.discovery import find_service
+    from interfaces.toolbox_factory import make_toolbox_factory
 
     if settings.ENABLE_MEMORY and "://" not in settings.milvus_uri and find_service(settings) is not None:
         # milvus-lite: one process per file, and `aiops serve` has it. Runs still work; remembering and
