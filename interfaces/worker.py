@@ -83,7 +83,7 @@ class Worker:
     async def handle(self, msg: Message) -> None:
         try:
             job = AlertJob.model_validate(msg.body)
-            webhook = AlertmanagerWebhook.model_validate(job.webhook)
+            webhook = AlertmanagerWebhook.model_validate(job.webhook, context=self.settings.payload_limits)
         except ValidationError as exc:  # no run can succeed: dead-letter at once
             await self._dead(msg, f"invalid message: {exc.error_count()} problem(s), first: "
                                   f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}: {exc.errors()[0]['msg']}")

@@ -82,11 +82,34 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
     app = FastAPI(title="aiops", version=_version(), lifespan=lifespan,
                   description="AIOps service: Alertmanager intake, incidents, approvals, events.")
     app.include_router(router)
+    _document_webhook_body(app)
     _error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
                        metrics=metrics)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
+
+
+def _document_webhook_body(app: FastAPI) -> None:
+    """The webhook handler reads its body itself (`core.payload.parse_webhook`); its schema is still
+    the `AlertmanagerWebhook` model's, published under components for clients and fuzzers."""
+    from fastapi.openapi.utils import get_openapi
+
+    from core.models import AlertmanagerWebhook
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        body = AlertmanagerWebhook.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components["AlertmanagerWebhook"] = body
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _detail(exc: RequestValidationError) -> str:
@@ -103,8 +126,6 @@ def _detail(exc: RequestValidationError) -> str:
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if request.url.path == WEBHOOK_PATH:
-            request.app.state.svc.metrics.alerts_rejected.labels("invalid").inc()
         # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
         status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
         return JSONResponse({"detail": _detail(exc)}, status_code=status)

@@ -118,11 +118,27 @@ async def metrics(s: ServiceDep) -> Response:
 
 
 # ---------------------------------------------------------------------------------- intake --
+_WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/AlertmanagerWebhook"}}}}}
+
+
 @router.post("/webhook/alertmanager", status_code=202, response_model=WebhookAccepted, responses=ERRORS,
-             tags=["intake"], dependencies=[Depends(webhook_auth)])
-async def alertmanager_webhook(webhook: AlertmanagerWebhook, s: ServiceDep) -> JSONResponse:
+             tags=["intake"], dependencies=[Depends(webhook_auth)], openapi_extra=_WEBHOOK_BODY)
+async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
     """Alertmanager's webhook receiver (payload v4). 202 only once the notification is stored durably;
-    503 when the queue is down, so Alertmanager retries."""
+    503 when the queue is down, so Alertmanager retries.
+
+    The body goes through `core.payload.parse_webhook`, like the CLI's `--alert FILE`: one set of limits
+    (size, UTF-8, JSON depth, alerts per payload, label lengths) for every entry point."""
+    from core.payload import PayloadError, parse_webhook
+
+    try:
+        webhook = parse_webhook(await request.body(), s.settings, source="webhook body")
+    except PayloadError as exc:
+        s.metrics.alerts_rejected.labels("invalid").inc()
+        text = _line(exc)
+        status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
+        raise HTTPException(status, text) from None
     job, key = AlertJob.from_webhook(webhook)
     try:
         msg_id = await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
@@ -153,7 +169,7 @@ async def analyze(body: AnalyzeRequest, s: ServiceDep, _caller: Reader,
 async def local_analyze(body: LocalAnalyzeRequest, s: ServiceDep) -> Any:
     """`aiops analyze` while this service owns the data dir: same queue, the CLI's source spec."""
     try:
-        webhook = AlertmanagerWebhook.model_validate(body.webhook)
+        webhook = AlertmanagerWebhook.model_validate(body.webhook, context=s.settings.payload_limits)
     except ValueError as exc:
         raise HTTPException(422, _line(exc)) from None
     job, key = AlertJob.from_webhook(webhook, body.source)
