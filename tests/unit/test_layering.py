@@ -36,11 +36,7 @@ ALLOWED: dict[str, set[str]] = {
 
 # Known cycles that someone else is removing, each with who and why. A cycle is excused only if its
 # modules are exactly these; an entry that no longer matches anything warns, so it gets deleted.
-PENDING_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"tools.catalog", "tools.proxmox.actions", "tools.routeros.actions"}):
-        "tools/catalog.py registers the toolsets' entries and they import CatalogEntry from it (function-level): "
-        "CatalogEntry belongs in a module of its own (owned by the catalog/executor work of issue 11)",
-}
+PENDING_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)
