@@ -107,6 +107,50 @@ def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[lis
     return [escalation(_safe_target(component))], why
 
 
+def incident_targets(incident: Incident, verdict: TriageVerdict | None = None) -> set[str]:
+    """The hosts this incident is about (what a generated playbook may name): the triage's host and the
+    alert's host labels (instance without its port)."""
+    labels = incident.alert.labels
+    found = {verdict.host} if verdict is not None and verdict.host else set()
+    for key in ("host", "hostname", "nodename", "instance"):
+        value = labels.get(key)
+        if value:
+            found.add(value.rsplit(":", 1)[0] if key == "instance" and value.count(":") == 1 else value)
+    return found
+
+
+def _generated_entry(name: str) -> bool:
+    entry = CATALOG.get(name)
+    return entry is not None and bool(entry.playbook_parameters())
+
+
+def _is_generated(a: Action) -> bool:
+    return _generated_entry(a.name)
+
+
+async def _vet_generated(actions: list[Action], incident: Incident, verdict: TriageVerdict,
+                         toolbox: Toolbox) -> str | None:
+    """Why a generated playbook in `actions` must never be offered, or None once it passed every step.
+
+    Steps 1-5 (YAML, modules, Jinja, become, hosts = the target) ran when the action was built; here the
+    target must be one of the incident's hosts, then the executor runs syntax-check, ansible-lint and
+    --check --diff (tools/ansible/generated.py); its result is what the approver's preflight shows."""
+    for a in actions:
+        if not _is_generated(a):
+            continue
+        targets = incident_targets(incident, verdict)
+        if a.target not in targets:
+            return (f"generated playbook refused at hosts: {a.target!r} is not among the incident's targets "
+                    f"({', '.join(sorted(targets)) or 'none'})")
+        vet = getattr(toolbox.executor, "vet_generated", None)
+        if vet is None:
+            return "generated playbook refused: no executor to syntax-check, lint and --check it"
+        vetting = await asyncio.to_thread(vet, a)
+        if not vetting.ok:
+            return f"generated playbook refused at {vetting.refused}"
+    return None
+
+
 def _safe_target(value: str) -> str:
     """Escalation names what it is about; a value the fit check would refuse is replaced, not passed on."""
     return value if re.fullmatch(r"[A-Za-z0-9@._/:*,\[\]-]{1,128}", value) else "alert-target"
@@ -211,12 +255,16 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     rationale = ""
     refused = ""  # why a model's plan was not used
     used_llm = False
+    generated_refused = ""  # why the model's generated playbook was refused (the plan then escalates)
     remembered = _remembered(known_fix)
     if isinstance(remembered, str):  # memory is untrusted: its values failed the catalog's checks
         refused = remembered
     elif remembered is not None:  # a plan that worked before for this signature comes first, if it still fits
         fits, _ = fit_actions(remembered[0], incident, verdict, evidence)
-        if not any(r.status == "refused" for r in fits):
+        vetted = await _vet_generated(remembered[0], incident, verdict, toolbox)
+        if vetted is not None:
+            refused = f"the remembered fix from {(known_fix or {}).get('incident_id')} was refused: {vetted}"
+        elif not any(r.status == "refused" for r in fits):
             actions, rationale = _within_blast_radius(*remembered, incident, toolbox)
             p = Plan(incident_id=incident.id, actions=actions, rationale=rationale,
                      known_fix=actions is remembered[0] and all(r.status == "fits" for r in fits),
@@ -240,12 +288,23 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 misfits = [r for r in fit_actions(actions, incident, verdict, evidence)[0] if r.status == "refused"]
                 if misfits:
                     actions, why = None, "refused: " + "; ".join(r.note() for r in misfits)
+            if actions is not None:
+                vetted = await _vet_generated(actions, incident, verdict, toolbox)
+                if vetted is not None:
+                    actions, why = None, vetted
+            if actions is None and any(_generated_entry(st.action) for st in out.steps):
+                # The model judged no catalog playbook enough and wrote its own, which failed vetting:
+                # never offered, and not swapped for a rules fix behind the approver's back either.
+                generated_refused = why
             rationale = out.rationale
             used_llm = actions is not None
             refused = "; ".join(r for r in (refused, f"the model's plan was {why}" if why else "") if r)
             if actions is None and calls and calls[-1].node == "remediation":
                 # Paid for but unusable: say so in the cost record; the catalog rules take over.
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
+    if actions is None and generated_refused:
+        actions = [escalation(_host(incident, verdict))]
+        rationale = f"{generated_refused}; escalating to a human instead"
     if actions is None:
         try:
             actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)

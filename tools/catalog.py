@@ -12,7 +12,7 @@ from __future__ import annotations
 from core.models import Action, ActionKind, Risk
 from tools.catalog_entry import CatalogEntry
 from tools.fit import NO_FIT
-from tools.params import Param, ParameterRefused, service_param
+from tools.params import Param, ParameterRefused, playbook_param, service_param
 
 __all__ = ["CATALOG", "CatalogEntry", "escalation"]
 
@@ -45,6 +45,13 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
         parameters={"service": service_param("service name"),
                     "config_path": Param(description="configuration file path", type="path", roots=CONFIG_ROOTS)},
         playbook="rollback_config.yml"),
+    CatalogEntry(
+        name="run_generated_playbook", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.HIGH,
+        description="Run a playbook written for this incident (only when no catalog action fits): vetted "
+                    "(allow-listed modules, no Jinja, no become, the target only, syntax, ansible-lint, "
+                    "--check --diff) before a human sees it; never automatic",
+        verification="the alert's signals return to baseline",
+        parameters={"playbook": playbook_param()}),
     CatalogEntry(
         name="escalate_to_oncall", kind=ActionKind.NOTIFY_ONLY, risk=Risk.LOW,
         description="No safe automatic fix: hand the diagnosis to the on-call engineer",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from core.models import Action, ActionKind, Risk
+from tools.ansible.generated import GeneratedPlaybookRefused, check_hosts, parse
 from tools.fit import NO_FIT, Fit
 from tools.params import Param, ParameterRefused, ParamValue, check_target
 
@@ -26,8 +27,10 @@ class CatalogEntry(BaseModel):
     dry_runnable: bool = True
     fit: Fit = NO_FIT  # where it belongs and the evidence it needs (tools/fit.py); the default fits nothing
 
-    def validate_parameters(self, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
-        """Every declared parameter present and within its constraint (normalised), or ParameterRefused."""
+    def validate_parameters(self, params: dict[str, ParamValue], target: str | None = None) -> dict[str, ParamValue]:
+        """Every declared parameter present and within its constraint (normalised), or ParameterRefused.
+
+        With the target: a generated playbook's plays must name exactly that host."""
         unknown = set(params) - set(self.parameters)
         if unknown:
             raise ParameterRefused(self.name, ",".join(sorted(unknown)), "", f"unknown parameters {sorted(unknown)}",
@@ -36,11 +39,23 @@ class CatalogEntry(BaseModel):
         missing = [p for p in self.parameters if p not in merged]
         if missing:
             raise ParameterRefused(self.name, ",".join(missing), "", f"missing parameters {missing}", whole=True)
-        return {name: spec.check(self.name, name, merged[name]) for name, spec in self.parameters.items()}
+        checked = {name: spec.check(self.name, name, merged[name]) for name, spec in self.parameters.items()}
+        for name in self.playbook_parameters():
+            if target is not None:
+                try:
+                    check_hosts(parse(str(checked[name])), target)
+                except GeneratedPlaybookRefused as exc:
+                    raise ParameterRefused(self.name, name, "", str(exc), whole=True) from None
+        return checked
+
+    def playbook_parameters(self) -> list[str]:
+        """Parameters holding generated playbook text (vetted by tools/ansible/generated.py)."""
+        return [n for n, p in self.parameters.items() if p.type == "playbook"]
 
     def action(self, target: str, **params: ParamValue) -> Action:
-        checked = self.validate_parameters(params)
-        return Action(kind=self.kind, name=self.name, target=check_target(self.name, target), parameters=checked,
+        target = check_target(self.name, target)
+        checked = self.validate_parameters(params, target)
+        return Action(kind=self.kind, name=self.name, target=target, parameters=checked,
                       risk=self.risk, dry_runnable=self.dry_runnable, verification=self.verification,
                       description=self.description)
 

@@ -8,9 +8,15 @@ a plan restored from a checkpoint or handed in by another caller gets no shortcu
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+
+from typing import Any
+
 from core.models import Action, ActionKind, ExecutionResult, utcnow
 from core.settings import Settings
-from tools.ansible import AnsibleTool, is_controller
+from tools.ansible import AnsibleTool, is_controller, load_inventory
+from tools.ansible.generated import GeneratedPlaybookRefused, ansible_lint
 from tools.catalog import CATALOG, CatalogEntry
 from tools.params import ParameterRefused, check_target
 from tools.proxmox import actions as proxmox_actions
@@ -22,6 +28,18 @@ _ANSIBLE_KINDS = (ActionKind.ANSIBLE_PLAYBOOK, ActionKind.RESTART_SERVICE, Actio
 _ROUTEROS_KINDS = (ActionKind.ROUTEROS_INTERFACE, ActionKind.ROUTEROS_ROUTE)
 
 
+@dataclass
+class Vetting:
+    """The dynamic vetting steps of a generated playbook (syntax-check, ansible-lint, --check --diff)."""
+
+    ok: bool
+    lines: list[str] = field(default_factory=list)  # what the approver sees (the diff included)
+    refused: str = ""  # the first failed step and its reason
+
+    def summary(self) -> str:
+        return "generated playbook: " + ("; ".join(self.lines) if self.ok else f"REFUSED: {self.refused}")
+
+
 class ActionExecutor:
     def __init__(self, settings: Settings, inventory: str | None = None, *, infrastructure: bool = True) -> None:
         self.settings = settings
@@ -30,6 +48,7 @@ class ActionExecutor:
         # reboot a real guest or disable a real interface): their actions are dry runs naming the call.
         self.proxmox = ProxmoxClient.from_settings(settings) if infrastructure else None
         self.routeros = RouterOSClient.from_settings(settings) if infrastructure else None
+        self._vetted: dict[tuple[str, str], Vetting] = {}  # (target, sha256 of the text) -> result
 
     @staticmethod
     def _revalidate(action: Action) -> CatalogEntry:
@@ -38,8 +57,54 @@ class ActionExecutor:
         if entry is None or entry.kind != action.kind:
             raise ParameterRefused(action.name, "action", action.kind, "not a catalog action of that kind")
         check_target(action.name, action.target)
-        entry.validate_parameters(dict(action.parameters))
+        entry.validate_parameters(dict(action.parameters), action.target)
         return entry
+
+    def vet_generated(self, action: Action) -> Vetting:
+        """Steps 6-8 of a generated playbook (1-5 ran when the action was built, and run again here).
+
+        Cached per (target, text): planning vets, the approver's preflight shows the same result."""
+        try:
+            entry = self._revalidate(action)
+        except ParameterRefused as exc:
+            return Vetting(ok=False, refused=exc.reason)
+        names = entry.playbook_parameters()
+        if not names:
+            return Vetting(ok=False, refused=f"{action.name} has no generated playbook")
+        text = str(action.parameters[names[0]])
+        key = (action.target, hashlib.sha256(text.encode()).hexdigest())
+        if key not in self._vetted:
+            self._vetted[key] = self._vet(action.target, text)
+        return self._vetted[key]
+
+    def _vet(self, target: str, text: str) -> Vetting:
+        lines: list[str] = []
+        try:
+            inventory = load_inventory(self.ansible.inventory)
+        except ValueError as exc:
+            return Vetting(ok=False, refused=f"hosts: {exc}")
+        if target in inventory.groups:
+            return Vetting(ok=False, refused=f"hosts: {target!r} is an inventory group, not one host")
+        try:
+            syntax = self.ansible.run("generated.yml", target, {}, syntax_only=True, text=text)
+        except GeneratedPlaybookRefused as exc:
+            return Vetting(ok=False, refused=f"{exc.step}: {exc.reason}")
+        if syntax.status != "syntax_ok":
+            return Vetting(ok=False, refused=f"syntax-check: ansible-playbook --syntax-check failed: {syntax.summary}")
+        lines.append("syntax-check: ok")
+        try:
+            lines.append(ansible_lint(text))
+        except GeneratedPlaybookRefused as exc:
+            return Vetting(ok=False, refused=f"{exc.step}: {exc.reason}")
+        if not self.ansible.reachable(target):
+            lines.append(f"host {target} is not in the inventory: syntax only, execution will be a dry run")
+            return Vetting(ok=True, lines=lines)
+        check = self.ansible.run("generated.yml", target, {}, check=True, text=text)
+        if check.status != "successful":
+            return Vetting(ok=False, refused=f"check: --check --diff on {target} failed: {check.summary}")
+        lines.append(f"--check --diff on {target}: {check.summary}")
+        lines.append("diff:\n" + (check.diff or "(no changes)"))
+        return Vetting(ok=True, lines=lines)
 
     def preflight(self, action: Action) -> str:
         """What approvers see before deciding: a --check run where the host is reachable."""
@@ -47,6 +112,8 @@ class ActionExecutor:
             entry = self._revalidate(action)
         except ParameterRefused as exc:
             return f"REFUSED: {exc}"
+        if entry.playbook_parameters():
+            return self.vet_generated(action).summary()
         if action.kind in _ANSIBLE_KINDS and entry.playbook:
             if self.ansible.reachable(action.target):
                 run = self.ansible.run(entry.playbook, action.target, dict(action.parameters), check=True,
@@ -74,6 +141,8 @@ class ActionExecutor:
         except ParameterRefused as exc:
             return result("failed", f"refused: {exc}")
         try:
+            if entry.playbook_parameters():
+                return self._execute_generated(action, entry, result)
             if action.kind in _ANSIBLE_KINDS and entry.playbook:
                 if not self.ansible.reachable(action.target):
                     why = (" (this machine is a target only when the inventory names it)"
@@ -93,3 +162,15 @@ class ActionExecutor:
             return result("skipped", "no change made: " + entry.description)
         except Exception as exc:  # a tool failure is a result to report, not a crash
             return result("failed", f"{type(exc).__name__}: {exc}"[:500])
+
+    def _execute_generated(self, action: Action, entry: CatalogEntry, result: Any) -> ExecutionResult:
+        """An approved generated playbook: vetted again (cached), then the same guarded runner."""
+        vetting = self.vet_generated(action)
+        if not vetting.ok:
+            return result("failed", f"refused: {vetting.refused}")
+        if not self.ansible.reachable(action.target):
+            return result("dry_run", f"host {action.target} is not in the Ansible inventory (ANSIBLE_INVENTORY); "
+                                     "the generated playbook was not run")
+        text = str(action.parameters[entry.playbook_parameters()[0]])
+        run = self.ansible.run("generated.yml", action.target, {}, text=text)
+        return result("ok" if run.status == "successful" else "failed", run.summary, {"ansible_run_id": run.run_id})

@@ -84,6 +84,9 @@ class Fit(BaseModel):
     # Where the alert alone is reason enough to put the action before a human even without the
     # evidence (a failed unit says "restart me"); elsewhere missing evidence means not proposed at all.
     suggest_without_evidence: list[Category] = Field(default_factory=list)
+    # Parameters vetted by their own pipeline (a generated playbook's text: tools/ansible/generated.py),
+    # not by the safe-name pattern below.
+    vetted_params: list[str] = Field(default_factory=list)
 
 
 class FitResult(BaseModel):
@@ -129,6 +132,8 @@ def check(action: Action, fit: Fit, verdict: TriageVerdict, labels: dict[str, st
         if not any(labels.get(k) for k in alternatives):
             refusals.append(f"the alert names no {' / '.join(alternatives)}")
     for key, value in action.parameters.items():
+        if key in fit.vetted_params:
+            continue
         if isinstance(value, str) and (not _SAFE_PARAM.match(value) or ".." in value):
             refusals.append(f"parameter {key}={value[:40]!r} is not a safe name")
     if not _SAFE_PARAM.match(action.target):
@@ -207,6 +212,18 @@ FITS: dict[str, Fit] = {
                                pattern=r"config|yaml|json|parse|invalid|syntax")],
         never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD], always_human=True),
     "escalate_to_oncall": Fit(categories=list(get_args(Category))),
+    # A model's own playbook: only ever a proposal for a human (high risk, no known fix, always_human),
+    # for host software where the catalog's playbooks apply, never where they are ruled out.
+    "run_generated_playbook": Fit(
+        categories=["disk", "service_down", "crashloop", "cpu", "memory", "latency", "errors", "config", "anomaly"],
+        domains=_HOST_SOFTWARE,
+        requires=[EvidenceNeed(name="symptom on the target", signals=["metric", "log", "state"],
+                               description="an observation of the target host misbehaving", pattern=r".",
+                               about_subject=True)],
+        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD], always_human=True,
+        suggest_without_evidence=["disk", "service_down", "crashloop", "cpu", "memory", "latency", "errors",
+                                  "config", "anomaly"],
+        vetted_params=["playbook"]),
     "proxmox_vm_reboot": Fit(
         categories=["cpu", "memory", "latency", "errors", "anomaly"], domains=["host", "virtualization"],
         needs_labels=[["vmid"], ["pve_node", "node"]],

@@ -22,6 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tools.ansible.generated import MAX_PLAYBOOK_BYTES, GeneratedPlaybookRefused, static_check
+
 ParamValue = str | int | float | bool
 
 # Characters a shell (or RouterOS script, or Jinja) gives meaning to. A parameter may allow a few back
@@ -89,7 +91,7 @@ class Param(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     description: str
-    type: Literal["str", "int", "path", "globs"] = "str"
+    type: Literal["str", "int", "path", "globs", "playbook"] = "str"
     pattern: str | None = None  # str: the whole value must match
     enum: tuple[str, ...] | None = None  # str: one of these
     minimum: int | None = None  # int
@@ -98,6 +100,8 @@ class Param(BaseModel):
     allow: str = ""  # shell metacharacters this parameter may contain (globs: "*?[],")
     max_length: int = 128
     max_items: int = 10  # globs
+    become: bool = False  # playbook: may it escalate privileges?
+    allow_commands: bool = False  # playbook: may it use shell/command/raw/script?
 
     def constraint(self) -> str:
         """The constraint in words (shown to the model and in the catalog brief)."""
@@ -107,6 +111,9 @@ class Param(BaseModel):
             return f"integer {self.minimum}..{self.maximum}"
         if self.type == "path":
             return "absolute path under " + ", ".join(self.roots)
+        if self.type == "playbook":
+            return ("YAML playbook text: plays with hosts = the target only, allow-listed ansible.builtin modules, "
+                    "no Jinja, no " + ("" if self.become else "become, no ") + "roles/imports/when")
         if self.type == "globs":
             return f"comma-separated file-name globs (no '/'), at most {self.max_items}"
         return f"matching {self.pattern}" if self.pattern else "plain text"
@@ -129,6 +136,11 @@ class Param(BaseModel):
             return number
         if not isinstance(value, str):
             raise refuse(f"is a {type(value).__name__}, not text")
+        if self.type == "playbook":  # multi-line text with its own vetting (tools/ansible/generated.py)
+            try:
+                return static_check(value, None, become=self.become, allow_commands=self.allow_commands)
+            except GeneratedPlaybookRefused as exc:
+                raise ParameterRefused(entry, name, "", str(exc), whole=True) from None
         if not value:
             raise refuse("is empty")
         if len(value) > self.max_length:
@@ -165,6 +177,10 @@ class Param(BaseModel):
         if self.roots and not any(norm == r or norm.startswith(r.rstrip("/") + "/") for r in self.roots):
             raise refuse(f"is not under {', '.join(self.roots)}")
         return norm
+
+
+def playbook_param(description: str = "the generated playbook (YAML text)") -> Param:
+    return Param(description=description, type="playbook", max_length=MAX_PLAYBOOK_BYTES)
 
 
 def service_param(description: str = "service (systemd unit) name") -> Param:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from tools.ansible.guard import REAL_BINARY_ENV, TIMEOUT_ENV
+from tools.ansible.generated import static_check
 from tools.ansible.inventory import inventory_hosts
 from tools.ansible.lint import lint_playbook
 
@@ -65,6 +66,7 @@ class PlaybookRun:
     rc: int
     summary: str  # the lines worth showing: our debug messages, failures, recap
     run_id: str = ""
+    diff: str = ""  # --diff output (a --check --diff run shows it to the approver)
 
 
 _RECAP = re.compile(r"^\S+\s+:\s+ok=\d+.*$", re.M)
@@ -80,6 +82,25 @@ def _summarise(stdout: str) -> str:
         return "; ".join(lines)
     tail = [ln.strip() for ln in stdout.strip().splitlines() if ln.strip()][-3:]
     return " | ".join(tail)[:500]
+
+
+_DIFF_START = re.compile(r"^--- before")
+_DIFF_END = re.compile(r"^(TASK|PLAY|RUNNING HANDLER|changed|ok|skipping|fatal|failed)\b|^\s*$")
+
+
+def _diff(stdout: str, limit: int = 4000) -> str:
+    """The unified-diff blocks ansible-playbook --diff printed, in order (capped)."""
+    out: list[str] = []
+    inside = False
+    for line in stdout.splitlines():
+        if _DIFF_START.match(line):
+            inside = True
+        elif inside and _DIFF_END.match(line):
+            inside = False
+        if inside:
+            out.append(line)
+    text = "\n".join(out)
+    return text if len(text) <= limit else text[:limit] + "\n... (diff truncated)"
 
 
 def roots_regex(roots: list[str]) -> str:
@@ -113,11 +134,14 @@ class AnsibleTool:
 
     def run(self, playbook: str, host: str, extravars: dict[str, Any], *, check: bool = False,
             syntax_only: bool = False, run_id: str | None = None,
-            allowed_roots: list[str] | None = None) -> PlaybookRun:
+            allowed_roots: list[str] | None = None, text: str | None = None) -> PlaybookRun:
+        """Run catalog playbook `playbook`, or (with `text`) a generated playbook, vetted again here."""
         import ansible_runner
 
-        path = PLAYBOOK_DIR / playbook
-        lint_playbook(path)
+        if text is not None:  # generated: steps 1-5 again (tools/ansible/generated.py), whoever calls
+            static_check(text, host)
+        else:
+            lint_playbook(PLAYBOOK_DIR / playbook)
         if not syntax_only and not self.reachable(host):
             raise HostNotInInventory(f"host {host!r} is not named in the Ansible inventory "
                                      f"({self.inventory or 'none configured'}); {playbook} was not run")
@@ -125,6 +149,11 @@ class AnsibleTool:
         real = Path(sys.executable).parent / "ansible-playbook"
         with tempfile.TemporaryDirectory(prefix="aiops-ansible-") as tmp:
             _launcher(Path(tmp) / "bin")
+            path = PLAYBOOK_DIR / playbook
+            if text is not None:
+                (Path(tmp) / "project").mkdir()
+                path = Path(tmp) / "project" / "generated.yml"
+                path.write_text(text)
             env = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                    "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
                    REAL_BINARY_ENV: str(real if real.exists() else "ansible-playbook"),
@@ -161,9 +190,12 @@ class AnsibleTool:
             runner.runner_mode = "subprocess"
             runner.run()
             stdout = runner.stdout.read() if runner.stdout else ""
+            stderr = runner.stderr.read() if getattr(runner, "stderr", None) else ""
         status = runner.status or "failed"
         if status != "successful" and not stdout.strip():
-            stdout = f"ansible-runner status {status}, rc {runner.rc}"
+            errors = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith(("ERROR", "[ERROR]"))]
+            stdout = f"ansible-runner status {status}, rc {runner.rc}" + (f": {errors[0][:300]}" if errors else "")
         if syntax_only and runner.rc == 0:
             status = "syntax_ok"
-        return PlaybookRun(status=status, rc=int(runner.rc or 0), summary=_summarise(stdout), run_id=run_id)
+        return PlaybookRun(status=status, rc=int(runner.rc or 0), summary=_summarise(stdout), run_id=run_id,
+                           diff=_diff(stdout) if check else "")
