@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-
 from typing import Any
 
 from core.models import Action, ActionKind, ExecutionResult, utcnow

@@ -153,11 +153,12 @@ def check_hosts(plays: list[dict[str, Any]], target: str) -> None:
     """Step 5: every play names exactly the action's target (no all, no patterns, no other host)."""
     for play in plays:
         hosts = play.get("hosts")
-        names = hosts if isinstance(hosts, list) else [hosts]
-        if not names or not all(isinstance(h, str) and h for h in names):
+        given = hosts if isinstance(hosts, list) else [hosts]
+        names = [h for h in given if isinstance(h, str) and h]
+        if not names or len(names) != len(given):
             raise GeneratedPlaybookRefused("hosts", f"play {play.get('name')!r} does not name its hosts")
         for h in names:
-            if h.strip().lower() in ("all", "ungrouped", "localhost:all"):
+            if h.strip().lower() in ("all", "ungrouped"):
                 raise GeneratedPlaybookRefused("hosts", f"hosts {h!r} means every host; a generated playbook names "
                                                         f"only the incident's target ({target})")
             if _PATTERN_CHARS.search(h):

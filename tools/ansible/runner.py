@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from tools.ansible.guard import REAL_BINARY_ENV, TIMEOUT_ENV
 from tools.ansible.generated import static_check
+from tools.ansible.guard import REAL_BINARY_ENV, TIMEOUT_ENV
 from tools.ansible.inventory import inventory_hosts
 from tools.ansible.lint import lint_playbook
 
