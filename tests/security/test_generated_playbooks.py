@@ -106,6 +106,14 @@ def test_a_good_generated_playbook_passes_every_step_and_its_diff_is_shown(box):
     ("- name: P\n  hosts: localhost\n  roles: [evil]\n  tasks: []\n", "modules", "play keyword 'roles'"),
     ("- name: P\n  hosts: localhost\n  tasks:\n    - name: Steal\n      ansible.builtin.copy: {src: /etc/shadow, "
      "dest: /tmp/s, mode: '0600'}\n", "modules", "option 'src'"),
+    ("- name: P\n  hosts: localhost\n  vars: {ansible_connection: local}\n  tasks: []\n", "modules",
+     "variable 'ansible_connection' is not allowed"),
+    ("- name: P\n  hosts: localhost\n  tasks:\n    - name: T\n      vars: {ansible_python_interpreter: /bin/sh}\n"
+     "      ansible.builtin.debug: {msg: hi}\n", "modules", "variable 'ansible_python_interpreter'"),
+    ("- name: P\n  hosts: localhost\n  tasks:\n    - name: T\n      ansible.builtin.copy: dest=/tmp/a content=b "
+     "validate='id %s'\n", "modules", "option 'validate'"),
+    ("- name: P\n  hosts: localhost\n  tasks:\n    - name: T\n      when: lookup('pipe', 'id')\n"
+     "      ansible.builtin.debug: {msg: hi}\n", "modules", "task keyword 'when' is not allowed"),
     ("- name: P\n  hosts: localhost\n  tasks:\n    - name: T\n      ansible.builtin.debug:\n"
      "        msg: \"{{ lookup('pipe', 'id') }}\"\n", "jinja", "template marker '{{'"),
     ("- name: P\n  hosts: localhost\n  tasks:\n    - name: T\n      ansible.builtin.debug: {msg: '{% if 1 %}x{% endif %}'}\n",

@@ -7,7 +7,8 @@ in this order; the first that fails names itself and the reason, and the plan es
 1. `yaml`: parsed with `yaml.safe_load` (no tags, no aliases), at most `MAX_PLAYBOOK_BYTES`;
 2. `modules`: the module allow-list (`tools/ansible/lint.py`, without shell/command/raw/script unless
    the entry's parameter allows them), only plain play and task keywords (no roles, imports, includes,
-   vars files, delegation, `when`/`until`: those are Jinja without braces), no controller file reads;
+   vars files, delegation, `when`/`until`: those are Jinja without braces), no controller file reads,
+   no `ansible_*` variables (they redirect the connection or name an interpreter command);
 3. `jinja`: no `{{`, `{%` or `{#` in any key or value (the text is untrusted: Ansible would template it);
 4. `become`: privilege escalation only where the entry's parameter declares it;
 5. `hosts`: every play targets exactly the action's target by name: never `all`, a group or a pattern;
@@ -34,6 +35,7 @@ from typing import Any
 import yaml
 
 from tools.ansible.lint import ALLOWED_MODULES, TASK_SECTIONS, PlaybookRejected, lint_plays
+from tools.ansible.lint import TASK_KEYWORDS as CATALOG_TASK_KEYWORDS
 
 MAX_PLAYBOOK_BYTES = 16_384
 LINT_TIMEOUT_SECONDS = 60
@@ -46,7 +48,11 @@ PLAY_KEYWORDS = frozenset({"name", "hosts", "gather_facts", "tasks", "pre_tasks"
 # No when/until/changed_when/failed_when/loop (implicit Jinja, or useless without it), no delegate_to.
 TASK_KEYWORDS = frozenset({"name", "register", "become", "tags", "notify", "ignore_errors", "no_log", "vars"})
 # Module options that read the controller or are templated without braces.
-_FORBIDDEN_OPTIONS = {"ansible.builtin.copy": {"src"}, "ansible.builtin.debug": {"var"}}
+# (`copy: validate` runs a command on the target.)
+_FORBIDDEN_OPTIONS = {"ansible.builtin.copy": {"src", "validate"}, "ansible.builtin.debug": {"var"}}
+# Variables only plain names, never `ansible_*`: ansible_connection/ansible_host would redirect the run,
+# ansible_python_interpreter is a command line, ansible_become would bypass the become step.
+_VAR_NAME = re.compile(r"^(?!ansible_)[a-z_][a-z0-9_]{0,63}$")
 _JINJA = ("{{", "{%", "{#")
 _PATTERN_CHARS = re.compile(r"[*?:!&,\[\]~\s]")
 
@@ -98,6 +104,21 @@ def check_modules(plays: list[dict[str, Any]], allow_commands: bool = False) -> 
             raise GeneratedPlaybookRefused("modules", f"play keyword {extra[0]!r} is not allowed in a generated "
                                                       "playbook (no roles, imports, includes, vars files or connection "
                                                       "settings)")
+    for node in [*plays, *_tasks(plays)]:
+        variables = node.get("vars")
+        if variables is None:
+            continue
+        if not isinstance(variables, dict):
+            continue  # not a mapping: ansible-playbook --syntax-check refuses it with its own words
+        for var in variables:
+            if not isinstance(var, str) or not _VAR_NAME.match(var):
+                raise GeneratedPlaybookRefused("modules", f"variable {str(var)[:40]!r} is not allowed in a generated "
+                                                          "playbook (plain lower-case names only, never ansible_*)")
+    for task in _tasks(plays):
+        implicit = sorted(k for k in task if k in CATALOG_TASK_KEYWORDS and k not in TASK_KEYWORDS)
+        if implicit and implicit[0] != "become_user":
+            raise GeneratedPlaybookRefused("modules", f"task keyword {implicit[0]!r} is not allowed in a generated "
+                                                      "playbook (when/until/loop are Jinja without braces)")
     allowed = GENERATED_MODULES | (COMMAND_MODULES if allow_commands else frozenset())
     keywords = TASK_KEYWORDS | {"become_user"}  # become_user is refused by the become step, with its reason
     try:
