@@ -7,7 +7,8 @@ the incident's recorded `source` spec on resume, which is what lets another proc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -22,6 +23,8 @@ from memory.checkpoint import open_checkpointer
 from memory.registry import IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
+OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 class DecisionRefused(Exception):
@@ -83,6 +86,9 @@ class IncidentRunner:
         self.settings = settings
         self.toolbox_factory = toolbox_factory
         self._stack = AsyncExitStack()
+        # Called after every outcome (interfaces hook notifications here); a failing listener is logged,
+        # never allowed to fail the run.
+        self.listeners: list[OutcomeListener] = []
 
     async def __aenter__(self) -> IncidentRunner:
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
@@ -151,9 +157,15 @@ class IncidentRunner:
             title=report.title, mode=report.mode, plan_id=plan.id if plan else None,
             plan_hash=plan.content_hash if plan else None, source=source,
             created_at=existing.created_at if existing else report.created_at, updated_at=utcnow()))
-        return RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
-                          plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
-                          report=report, pending=pending)
+        outcome = RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
+                             plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
+                             report=report, pending=pending)
+        for listener in self.listeners:
+            try:
+                await listener(outcome)
+            except Exception:
+                log.exception("outcome listener %r failed for %s", listener, incident_id)
+        return outcome
 
     async def report(self, incident_id: str) -> IncidentReport | None:
         row = self.registry.get(incident_id)

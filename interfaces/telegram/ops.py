@@ -1,0 +1,118 @@
+"""What the bot can tell and do, without aiogram: the commands and the chat share these.
+
+Each returns Telegram HTML (escaped), in English or Russian. Nothing here approves or rejects: that is
+`decide()` in the handlers, reached only from a button or an explicit /approve, /reject.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, Literal
+
+from core.models import IncidentReport
+from core.settings import Settings
+from graphs.incident import investigate
+from graphs.runner import IncidentRunner, RunOutcome
+from interfaces.ondemand import on_demand_webhook
+from interfaces.telegram import render
+from interfaces.telegram.render import b, code, esc
+
+log = logging.getLogger(__name__)
+Lang = Literal["en", "ru"]
+
+TEXT: dict[str, dict[Lang, str]] = {
+    "not_understood": {"en": "I did not understand that. Try /help, or ask e.g. “what's wrong with checkout?”, "
+                             "“show pending plans”, “status”.",
+                       "ru": "Не понял вопрос. Попробуйте /help или спросите, например: «что с checkout?», "
+                             "«покажи планы на утверждении», «статус»."},
+    "no_decision": {"en": "I never approve or reject from free text. Use the ✅/❌ buttons under a plan, or "
+                          "/approve PLAN_ID, /reject PLAN_ID.",
+                    "ru": "Я не принимаю решений по свободному тексту. Нажмите ✅/❌ под планом или отправьте "
+                          "/approve PLAN_ID, /reject PLAN_ID."},
+    "pending_none": {"en": "No plans are awaiting approval.", "ru": "Нет планов, ожидающих утверждения."},
+    "pending_head": {"en": "Plans awaiting approval", "ru": "Планы, ожидающие утверждения"},
+    "incidents_head": {"en": "Recent incidents", "ru": "Последние инциденты"},
+    "investigating": {"en": "🔎 Investigating {svc} over the last {rng} (read-only: nothing is changed)…",
+                      "ru": "🔎 Анализирую {svc} за последние {rng} (только чтение: ничего не меняю)…"},
+    "found": {"en": "What I found for {svc} (last {rng}):", "ru": "Что я нашёл по {svc} (за {rng}):"},
+    "nothing": {"en": "No anomaly found for {svc} in the last {rng}.",
+                "ru": "Аномалий по {svc} за последние {rng} не найдено."},
+    "open_hint": {"en": "To open an incident with a plan you can approve: /analyze {svc} {rng}",
+                  "ru": "Чтобы открыть инцидент с планом на утверждение: /analyze {svc} {rng}"},
+    "unknown_incident": {"en": "Unknown incident {id}.", "ru": "Инцидент {id} не найден."},
+    "unknown_plan": {"en": "Unknown plan {id}.", "ru": "План {id} не найден."},
+}
+
+HELP = """<b>aiops bot</b>
+/status: health, open incidents, pending plans, breakers, self-healing
+/pending: plans awaiting approval (with their buttons)
+/incidents: recent incidents · /show INCIDENT_ID: one report
+/analyze SERVICE [RANGE]: investigate a service (e.g. /analyze checkout 2h)
+/approve PLAN_ID · /reject PLAN_ID: decide (or press the buttons)
+/heal on|off: the self-healing kill switch
+Or just ask: “why is checkout slow since 10:00?”, “что с payments-api?”, “show pending plans”.
+Free text never approves or rejects anything."""
+
+COMMANDS = [("start", "check your access"), ("status", "health, open incidents, pending plans"),
+            ("pending", "plans awaiting approval"), ("incidents", "recent incidents"),
+            ("show", "one incident's report: /show INCIDENT_ID"),
+            ("analyze", "investigate a service: /analyze SERVICE [RANGE]"),
+            ("approve", "approve a plan: /approve PLAN_ID"), ("reject", "reject a plan: /reject PLAN_ID"),
+            ("heal", "self-healing kill switch: /heal on|off"), ("help", "what I can do")]
+
+
+def t(key: str, lang: Lang, **kw: Any) -> str:
+    return TEXT[key][lang].format(**{k: esc(v) for k, v in kw.items()})
+
+
+def status(runner: IncidentRunner, settings: Settings, outbox: Any | None = None) -> str:
+    rows = runner.registry.list(limit=1000)
+    counts = Counter(r.status for r in rows)
+    open_n = sum(counts[s] for s in ("running", "awaiting_approval", "executed"))
+    lines = ["<b>aiops status</b>: healthy",
+             f"incidents: {open_n} open · {counts['awaiting_approval']} awaiting approval · "
+             f"{counts['resolved']} resolved · {counts['rejected']} rejected · {counts['failed']} failed"]
+    chain = runner.toolbox_factory({"kind": "live"}).llm
+    if chain.providers:
+        lines.append("LLM: " + ", ".join(f"{esc(p.name)}/{esc(p.model)} breaker {b(p.breaker.state)}"
+                                         for p in chain.providers))
+    else:
+        lines.append("LLM: none configured (rule mode)")
+    lines.append(f"approval: low-risk known fixes auto-approved: {'yes' if settings.AUTO_APPROVE_LOW_RISK else 'no'}"
+                 f" · approval window {settings.APPROVAL_TTL_SECONDS // 60} min")
+    lines.append("self-healing kill switch: not available in this version (/heal)")
+    if outbox is not None:
+        lines.append("notifications: " + (", ".join(esc(c) for c in outbox.channel_names) or "none enabled"))
+    return "\n".join(lines)
+
+
+def pending_rows(runner: IncidentRunner) -> list[Any]:
+    return runner.registry.list(limit=20, status="awaiting_approval")
+
+
+def incidents(runner: IncidentRunner, lang: Lang = "en") -> str:
+    return render.incident_rows(runner.registry.list(limit=10), TEXT["incidents_head"][lang])
+
+
+async def analyze(runner: IncidentRunner, service: str, time_range: str) -> RunOutcome:
+    """`/analyze`: a durable incident (plan, approval gate), exactly like the HTTP API's."""
+    return await runner.analyze(on_demand_webhook(service, time_range), {"kind": "live"})
+
+
+async def look(runner: IncidentRunner, service: str, time_range: str, lang: Lang) -> str:
+    """Free text “what's wrong with X?”: triage, diagnosis and a proposed plan, read-only (no incident,
+    no approval gate, nothing executed)."""
+    toolbox = runner.toolbox_factory({"kind": "live"})
+    report: IncidentReport = await investigate(on_demand_webhook(service, time_range), toolbox)
+    if not report.hypotheses:
+        return t("nothing", lang, svc=service, rng=time_range) + "\n" + t("open_hint", lang, svc=service, rng=time_range)
+    lines = [t("found", lang, svc=service, rng=time_range), *render.diagnosis_lines(report)]
+    if report.plan:
+        lines += ["", *render.plan_lines(report.plan)[:4]]
+    lines += ["", t("open_hint", lang, svc=service, rng=time_range)]
+    return "\n".join(lines)
+
+
+def plan_head(row: Any) -> str:
+    return f"{code(row.plan_id)} for {code(row.incident_id)}: {esc(row.title[:150])}"
