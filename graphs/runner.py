@@ -104,9 +104,12 @@ class IncidentRunner:
         toolbox.open_incident = self.registry.open_incident
         return toolbox
 
-    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None) -> RunOutcome:
+    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None, *,
+                      incident_id: str | None = None) -> RunOutcome:
         source = source or {"kind": "live"}
         incident = incident_from_webhook(webhook)
+        if incident_id:  # chosen by the caller: a redelivered alert lands on the same thread, not a new one
+            incident = incident.model_copy(update={"id": incident_id})
         toolbox = self._toolbox(source)
         config = {"configurable": {"thread_id": incident.id}}
         result = await self.graph.ainvoke(
@@ -176,3 +179,31 @@ class IncidentRunner:
             return IncidentReport.model_validate(values["report"])
         values["status"] = row.status
         return build_report(values, row.mode)  # type: ignore[arg-type]
+
+
+    async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
+        """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
+
+        None when the thread never checkpointed (run it afresh). Steps before the approval gate are
+        re-entered from the last completed node; a run that stopped at the gate is just registered; a run
+        that died after an approval and before its execution was checkpointed is NOT re-executed (an
+        action may have run): it is closed as failed for a human to look at.
+        """
+        config = {"configurable": {"thread_id": incident_id}}
+        snap = await self.graph.aget_state(config)
+        if not snap.values:
+            return None
+        toolbox = self._toolbox(source)
+        pending_nodes = set(snap.next or ())
+        interrupts = [i for task in snap.tasks for i in (task.interrupts or ())]
+        if interrupts:
+            result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
+        elif "execute" in pending_nodes:
+            status = getattr(IncidentStatus, "INTERRUPTED", IncidentStatus.FAILED)
+            await self.graph.aupdate_state(config, {"status": status.value}, as_node="execute")
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        elif pending_nodes:
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        else:
+            result = dict(snap.values)
+        return await self._finish(incident_id, result, toolbox, source)
