@@ -6,6 +6,8 @@
     aiops reject PLAN_ID --by NAME
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
+    aiops bot                                the Telegram bot (long polling) with notification delivery
+    aiops notify flush|dead-letters|stats    the notification outbox
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
 
@@ -61,6 +63,31 @@ def _runner(settings: Settings):  # type: ignore[no-untyped-def]
     return IncidentRunner(settings, make_toolbox_factory(settings))
 
 
+class _Notified:
+    """The runner with the notification outbox attached: events are queued durably during the command,
+    then delivered for up to NOTIFY_TIMEOUT; what is left waits for `aiops bot`/`serve` or `notify flush`."""
+
+    def __init__(self, settings: Settings) -> None:
+        from interfaces.notify.outbox import Outbox
+
+        self.settings = settings
+        self.runner = _runner(settings)
+        self.outbox = Outbox.from_settings(settings)
+
+    async def __aenter__(self) -> Any:
+        runner = await self.runner.__aenter__()
+        self.outbox.attach(runner)
+        return runner
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.outbox.channels:
+                await self.outbox.drain(timeout=self.settings.NOTIFY_TIMEOUT)
+        finally:
+            await self.outbox.close()
+            await self.runner.__aexit__(*exc)
+
+
 def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None,
           resumed: bool = False) -> None:
     from interfaces.render import render_report
@@ -80,7 +107,7 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         if not Path(args.replay).exists():
             raise CLIError(f"recording {args.replay} does not exist")
         source = replay_spec(args.replay, settings)
-    async with _runner(settings) as runner:
+    async with _Notified(settings) as runner:
         outcome = await runner.analyze(webhook, source)
     _emit(outcome, args.json)
     return 0
@@ -89,7 +116,7 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str) -> int:
     from graphs.runner import PlanNotPending, UnknownPlan
 
-    async with _runner(settings) as runner:
+    async with _Notified(settings) as runner:
         try:
             outcome = await runner.decide(args.plan_id, approver=args.by, decision=decision, channel="cli",
                                           plan_hash=args.hash, comment=args.comment or "")
@@ -192,6 +219,39 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.TELEGRAM_TOKEN:
+        raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
+    from interfaces.telegram.bot import run_bot
+
+    await run_bot(settings)
+    return 0
+
+
+async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
+    from interfaces.notify.outbox import Outbox
+
+    outbox = Outbox.from_settings(settings)
+    try:
+        if not outbox.channels:
+            raise CLIError("no notification channel is enabled (TELEGRAM_TOKEN+ADMIN_CHAT_ID, "
+                           "ENABLE_EMAIL_NOTIFICATIONS, ENABLE_SLACK_NOTIFICATIONS, ENABLE_PAGERDUTY)")
+        if args.action == "flush":
+            done = await outbox.drain(timeout=args.timeout)
+            stats = await outbox.stats()
+            print(json.dumps({"drained": done, "delivered": len(outbox.delivered), "queues": stats}))
+            return 0 if done else 1
+        if args.action == "stats":
+            print(json.dumps(await outbox.stats()))
+            return 0
+        dead = await outbox.dead_letters()
+        print(json.dumps({"dead_letters": [{"queue": d.queue, "key": d.key, "deliveries": d.deliveries,
+                                            "reason": d.reason, "failed_at": d.failed_at} for d in dead]}))
+        return 0
+    finally:
+        await outbox.close()
+
+
 def _passthrough(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -230,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true")
 
+    sub.add_parser("bot", help="run the Telegram bot (long polling; TELEGRAM_TOKEN, ADMIN_CHAT_ID)")
+    n = sub.add_parser("notify", help="the notification outbox: deliver what is queued, list dead letters")
+    n.add_argument("action", choices=["flush", "dead-letters", "stats"])
+    n.add_argument("--timeout", type=float, default=30.0, help="flush: give up after this many seconds")
+
     sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
@@ -252,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
+                   "bot": cmd_bot, "notify": cmd_notify,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))

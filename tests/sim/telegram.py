@@ -201,6 +201,21 @@ class TelegramSim:
                                          f"{[(c.method, c.status) for c in self.calls[-8:]]}")
                 self._cond.wait(min(left, 0.1))
 
+    async def until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """`wait_for` for async tests: polls without blocking the event loop the bot runs on."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s; last calls: "
+                                     f"{[(c.method, c.status) for c in self.calls[-8:]]}")
+            await asyncio.sleep(0.02)
+
     def chat_log(self, chat_id: int) -> list[SentMessage]:
         with self._cond:
             return list(self.messages.get(chat_id, []))
@@ -388,7 +403,10 @@ def _handler(sim: TelegramSim) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (shutdown mid long-poll)
+                pass
 
         def _serve(self) -> None:
             m = re.fullmatch(r"/bot([^/]+)/([A-Za-z]+)", urllib.parse.urlsplit(self.path).path)
