@@ -136,8 +136,9 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         user = message.from_user
         assert user is not None
         decision = "approve" if command.command == "approve" else "reject"
-        answer, report = await decide(message.bot, user, plan_id, row.plan_hash if row else None,  # type: ignore[arg-type]
-                                      decision)
+        async with cards.lock_for(plan_id):
+            answer, report = await decide(message.bot, user, plan_id,  # type: ignore[arg-type]
+                                          row.plan_hash if row else None, decision)
         await message.answer(answer)
         if report is not None and not any(c.chat_id == message.chat.id for c in ctx.store.cards(report.incident_id)):
             await cards.show(message.bot, ctx.store, message.chat.id, report,  # type: ignore[arg-type]
@@ -174,22 +175,28 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         if callback_data.action not in ("approve", "reject"):
             await query.answer("unknown action", show_alert=True)
             return
-        refusal, expired = await precheck(callback_data)
-        if refusal and not expired:
-            await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
+        lock = cards.lock_for(callback_data.plan_id)
+        if lock.locked():
+            await query.answer(f"⛔ Refused: a decision on {callback_data.plan_id} is being processed right now "
+                               "(another press). Nothing was changed by this one.", show_alert=True)
             return
-        row = ctx.runner.registry.by_plan(callback_data.plan_id)
-        full_hash = row.plan_hash if row is not None else None
-        if expired:  # the gate closes an expired plan (and says why); nothing runs
-            answer, _ = await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action)
-            await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
-            return
-        await query.answer(f"{'Approving' if callback_data.action == 'approve' else 'Rejecting'} "
-                           f"{callback_data.plan_id}…")
-        answer, report = await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action,
-                                      pressed=(chat_id, query.message.message_id if query.message else None))
+        async with lock:
+            refusal, expired = await precheck(callback_data)
+            if refusal and not expired:
+                await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
+                return
+            row = ctx.runner.registry.by_plan(callback_data.plan_id)
+            full_hash = row.plan_hash if row is not None else None
+            if expired:  # the gate closes an expired plan (and says why); nothing runs
+                await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action)
+                await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
+                return
+            await query.answer(f"{'Approving' if callback_data.action == 'approve' else 'Rejecting'} "
+                               f"{callback_data.plan_id}…")
+            answer, report = await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action,
+                                          pressed=(chat_id, query.message.message_id if query.message else None))
         if chat_id is not None and (report is None or report.approval is None or not report.approval.valid):
-            await bot.send_message(chat_id, answer)  # refused after all (a race): say so in the chat
+            await bot.send_message(chat_id, answer)  # refused after all (another process decided): say so
 
     async def precheck(data: cards.PlanAction) -> tuple[str | None, bool]:
         """Why a press cannot count, before anything is consumed: (reason, is-it-expiry)."""
@@ -214,38 +221,38 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
 
     async def decide(bot: Bot, user: User, plan_id: str, plan_hash: str | None, decision: str,
                      pressed: tuple[int | None, int | None] = (None, None)) -> tuple[str, IncidentReport | None]:
-        """Run the decision through the gate; edit every card of the incident with the result."""
-        async with cards.lock_for(plan_id):
-            row = ctx.runner.registry.by_plan(plan_id)
+        """Run the decision through the gate; edit every card of the incident with the result.
+        The caller holds `cards.lock_for(plan_id)`."""
+        row = ctx.runner.registry.by_plan(plan_id)
+        if row is not None and pressed[0] is not None and pressed[1] is not None:
+            # the pressed message shows "working" at once; execution and verification can take a while
+            report = await ctx.runner.report(row.incident_id)
+            if report is not None and report.status.value == "awaiting_approval":
+                note = f"⏳ {'approved' if decision == 'approve' else 'rejected'} by {esc(_who(user))}, working…"
+                await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report, note), None)
+        try:
+            outcome = await ctx.runner.decide(plan_id, approver=str(user.id), decision=decision,
+                                              channel="telegram", plan_hash=plan_hash,
+                                              comment=f"telegram {_who(user)}")
+        except DecisionRefused as exc:
+            log.info("telegram: decision by %s on %s refused: %s", user.id, plan_id, exc)
+            text = f"⛔ Refused: {esc(str(exc).strip(chr(39) + chr(34)))}"
             if row is not None and pressed[0] is not None and pressed[1] is not None:
-                # the pressed message shows "working" at once; execution and verification can take a while
-                report = await ctx.runner.report(row.incident_id)
-                if report is not None and report.status.value == "awaiting_approval":
-                    note = f"⏳ {'approved' if decision == 'approve' else 'rejected'} by {esc(_who(user))}, working…"
-                    await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report, note), None)
-            try:
-                outcome = await ctx.runner.decide(plan_id, approver=str(user.id), decision=decision,
-                                                  channel="telegram", plan_hash=plan_hash,
-                                                  comment=f"telegram {_who(user)}")
-            except DecisionRefused as exc:
-                log.info("telegram: decision by %s on %s refused: %s", user.id, plan_id, exc)
-                text = f"⛔ Refused: {esc(str(exc).strip(chr(39) + chr(34)))}"
-                if row is not None and pressed[0] is not None and pressed[1] is not None:
-                    current = await ctx.runner.report(row.incident_id)
-                    if current is not None:
-                        await cards.show(bot, ctx.store, pressed[0], current, cards.STAGES["decision"])
-                return text, None
-            report = outcome.report
-            for card in ctx.store.cards(report.incident_id):
-                await cards.show(bot, ctx.store, card.chat_id, report, cards.STAGES["verified"])
-            if pressed[0] is not None and pressed[1] is not None and not ctx.store.card_at(pressed[0], pressed[1]):
-                await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report), cards.buttons(report))
-            a = report.approval
-            if a is not None and not a.valid:
-                return f"⛔ Refused: {esc(a.reason)}. Nothing was executed.", report
-            verb = "Approved" if decision == "approve" else "Rejected"
-            result = f" · {esc(report.status.value)}"
-            return f"{verb} {code(plan_id)} ({code(report.incident_id)}){result}", report
+                current = await ctx.runner.report(row.incident_id)
+                if current is not None:
+                    await cards.show(bot, ctx.store, pressed[0], current, cards.STAGES["decision"])
+            return text, None
+        report = outcome.report
+        for card in ctx.store.cards(report.incident_id):
+            await cards.show(bot, ctx.store, card.chat_id, report, cards.STAGES["verified"])
+        if pressed[0] is not None and pressed[1] is not None and not ctx.store.card_at(pressed[0], pressed[1]):
+            await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report), cards.buttons(report))
+        a = report.approval
+        if a is not None and not a.valid:
+            return f"⛔ Refused: {esc(a.reason)}. Nothing was executed.", report
+        verb = "Approved" if decision == "approve" else "Rejected"
+        result = f" · {esc(report.status.value)}"
+        return f"{verb} {code(plan_id)} ({code(report.incident_id)}){result}", report
 
     async def show_pending(message: Message, lang: ops.Lang) -> None:
         rows = ops.pending_rows(ctx.runner)
