@@ -204,7 +204,8 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     if n.pending and r.plan:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn(
             f"approve in Telegram, or: aiops approve {r.plan.id} --by NAME")[:3000]}]})
-    return {"text": f"[aiops] {n.event.value}: {n.title}"[:3000], "blocks": blocks}
+    # the top-level text is the notification fallback, parsed as mrkdwn: escaped like the sections
+    return {"text": _mrkdwn(f"[aiops] {n.event.value}: {n.title}")[:3000], "blocks": blocks}
 
 
 class SlackChannel:

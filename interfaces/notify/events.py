@@ -80,7 +80,9 @@ def _escalation_reason(r: IncidentReport) -> str | None:
         return "an action failed"
     if r.verification is not None and r.verification.recovered is False and r.executions:
         return "the fix did not recover the service"
-    if r.status.value != "awaiting_approval" and (r.plan is None or not r.plan.actions):
+    if r.plan is not None and r.plan.actions and all(a.kind.value == "notify_only" for a in r.plan.actions):
+        return "no catalog action fits this diagnosis: on-call must look"
+    if r.status.value not in ("awaiting_approval", "resolved", "rejected") and (r.plan is None or not r.plan.actions):
         return "no automatic remediation is available"
     return None
 

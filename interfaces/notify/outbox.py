@@ -27,6 +27,7 @@ import random
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -43,11 +44,17 @@ log = logging.getLogger(__name__)
 
 
 class Ledger(Protocol):
-    """Durable per-key state: 'queued' or 'delivered'."""
+    """Durable per-key state ('queued', 'delivered', 'dead'), and the per-channel delivery lease."""
 
     async def state(self, key: str) -> str | None: ...
 
     async def mark(self, key: str, state: str) -> None: ...
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew `name` for `owner` for `ttl` seconds; False while someone else holds it."""
+        ...
+
+    async def unlease(self, name: str, owner: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -59,6 +66,8 @@ class SqliteLedger:
         with self._conn() as c:
             c.execute("CREATE TABLE IF NOT EXISTS notify_ledger (key TEXT PRIMARY KEY, state TEXT NOT NULL, "
                       "updated_at REAL NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS notify_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+                      "expires_at REAL NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -79,11 +88,36 @@ class SqliteLedger:
         finally:
             conn.close()
 
+    def _lease(self, name: str, owner: str, ttl: float) -> bool:
+        conn = self._conn()
+        try:
+            now = time.time()
+            cur = conn.execute("INSERT INTO notify_leases VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                               "owner = excluded.owner, expires_at = excluded.expires_at "
+                               "WHERE notify_leases.owner = excluded.owner OR notify_leases.expires_at < ?",
+                               [name, owner, now + ttl, now])
+            return cur.rowcount == 1
+        finally:
+            conn.close()
+
+    def _unlease(self, name: str, owner: str) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("DELETE FROM notify_leases WHERE name = ? AND owner = ?", [name, owner])
+        finally:
+            conn.close()
+
     async def state(self, key: str) -> str | None:
         return await asyncio.to_thread(self._state, key)
 
     async def mark(self, key: str, state: str) -> None:
         await asyncio.to_thread(self._mark, key, state)
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        return await asyncio.to_thread(self._lease, name, owner, ttl)
+
+    async def unlease(self, name: str, owner: str) -> None:
+        await asyncio.to_thread(self._unlease, name, owner)
 
     async def close(self) -> None:
         return None
@@ -104,6 +138,18 @@ class RedisLedger:
     async def mark(self, key: str, state: str) -> None:
         await self._r.hset(self.HASH, key, state)
 
+    # take the lease if free, or renew it if it is ours (atomic)
+    _LEASE = """local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0"""
+    _UNLEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(await self._r.eval(self._LEASE, 1, f"aiops:notify:lease:{name}", owner, int(ttl * 1000)))
+
+    async def unlease(self, name: str, owner: str) -> None:
+        await self._r.eval(self._UNLEASE, 1, f"aiops:notify:lease:{name}", owner)
+
     async def close(self) -> None:
         await self._r.aclose()
 
@@ -121,7 +167,10 @@ class Outbox:
         self.channels = {c.name: c for c in channels}
         self.queues = {name: queue_for(f"notify.{name}") for name in self.channels}
         self.ledger = ledger
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}-notify"
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-notify-{uuid.uuid4().hex[:6]}"
+        # One deliverer per channel at a time (the lease), so a channel's messages go out in order even
+        # with several processes running the outbox; another takes over when the holder dies.
+        self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
         self._stop = asyncio.Event()
         self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
 
@@ -182,9 +231,19 @@ class Outbox:
         self._stop.set()
 
     async def _loop(self, name: str) -> None:
+        try:
+            await self._deliver(name)
+        finally:
+            with suppress(Exception):
+                await self.ledger.unlease(f"channel:{name}", self.consumer)
+
+    async def _deliver(self, name: str) -> None:
         queue = self.queues[name]
         while not self._stop.is_set():
             try:
+                if not await self.ledger.lease(f"channel:{name}", self.consumer, self.lease_ttl):
+                    await self._sleep(0.2)  # another process delivers this channel
+                    continue
                 msgs = await queue.consume(f"{self.consumer}-{name}", count=1, block=0.5)
             except Exception as exc:  # the queue's store is down: wait and try again
                 log.warning("notify: %s queue unavailable: %s", name, exc)
