@@ -75,8 +75,9 @@ async def run_bot(settings: Settings) -> None:
         chain = build_llm_chain(settings)
         if chain.providers:
             from graphs.chat import ChatAgent
+            from interfaces.ondemand import on_demand_webhook
 
-            chat = ChatAgent(runner, chain, settings)
+            chat = ChatAgent(runner, chain, settings, on_demand_webhook)
         bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
         delivery = asyncio.create_task(outbox.run())
         try:

@@ -291,8 +291,8 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             except Exception as exc:  # the LLM is down: the deterministic parser still answers
                 log.warning("telegram: chat agent failed (%s); falling back to the intent parser", exc)
             else:
-                if answer:
-                    await cards.send_long(message.bot, message.chat.id, answer)  # type: ignore[arg-type]
+                if answer:  # the model's words are untrusted: shown as text, never as markup
+                    await cards.send_long(message.bot, message.chat.id, esc(answer))  # type: ignore[arg-type]
                     return
         intent = parse(body)
         lang = intent.lang

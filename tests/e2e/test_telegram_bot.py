@@ -323,3 +323,43 @@ def test_long_reports_are_split_under_4096(sim: TelegramSim, tmp_path: Path) -> 
     shown = "\n".join(m.text for m in sent)
     assert shown.count("line ") == 120 and shown.count("z") == 9000
     assert parse_html(render.esc("a<b>&c")) == "a<b>&c"
+
+
+def test_llm_chat_agent_uses_read_only_tools_answers_in_russian_and_is_cached(sim: TelegramSim,
+                                                                               tmp_path: Path) -> None:
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from graphs.chat import ChatAgent
+    from interfaces.ondemand import on_demand_webhook
+    from tests.conftest import scripted_chain
+    from tests.scripted_model import ScriptedChatModel, reply, tool_call
+
+    settings = bot_settings(sim, tmp_path)
+    admin = sim.user(ADMIN, "Alice", "alice")
+
+    def final(messages: list[Any], tools: list[str]) -> AIMessage:
+        result = next(m for m in reversed(messages) if isinstance(m, ToolMessage))
+        plan = re.search(r"plan-[0-9a-f]{12}", str(result.content))
+        return AIMessage(content=f"Ждёт утверждения один план: {plan.group(0) if plan else '?'} <b>&</b>")
+
+    model = ScriptedChatModel(script=[reply(tool_call("pending_plans")), final])
+
+    async def scenario(runner: IncidentRunner, bot: TelegramBot, outbox: Outbox) -> Any:
+        bot.ctx.chat = ChatAgent(runner, scripted_chain(model), settings, on_demand_webhook)
+        outcome = await alert(runner, settings)
+        await sim.until(card_in(sim, ADMIN))
+        n = len(sim.messages[ADMIN])
+        for _ in range(2):  # the second time from the cache (CACHE_TTL_NL): no model call
+            sim.send_text(admin, "какие планы ждут утверждения?")
+            await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)
+            n = len(sim.messages[ADMIN])
+        sim.send_text(admin, "approve it")  # the script is exhausted: the model fails, the parser answers
+        await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)
+        return outcome, [m.text for m in sim.messages[ADMIN][-3:]], bot.ctx.chat
+
+    outcome, texts, chat = run(settings, scenario)
+    assert texts[0] == texts[1] == f"Ждёт утверждения один план: {outcome.plan_id} <b>&</b>"  # escaped, literal
+    assert len(model.requests) == 3  # 2 for the first question, 0 for the cached one, 1 failed attempt
+    assert "pending_plans" in model.requests[0]["tools"]
+    assert not {"approve", "reject", "decide", "execute"} & set(model.requests[0]["tools"])  # read-only only
+    assert "never approve or reject from free text" in texts[2]
