@@ -286,6 +286,12 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.TELEGRAM_TOKEN:
         raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
+    from interfaces.api.discovery import find_service
+
+    running = find_service(settings)
+    if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
+        raise CLIError(f"aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}): it already runs the bot "
+                       "when TELEGRAM_TOKEN is set; stop it or use another AIOPS_DATA_DIR")
     from interfaces.telegram.bot import run_bot
 
     await run_bot(settings)

@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                                         on_outcome=metrics.observe_outcome)
                 service.worker.start()
                 stack.push_async_callback(service.worker.stop)
+            await _notifications(stack, settings, runner, service)
             app.state.svc = service
             yield
 
@@ -81,6 +82,48 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                        metrics=metrics)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
+
+
+async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, runner: Any, service: Service) -> None:
+    """The notification outbox (every enabled channel) and, when TELEGRAM_TOKEN is set, the Telegram bot:
+    both run inside the service, which owns the data dir."""
+    import asyncio
+
+    from interfaces.notify.outbox import Outbox
+
+    outbox = Outbox.from_settings(settings)
+    outbox.attach(runner)
+    service.outbox = outbox
+    stack.push_async_callback(outbox.close)
+    if outbox.channels:
+        delivery = asyncio.create_task(outbox.run(), name="notify")
+
+        async def stop_delivery() -> None:
+            await outbox.stop()
+            await asyncio.gather(delivery, return_exceptions=True)
+
+        stack.push_async_callback(stop_delivery)
+    if not settings.TELEGRAM_TOKEN:
+        return
+    from core.llm import build_llm_chain
+    from interfaces.telegram.bot import TelegramBot
+
+    chat = None
+    chain = build_llm_chain(settings)
+    if chain.providers:
+        from graphs.chat import ChatAgent
+        from interfaces.telegram.ops import on_demand_webhook
+
+        chat = ChatAgent(runner, chain, settings, on_demand_webhook)
+    bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
+    service.telegram = bot
+    polling = asyncio.create_task(bot.run(), name="telegram")
+
+    async def stop_bot() -> None:
+        await bot.stop()
+        await asyncio.gather(polling, return_exceptions=True)
+
+    stack.push_async_callback(stop_bot)
 
 
 def _detail(exc: RequestValidationError) -> str:

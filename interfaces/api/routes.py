@@ -53,6 +53,8 @@ class Service:
     metrics: ServiceMetrics
     version: str
     worker: Any | None = None
+    outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
+    telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
 
 
 def svc(request: Request) -> Service:
@@ -311,6 +313,18 @@ async def dead_letters(s: ServiceDep, _caller: Reader,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeadLetterList:
     try:
         return DeadLetterList(dead_letters=await s.queue.dead_letters(limit))
+    except QueueUnavailable as exc:
+        raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+
+
+@router.get("/api/v1/notifications/dead-letters", response_model=DeadLetterList, responses=ERRORS,
+            tags=["service"])
+async def notification_dead_letters(s: ServiceDep, _caller: Reader) -> DeadLetterList:
+    """Notifications that could not be delivered: refused for good, or NOTIFY_MAX_ATTEMPTS attempts failed."""
+    if s.outbox is None:
+        return DeadLetterList(dead_letters=[])
+    try:
+        return DeadLetterList(dead_letters=await s.outbox.dead_letters())
     except QueueUnavailable as exc:
         raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
 

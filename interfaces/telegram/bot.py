@@ -75,7 +75,7 @@ async def run_bot(settings: Settings) -> None:
         chain = build_llm_chain(settings)
         if chain.providers:
             from graphs.chat import ChatAgent
-            from interfaces.ondemand import on_demand_webhook
+            from interfaces.telegram.ops import on_demand_webhook
 
             chat = ChatAgent(runner, chain, settings, on_demand_webhook)
         bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)

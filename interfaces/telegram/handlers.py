@@ -20,7 +20,6 @@ from aiogram.types import CallbackQuery, Message, User
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
 from graphs.runner import DecisionRefused, IncidentRunner
-from interfaces.ondemand import BadRequest
 from interfaces.telegram import cards, ops, render
 from interfaces.telegram.intents import parse
 from interfaces.telegram.render import code, esc
@@ -114,7 +113,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         await message.answer(f"🔎 Investigating {code(service)} over the last {esc(rng)}…")
         try:
             outcome = await ops.analyze(ctx.runner, service, rng)
-        except BadRequest as exc:
+        except ops.BadRequest as exc:
             await message.answer(f"⚠️ {esc(exc)}")
             return
         if outcome.report.triage.kind == "duplicate":
@@ -320,7 +319,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             await message.answer(ops.t("investigating", lang, svc=intent.service, rng=intent.time_range))
             try:
                 answer = await ops.look(ctx.runner, intent.service, intent.time_range, lang)
-            except BadRequest as exc:
+            except ops.BadRequest as exc:
                 answer = f"⚠️ {esc(exc)}"
             await cards.send_long(message.bot, message.chat.id, answer)  # type: ignore[arg-type]
         else:

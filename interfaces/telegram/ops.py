@@ -7,14 +7,15 @@ Each returns Telegram HTML (escaped), in English or Russian. Nothing here approv
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from typing import Any, Literal
 
-from core.models import IncidentReport
+from core.models import AlertmanagerWebhook, IncidentReport
 from core.settings import Settings
 from graphs.incident import investigate
 from graphs.runner import IncidentRunner, RunOutcome
-from interfaces.ondemand import on_demand_webhook
+from interfaces.intake import on_demand_webhook as _intake_on_demand
 from interfaces.telegram import render
 from interfaces.telegram.render import b, code, esc
 
@@ -60,6 +61,23 @@ COMMANDS = [("start", "check your access"), ("status", "health, open incidents, 
             ("analyze", "investigate a service: /analyze SERVICE [RANGE]"),
             ("approve", "approve a plan: /approve PLAN_ID"), ("reject", "reject a plan: /reject PLAN_ID"),
             ("heal", "self-healing kill switch: /heal on|off"), ("help", "what I can do")]
+
+
+_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,199}$")  # the API's rule for service_name
+
+
+class BadRequest(ValueError):
+    """A service name or time range that cannot be used (one line for the user)."""
+
+
+def on_demand_webhook(service: str, time_range: str) -> AlertmanagerWebhook:
+    """The service's synthetic on-demand alert (`interfaces.intake`), for input typed in a chat."""
+    if not _SERVICE.match(service):
+        raise BadRequest(f"not a service name: {service[:40]!r} (letters, digits and . _ : / @ -)")
+    try:
+        return _intake_on_demand(service, time_range)[0]
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def t(key: str, lang: Lang, **kw: Any) -> str:

@@ -260,7 +260,7 @@ def test_english_and_russian_questions_without_llm(sim: TelegramSim, tmp_path: P
                          "why is checkout slow since 10:00?", "какой статус?", "approve it", "одобряю",
                          "tell me a joke"):
             sim.send_text(admin, question)
-            await sim.until(lambda: len(sim.messages[ADMIN]) > n and not _pending_reply(sim), 30)
+            await sim.until(lambda n=n: len(sim.messages[ADMIN]) > n and not _pending_reply(sim), 30)
             await asyncio.sleep(0.3)
             replies[question] = [m.text for m in sim.messages[ADMIN][n:]]
             n = len(sim.messages[ADMIN])
@@ -330,7 +330,7 @@ def test_llm_chat_agent_uses_read_only_tools_answers_in_russian_and_is_cached(si
     from langchain_core.messages import AIMessage, ToolMessage
 
     from graphs.chat import ChatAgent
-    from interfaces.ondemand import on_demand_webhook
+    from interfaces.telegram.ops import on_demand_webhook
     from tests.conftest import scripted_chain
     from tests.scripted_model import ScriptedChatModel, reply, tool_call
 
@@ -351,7 +351,7 @@ def test_llm_chat_agent_uses_read_only_tools_answers_in_russian_and_is_cached(si
         n = len(sim.messages[ADMIN])
         for _ in range(2):  # the second time from the cache (CACHE_TTL_NL): no model call
             sim.send_text(admin, "какие планы ждут утверждения?")
-            await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)
+            await sim.until(lambda n=n: len(sim.messages[ADMIN]) > n, 30)
             n = len(sim.messages[ADMIN])
         sim.send_text(admin, "approve it")  # the script is exhausted: the model fails, the parser answers
         await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)

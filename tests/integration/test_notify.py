@@ -224,7 +224,15 @@ def test_smtp_server_down_then_back(tmp_path: Path) -> None:
 
 
 def test_events_of_an_auto_fixed_incident_and_backoff() -> None:
-    from core.models import Action, Approval, ExecutionResult, IncidentReport, Plan, TriageVerdict, Verification
+    from core.models import (
+        Action,
+        Approval,
+        ExecutionResult,
+        IncidentReport,
+        Plan,
+        TriageVerdict,
+        Verification,
+    )
 
     plan = Plan(incident_id="inc-2", rationale="r", actions=[Action(
         kind="cleanup_disk", name="cleanup", target="h1", risk="low", verification="disk below 80%")])

@@ -384,8 +384,8 @@ def _params(content_type: str, body: bytes) -> dict[str, Any]:
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
             if name:
-                payload = part.get_payload(decode=True) or b""
-                out[str(name)] = _coerce(payload.decode())
+                payload = part.get_payload(decode=True)
+                out[str(name)] = _coerce(payload.decode() if isinstance(payload, bytes) else str(payload or ""))
         return out
     return {k: _coerce(v) for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)}
 
