@@ -122,8 +122,8 @@ def outcome_lines(report: IncidentReport) -> list[str]:
         lines.append(f"⚙️ <b>Execute</b> {esc(label)}: {esc(e.action)} on {code(e.target)}: {esc(_short(e.output, 300))}")
     v = report.verification
     if v and report.executions:
-        state = {True: "✅ RECOVERED", False: "🔥 NOT RECOVERED", None: "not verified"}[v.recovered]
-        lines.append(f"<b>Verify</b> {esc(state)}: {esc(_short(v.note, 300))}")
+        state = {True: "✅ RECOVERED: ", False: "🔥 NOT RECOVERED: ", None: ""}[v.recovered]
+        lines.append(f"<b>Verify</b> {esc(state)}{esc(_short(v.note, 300))}")
     lines.append(f"<i>status</i> {esc(report.status.value)}")
     return lines
 
