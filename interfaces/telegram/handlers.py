@@ -84,7 +84,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
     @router.message(Command("status"))
     async def status(message: Message) -> None:
         if await guard(message):
-            await message.answer(ops.status(ctx.runner, ctx.settings, ctx.outbox))
+            await message.answer(await ops.status(ctx.runner, ctx.settings, ctx.outbox))
 
     @router.message(Command("incidents"))
     async def incidents(message: Message) -> None:
@@ -302,7 +302,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         elif intent.kind == "incidents":
             await cards.send_long(message.bot, message.chat.id, ops.incidents(ctx.runner, lang))  # type: ignore[arg-type]
         elif intent.kind == "status":
-            await message.answer(ops.status(ctx.runner, ctx.settings, ctx.outbox))
+            await message.answer(await ops.status(ctx.runner, ctx.settings, ctx.outbox))
         elif intent.kind == "help":
             await message.answer(ops.HELP)
         elif intent.kind == "show" and intent.incident_id:

@@ -84,25 +84,42 @@ def t(key: str, lang: Lang, **kw: Any) -> str:
     return TEXT[key][lang].format(**{k: esc(v) for k, v in kw.items()})
 
 
-def status(runner: IncidentRunner, settings: Settings, outbox: Any | None = None) -> str:
-    rows = runner.registry.list(limit=1000)
+async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None = None) -> str:
+    """Health from real checks: the registry answers, the LLM breakers, the notification queues."""
+    problems: list[str] = []
+    try:
+        rows = runner.registry.list(limit=1000)
+    except Exception as exc:  # the registry's store is down: say so rather than a count of zero
+        rows = []
+        problems.append(f"incident registry unavailable: {type(exc).__name__}")
     counts = Counter(r.status for r in rows)
     open_n = sum(counts[s] for s in ("running", "awaiting_approval", "executed"))
-    lines = ["<b>aiops status</b>: healthy",
-             f"incidents: {open_n} open · {counts['awaiting_approval']} awaiting approval · "
+    lines = [f"incidents: {open_n} open · {counts['awaiting_approval']} awaiting approval · "
              f"{counts['resolved']} resolved · {counts['rejected']} rejected · {counts['failed']} failed"]
     chain = runner.toolbox_factory({"kind": "live"}).llm
     if chain.providers:
         lines.append("LLM: " + ", ".join(f"{esc(p.name)}/{esc(p.model)} breaker {b(p.breaker.state)}"
                                          for p in chain.providers))
+        problems += [f"LLM breaker {p.name} open" for p in chain.providers if p.breaker.state == "open"]
     else:
         lines.append("LLM: none configured (rule mode)")
     lines.append(f"approval: low-risk known fixes auto-approved: {'yes' if settings.AUTO_APPROVE_LOW_RISK else 'no'}"
                  f" · approval window {settings.APPROVAL_TTL_SECONDS // 60} min")
     lines.append("self-healing kill switch: not available in this version (/heal)")
-    if outbox is not None:
-        lines.append("notifications: " + (", ".join(esc(c) for c in outbox.channel_names) or "none enabled"))
-    return "\n".join(lines)
+    if outbox is not None and outbox.channel_names:
+        try:
+            stats = await outbox.stats()
+        except Exception as exc:
+            problems.append(f"notification queue unavailable: {type(exc).__name__}")
+        else:
+            lines.append("notifications: " + ", ".join(
+                f"{esc(c)} ({q['depth']} queued, {q['dead_letters']} dead)" for c, q in stats.items()))
+            problems += [f"{q['dead_letters']} undeliverable {c} notifications" for c, q in stats.items()
+                         if q["dead_letters"]]
+    else:
+        lines.append("notifications: none enabled")
+    head = "<b>aiops status</b>: " + ("healthy" if not problems else "degraded: " + esc("; ".join(problems)))
+    return "\n".join([head, *lines])
 
 
 def pending_rows(runner: IncidentRunner) -> list[Any]:
