@@ -10,6 +10,7 @@ A decision goes through `IncidentRunner.decide` like every other channel; whatev
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,10 +278,20 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                               cards.buttons(report))
 
     @router.message(F.text)
-    async def text(message: Message) -> None:
+    async def text(message: Message, bot: Bot) -> None:
+        body = message.text or ""
+        if message.chat.type in ("group", "supergroup"):
+            # In a group people talk to each other: answer only what is addressed to the bot.
+            me = await bot.me()
+            mention = f"@{me.username}".lower() if me.username else None
+            replied = message.reply_to_message is not None and message.reply_to_message.from_user is not None \
+                and message.reply_to_message.from_user.id == me.id
+            if not replied and not (mention and mention in body.lower()):
+                return
+            if mention:
+                body = re.sub(re.escape(mention), "", body, flags=re.I).strip()
         if not await guard(message):
             return
-        body = message.text or ""
         if body.startswith("/"):
             await message.answer("Unknown command. /help lists them.")
             return

@@ -363,3 +363,23 @@ def test_llm_chat_agent_uses_read_only_tools_answers_in_russian_and_is_cached(si
     assert "pending_plans" in model.requests[0]["tools"]
     assert not {"approve", "reject", "decide", "execute"} & set(model.requests[0]["tools"])  # read-only only
     assert "never approve or reject from free text" in texts[2]
+
+
+def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(sim: TelegramSim, tmp_path: Path) -> None:
+    settings = bot_settings(sim, tmp_path)
+    approver, stranger = sim.user(APPROVER, "Bob", "bob"), sim.user(STRANGER, "Mallory", "mallory")
+    group = sim.group_chat(GROUP)
+
+    async def scenario(runner: IncidentRunner, bot: TelegramBot, outbox: Outbox) -> Any:
+        sim.send_text(approver, "lunch at 12?", chat=group)  # people talking to each other
+        sim.send_text(stranger, "me too", chat=group)
+        sim.send_text(approver, "@aiops_sim_bot show pending plans", chat=group)
+        await sim.until(lambda: sim.messages.get(GROUP), 30)
+        sim.send_text(approver, "/status@aiops_sim_bot", chat=group)
+        await sim.until(lambda: len(sim.messages.get(GROUP, [])) >= 2, 30)
+        await asyncio.sleep(0.5)
+        return [m.text for m in sim.messages[GROUP]], list(bot.ctx.refused)
+
+    texts, refused = run(settings, scenario)
+    assert texts[0] == "No plans are awaiting approval." and texts[1].startswith("aiops status")
+    assert len(texts) == 2 and refused == []  # the chatter was not answered, the stranger not even refused
