@@ -292,9 +292,12 @@ async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
         raise CLIError(f"aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}): it already runs the bot "
                        "when TELEGRAM_TOKEN is set; stop it or use another AIOPS_DATA_DIR")
-    from interfaces.telegram.bot import run_bot
+    from interfaces.telegram.bot import BotSetupError, run_bot
 
-    await run_bot(settings)
+    try:
+        await run_bot(settings)
+    except BotSetupError as exc:
+        raise CLIError(str(exc)) from None
     return 0
 
 

@@ -117,7 +117,15 @@ async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, r
         chat = ChatAgent(runner, chain, settings, on_demand_webhook)
     bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
     service.telegram = bot
-    polling = asyncio.create_task(bot.run(), name="telegram")
+    async def polling_task() -> None:
+        try:
+            await bot.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the API keeps serving; the log says why there is no bot
+            log.error("telegram bot stopped: %s", exc)
+
+    polling = asyncio.create_task(polling_task(), name="telegram")
 
     async def stop_bot() -> None:
         await bot.stop()

@@ -10,6 +10,7 @@ backoff; `RetryLater.after` carries a server's Retry-After.
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -19,6 +20,8 @@ import httpx
 
 from core.settings import SEVERITY_RANK, Settings
 from interfaces.notify.events import EventKind, Notification
+
+log = logging.getLogger(__name__)
 
 
 class Permanent(Exception):
@@ -89,14 +92,23 @@ class TelegramChannel:
         return True
 
     async def send(self, n: Notification) -> None:
-        from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramUnauthorizedError
+        """Every ADMIN_CHAT_ID chat. A chat that refuses for good (the user never started the bot, the bot
+        left the group) is logged and skipped; the others still get it. Only if all refuse is it Permanent."""
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramRetryAfter,
+            TelegramUnauthorizedError,
+        )
 
         from interfaces.telegram import cards
         from interfaces.telegram.render import b, esc
 
         stage = cards.STAGES[n.event.value]
-        try:
-            for chat_id in self.settings.telegram_chat_ids:
+        chats = self.settings.telegram_chat_ids
+        refused: list[str] = []
+        for chat_id in chats:
+            try:
                 existing = next((c for c in self.store.cards(n.incident_id) if c.chat_id == chat_id), None)
                 if n.event is EventKind.ESCALATION:
                     if existing is not None and existing.stage >= stage:
@@ -106,12 +118,17 @@ class TelegramChannel:
                     self.store.advance(n.incident_id, chat_id, stage)
                     continue
                 await cards.show(self.bot, self.store, chat_id, n.report, stage)
-        except (TelegramUnauthorizedError, TelegramForbiddenError) as exc:
-            raise Permanent(f"telegram refused: {exc.message}") from None
-        except TelegramBadRequest as exc:
-            if "chat not found" in exc.message:
-                raise Permanent(f"telegram: {exc.message}") from None
-            raise
+            except TelegramUnauthorizedError as exc:
+                raise Permanent(f"telegram refused the token: {exc.message}") from None
+            except TelegramRetryAfter as exc:
+                raise RetryLater(f"telegram rate limit: {exc.message}", float(exc.retry_after)) from None
+            except (TelegramForbiddenError, TelegramBadRequest) as exc:
+                if isinstance(exc, TelegramBadRequest) and "chat not found" not in exc.message:
+                    raise
+                log.error("telegram: chat %s refuses notifications (%s); skipped", chat_id, exc.message)
+                refused.append(f"{chat_id}: {exc.message}")
+        if refused and len(refused) == len(chats):
+            raise Permanent("telegram: every chat refused: " + "; ".join(refused))
 
     async def close(self) -> None:
         if self._own_bot and self._bot is not None:

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
 from aiogram.types import BotCommand
 
 from core.settings import Settings
@@ -29,6 +30,10 @@ def telegram_store(settings: Settings) -> TelegramStore:
     return TelegramStore(settings.AIOPS_DATA_DIR / "telegram.sqlite")
 
 
+class BotSetupError(RuntimeError):
+    """Telegram refused the bot itself (a wrong token): retrying cannot help. One line for the user."""
+
+
 class TelegramBot:
     def __init__(self, settings: Settings, runner: IncidentRunner, *, outbox: Any | None = None,
                  chat: Any | None = None, bot: Bot | None = None) -> None:
@@ -41,15 +46,33 @@ class TelegramBot:
         self.started = asyncio.Event()
 
     async def setup(self) -> None:
-        me = await self.bot.get_me()
-        await self.bot.delete_webhook(drop_pending_updates=False)
-        await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in ops.COMMANDS])
+        """getMe, deleteWebhook, setMyCommands. A Bot API that is down is waited for (with backoff, like
+        polling itself); a token Telegram refuses is a `BotSetupError`."""
+        delay = 1.0
+        while True:
+            try:
+                me = await self.bot.get_me()
+                await self.bot.delete_webhook(drop_pending_updates=False)
+                await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in ops.COMMANDS])
+                break
+            except TelegramUnauthorizedError:
+                raise BotSetupError("Telegram refused TELEGRAM_TOKEN (401 Unauthorized): copy the token from "
+                                    "@BotFather again") from None
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                log.warning("telegram: Bot API at %s unavailable (%s); retrying in %.0f s",
+                            self.settings.TELEGRAM_API_URL, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
         if not self.settings.admin_chat_ids:
             log.warning("telegram: ADMIN_CHAT_ID / TELEGRAM_APPROVER_IDS are empty: every user will be refused")
         log.info("telegram: @%s polling %s", me.username, self.settings.TELEGRAM_API_URL)
 
     async def run(self, *, handle_signals: bool = False) -> None:
-        await self.setup()
+        try:
+            await self.setup()
+        except BaseException:
+            await self.bot.session.close()
+            raise
         self.started.set()
         await self.dp.start_polling(self.bot, polling_timeout=self.settings.TELEGRAM_POLL_TIMEOUT,
                                     handle_signals=handle_signals, close_bot_session=True)

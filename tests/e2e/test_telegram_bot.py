@@ -383,3 +383,34 @@ def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(sim: TelegramSi
     texts, refused = run(settings, scenario)
     assert texts[0] == "No plans are awaiting approval." and texts[1].startswith("aiops status")
     assert len(texts) == 2 and refused == []  # the chatter was not answered, the stranger not even refused
+
+
+def test_a_chat_that_refuses_does_not_stop_the_others(sim: TelegramSim, tmp_path: Path) -> None:
+    sim.blocked.add(333)  # listed in ADMIN_CHAT_ID but never started the bot
+    settings = bot_settings(sim, tmp_path, ADMIN_CHAT_ID=f"333,{ADMIN}")
+
+    async def scenario(runner: IncidentRunner, bot: TelegramBot, outbox: Outbox) -> Any:
+        await alert(runner, settings)
+        await sim.until(card_in(sim, ADMIN), 30)
+        await asyncio.sleep(0.5)
+        return await outbox.dead_letters()
+
+    dead = run(settings, scenario)
+    assert dead == [] and 403 in [c.status for c in sim.calls_of("sendMessage")]
+    assert sim.messages.get(333) is None and sim.messages[ADMIN]
+
+
+def test_aiops_bot_with_a_wrong_token_is_one_line(sim: TelegramSim, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    env = cli_env(tmp_path, TELEGRAM_TOKEN="123456:WRONG-token-abcdefghijklmnopqrstuv", TELEGRAM_API_URL=sim.url,
+                  ADMIN_CHAT_ID=str(ADMIN))
+    proc = subprocess.run([sys.executable, "-m", "interfaces.cli", "bot"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("aiops: error: Telegram refused TELEGRAM_TOKEN (401 Unauthorized): "
+                                                    "copy the token from @BotFather again")
+    assert "Traceback" not in proc.stderr

@@ -7,7 +7,8 @@ long-polls), sendMessage, editMessageText, answerCallbackQuery, setMyCommands, g
 deleteWebhook, close. It checks what the real server checks and we rely on: the token (401), HTML
 parse mode (400 "can't parse entities" on a bad tag or a bare `<`/`&`), 4,096 characters after entity
 parsing (400 "message is too long"), 64-byte callback data (400 BUTTON_DATA_INVALID), an edit that
-changes nothing (400 "message is not modified"), unknown chats/messages/queries (400).
+changes nothing (400 "message is not modified"), unknown chats/messages/queries (400), a user who
+never started the bot (403).
 
 A test injects user messages (`send_text`) and button presses (`press`), makes a method answer 429
 with `retry_after` (`rate_limit`), and reads every call from `calls`, each chat's messages as the user
@@ -117,6 +118,7 @@ class TelegramSim:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # callback query id -> answer params
     commands: list[dict[str, Any]] = field(default_factory=list)
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    blocked: set[int] = field(default_factory=set)  # users who never started the bot / blocked it: 403
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -302,6 +304,8 @@ class TelegramSim:
             return self._get_updates(params)
         if method == "sendMessage":
             chat_id = self._chat_id(params)
+            if chat_id in self.blocked:
+                raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
             plain, raw = self._text(params)
             markup = self._markup(params)
             with self._cond:
