@@ -104,18 +104,17 @@ class TelegramChannel:
         from interfaces.telegram import cards
         from interfaces.telegram.render import b, esc
 
-        stage = cards.STAGES[n.event.value]
+        stage = cards.STAGES.get(n.event.value, 0)
         chats = self.settings.telegram_chat_ids
         refused: list[str] = []
         for chat_id in chats:
             try:
-                existing = next((c for c in self.store.cards(n.incident_id) if c.chat_id == chat_id), None)
-                if n.event is EventKind.ESCALATION:
-                    if existing is not None and existing.stage >= stage:
-                        continue  # already pinged (a retry after a later chat failed)
-                    await cards.show(self.bot, self.store, chat_id, n.report, cards.STAGES["verified"])
+                if n.event is EventKind.ESCALATION:  # the card as it is, plus one message that pings
+                    if self.store.pinged(n.incident_id, chat_id, "escalation"):
+                        continue  # a retry after a later chat failed
+                    await cards.show(self.bot, self.store, chat_id, n.report, cards.natural_stage(n.report))
                     await self.bot.send_message(chat_id, f"🔥 {b('Escalation')}: {esc(n.summary)}")
-                    self.store.advance(n.incident_id, chat_id, stage)
+                    self.store.mark_pinged(n.incident_id, chat_id, "escalation")
                     continue
                 await cards.show(self.bot, self.store, chat_id, n.report, stage)
             except TelegramUnauthorizedError as exc:

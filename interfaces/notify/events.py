@@ -71,7 +71,7 @@ def _summary(kind: EventKind, r: IncidentReport) -> str:
     if kind is EventKind.NOT_RECOVERED and v:
         return f"NOT recovered after the fix: {v.note}"
     if kind is EventKind.ESCALATION:
-        return f"escalation: incident {r.incident_id} needs a human ({_escalation_reason(r)})"
+        return f"incident {r.incident_id} needs a human: {_escalation_reason(r)}"
     return kind.value
 
 

@@ -36,6 +36,17 @@ class PlanAction(CallbackData, prefix="plan"):
     hash: str
 
 
+def natural_stage(report: IncidentReport) -> int:
+    """The stage a report shows, from what happened to it (for edits that are not tied to one event)."""
+    if report.verification is not None and report.executions:
+        return STAGES["verified"]
+    if report.executions:
+        return STAGES["executed"]
+    if report.approval is not None:
+        return STAGES["decision"]
+    return STAGES["plan_awaiting_approval"] if report.plan else STAGES["incident_opened"]
+
+
 def lock_for(key: str) -> asyncio.Lock:
     """One lock per incident/plan in this process: two presses on one plan are handled one after the other."""
     return _locks.setdefault(key, asyncio.Lock())

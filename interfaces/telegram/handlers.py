@@ -122,7 +122,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                                  f"(/show {esc(outcome.report.triage.duplicate_of)})")
             return
         await cards.show(message.bot, ctx.store, message.chat.id, outcome.report,  # type: ignore[arg-type]
-                         cards.STAGES["plan_awaiting_approval"] if outcome.pending else cards.STAGES["verified"])
+                         cards.natural_stage(outcome.report))
 
     @router.message(Command("approve", "reject"))
     async def decide_cmd(message: Message, command: CommandObject) -> None:
@@ -142,7 +142,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         await message.answer(answer)
         if report is not None and not any(c.chat_id == message.chat.id for c in ctx.store.cards(report.incident_id)):
             await cards.show(message.bot, ctx.store, message.chat.id, report,  # type: ignore[arg-type]
-                             cards.STAGES["verified"])
+                             cards.natural_stage(report))
 
     @router.message(Command("heal"))
     async def heal(message: Message) -> None:
@@ -240,11 +240,11 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             if row is not None and pressed[0] is not None and pressed[1] is not None:
                 current = await ctx.runner.report(row.incident_id)
                 if current is not None:
-                    await cards.show(bot, ctx.store, pressed[0], current, cards.STAGES["decision"])
+                    await cards.show(bot, ctx.store, pressed[0], current, cards.natural_stage(current))
             return text, None
         report = outcome.report
         for card in ctx.store.cards(report.incident_id):
-            await cards.show(bot, ctx.store, card.chat_id, report, cards.STAGES["verified"])
+            await cards.show(bot, ctx.store, card.chat_id, report, cards.natural_stage(report))
         if pressed[0] is not None and pressed[1] is not None and not ctx.store.card_at(pressed[0], pressed[1]):
             await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report), cards.buttons(report))
         a = report.approval

@@ -20,6 +20,9 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cards (
         incident_id TEXT NOT NULL, chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL,
         stage INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (incident_id, chat_id))""",
+    """CREATE TABLE IF NOT EXISTS pings (
+        incident_id TEXT NOT NULL, chat_id INTEGER NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (incident_id, chat_id, kind))""",
     """CREATE TABLE IF NOT EXISTS strangers (
         user_id INTEGER PRIMARY KEY, username TEXT, first_seen REAL NOT NULL, attempts INTEGER NOT NULL)""",
 )
@@ -73,6 +76,16 @@ class TelegramStore:
             cur = c.execute("UPDATE cards SET stage = ?, updated_at = ? WHERE incident_id = ? AND chat_id = ? "
                             "AND stage <= ?", [stage, time.time(), incident_id, chat_id, stage])
             return cur.rowcount == 1
+
+    def pinged(self, incident_id: str, chat_id: int, kind: str) -> bool:
+        with self._conn() as c:
+            return c.execute("SELECT 1 FROM pings WHERE incident_id = ? AND chat_id = ? AND kind = ?",
+                             [incident_id, chat_id, kind]).fetchone() is not None
+
+    def mark_pinged(self, incident_id: str, chat_id: int, kind: str) -> None:
+        """An extra message (an escalation) went to this chat: a retry of the event must not repeat it."""
+        with self._conn() as c:
+            c.execute("INSERT OR IGNORE INTO pings VALUES (?, ?, ?, ?)", [incident_id, chat_id, kind, time.time()])
 
     def first_refusal(self, user_id: int, username: str | None) -> bool:
         """Record an unknown user; True only the first time (they are answered once, then ignored)."""

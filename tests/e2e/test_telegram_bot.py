@@ -414,3 +414,45 @@ def test_aiops_bot_with_a_wrong_token_is_one_line(sim: TelegramSim, tmp_path: Pa
     assert proc.stderr.strip().splitlines()[-1] == ("aiops: error: Telegram refused TELEGRAM_TOKEN (401 Unauthorized): "
                                                     "copy the token from @BotFather again")
     assert "Traceback" not in proc.stderr
+
+
+def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path: Path) -> None:
+    settings = bot_settings(sim, tmp_path, ADMIN_CHAT_ID=str(ADMIN))
+    admin = sim.user(ADMIN, "Alice", "alice")
+
+    async def scenario(runner: IncidentRunner, bot: TelegramBot, outbox: Outbox) -> Any:
+        got: dict[str, list[str]] = {}
+        n = 0
+        for command, expect in (("/analyze ../../etc/passwd", 1), ("/analyze checkout 30m", 2),
+                                ("/incidents", 1), ("/heal on", 1), ("/help", 1)):
+            sim.send_text(admin, command)
+            await sim.until(lambda n=n, e=expect: len(sim.messages.get(ADMIN, [])) >= n + e, 60)
+            await asyncio.sleep(0.3)
+            got[command] = [m.text for m in sim.messages[ADMIN][n:]]
+            n = len(sim.messages[ADMIN])
+        card = next(m for m in sim.messages[ADMIN] if m.buttons())
+        plan_id = card.buttons()[0]["callback_data"].split(":")[2]
+        incident_id = re.search(r"inc-[0-9a-f]{12}", card.text).group(0)  # type: ignore[union-attr]
+        for command in (f"/reject {plan_id}", f"/reject {plan_id}", f"/show {incident_id}"):
+            sim.send_text(admin, command)
+            await sim.until(lambda n=n: len(sim.messages[ADMIN]) > n, 60)
+            await asyncio.sleep(0.3)
+            got[command.split()[0] + str(len(got))] = [m.text for m in sim.messages[ADMIN][n:]]
+            n = len(sim.messages[ADMIN])
+        return got, card, await runner.report(incident_id)
+
+    got, card, report = run(settings, scenario)
+    assert got["/analyze ../../etc/passwd"][-1].startswith("⚠️ not a service name")
+    assert got["/analyze checkout 30m"][0].startswith("🔎 Investigating checkout over the last 30m")
+    assert "OnDemandAnalysis" in card.text or "checkout" in card.text
+    assert "inc-" in got["/incidents"][0] and "awaiting_approval" in got["/incidents"][0]
+    assert "does not exist in this version" in got["/heal on"][0]
+    assert "/analyze SERVICE" in got["/help"][0]
+    first, second, shown = (v for k, v in got.items() if k.startswith(("/reject", "/show")))
+    assert first[0].startswith("Rejected plan-") and "rejected" in first[0]
+    assert second[0].startswith("⛔ Refused") and "not awaiting approval" in second[0]
+    assert "Evidence" in "\n".join(shown) and "Rejected by 111 via telegram" in card.text and card.edits == 1
+    escalations = [m.text for m in sim.messages[ADMIN] if m.text.startswith("🔥 Escalation")]
+    assert escalations == [f"🔥 Escalation: incident {report.incident_id} needs a human: no catalog action fits "
+                           "this diagnosis: on-call must look"]
+    assert report.status.value == "rejected" and report.executions == []
