@@ -99,11 +99,16 @@ def test_whole_conversation_alert_to_approved_executed_verified(sim: TelegramSim
         group_card = await sim.until(card_in(sim, GROUP))
         sim.press(admin, card, data(card, "approve"))
         await sim.until(lambda: "Verify" in card.text and "Verify" in group_card.text, 60)
+        n = len(sim.messages[ADMIN])
+        sim.press(admin, card, card.buttons()[0]["callback_data"])  # Details
+        await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)
         return outcome, card, group_card, await runner.report(outcome.incident_id)
 
     outcome, card, group_card, report = run(settings, scenario)
     start = sim.messages[ADMIN][0].text
     assert "you are an approver" in start and "111" in start
+    details = "\n".join(m.text for m in sim.messages[ADMIN][2:])
+    assert "Evidence" in details and all(f"ev-{i}" in details for i in range(1, 6))
     # the registered commands and the polling set-up
     assert {c["command"] for c in sim.commands} >= {"start", "status", "analyze", "pending", "approve", "reject",
                                                     "help", "incidents", "show", "heal"}
