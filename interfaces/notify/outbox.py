@@ -222,6 +222,8 @@ class Outbox:
         tasks = [asyncio.create_task(self._loop(name), name=f"notify-{name}") for name in self.channels]
         try:
             await self._stop.wait()
+            # let an attempt in progress finish (a send cut off half-way may have reached the far end)
+            await asyncio.wait(tasks, timeout=self.settings.NOTIFY_TIMEOUT + 1)
         finally:
             for t in tasks:
                 t.cancel()
@@ -271,6 +273,10 @@ class Outbox:
         s = self.settings
         try:
             await asyncio.wait_for(self.channels[name].send(n), timeout=s.NOTIFY_TIMEOUT)
+        except asyncio.CancelledError:  # shutting down mid-send: give it back now, not after the claim expires
+            with suppress(Exception):
+                await asyncio.shield(queue.release(msg))
+            raise
         except Permanent as exc:
             log.error("notify: %s refused %s permanently: %s", name, msg.key, exc)
             await queue.dead_letter(msg, f"permanent: {exc}")
