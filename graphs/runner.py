@@ -180,7 +180,6 @@ class IncidentRunner:
         values["status"] = row.status
         return build_report(values, row.mode)  # type: ignore[arg-type]
 
-
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
 
@@ -194,7 +193,9 @@ class IncidentRunner:
         if not snap.values:
             return None
         toolbox = self._toolbox(source)
-        pending_nodes = set(snap.next or ())
+        # Pending work: the next nodes, and tasks whose writes are saved but not yet folded into a
+        # checkpoint (a process killed right after a step, before its checkpoint was written).
+        pending_nodes = set(snap.next or ()) | {task.name for task in snap.tasks}
         interrupts = [i for task in snap.tasks for i in (task.interrupts or ())]
         if interrupts:
             result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
@@ -204,6 +205,8 @@ class IncidentRunner:
             result = await self.graph.ainvoke(None, config, context=toolbox)
         elif pending_nodes:
             result = await self.graph.ainvoke(None, config, context=toolbox)
-        else:
+        elif snap.values.get("report"):
             result = dict(snap.values)
+        else:
+            return None
         return await self._finish(incident_id, result, toolbox, source)

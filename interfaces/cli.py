@@ -10,7 +10,7 @@
     aiops notify flush|dead-letters|stats    the notification outbox
     aiops serve [--no-worker]                the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
-    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from core.settings import Settings, SettingsError, get_settings
 
 
@@ -40,24 +38,22 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
 
-def _load_webhook(path: str) -> Any:
-    from core.models import AlertmanagerWebhook
+def _load_webhook(path: str, settings: Settings) -> Any:
+    """The webhook in FILE, or CLIError naming the file and the problem (nothing is written then)."""
+    from core.payload import PayloadError, parse_webhook
 
     try:
-        raw = Path(path).read_text()
+        size = Path(path).stat().st_size
+        if size > settings.MAX_PAYLOAD_BYTES:
+            raise CLIError(f"{path} is {size:,} bytes, more than MAX_PAYLOAD_BYTES ({settings.MAX_PAYLOAD_BYTES:,})")
+        with Path(path).open("rb") as fh:
+            raw = fh.read(settings.MAX_PAYLOAD_BYTES + 1)  # never more than the limit, even if it grew
     except OSError as exc:
         raise CLIError(f"cannot read alert file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CLIError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
-    try:
-        return AlertmanagerWebhook.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise CLIError(f"{path} is not an Alertmanager v4 webhook payload: {where}: {err['msg']}"
-                       f" ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''})") from None
+        return parse_webhook(raw, settings, source=path)
+    except PayloadError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _runner(settings: Settings):  # type: ignore[no-untyped-def]
@@ -135,7 +131,7 @@ def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float |
 
 
 async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
-    webhook = _load_webhook(args.alert)
+    webhook = _load_webhook(args.alert, settings)
     source: dict[str, Any] = {"kind": "live"}
     if args.replay:
         from interfaces.toolbox_factory import replay_spec
@@ -393,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run workers alone, consuming the alert queue")
     w.add_argument("--concurrency", type=int, help="runs in parallel (default: WORKER_CONCURRENCY)")
 
-    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
     return p
@@ -405,13 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
-                raise CLIError("usage: aiops eval {nezha,loghub,runbooks} [options]")
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
             return _passthrough("memory.cli", argv[1:])
         args = build_parser().parse_args(argv)
         settings = get_settings()
         debug = settings.DEBUG
+        if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
+            raise CLIError("--concurrency must be between 1 and 64")
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -80,16 +81,21 @@ class Worker:
                 await self.handle(msg)
 
     async def handle(self, msg: Message) -> None:
+        try:
+            job = AlertJob.model_validate(msg.body)
+            webhook = AlertmanagerWebhook.model_validate(job.webhook, context=self.settings.payload_limits)
+        except ValidationError as exc:  # no run can succeed: dead-letter at once
+            await self._dead(msg, f"invalid message: {exc.error_count()} problem(s), first: "
+                                  f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}: {exc.errors()[0]['msg']}")
+            return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
-            outcome = await self._run(msg)
+            outcome = await self._run(msg, job, webhook)
         except asyncio.CancelledError:
             raise  # not acknowledged: redelivered to another worker
-        except (ValidationError, KeyError, TypeError) as exc:
-            await self._dead(msg, f"invalid message: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-            return
         except Exception as exc:  # noqa: BLE001 - any failure of a run: retry, then dead-letter
-            log.warning("run of %s failed (delivery %d): %s", msg.id, msg.deliveries, exc)
+            log.warning("run of %s failed (delivery %d): %s: %s", msg.id, msg.deliveries, type(exc).__name__, exc,
+                        exc_info=self.settings.DEBUG)
             if msg.deliveries >= self.queue.max_deliveries:
                 await self._dead(msg, f"run failed {msg.deliveries} times, last: {type(exc).__name__}: "
                                       f"{str(exc).splitlines()[0][:200] if str(exc) else ''}")
@@ -104,9 +110,7 @@ class Worker:
         if outcome is not None and self.on_outcome is not None:
             self.on_outcome(outcome)
 
-    async def _run(self, msg: Message) -> Any:
-        job = AlertJob.model_validate(msg.body)
-        webhook = AlertmanagerWebhook.model_validate(job.webhook)
+    async def _run(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
         row = self.runner.registry.get(job.incident_id)
         if row is not None and row.status != IncidentStatus.RUNNING.value:
             log.info("message %s: incident %s already %s (redelivery), acknowledging", msg.id,
@@ -141,8 +145,15 @@ async def run_workers(settings: Settings, concurrency: int) -> int:
     import signal
 
     from graphs.runner import IncidentRunner
+    from interfaces.api.discovery import find_service
     from interfaces.toolbox_factory import make_toolbox_factory
 
+    if settings.ENABLE_MEMORY and "://" not in settings.milvus_uri and find_service(settings) is not None:
+        # milvus-lite: one process per file, and `aiops serve` has it. Runs still work; remembering and
+        # recalling incidents in this process may fail (logged) until memory is a Milvus server.
+        print(f"aiops worker: warning: memory is the milvus-lite file {settings.milvus_uri}, which the running "
+              "aiops serve owns; set MILVUS_URI to a Milvus server (or ENABLE_MEMORY=false) for extra workers",
+              file=sys.stderr, flush=True)
     queue = open_queue(settings, QUEUE)
     try:
         await queue.ping()

@@ -57,31 +57,36 @@ class Service:
     telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
 
 
-def svc(request: Request) -> Service:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
+async def svc(request: Request) -> Service:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+def _svc(request: Request) -> Service:
     return request.app.state.svc  # type: ignore[no-any-return]
 
 
 ServiceDep = Annotated[Service, Depends(svc)]
 
 
-def reader(request: Request) -> Caller:
-    return svc(request).auth.reader(request)
+async def reader(request: Request) -> Caller:
+    return _svc(request).auth.reader(request)
 
 
-def approver(request: Request) -> Caller:
-    return svc(request).auth.approver(request)
+async def approver(request: Request) -> Caller:
+    return _svc(request).auth.approver(request)
 
 
-def webhook_auth(request: Request) -> None:
+async def webhook_auth(request: Request) -> None:
     try:
-        svc(request).auth.webhook(request)
+        _svc(request).auth.webhook(request)
     except HTTPException:
-        svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
+        _svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
         raise
 
 
-def local_cli(request: Request) -> Caller:
-    return svc(request).auth.local(request)
+async def local_cli(request: Request) -> Caller:
+    return _svc(request).auth.local(request)
 
 
 Reader = Annotated[Caller, Depends(reader)]
@@ -115,11 +120,27 @@ async def metrics(s: ServiceDep) -> Response:
 
 
 # ---------------------------------------------------------------------------------- intake --
+_WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/AlertmanagerWebhook"}}}}}
+
+
 @router.post("/webhook/alertmanager", status_code=202, response_model=WebhookAccepted, responses=ERRORS,
-             tags=["intake"], dependencies=[Depends(webhook_auth)])
-async def alertmanager_webhook(webhook: AlertmanagerWebhook, s: ServiceDep) -> WebhookAccepted:
+             tags=["intake"], dependencies=[Depends(webhook_auth)], openapi_extra=_WEBHOOK_BODY)
+async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
     """Alertmanager's webhook receiver (payload v4). 202 only once the notification is stored durably;
-    503 when the queue is down, so Alertmanager retries."""
+    503 when the queue is down, so Alertmanager retries.
+
+    The body goes through `core.payload.parse_webhook`, like the CLI's `--alert FILE`: one set of limits
+    (size, UTF-8, JSON depth, alerts per payload, label lengths) for every entry point."""
+    from core.payload import PayloadError, parse_webhook
+
+    try:
+        webhook = parse_webhook(await request.body(), s.settings, source="webhook body")
+    except PayloadError as exc:
+        s.metrics.alerts_rejected.labels("invalid").inc()
+        text = _line(exc)
+        status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
+        raise HTTPException(status, text) from None
     job, key = AlertJob.from_webhook(webhook)
     try:
         msg_id = await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
@@ -127,8 +148,9 @@ async def alertmanager_webhook(webhook: AlertmanagerWebhook, s: ServiceDep) -> W
         s.metrics.alerts_rejected.labels("queue_unavailable").inc()
         raise HTTPException(503, f"queue unavailable, retry later: {_line(exc)}") from None
     s.metrics.alerts_received.inc(len(webhook.alerts))
-    return WebhookAccepted(accepted=len(webhook.alerts), queued=True, incident_id=job.incident_id,
-                           message_id=msg_id)
+    # The hot path: the body is built directly (the response model documents it, and is what it is).
+    return JSONResponse({"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id,
+                         "message_id": msg_id}, status_code=202)
 
 
 @router.post("/api/v1/analyze", status_code=202, response_model=AnalyzeAccepted, responses={
@@ -149,7 +171,7 @@ async def analyze(body: AnalyzeRequest, s: ServiceDep, _caller: Reader,
 async def local_analyze(body: LocalAnalyzeRequest, s: ServiceDep) -> Any:
     """`aiops analyze` while this service owns the data dir: same queue, the CLI's source spec."""
     try:
-        webhook = AlertmanagerWebhook.model_validate(body.webhook)
+        webhook = AlertmanagerWebhook.model_validate(body.webhook, context=s.settings.payload_limits)
     except ValueError as exc:
         raise HTTPException(422, _line(exc)) from None
     job, key = AlertJob.from_webhook(webhook, body.source)
@@ -277,7 +299,8 @@ async def events(request: Request, s: ServiceDep, _caller: Reader) -> StreamingR
                 for r in await asyncio.to_thread(s.runner.registry.list, 500)}
         yield ": connected\n\n"
         quiet = 0.0
-        while not await request.is_disconnected():
+        server = getattr(request.app.state, "server", None)  # uvicorn's, set by `aiops serve`
+        while not await request.is_disconnected() and not getattr(server, "should_exit", False):
             await asyncio.sleep(0.5)
             quiet += 0.5
             rows = await asyncio.to_thread(s.runner.registry.list, 500)

@@ -24,7 +24,7 @@ from tests.servers import RedisServer, aiops_serve, redis_server  # noqa: F401
 pytestmark = pytest.mark.e2e
 
 
-def webhook(name: str = "crashloop") -> dict[str, Any]:
+def webhook(name: str = "disk-full") -> dict[str, Any]:
     return dict(json.loads(recording(name).read_text())["webhook"])
 
 
@@ -74,7 +74,7 @@ def test_bare_service_takes_a_webhook(queue: str, tmp_path: Path, request: pytes
         assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
         incident_id = accepted.json()["incident_id"]
         row = wait_incident(svc.url, incident_id, "awaiting_approval")
-        assert row["title"].startswith("ServiceCrashLooping")
+        assert row["title"].startswith("HostOutOfDiskSpace")
         reader.join(15)
         assert events and json.loads(events[0])["incident_id"] == incident_id
         openapi = httpx.get(f"{svc.url}/openapi.json").json()
@@ -114,3 +114,22 @@ def test_cli_beside_the_service(tmp_path: Path) -> None:
     # the service is gone: the CLI opens the stores itself again, and sees the same state
     listed = json.loads(aiops(env, "incidents", "--json").stdout)["incidents"]
     assert len(listed) == 2 and {i["status"] for i in listed} >= {"awaiting_approval"}
+
+
+def test_http_approval_resumes_a_plan_the_cli_created(tmp_path: Path) -> None:
+    token = "alice-http-token-0123456789"
+    env = cli_env(tmp_path, LLM_MODE="rules", API_TOKENS=f"alice:{token}")
+    alert = tmp_path / "flap.json"
+    alert.write_text(json.dumps(webhook("router-uplink-flap")))
+    paused = aiops(env, "analyze", "--alert", str(alert), "--replay", str(recording("router-uplink-flap")), "--json")
+    assert paused.returncode == 0, paused.stderr
+    plan = json.loads(paused.stdout)
+    assert plan["status"] == "awaiting_approval"
+    with aiops_serve(env, tmp_path / "serve.log") as svc:  # a later process, over HTTP
+        done = httpx.post(f"{svc.url}/api/v1/plans/{plan['plan_id']}/approve", timeout=120,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"plan_hash": plan["plan_hash"], "comment": "from the API"})
+        assert done.status_code == 200, done.text
+        result = done.json()
+        assert result["incident_id"] == plan["incident_id"] and result["approval"]["approver"] == "alice"
+        assert result["report"]["approval"]["channel"] == "http" and result["report"]["executions"]

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ALICE, BOB, SERVICE = "alice-token-0123456789", "bob-token-0123456789ab", "service-token-0123456789"
 
 
-def webhook(name: str = "crashloop") -> dict[str, Any]:
+def webhook(name: str = "disk-full") -> dict[str, Any]:
     return dict(json.loads(recording(name).read_text())["webhook"])
 
 
@@ -69,7 +69,7 @@ def test_webhook_to_incident_and_approval_over_http(api: TestClient) -> None:
     body = resp.json()
     assert body["accepted"] == 1 and body["queued"] is True
     row = wait_for(api, body["incident_id"], "awaiting_approval")
-    assert row["title"].startswith("ServiceCrashLooping") and row["plan_id"]
+    assert row["title"].startswith("HostOutOfDiskSpace") and row["plan_id"]
     plans = api.get("/api/v1/plans", headers=auth(SERVICE)).json()["plans"]
     assert [(p["plan_id"], p["plan_hash"]) for p in plans] == [(row["plan_id"], row["plan_hash"])]
     url = f"/api/v1/plans/{row['plan_id']}/approve"
@@ -211,3 +211,18 @@ def test_breakers_and_llm_metrics(tmp_path: Path) -> None:
         assert 'aiops_llm_calls_total{model="gpt-4.1-mini",ok="false",provider="openai"}' in metrics
         assert 'aiops_incidents{status="awaiting_approval"} 1.0' in metrics
         assert "aiops_http_request_duration_seconds_bucket" in metrics
+
+
+def test_resolved_notification_closes_the_open_incident(tmp_path: Path) -> None:
+    with client(tmp_path) as c:
+        firing = webhook()
+        opened = c.post("/webhook/alertmanager", json=firing).json()
+        wait_for(c, opened["incident_id"], "awaiting_approval", headers={})
+        resolved = json.loads(json.dumps(firing))
+        resolved["status"] = "resolved"
+        for alert in resolved["alerts"]:
+            alert["status"] = "resolved"
+            alert["endsAt"] = "2026-03-11T10:30:00Z"
+        closing = c.post("/webhook/alertmanager", json=resolved).json()
+        assert closing["incident_id"] != opened["incident_id"]  # a changed notification: its own run
+        wait_for(c, opened["incident_id"], "resolved", headers={})
