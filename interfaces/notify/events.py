@@ -76,6 +76,9 @@ def _summary(kind: EventKind, r: IncidentReport) -> str:
 
 
 def _escalation_reason(r: IncidentReport) -> str | None:
+    if r.status.value == "escalated" and not (r.plan and r.plan.actions and all(
+            a.kind.value == "notify_only" for a in r.plan.actions)):
+        return "escalated: " + (r.plan.rationale if r.plan else r.triage.reason)[:300]
     if r.status.value == "failed" or any(e.status == "failed" for e in r.executions):
         return "an action failed"
     if r.verification is not None and r.verification.recovered is False and r.executions:

@@ -39,8 +39,10 @@ TEXT: dict[str, dict[Lang, str]] = {
     "found": {"en": "What I found for {svc} (last {rng}):", "ru": "Что я нашёл по {svc} (за {rng}):"},
     "nothing": {"en": "No anomaly found for {svc} in the last {rng}.",
                 "ru": "Аномалий по {svc} за последние {rng} не найдено."},
-    "open_hint": {"en": "To open an incident with a plan you can approve: /analyze {svc} {rng}",
-                  "ru": "Чтобы открыть инцидент с планом на утверждение: /analyze {svc} {rng}"},
+    "open_hint": {"en": "To open an incident for it (its plan, if any, then waits for your approval): "
+                        "/analyze {svc} {rng}",
+                  "ru": "Чтобы открыть по нему инцидент (план, если он есть, будет ждать утверждения): "
+                        "/analyze {svc} {rng}"},
     "unknown_incident": {"en": "Unknown incident {id}.", "ru": "Инцидент {id} не найден."},
     "unknown_plan": {"en": "Unknown plan {id}.", "ru": "План {id} не найден."},
 }
@@ -95,7 +97,8 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
     counts = Counter(r.status for r in rows)
     open_n = sum(counts[s] for s in ("running", "awaiting_approval", "executed"))
     lines = [f"incidents: {open_n} open · {counts['awaiting_approval']} awaiting approval · "
-             f"{counts['resolved']} resolved · {counts['rejected']} rejected · {counts['failed']} failed"]
+             f"{counts['escalated']} escalated · {counts['resolved']} resolved · {counts['rejected']} rejected · "
+             f"{counts['failed']} failed"]
     chain = runner.toolbox_factory({"kind": "live"}).llm
     if chain.providers:
         lines.append("LLM: " + ", ".join(f"{esc(p.name)}/{esc(p.model)} breaker {b(p.breaker.state)}"

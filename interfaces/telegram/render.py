@@ -99,7 +99,7 @@ def plan_lines(plan: Plan) -> list[str]:
         lines.append(f"• {esc(a.name)} on {code(a.target)} ({esc(_short(params, 200))}) [{esc(a.risk.value)}]")
     lines.append(f"<i>why:</i> {esc(_short(plan.rationale, 400))}")
     for c in plan.checks[:4]:
-        lines.append(f"<i>dry run:</i> {esc(_short(c, 300))}")
+        lines.append(f"<i>check:</i> {esc(_short(c, 300))}")
     if plan.expires_at:
         lines.append(f"<i>expires</i> {esc(plan.expires_at.strftime('%Y-%m-%d %H:%M UTC'))}")
     return lines

@@ -116,7 +116,7 @@ def test_whole_conversation_alert_to_approved_executed_verified(sim: TelegramSim
     # the approval card: diagnosis with evidence, plan, risk, dry run, and what happened after the press
     plan = outcome.report.plan
     assert f"plan {plan.id}".lower() in card.text.lower() and "risk MEDIUM" in card.text
-    assert "Diagnosis" in card.text and "ev-1" in card.text and "dry run: ansible --check" in card.text
+    assert "Diagnosis" in card.text and "ev-1" in card.text and "check: ansible --check" in card.text
     assert "Approved by 111 via telegram" in card.text
     assert "Execute done: rollback_config on app-02" in card.text and "RECOVERED" in card.text
     assert card.edits >= 1 and [b["text"] for b in card.buttons()] == ["🔎 Details"]  # no more Approve/Reject
@@ -428,36 +428,46 @@ def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path:
     async def scenario(runner: IncidentRunner, bot: TelegramBot, outbox: Outbox) -> Any:
         got: dict[str, list[str]] = {}
         n = 0
-        for command, expect in (("/analyze ../../etc/passwd", 1), ("/analyze checkout 30m", 2),
-                                ("/incidents", 1), ("/heal on", 1), ("/help", 1)):
-            sim.send_text(admin, command)
-            await sim.until(lambda n=n, e=expect: len(sim.messages.get(ADMIN, [])) >= n + e, 60)
-            await asyncio.sleep(0.3)
-            got[command] = [m.text for m in sim.messages[ADMIN][n:]]
-            n = len(sim.messages[ADMIN])
-        card = next(m for m in sim.messages[ADMIN] if m.buttons())
-        plan_id = card.buttons()[0]["callback_data"].split(":")[2]
-        incident_id = re.search(r"inc-[0-9a-f]{12}", card.text).group(0)  # type: ignore[union-attr]
-        for command in (f"/reject {plan_id}", f"/reject {plan_id}", f"/show {incident_id}"):
-            sim.send_text(admin, command)
-            await sim.until(lambda n=n: len(sim.messages[ADMIN]) > n, 60)
-            await asyncio.sleep(0.3)
-            got[command.split()[0] + str(len(got))] = [m.text for m in sim.messages[ADMIN][n:]]
-            n = len(sim.messages[ADMIN])
-        return got, card, await runner.report(incident_id)
 
-    got, card, report = run(settings, scenario)
+        async def command(text: str, expect: int = 1) -> None:
+            nonlocal n
+            sim.send_text(admin, text)
+            await sim.until(lambda: len(sim.messages.get(ADMIN, [])) >= n + expect, 60)
+            await asyncio.sleep(0.3)
+            got[text] = [m.text for m in sim.messages[ADMIN][n:]]
+            n = len(sim.messages[ADMIN])
+
+        await command("/analyze ../../etc/passwd")
+        await command("/analyze checkout 30m", 3)  # investigating, the card, and the escalation
+        outcome = await alert(runner, settings)  # a recorded incident whose plan waits for a human
+        await sim.until(card_in(sim, ADMIN), 30)
+        n = len(sim.messages[ADMIN])
+        await command("/incidents")
+        await command("/heal on")
+        await command("/help")
+        await command(f"/reject {outcome.plan_id}")
+        got["again"] = []
+        sim.send_text(admin, f"/reject {outcome.plan_id}")
+        await sim.until(lambda: len(sim.messages[ADMIN]) > n, 60)
+        got["again"] = [sim.messages[ADMIN][-1].text]
+        n = len(sim.messages[ADMIN])
+        await command(f"/show {outcome.incident_id}")
+        card = card_in(sim, ADMIN)() or next(m for m in sim.messages[ADMIN] if outcome.incident_id in m.text
+                                             and m.buttons())
+        return got, outcome, card, await runner.report(outcome.incident_id)
+
+    got, outcome, card, report = run(settings, scenario)
     assert got["/analyze ../../etc/passwd"][-1].startswith("⚠️ not a service name")
-    assert got["/analyze checkout 30m"][0].startswith("🔎 Investigating checkout over the last 30m")
-    assert "OnDemandAnalysis" in card.text or "checkout" in card.text
-    assert "inc-" in got["/incidents"][0] and "awaiting_approval" in got["/incidents"][0]
+    on_demand = got["/analyze checkout 30m"]
+    assert on_demand[0].startswith("🔎 Investigating checkout over the last 30m")
+    assert "OnDemandAnalysis" in on_demand[1] and "status escalated" in on_demand[1]
+    assert on_demand[2].startswith("🔥 Escalation: incident inc-") and "needs a human" in on_demand[2]
+    listed = got["/incidents"][0]
+    assert outcome.incident_id in listed and "awaiting_approval" in listed and "escalated" in listed
     assert "does not exist in this version" in got["/heal on"][0]
     assert "/analyze SERVICE" in got["/help"][0]
-    first, second, shown = (v for k, v in got.items() if k.startswith(("/reject", "/show")))
-    assert first[0].startswith("Rejected plan-") and "rejected" in first[0]
-    assert second[0].startswith("⛔ Refused") and "not awaiting approval" in second[0]
-    assert "Evidence" in "\n".join(shown) and "Rejected by 111 via telegram" in card.text and card.edits == 1
-    escalations = [m.text for m in sim.messages[ADMIN] if m.text.startswith("🔥 Escalation")]
-    assert escalations == [f"🔥 Escalation: incident {report.incident_id} needs a human: no catalog action fits "
-                           "this diagnosis: on-call must look"]
+    assert got[f"/reject {outcome.plan_id}"][0].startswith(f"Rejected {outcome.plan_id}")
+    assert got["again"][0].startswith("⛔ Refused") and "not awaiting approval" in got["again"][0]
+    assert "Evidence" in "\n".join(got[f"/show {outcome.incident_id}"])
+    assert "Rejected by 111 via telegram" in card.text and card.edits >= 1
     assert report.status.value == "rejected" and report.executions == []
