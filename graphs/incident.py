@@ -135,7 +135,7 @@ async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[
     # Belt and braces: the edge already routes only valid approvals of this exact plan here.
     if not (approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
         return {"status": IncidentStatus.REJECTED.value, "executions": []}
-    executor: Any = runtime.context.executor
+    executor = runtime.context.executor
     results: list[ExecutionResult] = []
     for action in plan.actions:
         if executor is None:
