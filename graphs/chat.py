@@ -116,11 +116,11 @@ def read_only_tools(runner: IncidentRunner, on_demand: Callable[[str, str], Aler
                                      description="Incidents by status and the LLM circuit breakers."),
     ]
     if toolbox.metrics is not None:
-        from tools.metrics import make_metric_tools
+        from tools.metrics.tools import make_metric_tools
 
         tools += make_metric_tools(toolbox.metrics, call_graph=toolbox.call_graph)
     if toolbox.logs is not None:
-        from tools.logs import make_log_tools
+        from tools.logs.tools import make_log_tools
 
         tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
     return tools

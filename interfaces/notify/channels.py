@@ -73,7 +73,7 @@ class TelegramChannel:
     name = "telegram"
 
     def __init__(self, settings: Settings, bot: Any | None = None) -> None:
-        from interfaces.telegram.bot import telegram_store
+        from interfaces.telegram.store import telegram_store
 
         self.settings = settings
         self._bot = bot

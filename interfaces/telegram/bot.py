@@ -21,13 +21,9 @@ from graphs.runner import IncidentRunner
 from interfaces.telegram import ops
 from interfaces.telegram.client import make_bot
 from interfaces.telegram.handlers import BotContext, build_router
-from interfaces.telegram.store import TelegramStore
+from interfaces.telegram.store import telegram_store
 
 log = logging.getLogger(__name__)
-
-
-def telegram_store(settings: Settings) -> TelegramStore:
-    return TelegramStore(settings.AIOPS_DATA_DIR / "telegram.sqlite")
 
 
 class BotSetupError(RuntimeError):

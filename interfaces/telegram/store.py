@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -26,6 +27,10 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS strangers (
         user_id INTEGER PRIMARY KEY, username TEXT, first_seen REAL NOT NULL, attempts INTEGER NOT NULL)""",
 )
+
+
+def telegram_store(settings: Any) -> TelegramStore:
+    return TelegramStore(settings.AIOPS_DATA_DIR / "telegram.sqlite")
 
 
 class Card(BaseModel):

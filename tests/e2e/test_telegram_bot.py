@@ -20,7 +20,6 @@ import pytest
 
 from core.models import AlertmanagerWebhook
 from core.settings import Settings, load_settings
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.notify.outbox import Outbox
 from interfaces.telegram.bot import TelegramBot
@@ -28,6 +27,7 @@ from interfaces.telegram.cards import lock_for
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.sim.telegram import SentMessage, TelegramSim, parse_html, telegram_sim
+from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
-from evals.cases import load_recorded
 from interfaces.api.app import create_app
 from interfaces.toolbox_factory import replay_spec
 from tests.conftest import recording
 from tests.sim.telegram import TelegramSim, telegram_sim
+from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.e2e
 ADMIN = 111

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from core.settings import Settings, load_settings
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.notify.channels import slack_payload
 from interfaces.notify.events import EventKind, events_for
@@ -22,6 +21,7 @@ from tests.conftest import recording
 from tests.mailserver import PASSWORD, USER, smtp_server
 from tests.servers import redis_server  # noqa: F401 - pytest fixture
 from tests.sim.webhooks import pagerduty_double, slack_double
+from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.integration
 PD_KEY = "R0UTINGKEY0123456789abcdefABCDEF"  # 32 characters, like a real integration key
