@@ -6,12 +6,14 @@ later, after a restart.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from core.settings import Settings
+from memory.errors import corrupted, is_corruption
 
 
 @asynccontextmanager
@@ -28,5 +30,10 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     path = settings.checkpoint_path
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()
+        try:
+            await saver.setup()  # the first read of the file: a damaged one fails here
+        except sqlite3.Error as exc:
+            if is_corruption(exc):
+                raise corrupted(path, "checkpoints", exc) from None
+            raise
         yield saver
