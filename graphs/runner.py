@@ -188,8 +188,9 @@ class IncidentRunner:
                                                   f"is {row.status}); decide without --after-interruption"),
                                    plan_id, row, approver, channel, decision)
             expected = DecisionState.INTERRUPTED.value
-        elif row.decision_state != DecisionState.PENDING.value:
-            raise self._refuse(PlanNotPending(self._not_pending(row)), plan_id, row, approver, channel, decision)
+        elif row.decision_state != DecisionState.PENDING.value:  # decided before we got here: we lost
+            raise self._refuse(PlanNotPending(self._not_pending(row)), plan_id, row, approver, channel, decision,
+                               outcome="lost" if row.decided_by else "refused")
         if plan_hash is not None and plan_hash != row.plan_hash:
             raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {row.plan_hash}, not {plan_hash}: "
                                             "nothing was decided, the plan still awaits approval"),
