@@ -190,7 +190,7 @@ class IncidentRunner:
             expected = DecisionState.INTERRUPTED.value
         elif row.decision_state != DecisionState.PENDING.value:  # decided before we got here: we lost
             raise self._refuse(PlanNotPending(self._not_pending(row)), plan_id, row, approver, channel, decision,
-                               outcome="lost" if row.decided_by else "refused")
+                               outcome="lost" if row.decided_by and row.decision_state != DecisionState.INTERRUPTED else "refused")
         if plan_hash is not None and plan_hash != row.plan_hash:
             raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {row.plan_hash}, not {plan_hash}: "
                                             "nothing was decided, the plan still awaits approval"),

@@ -1,0 +1,104 @@
+"""A crash during execution: `kill -9` of the approving process while its PVE task runs.
+
+The incident must then show `interrupted` (never approved and awaiting at once), a later approve or
+reject must not execute anything, and only an explicit `--after-interruption` decision re-runs it.
+Liveness of a claim's owner is also checked for pid reuse and for owners on another host (lease)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from datetime import timedelta
+
+import pytest
+
+from core.models import utcnow
+from memory.lease import LEASE_SECONDS, owner_alive, this_owner
+from tests.security.decision_helpers import (
+    aiops,
+    incidents,
+    paused_reboot_plan,
+    pve_env,
+    reboots,
+    show,
+    spawn,
+    wait_for,
+)
+from tests.sim.proxmox import ProxmoxSim
+
+pytestmark = pytest.mark.e2e
+
+
+def test_approve_killed_mid_execution_is_interrupted_and_never_re_executed(tmp_path):
+    with ProxmoxSim(task_polls=40) as pve:  # the pre-reboot snapshot task runs for many seconds
+        pve.heat(101)
+        env = pve_env(pve)
+        paused = paused_reboot_plan(tmp_path, env)
+        plan_id, incident_id = paused["plan_id"], paused["incident_id"]
+        approving = spawn(tmp_path, "approve", plan_id, "--by", "alice", env=env)
+        wait_for(lambda: any(m == "POST" and p.endswith("/snapshot") for m, p in pve.requests), 120,
+                 "execution to start (the snapshot task)")
+        listed = incidents(tmp_path, env)
+        assert [(i["status"], i["decision_state"]) for i in listed] == [("executing", "executing")]
+        os.kill(approving.pid, signal.SIGKILL)
+        approving.communicate(timeout=30)
+        tasks_at_crash = len(pve.tasks)
+
+        listed = incidents(tmp_path, env)
+        assert [(i["incident_id"], i["status"], i["decision_state"]) for i in listed] == [
+            (incident_id, "interrupted", "interrupted")]
+        shown = show(tmp_path, incident_id, env)
+        assert shown["status"] == "interrupted" and shown["approval"]["approver"] == "alice"
+        assert [d["outcome"] for d in shown["decisions"]] == ["won", "interrupted"]
+        text = aiops(tmp_path, "show", incident_id, env=env).stdout
+        assert "interrupted" in text and "AWAITING" not in text
+
+        for verb, who in (("approve", "alice"), ("reject", "bob"), ("approve", "carol")):
+            late = aiops(tmp_path, verb, plan_id, "--by", who, env=env)
+            assert late.returncode == 2, late.stdout
+            assert "interrupted" in late.stderr and "--after-interruption" in late.stderr
+        assert len(pve.tasks) == tasks_at_crash and reboots(pve) == []  # nothing ran again
+        assert show(tmp_path, incident_id, env)["status"] == "interrupted"
+
+        pve.task_polls = 2
+        rerun = aiops(tmp_path, "approve", plan_id, "--by", "alice", "--after-interruption", "--json", env=env)
+        assert rerun.returncode == 0, rerun.stderr
+        assert len(reboots(pve)) == 1
+        shown = show(tmp_path, incident_id, env)
+        assert shown["status"] == "resolved" and shown["approval"]["comment"].startswith("after interruption")
+        assert [d["outcome"] for d in shown["decisions"]] == ["won", "interrupted", "refused", "refused", "refused",
+                                                             "won"]
+        again = aiops(tmp_path, "approve", plan_id, "--by", "alice", "--after-interruption", env=env)
+        assert again.returncode == 2 and "was not interrupted" in again.stderr
+
+
+def test_reject_after_interruption_closes_without_executing(tmp_path):
+    with ProxmoxSim(task_polls=40) as pve:
+        pve.heat(101)
+        env = pve_env(pve)
+        paused = paused_reboot_plan(tmp_path, env)
+        approving = spawn(tmp_path, "approve", paused["plan_id"], "--by", "alice", env=env)
+        wait_for(lambda: any(m == "POST" and p.endswith("/snapshot") for m, p in pve.requests), 120, "execution")
+        os.kill(approving.pid, signal.SIGKILL)
+        approving.communicate(timeout=30)
+        out = aiops(tmp_path, "reject", paused["plan_id"], "--by", "bob", "--after-interruption", "--json", env=env)
+        assert out.returncode == 0, out.stderr
+        assert reboots(pve) == []
+        shown = show(tmp_path, paused["incident_id"], env)
+        assert shown["status"] == "rejected" and shown["approval"]["approver"] == "bob"
+        # closed: the next alert of the same fingerprint is a new incident, not a duplicate of the old one
+        assert [(i["status"], i["decision_state"]) for i in incidents(tmp_path, env)] == [("rejected", "done")]
+
+
+def test_owner_liveness_pid_reuse_and_lease():
+    now = utcnow()
+    me = this_owner()
+    assert owner_alive(me, now)
+    host, pid, started = me.split(":")
+    assert not owner_alive(f"{host}:{pid}:{int(started) + 1}", now)  # same pid, another process: dead
+    assert not owner_alive(f"{host}:999999999:1", now)  # no such pid
+    other = f"not-{socket.gethostname()}:1234:1"
+    assert owner_alive(other, now)  # another machine: trusted while its heartbeat is fresh
+    assert not owner_alive(other, now - timedelta(seconds=LEASE_SECONDS + 1))  # lease ran out
+    assert not owner_alive(me, None)
