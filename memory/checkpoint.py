@@ -22,7 +22,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         async with AsyncPostgresSaver.from_conn_string(settings.DATABASE_URL) as saver:
-            await saver.setup()
+            await _setup_serialised(saver, settings.DATABASE_URL)
             yield saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -37,3 +37,16 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
                 raise corrupted(path, "checkpoints", exc) from None
             raise
         yield saver
+
+
+async def _setup_serialised(saver: BaseCheckpointSaver, url: str) -> None:
+    """Two processes starting at once on a fresh database would both create the checkpoint tables and
+    one would fail on Postgres' catalog; an advisory lock makes the first create and the second wait."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
+        await lock.execute("SELECT pg_advisory_lock(7341001)")
+        try:
+            await saver.setup()  # type: ignore[attr-defined]
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(7341001)")
