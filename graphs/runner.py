@@ -87,9 +87,9 @@ class IncidentRunner:
         self.owner = this_owner()  # who claims work in the registry: this process
 
     async def __aenter__(self) -> IncidentRunner:
+        self.registry = IncidentRegistry(self.settings)
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
         self.graph: Any = build_graph().compile(checkpointer=saver)
-        self.registry = IncidentRegistry(self.settings)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

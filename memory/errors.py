@@ -23,4 +23,4 @@ def is_corruption(exc: BaseException) -> bool:
 
 def corrupted(path: Path, what: str, exc: BaseException) -> StoreError:
     return StoreError(f"{path} ({what}) is not a usable SQLite database ({exc}): move it aside to start "
-                      f"with an empty {what}, or restore it from a backup")
+                      "with an empty one, or restore it from a backup")

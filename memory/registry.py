@@ -16,6 +16,7 @@ of concurrent deciders exactly one sees rowcount 1. Every attempt, won or not, i
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import uuid
@@ -341,7 +342,7 @@ class IncidentRegistry:
                                                outcome="interrupted", reason=reason))
             return True
 
-    def reap(self) -> list[str]:
+    def reap(self) -> builtins.list[str]:
         """Find claims whose owner is dead and mark them interrupted. Returns the incident ids."""
         with self._conn() as c:
             rows = c.execute("SELECT incident_id, owner, heartbeat_at FROM aiops_incidents "
@@ -368,7 +369,7 @@ class IncidentRegistry:
         with self._conn() as c:
             self._record(c, rec)
 
-    def decisions(self, incident_id: str) -> list[DecisionRecord]:
+    def decisions(self, incident_id: str) -> builtins.list[DecisionRecord]:
         with self._conn() as c:
             rows = c.execute(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM aiops_decisions WHERE incident_id = ? "
                              "ORDER BY at", [incident_id]).fetchall()
