@@ -79,6 +79,12 @@ class RunOutcome(BaseModel):
                 "recovered": self.report.verification.recovered if self.report.verification else None}
 
 
+def _past_expiry(plan: Plan) -> bool:
+    """Asked after the gate refused a decision: the gate checked the clock before us, so if it refused
+    for expiry we are past it too."""
+    return plan.expires_at is not None and utcnow() > plan.expires_at
+
+
 class IncidentRunner:
     def __init__(self, settings: Settings, toolbox_factory: ToolboxFactory) -> None:
         self.settings = settings
@@ -143,8 +149,8 @@ class IncidentRunner:
         triage = outcome.report.triage
         if triage.kind == "resolved":  # the alert cleared: close the incident it belonged to
             open_id = self.registry.open_incident(incident.fingerprint)
-            if open_id:
-                self.registry.set_status(open_id, IncidentStatus.RESOLVED.value)
+            if open_id:  # its pending plan, if any, is closed with it: nobody approves a fix for a cleared alert
+                self.registry.close(open_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.id})")
         return outcome
 
     def _refuse(self, exc: DecisionRefused, plan_id: str, row: IncidentRow | None, approver: str, channel: str,
@@ -221,7 +227,7 @@ class IncidentRunner:
                                                 approver=approver, channel=channel, decision=decision,
                                                 outcome="refused", reason=f"the gate: {approval.reason}"))
             if decision == "approve":
-                expired = plan.expires_at is not None and approval.decided_at > plan.expires_at
+                expired = _past_expiry(plan)
                 cls: type[DecisionRefused] = PlanExpired if expired else HashMismatch
                 raise cls(f"plan {plan_id} was refused at the gate and is now closed ({outcome.status.value}): "
                           f"{approval.reason}")
@@ -259,7 +265,7 @@ class IncidentRunner:
             self.registry.set_pending(incident_id, plan.id, self.owner)
         else:
             a = report.approval
-            expired = bool(a and plan and not a.valid and plan.expires_at and a.decided_at > plan.expires_at)
+            expired = bool(a and plan and not a.valid and _past_expiry(plan))
             self.registry.release(incident_id, self.owner, DecisionState.EXPIRED if expired else DecisionState.DONE)
         return RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
                           plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,

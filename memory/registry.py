@@ -233,6 +233,19 @@ class IncidentRegistry:
             c.execute("UPDATE aiops_incidents SET status = ?, updated_at = ? WHERE incident_id = ?",
                       [status, utcnow().isoformat(), incident_id])
 
+    def close(self, incident_id: str, status: str, reason: str) -> None:
+        """Close an incident (its alert resolved). A plan still pending ends with it, in the audit trail."""
+        with self._conn() as c:
+            row = c.execute("SELECT plan_id, decision_state FROM aiops_incidents WHERE incident_id = ?",
+                            [incident_id]).fetchone()
+            c.execute("UPDATE aiops_incidents SET status = ?, updated_at = ?, decision_state = CASE "
+                      "WHEN decision_state = 'pending' THEN 'done' ELSE decision_state END WHERE incident_id = ?",
+                      [status, utcnow().isoformat(), incident_id])
+            if row is not None and row[1] == DecisionState.PENDING.value:
+                self._record(c, DecisionRecord(at=utcnow(), incident_id=incident_id, plan_id=row[0] or "-",
+                                               approver="alertmanager", channel="store", decision="-",
+                                               outcome="closed", reason=reason))
+
     def _rows(self, where: str, params: list[Any], limit: int = 1000) -> list[IncidentRow]:
         with self._conn() as c:
             cur = c.execute(f"SELECT {', '.join(_ALL)} FROM aiops_incidents {where} "

@@ -102,3 +102,77 @@ def test_owner_liveness_pid_reuse_and_lease():
     assert owner_alive(other, now)  # another machine: trusted while its heartbeat is fresh
     assert not owner_alive(other, now - timedelta(seconds=LEASE_SECONDS + 1))  # lease ran out
     assert not owner_alive(me, None)
+
+
+def _analyze(settings, name: str, factory=None):
+    import asyncio
+
+    from evals.cases import load_recorded
+    from graphs.runner import IncidentRunner
+    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+    from tests.conftest import recording
+
+    async def run():
+        async with IncidentRunner(settings, factory or make_toolbox_factory(settings)) as runner:
+            return await runner.analyze(load_recorded(recording(name)).webhook, replay_spec(recording(name), settings))
+
+    return asyncio.run(run())
+
+
+def test_a_policy_approved_execution_that_fails_is_interrupted_and_blocks_its_fingerprint(settings, tmp_path):
+    """Auto-approval never pauses: the claim still moves to `executing` before the first action, so a
+    crash mid-execution is an interrupted incident (open: a re-sent alert is its duplicate), and only an
+    explicit decision re-runs it."""
+    from interfaces.toolbox_factory import make_toolbox_factory
+    from memory.registry import IncidentRegistry
+
+    inner = make_toolbox_factory(settings)
+
+    def crashing(spec):
+        toolbox = inner(spec)
+
+        def execute(action, plan_id=""):
+            raise OSError("controller lost its disk mid-playbook")
+
+        toolbox.executor.execute = execute  # the real executor (its preflight ran), failing as it acts
+        return toolbox
+
+    with pytest.raises(OSError, match="mid-playbook"):
+        _analyze(settings, "disk-full", crashing)
+    registry = IncidentRegistry(settings)
+    [row] = registry.list()
+    assert (row.status, row.decision_state, row.decided_by, row.owner) == ("interrupted", "interrupted", "policy", None)
+    assert [d.outcome for d in registry.decisions(row.incident_id)] == ["interrupted"]
+    again = _analyze(settings, "disk-full")
+    assert again.status.value == "duplicate" and again.report.triage.duplicate_of == row.incident_id
+
+    import asyncio
+
+    from graphs.runner import IncidentRunner, PlanNotPending
+
+    async def decide(**kw):
+        async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
+            return await runner.decide(row.plan_id, approver="alice", decision="approve", **kw)
+
+    with pytest.raises(PlanNotPending, match="--after-interruption"):
+        asyncio.run(decide())
+    done = asyncio.run(decide(after_interruption=True))
+    assert done.status.value == "resolved" and [e.status for e in done.report.executions] == ["ok"]
+
+
+def test_an_analysis_that_fails_before_any_decision_does_not_block_the_next_alert(settings, monkeypatch):
+    import graphs.incident as incident_graph
+
+    async def broken(*args, **kw):
+        raise RuntimeError("diagnosis crashed")
+
+    with monkeypatch.context() as m:
+        m.setattr(incident_graph.diagnosis_agent, "diagnose", broken)
+        with pytest.raises(RuntimeError):
+            _analyze(settings, "crashloop")
+    from memory.registry import IncidentRegistry
+
+    [row] = IncidentRegistry(settings).list()
+    assert (row.status, row.decision_state, row.owner) == ("interrupted", None, None)
+    fresh = _analyze(settings, "crashloop")  # nothing ran, so a new investigation starts
+    assert fresh.status.value == "awaiting_approval" and fresh.incident_id != row.incident_id

@@ -39,6 +39,10 @@ def _concurrent_analyze(tmp_path, env: dict[str, str] | None = None) -> None:
     by_id = {i["incident_id"]: i["status"] for i in incidents(tmp_path, env)}
     assert by_id[first["incident_id"]] == "resolved"
     assert set(by_id.values()) == {"resolved", "duplicate"}  # nothing left open
+    late = aiops(tmp_path, "approve", first["plan_id"], "--by", "alice", env=env)  # its plan closed with it
+    assert late.returncode == 2 and "is resolved" in late.stderr, late.stderr
+    trail = show(tmp_path, first["incident_id"], env)["decisions"]
+    assert [d["outcome"] for d in trail] == ["closed", "refused"] and "the alert resolved" in trail[0]["reason"]
 
 
 def test_two_concurrent_analyze_of_one_fingerprint_open_one_incident(tmp_path):
