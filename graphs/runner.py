@@ -79,6 +79,10 @@ class RunOutcome(BaseModel):
                 "recovered": self.report.verification.recovered if self.report.verification else None}
 
 
+def _past(decision: str | None) -> str:
+    return {"approve": "approved", "reject": "rejected"}.get(decision or "", "decided")
+
+
 def _past_expiry(plan: Plan) -> bool:
     """Asked after the gate refused a decision: the gate checked the clock before us, so if it refused
     for expiry we are past it too."""
@@ -164,9 +168,9 @@ class IncidentRunner:
     def _not_pending(row: IncidentRow) -> str:
         when = f"{row.decided_at:%Y-%m-%d %H:%M:%S}Z" if row.decided_at else "?"
         if row.decision_state == DecisionState.INTERRUPTED.value:
-            return (f"plan {row.plan_id} is not awaiting approval: its execution was interrupted ({row.decision}d by "
-                    f"{row.decided_by} at {when}, the process died); it will not run again unless you decide "
-                    f"again with --after-interruption")
+            return (f"plan {row.plan_id} is not awaiting approval: its execution was interrupted "
+                    f"({_past(row.decision)} by {row.decided_by} at {when}, the process died); it will not run "
+                    "again unless you decide again with --after-interruption")
         if row.decided_by:
             return (f"plan {row.plan_id} is not awaiting approval: already decided by {row.decided_by} at {when} "
                     f"({row.decision}, {row.decision_state}; incident {row.incident_id} is {row.status})")
