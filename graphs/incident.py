@@ -1,5 +1,7 @@
 """The incident graph: triage -> diagnosis -> planning -> approval gate -> execute -> verify -> report.
 
+A plan that only escalates skips the gate: it notifies and ends the incident as `escalated`.
+
 Wiring only: each node converts state to models, calls its agent, and returns a state update. The
 approval gate pauses with LangGraph `interrupt()`; with a durable checkpointer the pending plan
 survives restarts and is resumed from any process with `Command(resume=decision)`.
@@ -16,6 +18,7 @@ from langgraph.types import interrupt
 
 from agents import approval as approval_agent
 from agents import diagnosis as diagnosis_agent
+from agents import escalation as escalation_agent
 from agents import remediation as remediation_agent
 from agents import triage as triage_agent
 from agents.toolbox import Toolbox
@@ -23,6 +26,8 @@ from agents.verification import verify
 from core.models import (
     AlertmanagerWebhook,
     Approval,
+    Diagnosis,
+    Escalation,
     Evidence,
     ExecutionResult,
     Hypothesis,
@@ -74,8 +79,6 @@ async def diagnosis_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dic
 
 
 async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
-    from core.models import Diagnosis
-
     incident = Incident.model_validate(state["incident"])
     verdict = TriageVerdict.model_validate(state["triage"])
     diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
@@ -84,9 +87,19 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
     calls: list[LLMCall] = []
     plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls,
                                               known_fix=state.get("known_fix"))
-    plan.checks = await remediation_agent.preflight(plan, runtime.context)
+    if not remediation_agent.is_escalation(plan):
+        plan.checks = await remediation_agent.preflight(plan, runtime.context)
     return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
             "llm_used": ["remediation"] if used else []}
+
+
+async def escalate_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    incident = Incident.model_validate(state["incident"])
+    diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
+                     summary=state.get("summary", ""))
+    esc = await escalation_agent.escalate(incident, TriageVerdict.model_validate(state["triage"]), diag,
+                                          Plan.model_validate(state["plan"]), runtime.context)
+    return {"escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
 
 
 async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
@@ -162,6 +175,7 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         approval=Approval.model_validate(state["approval"]) if state.get("approval") else None,
         executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
         verification=Verification.model_validate(state["verification"]) if state.get("verification") else None,
+        escalation=Escalation.model_validate(state["escalation"]) if state.get("escalation") else None,
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
         created_at=incident.created_at)
 
@@ -183,6 +197,11 @@ def after_triage(state: IncidentState) -> str:
     return "diagnosis" if state["triage"]["kind"] == "incident" else "report"
 
 
+def after_plan(state: IncidentState) -> str:
+    plan = state.get("plan")
+    return "escalate" if plan and remediation_agent.is_escalation(Plan.model_validate(plan)) else "approval"
+
+
 def after_approval(state: IncidentState) -> str:
     a = state.get("approval") or {}
     return "execute" if a.get("valid") and a.get("decision") == "approve" else "report"
@@ -197,13 +216,15 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, T
     g.add_edge(START, "triage")
     g.add_conditional_edges("triage", after_triage, {"diagnosis": "diagnosis", "report": "report"})
     g.add_edge("diagnosis", "plan")
+    g.add_node("escalate", escalate_node)
+    g.add_edge("escalate", "report")
     if stop_after_plan:
-        g.add_edge("plan", "report")
+        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "report"})
     else:
         g.add_node("approval", approval_node)
         g.add_node("execute", execute_node)
         g.add_node("verify", verify_node)
-        g.add_edge("plan", "approval")
+        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "approval"})
         g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
         g.add_edge("execute", "verify")
         g.add_edge("verify", "report")

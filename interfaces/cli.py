@@ -7,7 +7,7 @@
     aiops approve PLAN_ID --by NAME --after-interruption   decide again after a crash mid-execution
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
-    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true")
 
-    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
     return p
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
-                raise CLIError("usage: aiops eval {nezha,loghub,runbooks} [options]")
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
             return _passthrough("memory.cli", argv[1:])

@@ -33,11 +33,11 @@ from core.settings import Settings
 from memory.errors import StoreError, corrupted, is_corruption
 from memory.lease import owner_alive
 
-OPEN_STATUSES = ("running", "awaiting_approval", "executing", "executed")
-# Open: being worked on, waiting for a human, or executed but not verified. An interrupted
-# execution stays open (a human must look at it); an analysis interrupted before any decision does
-# not block the fingerprint (nothing ran), so the next alert starts a fresh investigation.
-_OPEN_SQL = ("(status IN ('running', 'awaiting_approval', 'executing', 'executed') "
+OPEN_STATUSES = ("running", "awaiting_approval", "executing", "executed", "escalated")
+# Open: being worked on, waiting for a human (approval, or escalated: a human has it), or executed but
+# not verified. An interrupted execution stays open (a human must look at it); an analysis interrupted
+# before any decision does not block the fingerprint (nothing ran), so the next alert starts afresh.
+_OPEN_SQL = ("(status IN ('running', 'awaiting_approval', 'executing', 'executed', 'escalated') "
              "OR (status = 'interrupted' AND decision_state = 'interrupted'))")
 
 
