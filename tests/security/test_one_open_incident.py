@@ -145,3 +145,21 @@ def test_an_old_data_dir_is_migrated(tmp_path):
                      "inc-old2": ("resolved", None)}
     refused = aiops(tmp_path, "approve", "plan-old1", "--by", "alice")
     assert refused.returncode == 2 and "not awaiting approval" in refused.stderr
+
+
+def test_an_old_postgres_registry_is_migrated(tmp_path):
+    import psycopg
+
+    with pg_database() as url:
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute("""CREATE TABLE aiops_incidents (incident_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+                status TEXT NOT NULL, title TEXT NOT NULL, mode TEXT NOT NULL, plan_id TEXT, plan_hash TEXT,
+                source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""")
+            for i, created in enumerate(["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:05+00:00"]):
+                pg.execute("INSERT INTO aiops_incidents VALUES (%s, 'fp1', 'awaiting_approval', 'old', 'rules', %s, "
+                           "'h', '{}', %s, %s)", [f"inc-old{i}", f"plan-old{i}", created, created])
+        registry = IncidentRegistry(load_settings(AIOPS_DATA_DIR=tmp_path / "var", DATABASE_URL=url))
+        rows = {r.incident_id: (r.status, r.decision_state) for r in registry.list()}
+        assert rows == {"inc-old0": ("awaiting_approval", "pending"), "inc-old1": ("duplicate", None)}
+        assert [d.outcome for d in registry.decisions("inc-old1")] == ["closed"]
+        assert registry.claim_new(_row("inc-new", fingerprint="fp1"), "me") == "inc-old0"  # the index is there
