@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.settings import Settings, SettingsError, get_settings
-from memory.errors import StoreError
+from memory.errors import StoreError, corrupted, is_corruption
 
 
 class CLIError(Exception):
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = False
+    settings: Settings | None = None
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
@@ -270,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, SettingsError, StoreError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # the registry names its own file; a damaged page of the checkpoints
+        if debug:
+            raise
+        if is_corruption(exc) and settings is not None and not settings.DATABASE_URL:
+            print(f"aiops: error: {corrupted(settings.checkpoint_path, 'checkpoints', exc)}", file=sys.stderr)
+            return 2
+        print(f"aiops: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one line, unless DEBUG asks for the traceback

@@ -48,3 +48,28 @@ def test_corrupted_checkpoint_file_at_a_custom_path(tmp_path):
     path.parent.mkdir()
     path.write_bytes(GARBAGE)
     _one_line(aiops(tmp_path, "show", "inc-000000000000", env={"CHECKPOINT_DB": str(path)}), path)
+
+
+def test_damaged_pages_inside_a_checkpoint_file(tmp_path):
+    """The header is intact (the file opens), the pages holding the checkpoints are not."""
+    import sqlite3
+
+    from tests.security.decision_helpers import hot_vm_alert
+
+    out = aiops(tmp_path, "analyze", "--alert", str(hot_vm_alert(tmp_path)), "--json")
+    assert out.returncode == 0, out.stderr
+    incident_id = json.loads(out.stdout)["incident_id"]
+    path = tmp_path / "var" / "checkpoints.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray(path.read_bytes())
+    data[3 * page:] = b"\xab" * (len(data) - 3 * page)
+    path.write_bytes(bytes(data))
+    for extra in ("-wal", "-shm"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+    out = aiops(tmp_path, "show", incident_id)
+    _one_line(out, path)
+    assert "malformed" in out.stderr
+    assert aiops(tmp_path, "incidents").returncode == 0  # the registry is another file, still fine
