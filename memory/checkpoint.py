@@ -41,12 +41,22 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
 
 async def _setup_serialised(saver: BaseCheckpointSaver, url: str) -> None:
     """Two processes starting at once on a fresh database would both create the checkpoint tables and
-    one would fail on Postgres' catalog; an advisory lock makes the first create and the second wait."""
+    one would fail on Postgres' catalog; an advisory lock makes the first create and the second wait.
+
+    The waiter polls `pg_try_advisory_lock` instead of blocking in `pg_advisory_lock`: the setup runs
+    `CREATE INDEX CONCURRENTLY`, which waits for every open transaction, including a blocked lock
+    call, so a blocking wait would deadlock the two."""
+    import asyncio
+
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
-        await lock.execute("SELECT pg_advisory_lock(7341001)")
+        for _ in range(1200):  # at most about two minutes, then set up anyway (and fail with its error)
+            row = await (await lock.execute("SELECT pg_try_advisory_lock(7341001)")).fetchone()
+            if row and row[0]:
+                break
+            await asyncio.sleep(0.1)
         try:
             await saver.setup()  # type: ignore[attr-defined]
         finally:
-            await lock.execute("SELECT pg_advisory_unlock(7341001)")
+            await lock.execute("SELECT pg_advisory_unlock_all()")
