@@ -126,9 +126,12 @@ class IncidentRunner:
                 self.registry.mark_interrupted(incident_id, self.owner, f"{type(exc).__name__}: {exc}"[:300])
                 raise
 
-    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None) -> RunOutcome:
+    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None, *,
+                      incident_id: str | None = None) -> RunOutcome:
         source = source or {"kind": "live"}
         incident = incident_from_webhook(webhook)
+        if incident_id:  # chosen by the caller: a redelivered alert lands on the same thread, not a new one
+            incident = incident.model_copy(update={"id": incident_id})
         toolbox = self._toolbox(source, incident.id)
         duplicate_of = None
         if incident.alert.status == "firing":
@@ -240,9 +243,7 @@ class IncidentRunner:
     async def _resume_past_gate(self, config: dict[str, Any], payload: dict[str, Any], toolbox: Toolbox) -> Any:
         """A decision after an interrupted execution: the gate already ran (that is what was interrupted),
         so the new decision is written as the gate's output and the graph continues from there."""
-        state = await self.graph.aget_state(config)
-        if not state.next:  # it had finished; only the registry missed the end
-            return dict(state.values)
+        state = await self.graph.aget_state(config)  # finished or not: the new decision forks from the gate
         plan = Plan.model_validate(state.values["plan"])
         await self.graph.aupdate_state(config, gate_update(payload, plan, self.settings), as_node="approval")
         return await self.graph.ainvoke(None, config, context=toolbox)
@@ -288,3 +289,43 @@ class IncidentRunner:
             return IncidentReport.model_validate(values["report"])
         values["status"] = row.status
         return build_report(values, row.mode)  # type: ignore[arg-type]
+
+    async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
+        """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
+
+        None when the thread never checkpointed (run it afresh). Steps before the approval gate are
+        re-entered from the last completed node; a run that stopped at the gate is just registered; a run
+        that died after an approval and before its execution was checkpointed is NOT re-executed (an
+        action may have run): it is closed as failed for a human to look at.
+        """
+        config = {"configurable": {"thread_id": incident_id}}
+        snap = await self.graph.aget_state(config)
+        if not snap.values:
+            return None
+        toolbox = self._toolbox(source, incident_id)
+        self.registry.adopt(incident_id, self.owner)  # the dead run's claim is ours now
+        async with self._owning(incident_id):
+            return await self._resume(incident_id, snap, config, toolbox, source)
+
+    async def _resume(self, incident_id: str, snap: Any, config: dict[str, Any], toolbox: Toolbox,
+                      source: dict[str, Any]) -> RunOutcome | None:
+        # Pending work: the next nodes, and tasks whose writes are saved but not yet folded into a
+        # checkpoint (a process killed right after a step, before its checkpoint was written).
+        pending_nodes = set(snap.next or ()) | {task.name for task in snap.tasks}
+        interrupts = [i for task in snap.tasks for i in (task.interrupts or ())]
+        if interrupts:
+            result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
+        elif "execute" in pending_nodes:
+            # The registry says so too: a later approve/reject is refused, --after-interruption re-runs it.
+            self.registry.mark_interrupted(incident_id, self.owner, "the process executing it died (its queue "
+                                           "message was redelivered)")
+            status = getattr(IncidentStatus, "INTERRUPTED", IncidentStatus.FAILED)
+            await self.graph.aupdate_state(config, {"status": status.value}, as_node="execute")
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        elif pending_nodes:
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        elif snap.values.get("report"):
+            result = dict(snap.values)
+        else:
+            return None
+        return await self._finish(incident_id, result, toolbox, source)

@@ -222,6 +222,11 @@ class IncidentRegistry:
                             "ON CONFLICT DO NOTHING", [values[k] for k in cols])
             if cur.rowcount == 1:
                 return None
+            if c.execute("SELECT 1 FROM aiops_incidents WHERE incident_id = ?", [row.incident_id]).fetchone():
+                # The same incident again (a queue redelivered its alert after a worker died): take it over.
+                c.execute("UPDATE aiops_incidents SET owner = ?, heartbeat_at = ? WHERE incident_id = ?",
+                          [owner, values["heartbeat_at"], row.incident_id])
+                return None
             found = c.execute(f"SELECT incident_id FROM aiops_incidents WHERE fingerprint = ? AND {_OPEN_SQL}",
                               [row.fingerprint]).fetchone()
         if found is None:  # it closed in between: try again
@@ -327,6 +332,12 @@ class IncidentRegistry:
             c.execute("UPDATE aiops_incidents SET owner = NULL, heartbeat_at = NULL WHERE incident_id = ? AND owner = ?",
                       [incident_id, owner])
 
+    def adopt(self, incident_id: str, owner: str) -> None:
+        """Take over an incident whose owner died (a queue redelivered its work to this process)."""
+        with self._conn() as c:
+            c.execute("UPDATE aiops_incidents SET owner = ?, heartbeat_at = ? WHERE incident_id = ?",
+                      [owner, utcnow().isoformat(), incident_id])
+
     def heartbeat(self, incident_id: str, owner: str) -> None:
         with self._conn() as c:
             c.execute("UPDATE aiops_incidents SET heartbeat_at = ? WHERE incident_id = ? AND owner = ?",
@@ -387,6 +398,12 @@ class IncidentRegistry:
             rows = c.execute(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM aiops_decisions WHERE incident_id = ? "
                              "ORDER BY at", [incident_id]).fetchall()
         return [DecisionRecord.model_validate(dict(zip(_AUDIT_COLUMNS, r, strict=True))) for r in rows]
+
+    def status_counts(self) -> dict[str, int]:
+        """Incidents per status (for /metrics)."""
+        with self._conn() as c:
+            rows = c.execute("SELECT status, COUNT(*) FROM aiops_incidents GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
 
 
 class _PgAdapter:
