@@ -23,7 +23,8 @@ from agents.prompts import DIAGNOSIS_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
-from tools.logs import LogQuery, LogRecord
+from tools.logs.types import LogQuery, LogRecord
+from tools.result import invoke_tool
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +272,11 @@ def _evidence_brief(f: Findings) -> str:
 def _tools_for(toolbox: Toolbox) -> list[Any]:
     tools: list[Any] = []
     if toolbox.metrics is not None:
-        from tools.metrics import make_metric_tools
+        from tools.metrics.tools import make_metric_tools
 
         tools += make_metric_tools(toolbox.metrics, call_graph=toolbox.call_graph)
     if toolbox.logs is not None:
-        from tools.logs import make_log_tools
+        from tools.logs.tools import make_log_tools
 
         tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
     from agents.infrastructure import infrastructure_tools
@@ -285,13 +286,11 @@ def _tools_for(toolbox: Toolbox) -> list[Any]:
 
 async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, toolbox: Toolbox,
                        calls: list[LLMCall]) -> Diagnosis | None:
-    from agents.infrastructure import infrastructure_notes
-
     alert = incident.alert
     tools = _tools_for(toolbox)
     by_name = {t.name: t for t in tools}
     messages: list[BaseMessage] = [
-        SystemMessage(DIAGNOSIS_SYSTEM + infrastructure_notes(toolbox)),
+        SystemMessage(DIAGNOSIS_SYSTEM + toolbox.notes()),
         HumanMessage(f"Diagnose this {verdict.category} alert.\n"
                      + fence("alert labels", alert.labels) + "\n" + fence("alert annotations", alert.annotations)
                      + "\n\nEVIDENCE (ids ev-N are what you cite)\n"
@@ -310,15 +309,10 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
             break
         messages.append(msg)
         for call in tool_calls:
-            try:
-                result = await by_name[call["name"]].ainvoke(call["args"])
-            except Exception as exc:  # a bad tool argument is the model's problem: tell it
-                result = f"error: {exc}"
-            text = result if isinstance(result, str) else json.dumps(result, default=str)
-            ev = f.book.add(tool=call["name"], query=json.dumps(call["args"], default=str), excerpt=text[:600],
-                            component=str(call["args"].get("service") or call["args"].get("component") or ""),
-                            signal="log" if "log" in call["name"] else "metric", start=f.start, end=f.end)
-            messages.append(ToolMessage(f"{ev.id}: " + fence(f"output of {call['name']}", text, limit=2000),
+            result = await invoke_tool(by_name[call["name"]], call)  # a ToolResult, whatever went wrong
+            ids = [f.book.add(**obs.evidence_kwargs(), start=f.start, end=f.end).id for obs in result.evidence]
+            head = ", ".join(ids) or "no evidence"  # an error is not evidence: nothing to cite
+            messages.append(ToolMessage(f"{head}: " + fence(f"output of {call['name']}", result.text(2000), limit=2000),
                                         tool_call_id=call["id"]))
     if out is None:
         out = await toolbox.llm.structured("diagnosis", messages, DiagnosisOutput, calls)

@@ -61,20 +61,6 @@ def infrastructure_tools(toolbox: Toolbox) -> list[Any]:
     return tools
 
 
-def infrastructure_notes(toolbox: Toolbox) -> str:
-    """The toolsets' notes for the model (appended to the diagnosis system prompt when present)."""
-    notes = []
-    if toolbox.proxmox is not None:
-        from tools.proxmox import NOTES as PVE_NOTES
-
-        notes.append(PVE_NOTES)
-    if toolbox.routeros is not None:
-        from tools.routeros import NOTES as ROS_NOTES
-
-        notes.append(ROS_NOTES)
-    return "".join("\n\n" + n.strip() for n in notes)
-
-
 # -------------------------------------------------------------------------------- verification --
 async def infrastructure_check(ev: Evidence, executions: list[ExecutionResult],
                                toolbox: Toolbox) -> VerificationCheck | None:

@@ -43,7 +43,7 @@ def symptoms_text(incident: Incident, evidence: list[Evidence]) -> str:
 async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evidence], toolbox: Toolbox,
                  add: Any) -> list[Any]:
     """Adds memory/runbook evidence via `add(**fields)`; returns the strong past matches (IncidentMatch)."""
-    memory: Any = toolbox.memory
+    memory = toolbox.memory
     if memory is None:
         return []
     text = symptoms_text(incident, evidence)
@@ -85,7 +85,7 @@ def known_fix(incident: Incident, verdict: TriageVerdict, matches: list[Any]) ->
 
 
 def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox) -> None:
-    memory: Any = toolbox.memory
+    memory = toolbox.memory
     if memory is None or report.triage.kind != "incident":
         return
     from memory.incidents import IncidentRecord

@@ -9,19 +9,50 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from core.llm import LLMChain
-from core.models import Approval, Plan, utcnow
+from core.models import Action, Approval, ExecutionResult, Plan, utcnow
 from core.settings import Settings, get_settings
-from tools.logs import LogSource
-from tools.metrics import MetricsSource
+from tools.logs.types import LogSource
+from tools.metrics.types import MetricsSource
 from tools.proxmox.client import ProxmoxClient
 from tools.routeros.client import RouterOSClient
 
+if TYPE_CHECKING:  # memory.incidents pulls in pymilvus: only its types are needed here
+    from memory.cache import Cache
+    from memory.incidents import IncidentMatch, IncidentRecord, RunbookMatch
+
 M = TypeVar("M", bound=BaseModel)
+
+
+class ActionRunner(Protocol):
+    """What the agents need from an executor (tools.executor.ActionExecutor is the real one).
+
+    Both calls block (Ansible, PVE task waits): agents run them in a worker thread.
+    """
+
+    def preflight(self, action: Action) -> str:
+        """What the approver sees before deciding (a --check run, the exact call); changes nothing."""
+        ...
+
+    def execute(self, action: Action, plan_id: str = "") -> ExecutionResult:
+        """Run one catalog action; a failure is a result (`failed`, `dry_run`), never an exception."""
+        ...
+
+
+class IncidentMemoryPort(Protocol):
+    """What the agents need from memory (memory.incidents.IncidentMemory is the real one). Blocking."""
+
+    def similar_incidents(self, text: str, *, service: str | None = None, alertname: str | None = None,
+                          limit: int = 5) -> list[IncidentMatch]: ...
+
+    def search_runbooks(self, text: str, *, alertname: str | None = None, limit: int = 3,
+                        mode: str = "hybrid") -> list[RunbookMatch]: ...
+
+    def remember(self, record: IncidentRecord) -> None: ...
 
 
 @dataclass
@@ -33,9 +64,9 @@ class Toolbox:
     routeros: RouterOSClient | None = None  # the MikroTik router network alerts are about (live runs)
     now: datetime | None = None  # pinned "current time" for replays; None = wall clock
     llm: LLMChain = field(default_factory=LLMChain)
-    memory: Any | None = None  # memory.incidents.IncidentMemory when configured
-    executor: Any | None = None  # tools.executor.ActionExecutor
-    cache: Any | None = None  # memory.cache.Cache: the same LLM question is not paid for twice
+    memory: IncidentMemoryPort | None = None  # past incidents and runbooks, when memory is enabled
+    executor: ActionRunner | None = None  # runs catalog actions; None: every action is a dry run
+    cache: Cache | None = None  # the same LLM question is not paid for twice
     settings: Settings = field(default_factory=get_settings)
     open_incident: Callable[[str], str | None] | None = None  # fingerprint -> id of an open incident
     # Called once execution of an approved plan starts: the runner records it in the registry so a crash
@@ -57,6 +88,17 @@ class Toolbox:
         for source in (self.metrics, self.logs):
             if source is not None and hasattr(source, "now"):
                 source.now = when
+
+    def notes(self) -> str:
+        """The notes for the model of every toolset this toolbox has (appended to a system prompt)."""
+        import tools.logs
+        import tools.metrics
+        import tools.proxmox
+        import tools.routeros
+
+        present = [(self.metrics, tools.metrics.NOTES), (self.logs, tools.logs.NOTES),
+                   (self.proxmox, tools.proxmox.NOTES), (self.routeros, tools.routeros.NOTES)]
+        return "".join("\n\n" + notes.strip() for backend, notes in present if backend is not None)
 
     async def cached(self, kind: str, payload: dict[str, Any], fn: Callable[[], Awaitable[M | None]],
                      model: type[M]) -> M | None:

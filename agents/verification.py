@@ -17,7 +17,7 @@ from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
 from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
-from tools.logs import LogQuery
+from tools.logs.types import LogQuery
 
 VERIFY_WINDOW = timedelta(minutes=5)
 

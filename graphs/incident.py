@@ -143,7 +143,7 @@ async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[
         return {"status": IncidentStatus.REJECTED.value, "executions": []}
     if runtime.context.before_execute is not None:
         runtime.context.before_execute(plan, approval)
-    executor: Any = runtime.context.executor
+    executor = runtime.context.executor
     results: list[ExecutionResult] = []
     for action in plan.actions:
         if executor is None:

@@ -202,8 +202,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the bundled recordings; a demo approver stands in for the human at the gate."""
     import fcntl
 
-    from evals.cases import bundled_incidents, load_recorded
     from interfaces.toolbox_factory import replay_spec
+    from tools.replay.recording import bundled_incidents, load_recorded
 
     demo_dir = settings.AIOPS_DATA_DIR / "demo"
     settings.AIOPS_DATA_DIR.mkdir(parents=True, exist_ok=True)

@@ -6,15 +6,19 @@ kind of toolbox back: `{"kind": "live"}` or `{"kind": "replay", "path": ..., "st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agents.toolbox import Toolbox
+from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
-from evals.cases import load_recorded, prepare_stand_ins
 from tools.executor import ActionExecutor
+from tools.logs.types import LogSource
+from tools.metrics.types import MetricsSource
+from tools.replay.recording import load_recorded
+from tools.replay.standins import prepare_stand_ins
 
 
 def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
@@ -25,23 +29,24 @@ def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
     return {"kind": "replay", "path": str(Path(recording).resolve()), "standins": str(standins.resolve())}
 
 
-def live_metrics(settings: Settings) -> Any:
+def live_metrics(settings: Settings) -> MetricsSource | None:
     if not settings.PROMETHEUS_URL:
         return None
-    from tools.metrics import PrometheusSource
+    from tools.metrics.prometheus import PrometheusSource
 
     return PrometheusSource.from_settings(settings)
 
 
-def live_logs(settings: Settings) -> Any:
+def live_logs(settings: Settings) -> LogSource | None:
     if not (settings.ELASTICSEARCH_URL or settings.LOG_FILES):
         return None
-    from tools.logs import log_source_from_settings
+    from tools.logs.sources import log_source_from_settings
 
     return log_source_from_settings(settings)
 
 
-def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None, memory: Any | None = None):  # type: ignore[no-untyped-def]
+def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
+                         memory: IncidentMemoryPort | None = None) -> Callable[[dict[str, Any]], Toolbox]:
     from memory.cache import build_cache
 
     chain = llm if llm is not None else build_llm_chain(settings)

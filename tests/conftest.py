@@ -40,7 +40,7 @@ def scripted_chain(model: object, name: str = "scripted-1") -> LLMChain:
 
 
 def recording(name: str) -> Path:
-    return REPO / "evals" / "incidents" / f"{name}.json"
+    return REPO / "tools" / "replay" / "incidents" / f"{name}.json"
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:

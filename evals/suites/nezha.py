@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from core.models import Alert, AlertmanagerWebhook
 from evals.score import accuracy_at_k, rank_of
-from tools.metrics import RecordedMetricsSource
+from tools.metrics.recorded import RecordedMetricsSource
 
 SUITE = "nezha"
 ALERT_DELAY = timedelta(minutes=2)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import re
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import SystemMessage, ToolMessage
 
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
+from tools.replay.recording import load_recorded
 
 
 def _analyze(settings, name, model):
@@ -90,3 +90,37 @@ def test_duplicate_costs_no_llm_call(settings):
     assert len(model.requests) == 2
     dup = _analyze(settings, "crashloop", model)
     assert dup.status.value == "duplicate" and len(model.requests) == 2 and dup.report.llm_calls == []
+
+
+def test_failed_tool_calls_reach_the_model_as_errors_and_are_not_citable(settings):
+    """A selector the source cannot parse and an out-of-range argument: both come back to the model as
+    `error` results (status first, no evidence id), the loop goes on, and neither becomes evidence."""
+    seen: list[str] = []
+
+    def diagnosis(messages, tools):
+        seen.extend(m.content for m in messages if isinstance(m, ToolMessage))
+        return reply(tool_call("Diagnosis", summary="bad config", hypotheses=[
+            {"component": "payments-api", "cause": "config fails to parse", "confidence": 0.8,
+             "evidence_ids": ["ev-1"]}]))
+
+    model = ScriptedChatModel(script=[
+        reply(tool_call("query_metric", metric="restarts{"), tool_call("search_logs", service="payments-api", minutes=0),
+              tool_call("search_logs", service="no-such-service", minutes=5)),
+        diagnosis,
+        reply(tool_call("RemediationPlan", rationale="r", steps=[
+            {"action": "restart_service", "target": "app-02", "parameters": {"service": "payments-api"}}])),
+    ])
+    r = _analyze(settings, "crashloop", model).report
+    bad_selector, bad_arg, nothing = seen  # "<ids>: " + the fenced ToolResult text, status first
+    assert bad_selector.startswith("no evidence: ") and '{"status":"error"' in bad_selector
+    assert "restarts{" in bad_selector
+    assert bad_arg.startswith("no evidence: ") and '{"status":"error"' in bad_arg
+    assert "invalid arguments: minutes" in bad_arg
+    assert re.match(r"ev-\d+: ", nothing) and '{"status":"no_data"' in nothing  # "nothing logged" is citable
+    assert not any(e.tool == "query_metric" for e in r.evidence)
+    (empty,) = [e for e in r.evidence if e.tool == "search_logs"]
+    assert empty.signal == "log" and empty.component == "no-such-service" and not empty.anomalous
+    assert r.mode == "scripted-1" and r.hypotheses[0].component == "payments-api"
+    system = next(m for m in model.requests[0]["messages"] if isinstance(m, SystemMessage)).content
+    assert "Metric tools (" in system and "Log tools (" in system  # the toolsets' notes.md
+    assert "Proxmox VE tools" not in system  # no PVE configured for a replay: its notes stay out

@@ -192,8 +192,8 @@ def test_llm_diagnosis_calls_the_router_tools_and_cites_them(tmp_path):
 def test_a_replay_never_touches_the_configured_infrastructure(tmp_path):
     """The demo's recordings name pve-01/101 and rtr-edge-01: with real PROXMOX_*/MIKROTIK_* set, a replay
     still only dry-runs (a recorded incident must not reboot a real guest)."""
-    from evals.cases import load_recorded
     from interfaces.toolbox_factory import replay_spec
+    from tools.replay.recording import load_recorded
 
     with ProxmoxSim() as pve, RouterOSSim() as rtr:
         settings = settings_for(tmp_path, pve=pve, rtr=rtr)

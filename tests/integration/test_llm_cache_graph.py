@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import crashloop_model
 from tests.servers import RedisServer, redis_server  # noqa: F401
+from tools.replay.recording import load_recorded
 
 
 def test_repeat_analysis_hits_the_redis_cache(settings, redis_server: RedisServer):  # noqa: F811

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.openmetrics import to_openmetrics
 from tests.servers import free_port
 from tools.analysis.metric_anomaly import rank_components
-from tools.metrics import (
-    MetricsQueryError,
-    PrometheusSource,
-    RecordedMetricsSource,
-    make_metric_tools,
-    to_openmetrics,
-)
+from tools.metrics.prometheus import PrometheusSource
+from tools.metrics.recorded import RecordedMetricsSource
+from tools.metrics.tools import make_metric_tools
+from tools.metrics.types import MetricsQueryError
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
+from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.integration
 

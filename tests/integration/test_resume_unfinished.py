@@ -10,10 +10,10 @@ import asyncio
 
 from core.models import Approval
 from core.settings import Settings
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
+from tools.replay.recording import load_recorded
 
 
 def test_paused_run_is_registered_and_a_run_killed_after_approval_is_not_executed(settings: Settings) -> None:

@@ -16,12 +16,12 @@ import pytest
 from agents.approval import auto_approval, auto_approval_verdict
 from core.models import AlertmanagerWebhook, Plan
 from core.settings import load_settings
-from evals.cases import load_recorded
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
 from tools.catalog import CATALOG
+from tools.replay.recording import load_recorded
 
 
 def _plan(*actions) -> Plan:

@@ -105,10 +105,10 @@ def test_owner_liveness_pid_reuse_and_lease():
 def _analyze(settings, name: str, factory=None):
     import asyncio
 
-    from evals.cases import load_recorded
     from graphs.runner import IncidentRunner
     from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
     from tests.conftest import recording
+    from tools.replay.recording import load_recorded
 
     async def run():
         async with IncidentRunner(settings, factory or make_toolbox_factory(settings)) as runner:

@@ -1,7 +1,7 @@
 """A small local stand-in for Elasticsearch 8, speaking its HTTP wire protocol.
 
 Elasticsearch cannot run on the build machines, so the *real* `AsyncElasticsearch` client is tested
-against this double. It answers the calls `tools.logs.ElasticsearchSource` makes, with bodies shaped
+against this double. It answers the calls `tools.logs.elasticsearch.ElasticsearchSource` makes, with bodies shaped
 as the Elasticsearch 8 REST reference documents them:
 
 * `GET /` (cluster info), `POST /<index>/_pit?keep_alive=..` and `DELETE /_pit` (point in time);

@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests import fake_nezha
-from tools.metrics import (
-    RecordedMetricsSource,
-    Selector,
-    Series,
-    choose_step,
-    make_metric_tools,
-    metric_name_for_column,
-    service_of_pod,
-    to_openmetrics,
-)
+from tests.openmetrics import to_openmetrics
+from tools.metrics.prometheus import choose_step
+from tools.metrics.recorded import RecordedMetricsSource, metric_name_for_column, service_of_pod
+from tools.metrics.selector import Selector
+from tools.metrics.tools import make_metric_tools
+from tools.metrics.types import Series
+from tools.result import ToolResult, invoke_tool
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -142,17 +139,30 @@ def test_metric_tools_are_typed_compact_and_clocked_by_the_source(metric_dir: Pa
     assert set(tools) == {"query_metric", "list_metrics", "compare_to_baseline", "rank_suspects"}
     assert tools["query_metric"].args["minutes"]["type"] == "integer"
     listed = json.loads(run(tools["list_metrics"].ainvoke({})))
-    assert listed["services"] == sorted(fake_nezha.PODS)
-    out = json.loads(run(tools["query_metric"].ainvoke({"metric": "cpu_usage_rate_percent",
-                                                        "service": "productcatalogservice", "minutes": 60})))
-    (series,) = out["series"]
+    assert listed["status"] == "ok" and listed["data"]["services"] == sorted(fake_nezha.PODS)
+
+    def call(name: str, **args: object) -> ToolResult:
+        return run(invoke_tool(tools[name], {"name": name, "args": args, "id": "c1"}))
+
+    out = call("query_metric", metric="cpu_usage_rate_percent", service="productcatalogservice", minutes=60)
+    (series,) = out.data["series"]
     assert series["points"] == 60 and len(series["shape"]) <= 12
-    assert out["end"] == fake_nezha.ALERT.isoformat()
-    cmp = json.loads(run(tools["compare_to_baseline"].ainvoke({"metric": "cpu_usage_rate_percent",
-                                                               "window_minutes": 3})))
-    top = cmp["series"][0]
+    assert out.data["end"] == fake_nezha.ALERT.isoformat()
+    assert out.query == 'cpu_usage_rate_percent{service="productcatalogservice"}'
+    (ev,) = out.evidence
+    assert (ev.signal, ev.component, ev.anomalous) == ("metric", "productcatalogservice", False)
+    cmp = call("compare_to_baseline", metric="cpu_usage_rate_percent", window_minutes=3)
+    top = cmp.data["series"][0]
     assert top["labels"]["service"] == "productcatalogservice" and top["anomalous"] and top["direction"] == "up"
-    ranked = json.loads(run(tools["rank_suspects"].ainvoke({"window_minutes": 5, "top": 2})))
-    assert ranked[0]["component"] == "productcatalogservice"
-    with pytest.raises(Exception):  # noqa: B017  (pydantic validation of the typed args)
+    (ev,) = cmp.evidence
+    assert ev.anomalous and ev.value == top["window_peak"] and ev.baseline == top["baseline_median"]
+    ranked = call("rank_suspects", window_minutes=5, top=2)
+    assert ranked.status == "ok" and ranked.data[0]["component"] == "productcatalogservice"
+    missing = call("query_metric", metric="no_such_metric")
+    assert missing.status == "no_data" and missing.evidence and missing.data["end"] == fake_nezha.ALERT.isoformat()
+    bad = call("query_metric", metric="cpu{")  # not a selector this source understands: an error result
+    assert bad.status == "error" and "cpu{" in bad.error and bad.evidence == []
+    invalid = call("query_metric", metric="x", minutes=0)  # pydantic validation of the typed args
+    assert invalid.status == "error" and invalid.error.startswith("invalid arguments: minutes:")
+    with pytest.raises(Exception):  # noqa: B017  (called directly, the schema still refuses it)
         run(tools["query_metric"].ainvoke({"metric": "x", "minutes": 0}))

@@ -52,7 +52,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tools.metrics import MetricsSource, Series
+from tools.metrics.types import MetricsSource, Series
 
 
 class MetricAnomaly(BaseModel):

@@ -32,7 +32,7 @@ from tools.proxmox.client import (
 )
 
 if TYPE_CHECKING:
-    from tools.catalog import CatalogEntry
+    from tools.catalog_entry import CatalogEntry
 
 MIN_MEMORY_MB = 512
 GROWTH = 2.0  # a resize at most doubles (or halves) what the guest has
@@ -68,9 +68,9 @@ def _guest_params() -> dict[str, Param]:
 def catalog_entries() -> list[CatalogEntry]:
     """This toolset's catalog entries (tools/catalog.py registers them into CATALOG).
 
-    A function, imported lazily, so `tools.catalog` and this module can be imported in either order.
+    A function, so the entries are built when the catalog registers them.
     """
-    from tools.catalog import CatalogEntry
+    from tools.catalog_entry import CatalogEntry
 
     k = ActionKind.PROXMOX_VM
     return [

@@ -32,7 +32,7 @@ from tools.routeros.client import (
 )
 
 if TYPE_CHECKING:
-    from tools.catalog import CatalogEntry
+    from tools.catalog_entry import CatalogEntry
 
 
 class Op(BaseModel):
@@ -50,9 +50,8 @@ OPS: dict[str, Op] = {
 
 
 def catalog_entries() -> list[CatalogEntry]:
-    """This toolset's catalog entries (registered into CATALOG by tools/catalog.py; lazy import so the
-    two modules load in either order)."""
-    from tools.catalog import CatalogEntry
+    """This toolset's catalog entries (registered into CATALOG by tools/catalog.py)."""
+    from tools.catalog_entry import CatalogEntry
 
     iface = {"interface": Param(description="RouterOS interface name (letters, digits, - _ . /)",
                                 pattern=INTERFACE_NAME.pattern[1:-1], max_length=63)}

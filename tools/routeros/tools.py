@@ -1,6 +1,7 @@
 """Read-only LangChain tools over a `RouterOSClient`, for the diagnosis (and chat) model.
 
-Each tool opens one API session, reads, and returns a `ToolResult` as compact JSON (status first);
+Each tool opens one API session, reads, and returns a `ToolResult` (`tools.result.result_tool`: the model
+reads its compact JSON, status first; callers get the result itself);
 errors (a refused login, a `!trap`) come back as a result with status `error`, never as an exception.
 Nothing here can change the router.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.result import ToolResult
+from tools.result import ToolResult, result_tool
 from tools.routeros.client import INTERFACE_NAME, RouterOSClient, RouterOSError, Session
 
 _IFACE = INTERFACE_NAME.pattern
@@ -41,52 +42,52 @@ _IFACE_KEYS = ("name", "type", "running", "disabled", "link-downs", "last-link-d
 
 
 def make_routeros_tools(client: RouterOSClient) -> list[Any]:
-    from langchain_core.tools import StructuredTool
-
-    async def run(tool: str, query: str, fn: Any) -> str:
+    async def run(tool: str, query: str, fn: Any, component: str | None = None) -> ToolResult:
         def read() -> Any:
             with client.session() as s:
                 return fn(s)
         try:
             data = await asyncio.to_thread(read)
         except (RouterOSError, ValueError) as exc:
-            return ToolResult.failed(tool, query, str(exc)).text()
-        return ToolResult.ok(tool, query, data).text()
+            return ToolResult.failed(tool, query, str(exc))
+        return ToolResult.ok(tool, query, data, signal="state", component=component or "")
 
-    async def ros_interfaces(name: str | None = None) -> str:
+    async def ros_interfaces(name: str | None = None) -> ToolResult:
         def read(s: Session) -> list[dict[str, Any]]:
             rows = s.interfaces() if name is None else [r for r in [s.interface(name)] if r]
             return [{k: r[k] for k in _IFACE_KEYS if k in r} for r in rows]
-        return await run("ros_interfaces", f"/interface/print{' ?name=' + name if name else ''}", read)
+        return await run("ros_interfaces", f"/interface/print{' ?name=' + name if name else ''}", read, name)
 
-    async def ros_log(contains: str | None = None, limit: int = 30) -> str:
+    async def ros_log(contains: str | None = None, limit: int = 30) -> ToolResult:
         def read(s: Session) -> list[dict[str, Any]]:
             rows = [r for r in s.logs(1000) if not contains or contains in str(r.get("message", ""))]
             return [{k: r.get(k) for k in ("time", "topics", "message")} for r in rows[-limit:]]
         return await run("ros_log", f"/log/print contains={contains or ''}", read)
 
-    async def ros_resource() -> str:
+    async def ros_resource() -> ToolResult:
         return await run("ros_resource", "/system/resource/print", lambda s: s.resource())
 
-    async def ros_routes() -> str:
+    async def ros_routes() -> ToolResult:
         def read(s: Session) -> list[dict[str, Any]]:
             keep = (".id", "dst-address", "gateway", "immediate-gw", "distance", "active", "disabled", "dynamic", "comment")
             return [{k: r[k] for k in keep if k in r} for r in s.routes()]
         return await run("ros_routes", "/ip/route/print", read)
 
-    async def ros_arp(interface: str | None = None) -> str:
+    async def ros_arp(interface: str | None = None) -> ToolResult:
         def read(s: Session) -> dict[str, Any]:
             return {"arp": [r for r in s.arp() if not interface or r.get("interface") == interface],
                     "neighbors": [r for r in s.neighbors() if not interface or r.get("interface") == interface]}
-        return await run("ros_arp", f"/ip/arp/print + /ip/neighbor/print interface={interface or ''}", read)
+        return await run("ros_arp", f"/ip/arp/print + /ip/neighbor/print interface={interface or ''}", read,
+                         interface)
 
-    async def ros_firewall(interface: str | None = None) -> str:
+    async def ros_firewall(interface: str | None = None) -> ToolResult:
         def read(s: Session) -> list[dict[str, Any]]:
             return [r for r in s.firewall_filters()
                     if not interface or interface in (r.get("in-interface"), r.get("out-interface"))]
-        return await run("ros_firewall", f"/ip/firewall/filter/print stats interface={interface or ''}", read)
+        return await run("ros_firewall", f"/ip/firewall/filter/print stats interface={interface or ''}", read,
+                         interface)
 
-    spec: list[tuple[Callable[..., Awaitable[str]], type[BaseModel], str]] = [
+    spec: list[tuple[Callable[..., Awaitable[ToolResult]], type[BaseModel], str]] = [
         (ros_interfaces, InterfacesArgs, "Router interfaces: link state (running), disabled, link-downs, counters."),
         (ros_log, LogArgs, "The router's recent log lines (optionally only those containing a text)."),
         (ros_resource, NoArgs, "The router's CPU load, memory, uptime, version and board."),
@@ -94,5 +95,4 @@ def make_routeros_tools(client: RouterOSClient) -> list[Any]:
         (ros_arp, OnInterfaceArgs, "ARP entries and discovered neighbours (optionally on one interface)."),
         (ros_firewall, OnInterfaceArgs, "Firewall filter rules with packet/byte counters."),
     ]
-    return [StructuredTool.from_function(coroutine=fn, name=fn.__name__, args_schema=args, description=desc)
-            for fn, args, desc in spec]
+    return [result_tool(fn, name=fn.__name__, args_schema=args, description=desc) for fn, args, desc in spec]

@@ -5,7 +5,7 @@ real site: 80 minutes of 30-second metrics before the alert and 15 after, log li
 formats of the software involved, and the aftermath of the fix as it typically looks. The evaluation
 of diagnosis quality on data nobody on the team wrote is `aiops eval nezha` / `aiops eval loghub`.
 
-    python -m evals.incidents.build_demo_incidents
+    python -m tools.replay.incidents.build_demo_incidents
 """
 
 from __future__ import annotations

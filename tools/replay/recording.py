@@ -3,21 +3,22 @@
 A recording holds metric series and log lines from before the alert (what diagnosis may read) and
 after it (what verification reads once a remediation ran). Replaying pins the clock to the alert
 time, so no tool can see the future until the graph advances it for verification. Hosts listed under
-`hosts` are local stand-ins (a sandbox directory driven by Ansible with `connection: local`).
+`hosts` are local stand-ins (a sandbox directory driven by Ansible with `connection: local`, see
+`tools.replay.standins`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from core.models import AlertmanagerWebhook
-from tools.logs import InMemoryLogSource, LogRecord
-from tools.metrics import InMemoryMetricsSource, Series
+from tools.logs.inmemory import InMemoryLogSource
+from tools.logs.types import LogRecord
+from tools.metrics.inmemory import InMemoryMetricsSource
+from tools.metrics.types import Series
 
 BUNDLED = Path(__file__).parent / "incidents"
 
@@ -74,30 +75,3 @@ def load_recorded(path: str | Path) -> RecordedIncident:
     if p.is_dir():
         p = p / "incident.json"
     return RecordedIncident.model_validate_json(p.read_text())
-
-
-def prepare_stand_ins(rec: RecordedIncident, root: Path) -> Path:
-    """(Re)create the stand-in hosts' files under `root/<host>` and write an inventory for them."""
-    import shutil
-
-    root.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for host, spec in rec.hosts.items():
-        host_root = root / host
-        if host_root.exists():
-            shutil.rmtree(host_root)
-        for f in spec.files:
-            target = host_root / f.path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if f.content is not None:
-                target.write_text(f.content)
-            else:
-                target.write_bytes(b"\0" * (f.size_kb * 1024))
-            if f.age_days:
-                ts = datetime.now().timestamp() - f.age_days * 86400
-                os.utime(target, (ts, ts))
-        lines.append(f"{host} ansible_connection=local aiops_root={host_root.resolve()} aiops_sandbox=true "
-                     f"ansible_python_interpreter={sys.executable}")
-    inventory = root / "inventory.ini"
-    inventory.write_text("\n".join(lines) + "\n")
-    return inventory

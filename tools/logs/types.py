@@ -1,0 +1,48 @@
+"""What every log backend speaks: `LogRecord`, `LogQuery`, the `LogSource` protocol, its error type.
+
+Imports nothing of ours, so the analysis code (`tools.analysis.log_templates`) can depend on it
+without a cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+
+class LogRecord(BaseModel):
+    timestamp: datetime
+    message: str
+    service: str = ""
+    level: str = ""
+    host: str = ""
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class LogQuery(BaseModel):
+    start: datetime
+    end: datetime
+    service: str | None = None
+    level: str | None = None  # minimum is not implied: an exact level name, case-insensitive
+    text: str | None = None  # substring (backends may treat it as a full-text query)
+    limit: int = Field(default=500, ge=1, le=100_000)
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    name: str
+
+    async def search(self, query: LogQuery) -> list[LogRecord]: ...
+
+
+
+class LogSourceError(RuntimeError):
+    """A backend failed in a way the caller should see as one readable line (bad URL, timeout, 4xx)."""
+
+
+
+def utc(ts: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, so naive and aware bounds compare without TypeError."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

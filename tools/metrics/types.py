@@ -1,0 +1,48 @@
+"""What every metrics backend speaks: `Series`, the `MetricsSource` protocol, and its one error type.
+
+Queries are PromQL. Backends that are not Prometheus (recorded data, replays) support the subset the
+agents use: an instant-vector selector (`tools.metrics.selector`). This module imports nothing of
+ours, so the analysis code (`tools.analysis.metric_anomaly`) can depend on it without a cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+
+class Series(BaseModel):
+    """One time series: a metric name, its labels and (time, value) points in time order."""
+
+    metric: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    points: list[tuple[datetime, float]] = Field(default_factory=list)
+
+    def values(self) -> list[float]:
+        return [v for _, v in self.points]
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """What the diagnosis agent needs from a metrics backend."""
+
+    name: str
+
+    async def query_range(self, query: str, start: datetime, end: datetime,
+                          step_seconds: float | None = None) -> list[Series]: ...
+
+    async def list_metrics(self, component: str | None = None) -> list[str]: ...
+
+    async def list_components(self) -> list[str]: ...
+
+
+
+class MetricsQueryError(RuntimeError):
+    """A backend refused or failed a query; the message says which query and why, in one line."""
+
+
+def utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted. Everything inside is UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
