@@ -185,6 +185,8 @@ class AlertmanagerWebhook(_Model):
 class IncidentStatus(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"  # a decision was claimed and its plan is running (or about to)
+    INTERRUPTED = "interrupted"  # the process working on it died; nothing re-runs without a new decision
     EXECUTED = "executed"
     REJECTED = "rejected"
     RESOLVED = "resolved"

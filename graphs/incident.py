@@ -121,6 +121,12 @@ async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
                           "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
                           "actions": [a.model_dump(mode="json") for a in plan.actions],
                           "rationale": plan.rationale, "checks": plan.checks})
+    return gate_update(decision, plan, settings)
+
+
+def gate_update(decision: Any, plan: Plan, settings: Any) -> dict[str, Any]:
+    """The approval gate's state update for a decision (also used to record a decision taken after an
+    interrupted execution, which resumes past the gate rather than through it)."""
     approval = approval_agent.check_decision(decision, plan, settings)
     status = None if approval.valid and approval.decision == "approve" else IncidentStatus.REJECTED.value
     update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
@@ -135,6 +141,8 @@ async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[
     # Belt and braces: the edge already routes only valid approvals of this exact plan here.
     if not (approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
         return {"status": IncidentStatus.REJECTED.value, "executions": []}
+    if runtime.context.before_execute is not None:
+        runtime.context.before_execute(plan, approval)
     executor = runtime.context.executor
     results: list[ExecutionResult] = []
     for action in plan.actions:

@@ -4,6 +4,7 @@
     aiops analyze --alert FILE [--replay R]  run an Alertmanager webhook until the approval gate or the end
     aiops approve PLAN_ID --by NAME          resume a paused plan (any process, any time before expiry)
     aiops reject PLAN_ID --by NAME
+    aiops approve PLAN_ID --by NAME --after-interruption   decide again after a crash mid-execution
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
     aiops bot                                the Telegram bot (long polling) with notification delivery
@@ -26,12 +27,14 @@ import importlib
 import json
 import logging
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from core.settings import Settings, SettingsError, get_settings
+from memory.errors import StoreError, corrupted, is_corruption
 
 
 class CLIError(Exception):
@@ -165,8 +168,9 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str
     async with _Notified(settings) as runner:
         try:
             outcome = await runner.decide(args.plan_id, approver=args.by, decision=decision, channel="cli",
-                                          plan_hash=args.hash, comment=args.comment or "")
-        except DecisionRefused as exc:
+                                          plan_hash=args.hash, comment=args.comment or "",
+                                          after_interruption=args.after_interruption)
+        except DecisionRefused as exc:  # the one mapping of refusals: exit 2, one line, nothing consumed
             raise CLIError(str(exc).strip("'\"")) from None
     _emit(outcome, args.json)
     return 0
@@ -190,16 +194,16 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no incidents")
         return 0
-    print(f"{'INCIDENT':<17} {'STATUS':<18} {'MODE':<8} {'PLAN':<18} {'UPDATED':<17} TITLE")
+    print(f"{'INCIDENT':<17} {'STATUS':<18} {'MODE':<8} {'PLAN':<18} {'DECISION':<12} {'UPDATED':<17} TITLE")
     for r in rows:
         print(f"{r.incident_id:<17} {r.status:<18} {r.mode[:8]:<8} {(r.plan_id or '-'):<18} "
-              f"{r.updated_at:%Y-%m-%d %H:%M} {r.title[:70]}")
+              f"{(r.decision_state or '-'):<12} {r.updated_at:%Y-%m-%d %H:%M} {r.title[:70]}")
     return 0
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from core.models import IncidentReport
-    from interfaces.render import render_report
+    from interfaces.render import render_decisions, render_report
 
     client = _service(settings)
     if client is not None:
@@ -208,9 +212,16 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     async with _runner(settings) as runner:
         report = await runner.report(args.incident_id)
+        decisions = runner.decisions(args.incident_id) if report is not None else []
     if report is None:
         raise CLIError(f"unknown incident id {args.incident_id!r}")
-    print(report.model_dump_json(indent=1) if args.json else render_report(report))
+    if args.json:
+        print(json.dumps({**report.model_dump(mode="json"),
+                          "decisions": [d.model_dump(mode="json") for d in decisions]}, indent=1))
+    else:
+        print(render_report(report))
+        if decisions:
+            print(render_decisions(decisions))
     return 0
 
 
@@ -365,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--by", required=True, help="approver name")
         s.add_argument("--hash", help="the plan hash you reviewed (default: the hash shown when it paused)")
         s.add_argument("--comment")
+        s.add_argument("--after-interruption", action="store_true",
+                       help="decide again on a plan whose execution was interrupted (approve re-runs it)")
         s.add_argument("--json", action="store_true")
 
     i = sub.add_parser("incidents", help="list incidents")
@@ -398,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = False
+    settings: Settings | None = None
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
@@ -418,9 +432,17 @@ def main(argv: list[str] | None = None) -> int:
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))
-    except (CLIError, SettingsError) as exc:
+    except (CLIError, SettingsError, StoreError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # the registry names its own file; a damaged page of the checkpoints
+        if debug:
+            raise
+        if is_corruption(exc) and settings is not None and not settings.DATABASE_URL:
+            print(f"aiops: error: {corrupted(settings.checkpoint_path, 'checkpoints', exc)}", file=sys.stderr)
+            return 2
+        print(f"aiops: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one line, unless DEBUG asks for the traceback

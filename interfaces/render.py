@@ -88,3 +88,13 @@ def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None
     tokens = sum(c.input_tokens + c.output_tokens for c in calls)
     cost = f"{len(calls)} LLM calls, {tokens} tokens" if calls else "0 LLM calls"
     out.append(_row("OUTCOME", f"{report.status.value} · {cost}" + (f" · {seconds:.1f} s" if seconds is not None else "")))
+
+
+def render_decisions(decisions: list[Any]) -> str:
+    """The audit trail: every decision attempt on the incident's plan, won, lost or refused."""
+    out = [_row("DECISIONS", f"{len(decisions)} attempt{'s' if len(decisions) != 1 else ''}")]
+    for d in decisions:
+        reason = f" — {d.reason}" if d.reason else ""
+        out.append(_indent(f"{d.at:%Y-%m-%d %H:%M:%S}Z {d.outcome:<11} {d.decision} by {d.approver} via "
+                           f"{d.channel}{reason}"[:220], _W))
+    return "\n".join(out)
