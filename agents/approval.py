@@ -10,15 +10,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.models import Approval, Plan, Risk, utcnow
+from core.models import Approval, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 
 
-def auto_approval(plan: Plan, settings: Settings) -> Approval | None:
-    if settings.AUTO_APPROVE_LOW_RISK and plan.risk == Risk.LOW and plan.known_fix:
-        return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
-                        channel="policy", comment="low-risk known fix: auto-approved by policy")
-    return None
+def auto_approval(plan: Plan, settings: Settings, heal: SelfHealingDecision | None = None) -> Approval | None:
+    """An approval by policy, or None (a human decides).
+
+    `heal` is the self-healing policy's decision (agents/self_healing.authorize: rules, rate limits,
+    cool-down, flap guard, kill switch); without one only low-risk known fixes qualify.
+    """
+    if not settings.AUTO_APPROVE_LOW_RISK:
+        return None
+    if heal is None:
+        if not (plan.risk == Risk.LOW and plan.known_fix):
+            return None
+        comment = "low-risk known fix: auto-approved by policy"
+    elif not heal.allowed:
+        return None
+    else:
+        comment = f"self-healing policy rule {heal.rule}: {heal.reason}"
+    return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
+                    channel="policy", comment=comment)
 
 
 def authorised(approver: str, channel: str, settings: Settings) -> bool:

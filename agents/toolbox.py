@@ -40,6 +40,8 @@ class Toolbox:
     open_incident: Callable[[str], str | None] | None = None  # fingerprint -> id of an open incident
     recovery_after: timedelta | None = None  # replays: how far the recording runs past the alert
     source_spec: dict[str, Any] = field(default_factory=lambda: {"kind": "live"})
+    # Wall clock of decisions that happen *now* even in a replay (self-healing limits, correlation window).
+    clock: Callable[[], datetime] = utcnow
 
     def current_time(self) -> datetime:
         return self.now or utcnow()

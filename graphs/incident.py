@@ -17,12 +17,14 @@ from langgraph.types import interrupt
 from agents import approval as approval_agent
 from agents import diagnosis as diagnosis_agent
 from agents import remediation as remediation_agent
+from agents import self_healing
 from agents import triage as triage_agent
 from agents.toolbox import Toolbox
 from agents.verification import verify
 from core.models import (
     AlertmanagerWebhook,
     Approval,
+    Attempt,
     Evidence,
     ExecutionResult,
     Hypothesis,
@@ -31,6 +33,7 @@ from core.models import (
     IncidentStatus,
     LLMCall,
     Plan,
+    SelfHealingDecision,
     TriageVerdict,
     Verification,
 )
@@ -92,17 +95,25 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
 async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     settings = runtime.context.settings
     plan = Plan.model_validate(state["plan"])
-    auto = approval_agent.auto_approval(plan, settings)
+    heal = None
+    if settings.AUTO_APPROVE_LOW_RISK and not state.get("attempts"):  # after a failed automatic fix: a human
+        heal = await asyncio.to_thread(self_healing.authorize, plan, Incident.model_validate(state["incident"]),
+                                       runtime.context)
+    auto = approval_agent.auto_approval(plan, settings, heal)
+    if heal is not None and heal.allowed and auto is None:  # another gate check refused: the action never ran
+        await asyncio.to_thread(self_healing.forget, plan, settings)
     if auto is not None:
-        return {"approval": auto.model_dump(mode="json")}
+        return {"approval": auto.model_dump(mode="json"), "self_healing": heal.model_dump(mode="json") if heal else None}
     # Pauses here; the value is what approvers are shown. On resume, interrupt() returns the decision.
     decision = interrupt({"plan_id": plan.id, "plan_hash": plan.content_hash, "risk": plan.risk.value,
                           "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
                           "actions": [a.model_dump(mode="json") for a in plan.actions],
-                          "rationale": plan.rationale, "checks": plan.checks})
+                          "rationale": plan.rationale, "checks": plan.checks,
+                          "self_healing": heal.model_dump(mode="json") if heal else None})
     approval = approval_agent.check_decision(decision, plan, settings)
     status = None if approval.valid and approval.decision == "approve" else IncidentStatus.REJECTED.value
-    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
+    update: dict[str, Any] = {"approval": approval.model_dump(mode="json"),
+                              "self_healing": heal.model_dump(mode="json") if heal else None}
     if status:
         update["status"] = status
     return update
@@ -139,7 +150,22 @@ async def verify_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
     status = state.get("status", IncidentStatus.EXECUTED.value)
     if status == IncidentStatus.EXECUTED.value and result.recovered:
         status = IncidentStatus.RESOLVED.value
+    if (state.get("approval") or {}).get("channel") == "policy":  # the self-healing history learns the outcome
+        await asyncio.to_thread(self_healing.record_verification, Plan.model_validate(state["plan"]), result,
+                                runtime.context.settings)
     return {"verification": result.model_dump(mode="json"), "status": status}
+
+
+async def fallback_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    """An automatic fix failed verification: never retried automatically; offer its inverse to a human."""
+    plan = Plan.model_validate(state["plan"])
+    executions = [ExecutionResult.model_validate(e) for e in state.get("executions") or []]
+    attempt = Attempt(plan=plan, approval=Approval.model_validate(state["approval"]), executions=executions,
+                      verification=Verification.model_validate(state["verification"]))
+    follow = self_healing.inverse_plan(plan, executions, runtime.context.settings)
+    follow.checks = await remediation_agent.preflight(follow, runtime.context)
+    return {"attempts": [*(state.get("attempts") or []), attempt.model_dump(mode="json")],
+            "plan": follow.model_dump(mode="json"), "approval": None, "executions": [], "verification": None}
 
 
 def build_report(state: IncidentState, mode: str) -> IncidentReport:
@@ -155,7 +181,9 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
         verification=Verification.model_validate(state["verification"]) if state.get("verification") else None,
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
-        created_at=incident.created_at)
+        created_at=incident.created_at,
+        self_healing=SelfHealingDecision.model_validate(state["self_healing"]) if state.get("self_healing") else None,
+        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []])
 
 
 def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
@@ -180,6 +208,14 @@ def after_approval(state: IncidentState) -> str:
     return "execute" if a.get("valid") and a.get("decision") == "approve" else "report"
 
 
+def after_verify(state: IncidentState) -> str:
+    approval = state.get("approval") or {}
+    executions = [ExecutionResult.model_validate(e) for e in state.get("executions") or []]
+    verification = Verification.model_validate(state["verification"]) if state.get("verification") else None
+    failed = self_healing.verification_failed(executions, verification)
+    return "fallback" if approval.get("channel") == "policy" and failed and not state.get("attempts") else "report"
+
+
 def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, Toolbox, IncidentState, IncidentState]:
     g = StateGraph(IncidentState, context_schema=Toolbox)
     g.add_node("triage", triage_node)
@@ -197,8 +233,10 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, T
         g.add_node("verify", verify_node)
         g.add_edge("plan", "approval")
         g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
+        g.add_node("fallback", fallback_node)
         g.add_edge("execute", "verify")
-        g.add_edge("verify", "report")
+        g.add_conditional_edges("verify", after_verify, {"fallback": "fallback", "report": "report"})
+        g.add_edge("fallback", "approval")
     g.add_edge("report", END)
     return g
 
