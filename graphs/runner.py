@@ -14,8 +14,10 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
+from agents.correlation import Correlator
 from agents.toolbox import Toolbox
-from core.models import AlertmanagerWebhook, IncidentReport, IncidentStatus, utcnow
+from agents.triage import NOISE_ALERTS
+from core.models import AlertmanagerWebhook, Incident, IncidentReport, IncidentStatus, TriageVerdict, utcnow
 from core.settings import Settings
 from graphs.incident import build_graph, build_report, incident_from_webhook, report_mode
 from memory.checkpoint import open_checkpointer
@@ -88,6 +90,7 @@ class IncidentRunner:
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
         self.graph: Any = build_graph().compile(checkpointer=saver)
         self.registry = IncidentRegistry(self.settings)
+        self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -101,6 +104,9 @@ class IncidentRunner:
     async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None) -> RunOutcome:
         source = source or {"kind": "live"}
         incident = incident_from_webhook(webhook)
+        absorbed = self._correlate(webhook, incident)
+        if absorbed is not None:  # joined an open incident, or resolved alerts of known incidents
+            return absorbed
         toolbox = self._toolbox(source)
         config = {"configurable": {"thread_id": incident.id}}
         result = await self.graph.ainvoke(
@@ -113,6 +119,36 @@ class IncidentRunner:
             if open_id:
                 self.registry.set_status(open_id, IncidentStatus.RESOLVED.value)
         return outcome
+
+    def _correlate(self, webhook: AlertmanagerWebhook, incident: Incident) -> RunOutcome | None:
+        """Storm correlation before any agent runs (see agents/correlation.py). None: run the graph."""
+        if all(a.status == "resolved" for a in webhook.alerts):
+            belonged, closed = self.correlator.resolve(webhook)
+            if not belonged:
+                return None  # alerts the index does not know: the graph's own resolve path
+            for incident_id in closed:
+                self.registry.set_status(incident_id, IncidentStatus.RESOLVED.value)
+            first = (closed or belonged)[0]
+            why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
+                   f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
+            return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first)
+        if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
+            return None  # heartbeats and info alerts never collect a storm
+        c = self.correlator.correlate(webhook, incident.id)
+        if not c.joined:
+            return None
+        return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
+                              f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id)
+
+    def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
+                  duplicate_of: str) -> RunOutcome:
+        """The outcome of a notification that ran no agent: `incident_id` is the incident it belongs to."""
+        row = self.registry.get(incident_id)
+        status = status or (IncidentStatus(row.status) if row else IncidentStatus.RUNNING)
+        report = IncidentReport(incident_id=incident_id, title=row.title if row else "", status=status, mode="rules",
+                                triage=TriageVerdict(kind=kind, reason=reason, duplicate_of=duplicate_of))  # type: ignore[arg-type]
+        return RunOutcome(incident_id=incident_id, status=status, mode="rules", plan_id=row.plan_id if row else None,
+                          plan_hash=row.plan_hash if row else None, report=report)
 
     async def decide(self, plan_id: str, *, approver: str, decision: str, channel: str = "cli",
                      plan_hash: str | None = None, comment: str = "") -> RunOutcome:
@@ -144,6 +180,9 @@ class IncidentRunner:
             pending = result["__interrupt__"][0].value
         else:
             report = IncidentReport.model_validate(result["report"])
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        if report.status in (IncidentStatus.RESOLVED, IncidentStatus.DUPLICATE):
+            self.correlator.close_incident(incident_id)  # a recurrence after this is a new incident
         plan = report.plan
         existing = self.registry.get(incident_id)
         self.registry.upsert(IncidentRow(
@@ -161,6 +200,10 @@ class IncidentRunner:
             return None
         values = dict((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
         if values.get("report"):
-            return IncidentReport.model_validate(values["report"])
-        values["status"] = row.status
-        return build_report(values, row.mode)  # type: ignore[arg-type]
+            report = IncidentReport.model_validate(values["report"])
+            report.status = IncidentStatus(row.status)  # e.g. closed later by its resolved alerts
+        else:
+            values["status"] = row.status
+            report = build_report(values, row.mode)  # type: ignore[arg-type]
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        return report

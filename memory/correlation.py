@@ -158,6 +158,14 @@ class CorrelationStore:
             tx.execute("UPDATE aiops_corr_incidents SET closed_at = ? WHERE incident_id = ? AND closed_at IS NULL",
                        [_ts(now), incident_id])
 
+    def open_incident_of(self, fingerprint: str) -> str | None:
+        """The open incident this alert is firing in (as the one that opened it or as a related alert)."""
+        with self._db.transaction() as tx:
+            rows = tx.rows("SELECT a.incident_id FROM aiops_corr_alerts a JOIN aiops_corr_incidents i "
+                           "ON i.incident_id = a.incident_id WHERE a.fingerprint = ? AND a.status = 'firing' "
+                           "AND i.closed_at IS NULL ORDER BY a.joined_at DESC LIMIT 1", [fingerprint])
+        return rows[0][0] if rows else None
+
     def is_open(self, incident_id: str) -> bool:
         with self._db.transaction() as tx:
             rows = tx.rows("SELECT closed_at FROM aiops_corr_incidents WHERE incident_id = ?", [incident_id])
