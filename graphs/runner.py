@@ -21,7 +21,7 @@ from core.models import AlertmanagerWebhook, Incident, IncidentReport, IncidentS
 from core.settings import Settings
 from graphs.incident import build_graph, build_report, incident_from_webhook, report_mode
 from memory.checkpoint import open_checkpointer
-from memory.registry import IncidentRegistry, IncidentRow
+from memory.registry import OPEN_STATUSES, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 
@@ -181,8 +181,8 @@ class IncidentRunner:
         else:
             report = IncidentReport.model_validate(result["report"])
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
-        if report.status in (IncidentStatus.RESOLVED, IncidentStatus.DUPLICATE):
-            self.correlator.close_incident(incident_id)  # a recurrence after this is a new incident
+        if report.status.value not in OPEN_STATUSES:
+            self.correlator.close_incident(incident_id)  # closed (resolved, rejected, ...): new alerts open a new one
         plan = report.plan
         existing = self.registry.get(incident_id)
         self.registry.upsert(IncidentRow(
