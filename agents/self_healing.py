@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from agents.policy import decision_model, load_policy, self_healing_decision
 from agents.toolbox import Toolbox
@@ -124,7 +125,7 @@ def set_self_healing(settings: Settings, enabled: bool, by: str, now: datetime |
     return store_for(settings).set_switch(enabled, by, now or utcnow())
 
 
-def self_healing_status(settings: Settings) -> dict[str, object]:
+def self_healing_status(settings: Settings) -> dict[str, Any]:
     """What `GET /api/v1/self-healing` shows: both switches and the policy in force."""
     switch = store_for(settings).switch()
     policy = load_policy(settings.POLICY_FILE)

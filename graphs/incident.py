@@ -92,18 +92,26 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
             "llm_used": ["remediation"] if used else []}
 
 
+async def autonomy_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    """The self-healing policy's answer for this plan (recorded in the state, so reports show it)."""
+    if not runtime.context.settings.AUTO_APPROVE_LOW_RISK:
+        return {"self_healing": None}
+    heal = await asyncio.to_thread(self_healing.authorize, Plan.model_validate(state["plan"]),
+                                   Incident.model_validate(state["incident"]), runtime.context)
+    return {"self_healing": heal.model_dump(mode="json")}
+
+
 async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     settings = runtime.context.settings
     plan = Plan.model_validate(state["plan"])
-    heal = None
-    if settings.AUTO_APPROVE_LOW_RISK and not state.get("attempts"):  # after a failed automatic fix: a human
-        heal = await asyncio.to_thread(self_healing.authorize, plan, Incident.model_validate(state["incident"]),
-                                       runtime.context)
-    auto = approval_agent.auto_approval(plan, settings, heal)
+    # After a failed automatic fix (attempts) the follow-up plan always goes to a human.
+    heal = (SelfHealingDecision.model_validate(state["self_healing"])
+            if state.get("self_healing") and not state.get("attempts") else None)
+    auto = approval_agent.auto_approval(plan, settings, heal) if heal is not None else None
     if heal is not None and heal.allowed and auto is None:  # another gate check refused: the action never ran
         await asyncio.to_thread(self_healing.forget, plan, settings)
     if auto is not None:
-        return {"approval": auto.model_dump(mode="json"), "self_healing": heal.model_dump(mode="json") if heal else None}
+        return {"approval": auto.model_dump(mode="json")}
     # Pauses here; the value is what approvers are shown. On resume, interrupt() returns the decision.
     decision = interrupt({"plan_id": plan.id, "plan_hash": plan.content_hash, "risk": plan.risk.value,
                           "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
@@ -112,8 +120,7 @@ async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
                           "self_healing": heal.model_dump(mode="json") if heal else None})
     approval = approval_agent.check_decision(decision, plan, settings)
     status = None if approval.valid and approval.decision == "approve" else IncidentStatus.REJECTED.value
-    update: dict[str, Any] = {"approval": approval.model_dump(mode="json"),
-                              "self_healing": heal.model_dump(mode="json") if heal else None}
+    update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
     if status:
         update["status"] = status
     return update
@@ -231,7 +238,9 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, T
         g.add_node("approval", approval_node)
         g.add_node("execute", execute_node)
         g.add_node("verify", verify_node)
-        g.add_edge("plan", "approval")
+        g.add_node("autonomy", autonomy_node)
+        g.add_edge("plan", "autonomy")
+        g.add_edge("autonomy", "approval")
         g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
         g.add_node("fallback", fallback_node)
         g.add_edge("execute", "verify")

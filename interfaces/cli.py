@@ -8,6 +8,8 @@
     aiops show INCIDENT_ID                   print one incident's report
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
+    aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
+    aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
 """
@@ -27,6 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agents.correlation import TopologyError
+from agents.policy import PolicyError
 from core.settings import Settings, SettingsError, get_settings
 
 
@@ -192,6 +196,63 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
+    from agents.watcher import AnomalyWatcher, open_checker
+    from core.models import AlertmanagerWebhook
+    from interfaces.toolbox_factory import live_logs, live_metrics
+
+    if args.interval:
+        settings = settings.model_copy(update={"WATCH_INTERVAL_SECONDS": args.interval})
+    services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else settings.watch_services
+    if not services:
+        raise CLIError("no services to watch: set WATCH_SERVICES or pass --services a,b")
+    metrics, logs = live_metrics(settings), live_logs(settings)
+    if metrics is None and logs is None:
+        raise CLIError("nothing to watch: configure PROMETHEUS_URL, ELASTICSEARCH_URL or LOG_FILES")
+    async with _runner(settings) as runner:
+        async def sink(hook: AlertmanagerWebhook) -> None:
+            outcome = await runner.analyze(hook)
+            alert = hook.alerts[0]
+            line = {"service": alert.labels["service"], "status": hook.status, "incident_id": outcome.incident_id,
+                    "incident_status": outcome.status.value, "summary": alert.annotations.get("summary", "")}
+            print(json.dumps(line) if args.json else
+                  f"{line['status']:<9} {line['service']:<20} -> {line['incident_id']} ({line['incident_status']}): "
+                  f"{line['summary']}", flush=True)
+
+        watcher = AnomalyWatcher(settings, sink, services=services, metrics=metrics, logs=logs,
+                                 is_open=open_checker(settings))
+        if args.once:
+            sent = await watcher.scan_once()
+            if not sent and not args.json:
+                print(f"nothing raised for {', '.join(services)} (no anomaly, or its incident is still open)")
+            return 0
+        print(f"watching {', '.join(services)} every {settings.WATCH_INTERVAL_SECONDS} s (Ctrl-C stops)", flush=True)
+        await watcher.run()
+    return 0
+
+
+async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.self_healing import self_healing_status, set_self_healing
+
+    if args.state in ("on", "off"):
+        if not args.by:
+            raise CLIError("--by NAME is required to switch self-healing on or off")
+        if settings.approvers and args.by not in settings.approvers:
+            raise CLIError(f"{args.by!r} is not an authorised approver (APPROVERS)")
+        set_self_healing(settings, args.state == "on", args.by)
+    status = self_healing_status(settings)
+    if args.json:
+        print(json.dumps(status))
+    else:
+        print(f"self-healing {'ON' if status['enabled'] else 'OFF'} (SELF_HEALING={str(status['env_enabled']).lower()}, "
+              f"run-time switch {'on' if status['runtime_enabled'] else 'off'}"
+              f"{' by ' + str(status['changed_by']) + ' at ' + str(status['changed_at']) if status['changed_by'] else ''}); "
+              f"{status['policy']} policy, rules {', '.join(status['rules']) or 'none'}; limits {status['limits']}; "
+              f"flap window {status['flap_window_seconds']} s")
+    return 0
+
+
 def _passthrough(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -230,6 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true")
 
+    w = sub.add_parser("watch", help="anomaly watcher: raise AiopsAnomalyDetected for anomalous watched services")
+    w.add_argument("--services", help="comma-separated services (default: WATCH_SERVICES)")
+    w.add_argument("--interval", type=int, help="seconds between scans (default: WATCH_INTERVAL_SECONDS)")
+    w.add_argument("--once", action="store_true", help="one scan, then exit")
+    w.add_argument("--json", action="store_true")
+
+    sh2 = sub.add_parser("self-healing", help="show or switch automatic actions (the run-time kill switch)")
+    sh2.add_argument("state", nargs="?", choices=["status", "on", "off"], default="status")
+    sh2.add_argument("--by", help="who switches it (an approver)")
+    sh2.add_argument("--json", action="store_true")
+
     sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
@@ -252,10 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
+                   "watch": cmd_watch, "self-healing": cmd_self_healing,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))
-    except (CLIError, SettingsError) as exc:
+    except (CLIError, SettingsError, PolicyError, TopologyError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
