@@ -131,22 +131,25 @@ class IncidentRunner:
             first = (closed or belonged)[0]
             why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
                    f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
-            return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first)
+            return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first,
+                                  incident.severity)
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
         c = self.correlator.correlate(webhook, incident.id)
         if not c.joined:
             return None
         return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
-                              f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id)
+                              f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
+                              incident.severity)
 
     def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
-                  duplicate_of: str) -> RunOutcome:
+                  duplicate_of: str, severity: str) -> RunOutcome:
         """The outcome of a notification that ran no agent: `incident_id` is the incident it belongs to."""
         row = self.registry.get(incident_id)
         status = status or (IncidentStatus(row.status) if row else IncidentStatus.RUNNING)
         report = IncidentReport(incident_id=incident_id, title=row.title if row else "", status=status, mode="rules",
-                                triage=TriageVerdict(kind=kind, reason=reason, duplicate_of=duplicate_of))  # type: ignore[arg-type]
+                                triage=TriageVerdict(kind=kind, reason=reason, duplicate_of=duplicate_of,  # type: ignore[arg-type]
+                                                     severity=severity))
         return RunOutcome(incident_id=incident_id, status=status, mode="rules", plan_id=row.plan_id if row else None,
                           plan_hash=row.plan_hash if row else None, report=report)
 
