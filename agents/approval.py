@@ -29,7 +29,7 @@ def auto_approval(plan: Plan, settings: Settings, heal: SelfHealingDecision | No
     elif not heal.allowed:
         return None
     else:
-        comment = f"self-healing policy rule {heal.rule}: {heal.reason}"
+        comment = f"self-healing policy rule {heal.rule}"  # the reason is in the report's self_healing
     return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
                     channel="policy", comment=comment)
 

@@ -156,9 +156,8 @@ def self_healing_decision(plan: Plan, incident: Incident, history: Sequence[Auto
     names = ", ".join(dict.fromkeys(rules))
     targets = ", ".join(sorted({a.target for a in acting}))
     used = max(len([h for h in in_period if h.target == t]) for t in {a.target for a in acting}) + 1
-    return True, names, (f"policy rule {names} ({policy.source} policy) allows "
-                         f"{', '.join(a.name for a in acting)} on {targets} without a human "
-                         f"(automatic action {used}/{lim.per_target} on the target this period)")
+    return True, names, (f"the {policy.source} policy allows {', '.join(a.name for a in acting)} on {targets} "
+                         f"without a human (automatic action {used}/{lim.per_target} on the target this period)")
 
 
 def decision_model(result: tuple[bool, str, str]) -> SelfHealingDecision:

@@ -147,16 +147,22 @@ class CorrelationStore:
                 firing = tx.rows("SELECT COUNT(*) FROM aiops_corr_alerts WHERE incident_id = ? "
                                  "AND status = 'firing'", [incident_id])[0][0]
                 if firing == 0:
-                    tx.execute("UPDATE aiops_corr_incidents SET closed_at = ? WHERE incident_id = ?",
-                               [_ts(now), incident_id])
+                    self._close(tx, incident_id, now)
                     closed.append(incident_id)
         return owners, closed
 
     def close_incident(self, incident_id: str, now: datetime) -> None:
         """No more joins: the incident was resolved (e.g. a verified fix); a new alert opens a new one."""
         with self._db.transaction() as tx:
-            tx.execute("UPDATE aiops_corr_incidents SET closed_at = ? WHERE incident_id = ? AND closed_at IS NULL",
-                       [_ts(now), incident_id])
+            self._close(tx, incident_id, now)
+
+    @staticmethod
+    def _close(tx: Tx, incident_id: str, now: datetime) -> None:
+        # A closed incident is never matched again: its keys go (the index stays the size of what is open);
+        # its alerts stay, for the report.
+        tx.execute("UPDATE aiops_corr_incidents SET closed_at = ? WHERE incident_id = ? AND closed_at IS NULL",
+                   [_ts(now), incident_id])
+        tx.execute("DELETE FROM aiops_corr_keys WHERE incident_id = ?", [incident_id])
 
     def open_incident_of(self, fingerprint: str) -> str | None:
         """The open incident this alert is firing in (as the one that opened it or as a related alert)."""

@@ -44,7 +44,7 @@ def decide(settings: Settings, history: list[AutoAction], plan: Plan | None = No
 def test_default_policy_allows_the_low_risk_cleanup_and_names_the_rule(settings: Settings):
     allowed, rule, reason = decide(settings, [])
     assert allowed and rule == "rotated-log-cleanup"
-    assert "built-in policy" in reason and "1/3" in reason
+    assert "built-in policy allows cleanup_rotated_logs on backup-01" in reason and "1/3" in reason
 
 
 def test_no_rule_for_restart_by_default(settings: Settings):
