@@ -5,7 +5,7 @@ they share, in this order of preference:
 
 1. the fingerprint (the same alert again),
 2. the Alertmanager group key,
-3. the service (the `service` label, else `job`),
+3. the service (the `service` label, else `job` when the topology names that job),
 4. the target (`Alert.target`: service, pod, vm, interface, host or instance),
 5. the topology (`TOPOLOGY_FILE`, service -> the services it calls): two services are related when
    one calls the other directly or indirectly, or both depend on a common service. Each service is
@@ -92,16 +92,23 @@ class Topology:
         return callee in self.closure(caller) and caller != callee
 
 
-def alert_service(alert: Alert) -> str:
-    """The service an alert names, for correlation: its `service` label, else its `job`."""
-    return alert.labels.get("service") or alert.labels.get("job") or ""
+def alert_service(alert: Alert, topology: Topology | None = None) -> str:
+    """The service an alert names: its `service` label, else its `job` when the topology knows that job.
+
+    A job is a scrape job: `job="node"` is node-exporter on every host, not one service, so a bare job
+    only counts when the topology names it (then it really is a service of the dependency graph).
+    """
+    if alert.labels.get("service"):
+        return alert.labels["service"]
+    job = alert.labels.get("job", "")
+    return job if job and topology is not None and topology.closure(job) else ""
 
 
 def alert_keys(alert: Alert, group_key: str, topology: Topology) -> list[Key]:
     keys = [Key("fingerprint", alert.effective_fingerprint(), RANKS["fingerprint"])]
     if group_key:
         keys.append(Key("group", group_key, RANKS["group"]))
-    service = alert_service(alert)
+    service = alert_service(alert, topology)
     if service:
         keys.append(Key("service", service, RANKS["service"]))
     if alert.target and alert.target != "unknown":
@@ -120,7 +127,7 @@ def join_reason(match: Match, alert: Alert, topology: Topology) -> str:
         return f"same Alertmanager group {key.value}"
     if key.kind in ("service", "target"):
         return f"same {key.kind} {key.value}"
-    svc, other, node = alert_service(alert), match.origin, key.value
+    svc, other, node = alert_service(alert, topology), match.origin, key.value
     if node == svc and topology.depends_on(other, svc):
         return f"topology: {other} calls {svc}"
     if node == other and topology.depends_on(svc, other):
@@ -161,7 +168,7 @@ class Correlator:
         for a in firing:
             for k in alert_keys(a, webhook.group_key, self.topology):
                 keys.setdefault(k.text, k)
-        members = [Member(a.effective_fingerprint(), a.name, alert_service(a), a.target,
+        members = [Member(a.effective_fingerprint(), a.name, alert_service(a, self.topology), a.target,
                           "opened the incident" if i == 0 else "opened the incident (same notification)")
                    for i, a in enumerate(firing)]
         reason = ""
@@ -173,7 +180,7 @@ class Correlator:
 
         if self.window <= 0:
             return Correlation(incident_id=new_incident_id, joined_to=None, reason="correlation is off")
-        match = self.store.correlate(list(keys.values()), alert_service(head) or head.target, members,
+        match = self.store.correlate(list(keys.values()), alert_service(head, self.topology) or head.target, members,
                                      new_incident_id, self.clock(), self.window, reason_for)
         if match is None:
             return Correlation(incident_id=new_incident_id, joined_to=None, reason="no open incident matches")

@@ -199,3 +199,10 @@ def test_topology_file(tmp_path: Path):
         Topology.load(f)
     with pytest.raises(TopologyError, match="cannot read"):
         Topology.load(tmp_path / "missing.yaml")
+
+
+def test_a_bare_scrape_job_is_not_a_service(corr: Correlator):
+    """node-exporter's job="node" spans every host: disk on backup-01 and CPU on web-01 are two problems."""
+    corr.correlate(hook("HostOutOfDiskSpace", instance="backup-01:9100", job="node"), "inc-1")
+    c = corr.correlate(hook("HostHighCpuLoad", instance="web-01:9100", job="node"), "inc-2")
+    assert not c.joined and c.incident_id == "inc-2"
