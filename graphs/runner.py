@@ -133,6 +133,9 @@ class IncidentRunner:
                    f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
             return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first,
                                   incident.severity)
+        if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
+            for incident_id in self.correlator.resolve(webhook)[1]:
+                self.registry.set_status(incident_id, IncidentStatus.RESOLVED.value)
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
         c = self.correlator.correlate(webhook, incident.id)

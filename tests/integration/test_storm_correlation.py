@@ -111,3 +111,21 @@ def test_resolving_every_alert_closes_the_incident(settings: Settings):
     assert first.status.value == "awaiting_approval"
     assert row_after_one.status == "awaiting_approval" and "still has firing alerts" in one.report.triage.reason
     assert two.status.value == "resolved" and row.status == "resolved"
+
+
+def test_group_update_with_a_cleared_alert_resolves_it(settings: Settings):
+    """Alertmanager re-sends a group as firing with some alerts now resolved: those leave the incident."""
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
+            first = await runner.analyze(note("HighErrorRate", "checkout", "c-1:80"))
+            await runner.analyze(note("HighErrorRate", "checkout", "c-2:80"))
+            update = note("HighErrorRate", "checkout", "c-3:80").model_dump(mode="json", by_alias=True)
+            update["alerts"].append(note("HighErrorRate", "checkout", "c-2:80", "resolved").model_dump(
+                mode="json", by_alias=True)["alerts"][0])
+            joined = await runner.analyze(AlertmanagerWebhook.model_validate(update))
+            return first, joined, await runner.report(first.incident_id)
+
+    first, joined, report = asyncio.run(scenario())
+    assert joined.incident_id == first.incident_id
+    assert {(r.target, r.status) for r in report.related_alerts} == {("checkout", "resolved"), ("checkout", "firing")}
+    assert report.related_total == 2
