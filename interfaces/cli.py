@@ -198,18 +198,12 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
-    from agents.watcher import AnomalyWatcher, open_checker
     from core.models import AlertmanagerWebhook
-    from interfaces.toolbox_factory import live_logs, live_metrics
+    from interfaces.watch import WatchNotConfigured, build_watcher
 
     if args.interval:
         settings = settings.model_copy(update={"WATCH_INTERVAL_SECONDS": args.interval})
-    services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else settings.watch_services
-    if not services:
-        raise CLIError("no services to watch: set WATCH_SERVICES or pass --services a,b")
-    metrics, logs = live_metrics(settings), live_logs(settings)
-    if metrics is None and logs is None:
-        raise CLIError("nothing to watch: configure PROMETHEUS_URL, ELASTICSEARCH_URL or LOG_FILES")
+    services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
     async with _runner(settings) as runner:
         async def sink(hook: AlertmanagerWebhook) -> None:
             outcome = await runner.analyze(hook)
@@ -220,14 +214,17 @@ async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
                   f"{line['status']:<9} {line['service']:<20} -> {line['incident_id']} ({line['incident_status']}): "
                   f"{line['summary']}", flush=True)
 
-        watcher = AnomalyWatcher(settings, sink, services=services, metrics=metrics, logs=logs,
-                                 is_open=open_checker(settings))
+        try:
+            watcher = build_watcher(settings, sink, services)
+        except WatchNotConfigured as exc:
+            raise CLIError(str(exc)) from None
         if args.once:
             sent = await watcher.scan_once()
             if not sent and not args.json:
-                print(f"nothing raised for {', '.join(services)} (no anomaly, or its incident is still open)")
+                print(f"nothing raised for {', '.join(watcher.services)} (no anomaly, or its incident is still open)")
             return 0
-        print(f"watching {', '.join(services)} every {settings.WATCH_INTERVAL_SECONDS} s (Ctrl-C stops)", flush=True)
+        print(f"watching {', '.join(watcher.services)} every {settings.WATCH_INTERVAL_SECONDS} s (Ctrl-C stops)",
+              flush=True)
         await watcher.run()
     return 0
 
