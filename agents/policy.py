@@ -6,8 +6,9 @@ first that refuses wins, and its name is the recorded `rule`):
 
 1. `kill-switch`: `SELF_HEALING=false`, or the run-time switch (`POST /api/v1/self-healing`) is off;
 2. `no-rule`: some action of the plan matches no policy rule (action name, target glob, max risk);
-3. `failed-verification`: an automatic fix for this fingerprint failed verification: never retried
-   automatically, a human decides (and is offered the inverse where there is one);
+3. `failed-verification`: an automatic fix for this fingerprint failed (a step failed, or it ran and
+   verification did not confirm it): never retried automatically, a human decides (and is offered
+   the inverse where there is one);
 4. `flap-guard`: the same fingerprint fires again within `FLAP_WINDOW_SECONDS` of an automatic fix:
    fixing it again would be a loop, so it goes to a human;
 5. `cooldown`: an automatic action ran on the same target less than `cooldown_seconds` ago;

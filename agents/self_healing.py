@@ -77,8 +77,14 @@ def forget(plan: Plan, settings: Settings) -> None:
     store_for(settings).forget(plan.id)
 
 
-def record_verification(plan: Plan, verification: Verification, settings: Settings) -> None:
-    store_for(settings).set_verified(plan.id, verification.recovered)
+def record_verification(plan: Plan, executions: list[ExecutionResult], verification: Verification,
+                        settings: Settings) -> None:
+    """True: confirmed; False: a step failed, or it ran and was not confirmed (never retried); None: nothing ran."""
+    if verification_failed(executions, verification):
+        verified: bool | None = False
+    else:
+        verified = True if verification.recovered else None
+    store_for(settings).set_verified(plan.id, verified)
 
 
 def verification_failed(executions: list[ExecutionResult], verification: Verification | None) -> bool:

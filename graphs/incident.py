@@ -158,8 +158,8 @@ async def verify_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
     if status == IncidentStatus.EXECUTED.value and result.recovered:
         status = IncidentStatus.RESOLVED.value
     if (state.get("approval") or {}).get("channel") == "policy":  # the self-healing history learns the outcome
-        await asyncio.to_thread(self_healing.record_verification, Plan.model_validate(state["plan"]), result,
-                                runtime.context.settings)
+        await asyncio.to_thread(self_healing.record_verification, Plan.model_validate(state["plan"]), executions,
+                                result, runtime.context.settings)
     return {"verification": result.model_dump(mode="json"), "status": status}
 
 
