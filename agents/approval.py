@@ -17,13 +17,16 @@ from core.settings import Settings
 def auto_approval(plan: Plan, settings: Settings, heal: SelfHealingDecision | None = None) -> Approval | None:
     """An approval by policy, or None (a human decides).
 
-    `heal` is the self-healing policy's decision (agents/self_healing.authorize: rules, rate limits,
-    cool-down, flap guard, kill switch); without one only low-risk known fixes qualify.
+    Only a known fix qualifies (planning sets `known_fix` when every action fits with its required
+    evidence and is a catalog known fix, or is a remembered fix that worked and still fits). `heal` is
+    the self-healing policy's decision on top (agents/self_healing.authorize: which actions on which
+    targets up to which risk, rate limits, cool-down, flap guard, kill switch); without one only
+    low-risk known fixes qualify.
     """
-    if not settings.AUTO_APPROVE_LOW_RISK:
+    if not settings.AUTO_APPROVE_LOW_RISK or not plan.known_fix:
         return None
     if heal is None:
-        if not (plan.risk == Risk.LOW and plan.known_fix):
+        if plan.risk != Risk.LOW:
             return None
         comment = "low-risk known fix: auto-approved by policy"
     elif not heal.allowed:

@@ -96,11 +96,22 @@ def detection_window(incident: Incident, now: datetime) -> tuple[datetime, datet
     return start - BASELINE_WINDOW, start, now
 
 
-async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
+def subject(incident: Incident, verdict: TriageVerdict | None) -> str:
+    """What the alert is about: the affected service triage read, else the machine rather than an
+    `instance` address with its exporter port, else the alert's own target."""
+    alert = incident.alert
+    if verdict is not None and verdict.service:
+        return verdict.service
+    if verdict is not None and verdict.host and alert.target == alert.labels.get("instance"):
+        return verdict.host
+    return alert.target
+
+
+async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageVerdict | None = None) -> Findings:
     baseline_start, start, end = detection_window(incident, toolbox.current_time())
     f = Findings(start=start, end=end)
     alert = incident.alert
-    f.book.add(tool="alertmanager", signal="state", component=alert.target, anomalous=False,
+    f.book.add(tool="alertmanager", signal="state", component=subject(incident, verdict), anomalous=False,
                query=f'ALERTS{{alertname="{alert.name}"}}', start=alert.starts_at, end=end,
                excerpt=f"{alert.name} firing since {alert.starts_at:%H:%M}Z: "
                        f"{alert.annotations.get('summary') or alert.annotations.get('description') or alert.labels}")
@@ -150,6 +161,29 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox) -> Findings:
     return f
 
 
+# How sure a hypothesis may claim to be, by the number of independent kinds of evidence behind it.
+# The alert alone is a claim, not a corroboration: it is what we are trying to explain.
+ALERT_ONLY_CONFIDENCE = 0.25
+_CONFIDENCE_CAP = {0: ALERT_ONLY_CONFIDENCE, 1: 0.6, 2: 0.8}
+MAX_CONFIDENCE = 0.95
+
+
+def corroboration(items: list[Evidence], remembered: bool = False) -> list[str]:
+    """The independent kinds of evidence behind a hypothesis: metrics, logs, infrastructure state read
+    from a tool (not the alert), memory of a verified fix. Non-anomalous items do not count."""
+    kinds = {e.signal for e in items if e.anomalous and e.tool != "alertmanager"
+             and e.signal in ("metric", "log", "state", "memory")}
+    if remembered:
+        kinds.add("memory")
+    return sorted(kinds)
+
+
+def honest_confidence(share: float, kinds: list[str]) -> float:
+    """The hypothesis' share of the ranking, capped by how much independent evidence backs it."""
+    cap = _CONFIDENCE_CAP.get(len(kinds), MAX_CONFIDENCE)
+    return round(min(cap, max(0.01, share)), 3)
+
+
 def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagnosis:
     """Deterministic ranking: metric anomaly score, log evidence, and the component the alert names."""
     evidence = f.book.by_component()
@@ -164,18 +198,19 @@ def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagn
     for m in f.past:  # a cause that was confirmed (fix verified) on a similar incident before
         if m.record.recovered is True and m.record.root_cause_component:
             scores[m.record.root_cause_component] += 0.8 * m.score
-    target = incident.alert.target
+    target = subject(incident, verdict)
     if target in scores or not scores:
         scores[target] += 0.2
     total = sum(scores.values()) or 1.0
+    remembered = {m.record.root_cause_component for m in f.past if m.record.recovered is True}
     hyps = []
-    for comp, score in sorted(scores.items(), key=lambda kv: -kv[1]):
+    for comp, score in sorted(scores.items(), key=lambda kv: -kv[1]):  # ranking by score; confidence apart
         items = evidence.get(comp, [])
         cause = _cause_from(items, verdict)
-        hyps.append(Hypothesis(component=comp, cause=cause,
-                               confidence=round(min(0.95, max(0.01, score / total)), 3),
+        kinds = corroboration(items, comp in remembered)
+        hyps.append(Hypothesis(component=comp, cause=cause, confidence=honest_confidence(score / total, kinds),
                                evidence_ids=[e.id for e in items],
-                               rationale=_rationale(comp, items, target)))
+                               rationale=_rationale(comp, items, target, kinds)))
     summary = (f"{hyps[0].component}: {hyps[0].cause}" if hyps else "no evidence")
     return Diagnosis(hypotheses=hyps, summary=summary)
 
@@ -196,9 +231,13 @@ def _cause_from(items: list[Evidence], verdict: TriageVerdict) -> str:
     return "; ".join(parts)
 
 
-def _rationale(comp: str, items: list[Evidence], target: str) -> str:
+def _rationale(comp: str, items: list[Evidence], target: str, kinds: list[str]) -> str:
+    if not kinds:
+        return ("backed only by the alert itself: no corroborating metrics, logs or memory"
+                if comp == target else "no corroborating evidence")
     bits = [f"{len([e for e in items if e.signal == 'metric' and e.anomalous])} anomalous metrics",
-            f"{len([e for e in items if e.signal == 'log'])} notable log templates"]
+            f"{len([e for e in items if e.signal == 'log'])} notable log templates",
+            f"corroborated by {', '.join(kinds)}"]
     if comp == target:
         bits.append("named by the alert")
     return ", ".join(bits)
@@ -290,8 +329,12 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
         if not cited:
             log.warning("dropping hypothesis %s: cites no known evidence (%s)", h.component, h.evidence_ids)
             continue
-        hyps.append(Hypothesis(component=h.component, cause=h.cause, confidence=h.confidence,
-                               evidence_ids=cited, rationale="LLM, from cited evidence"))
+        kinds = corroboration([e for e in f.book.items if e.id in cited])
+        # The model's own confidence, capped by what its citations corroborate.
+        hyps.append(Hypothesis(component=h.component, cause=h.cause,
+                               confidence=honest_confidence(h.confidence, kinds), evidence_ids=cited,
+                               rationale="LLM, from cited evidence" + ("" if kinds else
+                                                                       " (only the alert itself: uncorroborated)")))
     if not hyps:
         return None
     hyps.sort(key=lambda h: -h.confidence)
@@ -309,7 +352,9 @@ class DiagnosisResult:
 def _from_memory(match: Any, f: Findings) -> Diagnosis:
     r = match.record
     cited = [e.id for e in f.book.items if e.component == r.root_cause_component or e.tool == "memory"]
-    hyp = Hypothesis(component=r.root_cause_component, cause=r.root_cause, confidence=round(min(0.95, match.score), 3),
+    kinds = corroboration([e for e in f.book.items if e.id in cited], remembered=True)
+    hyp = Hypothesis(component=r.root_cause_component, cause=r.root_cause,
+                     confidence=honest_confidence(match.score, kinds),
                      evidence_ids=cited, rationale=f"same signature as {r.id}, whose fix was verified")
     return Diagnosis(hypotheses=[hyp], summary=f"{r.root_cause_component}: {r.root_cause} (seen before: {r.id})")
 
@@ -318,7 +363,7 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
                    calls: list[LLMCall]) -> DiagnosisResult:
     from agents.recall import known_fix, recall
 
-    f = await gather_evidence(incident, toolbox)
+    f = await gather_evidence(incident, toolbox, verdict)
     f.past = await recall(incident, verdict, f.book.items, toolbox, f.book.add)
     known = known_fix(incident, verdict, f.past)
     fix = ({"incident_id": known.record.id, "occurred_at": known.record.occurred_at.isoformat(),

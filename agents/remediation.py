@@ -19,12 +19,16 @@ from agents.prompts import REMEDIATION_SYSTEM
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
 from tools.catalog import CATALOG
+from tools.fit import FitResult
+from tools.fit import check as fit_check
 
 _CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
 _CONFIG_PATH = re.compile(r"(/etc/[\w.@/-]+\.(?:ya?ml|json|conf|cfg|toml|ini))")
 
 
-def _host(incident: Incident) -> str:
+def _host(incident: Incident, verdict: TriageVerdict | None = None) -> str:
+    if verdict is not None and verdict.host:
+        return verdict.host
     labels = incident.alert.labels
     for key in ("host", "nodename", "instance"):
         if labels.get(key):
@@ -39,15 +43,23 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     component = top.component if top else incident.alert.target
     cited = {e.id: e for e in evidence}
     top_logs = " ".join(cited[i].excerpt for i in (top.evidence_ids if top else []) if i in cited)
-    host = _host(incident)
+    host = _host(incident, verdict)
     cat = verdict.category
+    if cat == "service_down" and verdict.service and host:
+        svc = verdict.service
+        if not _runs_on(labels, verdict):
+            return ([CATALOG["escalate_to_oncall"].action(svc)],
+                    f"{svc} is down, but the alert does not say which machine runs it ({verdict.exporter} "
+                    "reports it from elsewhere); escalating")
+        return ([CATALOG["restart_service"].action(host, service=svc)],
+                f"{svc} on {host} is down ({incident.alert.name}); restarting the unit is the usual first fix")
     if cat == "disk":
         path = labels.get("mountpoint", "/")
         path = "/var/log" if path == "/" else path.rstrip("/") + "/log"
         return ([CATALOG["cleanup_rotated_logs"].action(host, path=path)],
                 f"{host}: {path} is filling up; rotated logs older than 3 days are the usual, safe space to free")
     if cat == "crashloop":
-        svc = labels.get("service") or component
+        svc = labels.get("service") or verdict.service or component
         config: str | None = labels.get("config_path") or next(iter(_CONFIG_PATH.findall(top_logs)), None)
         if _CONFIG_ERROR.search(top_logs) and config:
             return ([CATALOG["rollback_config"].action(host, service=svc, config_path=config)],
@@ -76,6 +88,43 @@ def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 "that clears runaway work")
     return ([CATALOG["escalate_to_oncall"].action(component)],
             "no catalog action fits this diagnosis safely; escalating with the evidence")
+
+
+_HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
+
+
+def _runs_on(labels: dict[str, str], verdict: TriageVerdict) -> bool:
+    """Is the host the alert names the machine the service runs on? Yes for an explicit host label, for
+    a host agent (node/systemd/process exporter) reporting its own machine, and for an exporter that
+    reports the service it sits beside; not for remote exporters (cloud APIs, service catalogues)."""
+    return (any(labels.get(k) for k in ("host", "hostname", "nodename"))
+            or bool(_HOST_AGENTS.match(verdict.exporter)) or verdict.service == verdict.exporter)
+
+
+def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[list[Action], str]:
+    component = diagnosis.hypotheses[0].component if diagnosis.hypotheses else incident.alert.target
+    return [CATALOG["escalate_to_oncall"].action(_safe_target(component))], why
+
+
+def _safe_target(value: str) -> str:
+    """Escalation names what it is about; a value the fit check would refuse is replaced, not passed on."""
+    return value if re.fullmatch(r"[A-Za-z0-9@._/:*,\[\]-]{1,128}", value) else "alert-target"
+
+
+def fit_actions(actions: list[Action], incident: Incident, verdict: TriageVerdict,
+                evidence: list[Evidence]) -> tuple[list[FitResult], bool]:
+    """The fit of each non-escalation action, and whether all of them may be auto-approved (known fix
+    with its evidence present)."""
+    results = [fit_check(a, CATALOG[a.name].fit, verdict, incident.alert.labels, evidence)
+               for a in actions if a.name != "escalate_to_oncall"]
+    auto = bool(results) and all(r.status == "fits" and CATALOG[r.action].known_fix
+                                 and not CATALOG[r.action].fit.always_human for r in results)
+    return results, auto
+
+
+def is_escalation(p: Plan) -> bool:
+    """A plan that only hands the incident to a human: it notifies and ends, nothing waits for approval."""
+    return bool(p.actions) and all(a.name == "escalate_to_oncall" for a in p.actions)
 
 
 class PlanStep(BaseModel):
@@ -132,14 +181,23 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
 
 async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
                toolbox: Toolbox, calls: list[LLMCall], known_fix: dict[str, Any] | None = None) -> tuple[Plan, bool]:
+    """Catalog actions for this incident, each checked for fit before it is proposed.
+
+    A remembered fix, the LLM's choice and the rules' choice all pass the same check: an action that
+    does not belong here is dropped (the incident escalates), one whose evidence is missing stays a
+    suggestion for a human, and only a known fix whose evidence is present may be auto-approved.
+    """
     actions: list[Action] | None = None
     rationale = ""
     used_llm = False
     remembered = _remembered(known_fix)
-    if remembered is not None:  # a plan that worked before for this signature comes first
-        actions, rationale = remembered
-        p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=True)
-        return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
+    if remembered is not None:  # a plan that worked before for this signature comes first, if it still fits
+        fits, _ = fit_actions(remembered[0], incident, verdict, evidence)
+        if not any(r.status == "refused" for r in fits):
+            actions, rationale = remembered
+            p = Plan(incident_id=incident.id, actions=actions, rationale=rationale,
+                     known_fix=all(r.status == "fits" for r in fits), fit=[r.note() for r in fits])
+            return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
     if toolbox.llm.providers and diagnosis.hypotheses:
         top = diagnosis.hypotheses[:3]
         key = {"node": "remediation", "alert": incident.alert.name, "labels": incident.alert.labels,
@@ -153,6 +211,10 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
         ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
             actions, why = _validate(out)
+            if actions is not None:
+                refused = [r for r in fit_actions(actions, incident, verdict, evidence)[0] if r.status == "refused"]
+                if refused:
+                    actions, why = None, "refused: " + "; ".join(r.note() for r in refused)
             rationale = out.rationale
             used_llm = actions is not None
             if actions is None and calls and calls[-1].node == "remediation":
@@ -160,8 +222,14 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
     if actions is None:
         actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
-    known = all(CATALOG[a.name].known_fix for a in actions)
-    p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=known)
+    fits, auto = fit_actions(actions, incident, verdict, evidence)
+    refused = [r for r in fits if r.status == "refused"]
+    if refused:
+        actions, rationale = _escalation(incident, diagnosis, "no catalog action fits: " + "; ".join(
+            r.note() for r in refused) + "; escalating with the evidence")
+        auto = False
+    p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=auto,
+             fit=[r.note() for r in fits])
     p = p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS)
     return p, used_llm
 

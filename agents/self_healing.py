@@ -58,6 +58,9 @@ def store_for(settings: Settings) -> SelfHealingStore:
 def authorize(plan: Plan, incident: Incident, toolbox: Toolbox) -> SelfHealingDecision:
     """May `plan` run without a human? Records the actions when it may (they count against the limits)."""
     settings = toolbox.settings
+    if not plan.known_fix:  # planning's fit verdict comes first: evidence missing, or not a catalog known fix
+        return SelfHealingDecision(allowed=False, rule="not-a-known-fix", reason=(
+            "not a known fix whose required evidence is present (see the fit notes): a human decides"))
     policy = load_policy(settings.POLICY_FILE)
     now = toolbox.clock()
     acting = [a for a in plan.actions if a.kind != ActionKind.NOTIFY_ONLY]

@@ -7,41 +7,27 @@ keyword rules first; an LLM is asked only when the rules cannot place the alert.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel
 
+from agents import understanding
 from agents.prompts import TRIAGE_SYSTEM
 from agents.toolbox import Toolbox
-from core.models import Incident, LLMCall, TriageVerdict
+from core.models import Category, Incident, LLMCall, TriageVerdict
 
 NOISE_ALERTS = {"Watchdog", "InfoInhibitor", "DeadMansSwitch", "DeadMansSnitch"}
-
-Category = Literal["cpu", "memory", "disk", "crashloop", "network", "latency", "errors", "availability",
-                   "anomaly", "unknown"]
-
-# Order matters: the first match wins (crash loops often mention memory, OOM kills mention restarts).
-_RULES: list[tuple[str, str]] = [
-    ("crashloop", r"crash.?loop|restart|backoff|oom.?kill"),
-    ("disk", r"disk|filesystem|inode|volume.*(full|space)|out.?of.?space|storage"),
-    ("cpu", r"\bcpu|load.?(average|high)|throttl"),
-    ("memory", r"memory|\boom\b|swap"),
-    ("network", r"interface|link|uplink|flap|packet|network|bgp|ospf|dns|latency.*(wan|isp)"),
-    ("latency", r"latency|slow|duration|response.?time"),
-    ("errors", r"error|5xx|failure.?rate|exception"),
-    ("availability", r"\bdown\b|unreachable|unavailable|absent|target.?missing"),
-    ("anomaly", r"anomal"),
-]
+_HEARTBEAT = re.compile(r"dead ?mans? ?(switch|snitch)|\bwatchdog\b|always firing")
 
 
-def classify(text: str) -> str:
-    # Alert names are CamelCase: split them so word boundaries work ("HostHighCpuLoad" -> "host high cpu load").
-    low = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text).lower()
-    for category, pattern in _RULES:
-        if re.search(pattern, low):
-            return category
-    return "unknown"
+def is_heartbeat(name: str) -> bool:
+    """Always-firing end-to-end test alerts (any prefix: "PrometheusAlertmanagerE2eDeadManSwitch")."""
+    return name in NOISE_ALERTS or bool(_HEARTBEAT.search(understanding.words(name)))
+
+
+def classify(text: str) -> Category:
+    """The category of an alert name or text (rules in agents/understanding.py)."""
+    return understanding.classify(text)
 
 
 class TriageOutput(BaseModel):
@@ -60,13 +46,16 @@ def triage_rules(incident: Incident, open_incident_id: str | None) -> TriageVerd
         return TriageVerdict(kind="duplicate", reason=f"same fingerprint {incident.fingerprint} is already "
                              f"open as {open_incident_id}", duplicate_of=open_incident_id, group=group,
                              severity=alert.severity)
-    if alert.name in NOISE_ALERTS or alert.severity in ("none", "info"):
+    if is_heartbeat(alert.name) or alert.severity in ("none", "info"):
         return TriageVerdict(kind="noise", reason=f"{alert.name} (severity {alert.severity}) is a heartbeat/info "
                              "alert, not an incident", group=group, severity=alert.severity)
-    text = " ".join([alert.name, *alert.annotations.values()])
-    category = classify(alert.name) if classify(alert.name) != "unknown" else classify(text)
-    return TriageVerdict(kind="incident", category=category, severity=alert.severity, group=group,
-                         reason=f"{alert.name} firing on {alert.target} since {alert.starts_at:%Y-%m-%d %H:%M}Z")
+    r = understanding.understand(alert)
+    where = " / ".join(x for x in (r.service, r.host) if x) or alert.target
+    how = f" (from the {r.matched})" if r.matched else ""
+    return TriageVerdict(kind="incident", category=r.category, severity=alert.severity, group=group,
+                         domain=r.domain, host=r.host, service=r.service, exporter=r.exporter, metrics=r.metrics,
+                         reason=f"{alert.name} firing on {where} since {alert.starts_at:%Y-%m-%d %H:%M}Z: "
+                                f"{r.category.replace('_', ' ')}{how}, {r.domain.replace('_', ' ')}")
 
 
 async def triage(incident: Incident, toolbox: Toolbox, calls: list[LLMCall]) -> tuple[TriageVerdict, bool]:

@@ -106,15 +106,34 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    ESCALATED = "escalated"  # handed to a human with the evidence: nothing waits for approval, nothing runs
+
+
+# What kind of problem an alert reports (the labelling rules are in evals/ALERT_LABELS.md).
+Category = Literal[
+    "cpu", "memory", "disk", "disk_io", "hardware", "service_down", "crashloop", "network", "latency",
+    "errors", "availability", "replication", "cluster", "saturation", "queue", "config", "certificate",
+    "job_failure", "time", "security", "anomaly", "unknown"]
+
+# Where the alerting thing lives: the catalogue's groups, as fit rules need them.
+Domain = Literal[
+    "host", "hardware", "container", "kubernetes", "virtualization", "database", "broker", "proxy", "runtime",
+    "data", "orchestrator", "ci", "network", "storage_cluster", "observability", "cloud", "other"]
 
 
 class TriageVerdict(_Model):
     kind: Literal["incident", "duplicate", "resolved", "noise", "question"]
-    category: str = "unknown"  # cpu, memory, disk, crashloop, network, latency, errors, ...
+    category: Category = "unknown"
     severity: str = "warning"
     reason: str
     duplicate_of: str | None = None
     group: str = ""
+    # What the rule-based reading of the alert found (agents/understanding.py); empty when not read.
+    domain: Domain = "other"
+    host: str = ""  # the machine: host/nodename label, else instance without the exporter port
+    service: str = ""  # the affected service, from the labels the rule uses (unit, container, pod, ...)
+    exporter: str = ""  # the job that scraped it
+    metrics: list[str] = Field(default_factory=list)  # metric names of the rule's expression (generatorURL)
 
 
 class Incident(_Model):
@@ -204,6 +223,7 @@ class Plan(_Model):
     rationale: str
     known_fix: bool = False  # the catalog (or memory) marks this as a fix that worked before
     checks: list[str] = Field(default_factory=list)  # preflight results (--check), not part of the hash
+    fit: list[str] = Field(default_factory=list)  # why each action fits (or only as a suggestion); not hashed
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
 
@@ -309,6 +329,21 @@ class Attempt(_Model):
     verification: Verification | None = None
 
 
+class Escalation(_Model):
+    """An incident handed to a human: what they are told. Emitted once, when the incident ends so."""
+
+    incident_id: str
+    title: str
+    severity: str = "warning"
+    category: str = "unknown"
+    host: str = ""
+    service: str = ""
+    reason: str  # why no action runs (no fitting action, or what evidence is missing)
+    summary: str = ""  # the diagnosis, honestly scored
+    suggestions: list[str] = Field(default_factory=list)  # catalog actions a human might consider
+    at: datetime = Field(default_factory=utcnow)
+
+
 class IncidentReport(_Model):
     incident_id: str
     title: str
@@ -321,6 +356,7 @@ class IncidentReport(_Model):
     approval: Approval | None = None
     executions: list[ExecutionResult] = Field(default_factory=list)
     verification: Verification | None = None
+    escalation: Escalation | None = None
     llm_calls: list[LLMCall] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     related_alerts: list[RelatedAlert] = Field(default_factory=list)  # the first ones, oldest first

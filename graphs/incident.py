@@ -1,5 +1,7 @@
 """The incident graph: triage -> diagnosis -> planning -> approval gate -> execute -> verify -> report.
 
+A plan that only escalates skips the gate: it notifies and ends the incident as `escalated`.
+
 Wiring only: each node converts state to models, calls its agent, and returns a state update. The
 approval gate pauses with LangGraph `interrupt()`; with a durable checkpointer the pending plan
 survives restarts and is resumed from any process with `Command(resume=decision)`.
@@ -16,6 +18,7 @@ from langgraph.types import interrupt
 
 from agents import approval as approval_agent
 from agents import diagnosis as diagnosis_agent
+from agents import escalation as escalation_agent
 from agents import remediation as remediation_agent
 from agents import self_healing
 from agents import triage as triage_agent
@@ -25,6 +28,8 @@ from core.models import (
     AlertmanagerWebhook,
     Approval,
     Attempt,
+    Diagnosis,
+    Escalation,
     Evidence,
     ExecutionResult,
     Hypothesis,
@@ -77,8 +82,6 @@ async def diagnosis_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dic
 
 
 async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
-    from core.models import Diagnosis
-
     incident = Incident.model_validate(state["incident"])
     verdict = TriageVerdict.model_validate(state["triage"])
     diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
@@ -87,9 +90,19 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
     calls: list[LLMCall] = []
     plan, used = await remediation_agent.plan(incident, verdict, diag, evidence, runtime.context, calls,
                                               known_fix=state.get("known_fix"))
-    plan.checks = await remediation_agent.preflight(plan, runtime.context)
+    if not remediation_agent.is_escalation(plan):
+        plan.checks = await remediation_agent.preflight(plan, runtime.context)
     return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
             "llm_used": ["remediation"] if used else []}
+
+
+async def escalate_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    incident = Incident.model_validate(state["incident"])
+    diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
+                     summary=state.get("summary", ""))
+    esc = await escalation_agent.escalate(incident, TriageVerdict.model_validate(state["triage"]), diag,
+                                          Plan.model_validate(state["plan"]), runtime.context)
+    return {"escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
 
 
 async def autonomy_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
@@ -164,13 +177,15 @@ async def verify_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
 
 
 async def fallback_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
-    """An automatic fix failed verification: never retried automatically; offer its inverse to a human."""
+    """An automatic fix failed verification: never retried automatically; its inverse goes to a human,
+    or, without one, the incident escalates."""
     plan = Plan.model_validate(state["plan"])
     executions = [ExecutionResult.model_validate(e) for e in state.get("executions") or []]
     attempt = Attempt(plan=plan, approval=Approval.model_validate(state["approval"]), executions=executions,
                       verification=Verification.model_validate(state["verification"]))
     follow = self_healing.inverse_plan(plan, executions, runtime.context.settings)
-    follow.checks = await remediation_agent.preflight(follow, runtime.context)
+    if not remediation_agent.is_escalation(follow):
+        follow.checks = await remediation_agent.preflight(follow, runtime.context)
     return {"attempts": [*(state.get("attempts") or []), attempt.model_dump(mode="json")],
             "plan": follow.model_dump(mode="json"), "approval": None, "executions": [], "verification": None}
 
@@ -187,6 +202,7 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         approval=Approval.model_validate(state["approval"]) if state.get("approval") else None,
         executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
         verification=Verification.model_validate(state["verification"]) if state.get("verification") else None,
+        escalation=Escalation.model_validate(state["escalation"]) if state.get("escalation") else None,
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
         created_at=incident.created_at,
         self_healing=SelfHealingDecision.model_validate(state["self_healing"]) if state.get("self_healing") else None,
@@ -208,6 +224,11 @@ async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
 # ---------------------------------------------------------------------------------------- edges --
 def after_triage(state: IncidentState) -> str:
     return "diagnosis" if state["triage"]["kind"] == "incident" else "report"
+
+
+def after_plan(state: IncidentState) -> str:
+    plan = state.get("plan")
+    return "escalate" if plan and remediation_agent.is_escalation(Plan.model_validate(plan)) else "approval"
 
 
 def after_approval(state: IncidentState) -> str:
@@ -232,20 +253,23 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, T
     g.add_edge(START, "triage")
     g.add_conditional_edges("triage", after_triage, {"diagnosis": "diagnosis", "report": "report"})
     g.add_edge("diagnosis", "plan")
+    g.add_node("escalate", escalate_node)
+    g.add_edge("escalate", "report")
     if stop_after_plan:
-        g.add_edge("plan", "report")
+        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "report"})
     else:
         g.add_node("approval", approval_node)
         g.add_node("execute", execute_node)
         g.add_node("verify", verify_node)
         g.add_node("autonomy", autonomy_node)
-        g.add_edge("plan", "autonomy")
+        g.add_node("fallback", fallback_node)
+        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "autonomy"})
         g.add_edge("autonomy", "approval")
         g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
-        g.add_node("fallback", fallback_node)
         g.add_edge("execute", "verify")
         g.add_conditional_edges("verify", after_verify, {"fallback": "fallback", "report": "report"})
-        g.add_edge("fallback", "approval")
+        # a failed automatic fix: its inverse goes to a human; without one the incident escalates
+        g.add_conditional_edges("fallback", after_plan, {"escalate": "escalate", "approval": "approval"})
     g.add_edge("report", END)
     return g
 

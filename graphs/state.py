@@ -21,6 +21,7 @@ class IncidentState(TypedDict, total=False):
     approval: dict[str, Any] | None  # Approval
     executions: list[dict[str, Any]]  # ExecutionResult
     verification: dict[str, Any] | None  # Verification
+    escalation: dict[str, Any] | None  # Escalation: handed to a human, the incident ended
     llm_calls: Annotated[list[dict[str, Any]], operator.add]  # LLMCall, appended by every node
     llm_used: Annotated[list[str], operator.add]  # nodes whose output came from an LLM
     status: str  # IncidentStatus

@@ -6,7 +6,7 @@
     aiops reject PLAN_ID --by NAME
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
-    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks)
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
     aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
     aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh2.add_argument("--by", help="who switches it (an approver)")
     sh2.add_argument("--json", action="store_true")
 
-    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks} --help", add_help=False)
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
     return p
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
-                raise CLIError("usage: aiops eval {nezha,loghub,runbooks} [options]")
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
             return _passthrough("memory.cli", argv[1:])

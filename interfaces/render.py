@@ -52,6 +52,8 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
         out.append(_indent(f"why: {p.rationale}", _W))
         for c in p.checks:
             out.append(_indent(f"pre-check: {c[:160]}", _W))
+        for f in p.fit:
+            out.append(_indent(f"fit: {f[:200]}", _W))
     _tail(out, report, pending, seconds)
     return "\n".join(out)
 
@@ -100,6 +102,9 @@ def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None
         else:
             out.append(_row("APPROVAL", f"{'approved' if a.decision == 'approve' else 'rejected'} by {who}"
                             f"{' — ' + a.comment if a.comment else ''}"))
+    if report.escalation is not None:
+        esc = report.escalation
+        out.append(_row("ESCALATED", f"to a human ({esc.severity}): {esc.reason[:200]}"))
     for e in report.executions:
         label = {"ok": "done", "dry_run": "DRY RUN", "failed": "FAILED", "skipped": "skipped"}[e.status]
         out.append(_row("EXECUTE", f"{label}: {e.action} on {e.target} — {e.output[:180]}"))

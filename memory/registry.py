@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from core.models import utcnow
 from core.settings import Settings
 
-OPEN_STATUSES = ("running", "awaiting_approval", "executed")
+OPEN_STATUSES = ("running", "awaiting_approval", "executed", "escalated")  # escalated: a human has it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS aiops_incidents (

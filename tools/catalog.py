@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from core.models import Action, ActionKind, Risk
+from tools.fit import NO_FIT, Fit
 
 
 class CatalogEntry(BaseModel):
@@ -22,6 +23,7 @@ class CatalogEntry(BaseModel):
     playbook: str | None = None
     known_fix: bool = False  # a well-understood, reversible or harmless fix (eligible for auto-approval)
     dry_runnable: bool = True
+    fit: Fit = NO_FIT  # where it belongs and the evidence it needs (tools/fit.py); the default fits nothing
 
     def action(self, target: str, **params: str | int | float | bool) -> Action:
         unknown = set(params) - set(self.parameters)
@@ -74,4 +76,13 @@ def _register_toolsets() -> None:
         CATALOG[entry.name] = entry
 
 
+def _declare_fits() -> None:
+    """Every entry's fit, declared in one place (tools/fit.py) so the situations can be read side by side."""
+    from tools.fit import FITS
+
+    for name, entry in CATALOG.items():
+        entry.fit = FITS.get(name, NO_FIT)
+
+
 _register_toolsets()
+_declare_fits()
