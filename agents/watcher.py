@@ -57,11 +57,19 @@ class _Raised:
 def open_checker(settings: Settings) -> Callable[[str], bool]:
     """Is an alert with this fingerprint part of an open incident (its own, or joined as related)?"""
     from memory.correlation import CorrelationStore
-    from memory.registry import IncidentRegistry
+    from memory.registry import OPEN_STATUSES, IncidentRegistry
 
     registry = IncidentRegistry(settings)
     correlation = CorrelationStore(settings)
-    return lambda fp: registry.open_incident(fp) is not None or correlation.open_incident_of(fp) is not None
+
+    def is_open(fp: str) -> bool:
+        if registry.open_incident(fp) is not None:
+            return True
+        joined = correlation.open_incident_of(fp)
+        row = registry.get(joined) if joined else None
+        return joined is not None and (row is None or row.status in OPEN_STATUSES)  # no row yet: being opened
+
+    return is_open
 
 
 class AnomalyWatcher:

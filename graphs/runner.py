@@ -139,6 +139,10 @@ class IncidentRunner:
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
         c = self.correlator.correlate(webhook, incident.id)
+        row = self.registry.get(c.incident_id) if c.joined else None
+        if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
+            self.correlator.close_incident(c.incident_id)
+            c = self.correlator.correlate(webhook, incident.id)
         if not c.joined:
             return None
         return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
