@@ -69,7 +69,7 @@ async def _recur(settings: Settings, path: Path, times: int = 10) -> list[dict[s
             out.append({"status": outcome.status.value, "auto_actions": len(auto), "rule": heal.get("rule"),
                         "reason": heal.get("reason"), "left": sorted(p.name for p in
                                                                      (Path(spec["standins"]) / "backup-01/var/log/app").iterdir())})
-            if outcome.status.value == "awaiting_approval":
+            if outcome.status.value in ("awaiting_approval", "escalated"):
                 await runner.analyze(_resolved(rec.webhook))  # a human fixed it; the alert resolves
             clock.now += timedelta(minutes=6)
     return out
@@ -140,11 +140,11 @@ def test_failed_verification_escalates_with_a_follow_up_plan_and_is_never_retrie
     asyncio.run(scenario())
     first, later = runs
     r = first.report
-    assert first.status.value == "awaiting_approval"
+    assert first.status.value == "escalated"  # cleanup has no inverse: a human takes over, nothing waits
     assert len(r.attempts) == 1 and r.attempts[0].verification.recovered is False
     assert r.attempts[0].approval.channel == "policy" and [e.status for e in r.attempts[0].executions] == ["ok"]
-    assert [a.name for a in r.plan.actions] == ["escalate_to_oncall"]  # cleanup has no inverse
-    assert "verification failed" in r.plan.rationale and first.pending["plan_id"] == r.plan.id
+    assert [a.name for a in r.plan.actions] == ["escalate_to_oncall"] and first.pending is None
+    assert "verification failed" in r.plan.rationale and r.escalation and "verification failed" in r.escalation.reason
     assert [h.verified for h in store_for(settings).history(T0 + timedelta(hours=4))] == [False]
     assert later.status.value == "awaiting_approval" and later.report.executions == []
     assert later.pending["self_healing"]["rule"] == "failed-verification"
