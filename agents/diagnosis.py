@@ -19,7 +19,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
-from agents.prompts import DIAGNOSIS_SYSTEM
+from agents.prompts import DIAGNOSIS_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
@@ -292,9 +292,10 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
     by_name = {t.name: t for t in tools}
     messages: list[BaseMessage] = [
         SystemMessage(DIAGNOSIS_SYSTEM + infrastructure_notes(toolbox)),
-        HumanMessage(f"ALERT {alert.name} ({verdict.category}, {alert.severity}) on {alert.target}\n"
-                     f"labels: {alert.labels}\nannotations: {alert.annotations}\n\n"
-                     f"EVIDENCE\n{_evidence_brief(f)}"),
+        HumanMessage(f"Diagnose this {verdict.category} alert.\n"
+                     + fence("alert labels", alert.labels) + "\n" + fence("alert annotations", alert.annotations)
+                     + "\n\nEVIDENCE (ids ev-N are what you cite)\n"
+                     + fence("evidence: metrics, log lines, tool output, memory", _evidence_brief(f), limit=20_000)),
     ]
     out: DiagnosisOutput | None = None
     for _ in range(MAX_LLM_STEPS):
@@ -317,7 +318,8 @@ async def diagnose_llm(incident: Incident, verdict: TriageVerdict, f: Findings, 
             ev = f.book.add(tool=call["name"], query=json.dumps(call["args"], default=str), excerpt=text[:600],
                             component=str(call["args"].get("service") or call["args"].get("component") or ""),
                             signal="log" if "log" in call["name"] else "metric", start=f.start, end=f.end)
-            messages.append(ToolMessage(f"{ev.id}: {text[:2000]}", tool_call_id=call["id"]))
+            messages.append(ToolMessage(f"{ev.id}: " + fence(f"output of {call['name']}", text, limit=2000),
+                                        tool_call_id=call["id"]))
     if out is None:
         out = await toolbox.llm.structured("diagnosis", messages, DiagnosisOutput, calls)
     if out is None:

@@ -15,12 +15,13 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from agents.prompts import REMEDIATION_SYSTEM
+from agents.prompts import REMEDIATION_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
-from tools.catalog import CATALOG
+from tools.catalog import CATALOG, escalation
 from tools.fit import FitResult
 from tools.fit import check as fit_check
+from tools.params import ParameterRefused
 
 _CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
 _CONFIG_PATH = re.compile(r"(/etc/[\w.@/-]+\.(?:ya?ml|json|conf|cfg|toml|ini))")
@@ -103,7 +104,7 @@ def _runs_on(labels: dict[str, str], verdict: TriageVerdict) -> bool:
 
 def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[list[Action], str]:
     component = diagnosis.hypotheses[0].component if diagnosis.hypotheses else incident.alert.target
-    return [CATALOG["escalate_to_oncall"].action(_safe_target(component))], why
+    return [escalation(_safe_target(component))], why
 
 
 def _safe_target(value: str) -> str:
@@ -141,8 +142,7 @@ class RemediationPlan(BaseModel):
 
 
 def _catalog_brief() -> str:
-    return "\n".join(f"- {e.name} (risk {e.risk.value}): {e.description}; parameters: "
-                     f"{e.parameters or 'none'}" for e in CATALOG.values())
+    return "\n".join(f"- {e.brief()}" for e in CATALOG.values())
 
 
 def _validate(out: RemediationPlan) -> tuple[list[Action] | None, str]:
@@ -159,7 +159,8 @@ def _validate(out: RemediationPlan) -> tuple[list[Action] | None, str]:
     return actions, ""
 
 
-def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | None:
+def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | str | None:
+    """The remembered fix as catalog actions, None, or why it is refused now (a str, shown in the plan)."""
     if not known_fix:
         return None
     from tools.catalog import CATALOG as catalog
@@ -171,12 +172,31 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
             return None
         try:
             actions.append(entry.action(a["target"], **(a.get("parameters") or {})))
+        except ParameterRefused as exc:  # memory is untrusted too: its values pass the same checks
+            return f"the remembered fix from {known_fix.get('incident_id')} was refused: {exc}"
         except (KeyError, ValueError):  # the catalog changed since: plan afresh
             return None
     if not actions:
         return None
     return actions, (f"this fix worked before on the same incident ({known_fix['incident_id']}, "
                      f"{known_fix['occurred_at'][:10]}, verified recovered)")
+
+
+def _within_blast_radius(actions: list[Action], rationale: str, incident: Incident,
+                         toolbox: Toolbox) -> tuple[list[Action], str]:
+    """The plan, or an escalation saying why it touches too much at once (MAX_TARGETS_PER_PLAN, groups)."""
+    from agents.approval import blast_radius
+    from tools.ansible import load_inventory
+
+    inventory = getattr(getattr(toolbox.executor, "ansible", None), "inventory", None)
+    try:
+        groups = load_inventory(inventory or toolbox.settings.ANSIBLE_INVENTORY).groups
+    except ValueError:
+        groups = {}
+    problem = blast_radius(actions, toolbox.settings, groups)
+    if problem is None:
+        return actions, rationale
+    return [escalation(_host(incident))], f"refused: {problem}; escalating to a human instead"
 
 
 async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
@@ -189,14 +209,18 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
     """
     actions: list[Action] | None = None
     rationale = ""
+    refused = ""  # why a model's plan was not used
     used_llm = False
     remembered = _remembered(known_fix)
-    if remembered is not None:  # a plan that worked before for this signature comes first, if it still fits
+    if isinstance(remembered, str):  # memory is untrusted: its values failed the catalog's checks
+        refused = remembered
+    elif remembered is not None:  # a plan that worked before for this signature comes first, if it still fits
         fits, _ = fit_actions(remembered[0], incident, verdict, evidence)
         if not any(r.status == "refused" for r in fits):
-            actions, rationale = remembered
+            actions, rationale = _within_blast_radius(*remembered, incident, toolbox)
             p = Plan(incident_id=incident.id, actions=actions, rationale=rationale,
-                     known_fix=all(r.status == "fits" for r in fits), fit=[r.note() for r in fits])
+                     known_fix=actions is remembered[0] and all(r.status == "fits" for r in fits),
+                     fit=[r.note() for r in fits])
             return p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS), False
     if toolbox.llm.providers and diagnosis.hypotheses:
         top = diagnosis.hypotheses[:3]
@@ -204,29 +228,38 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
                "category": verdict.category, "hypotheses": [[h.component, h.cause] for h in top]}
         out = await toolbox.cached("playbook", key, lambda: toolbox.llm.structured("remediation", [
             SystemMessage(REMEDIATION_SYSTEM),
-            HumanMessage(f"ALERT {incident.alert.name} on {incident.alert.target} ({verdict.category}); "
-                         f"labels {incident.alert.labels}\nDIAGNOSIS\n"
-                         + "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top)
-                         + f"\nCATALOG\n{_catalog_brief()}"),
+            HumanMessage(f"Plan the remediation of this {verdict.category} incident.\n"
+                         + fence("alert labels", incident.alert.labels) + "\nDIAGNOSIS\n"
+                         + fence("diagnosis (derived from alert and telemetry text)",
+                                 "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top))
+                         + f"\nCATALOG (trusted: the only actions that exist)\n{_catalog_brief()}"),
         ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
             actions, why = _validate(out)
             if actions is not None:
-                refused = [r for r in fit_actions(actions, incident, verdict, evidence)[0] if r.status == "refused"]
-                if refused:
-                    actions, why = None, "refused: " + "; ".join(r.note() for r in refused)
+                misfits = [r for r in fit_actions(actions, incident, verdict, evidence)[0] if r.status == "refused"]
+                if misfits:
+                    actions, why = None, "refused: " + "; ".join(r.note() for r in misfits)
             rationale = out.rationale
             used_llm = actions is not None
+            refused = "; ".join(r for r in (refused, f"the model's plan was {why}" if why else "") if r)
             if actions is None and calls and calls[-1].node == "remediation":
                 # Paid for but unusable: say so in the cost record; the catalog rules take over.
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
     if actions is None:
-        actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
+        try:
+            actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
+        except ParameterRefused as exc:  # an alert/log value failed its catalog constraint: a human decides
+            actions = [escalation(_host(incident, verdict))]
+            rationale = f"refused: {exc}; escalating to a human instead"
+        if refused:
+            rationale = f"{rationale} (not used: {refused})"
+    actions, rationale = _within_blast_radius(actions, rationale, incident, toolbox)
     fits, auto = fit_actions(actions, incident, verdict, evidence)
-    refused = [r for r in fits if r.status == "refused"]
-    if refused:
+    misfits = [r for r in fits if r.status == "refused"]
+    if misfits:
         actions, rationale = _escalation(incident, diagnosis, "no catalog action fits: " + "; ".join(
-            r.note() for r in refused) + "; escalating with the evidence")
+            r.note() for r in misfits) + "; escalating with the evidence")
         auto = False
     p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=auto,
              fit=[r.note() for r in fits])

@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from agents import understanding
-from agents.prompts import TRIAGE_SYSTEM
+from agents.prompts import TRIAGE_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Category, Incident, LLMCall, TriageVerdict
 
@@ -68,7 +68,8 @@ async def triage(incident: Incident, toolbox: Toolbox, calls: list[LLMCall]) -> 
     key = {"node": "triage", "alert": alert.name, "labels": alert.labels, "annotations": alert.annotations}
     out = await toolbox.cached("analysis", key, lambda: toolbox.llm.structured("triage", [
         SystemMessage(TRIAGE_SYSTEM),
-        HumanMessage(f"alertname: {alert.name}\nlabels: {alert.labels}\nannotations: {alert.annotations}"),
+        HumanMessage("Classify this alert.\n" + fence("alert labels", alert.labels) + "\n"
+                     + fence("alert annotations", alert.annotations)),
     ], TriageOutput, calls), TriageOutput)
     if out is None:
         return verdict, False

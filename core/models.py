@@ -9,14 +9,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+# Limits on what untrusted input may keep in state (settings override them through the validation
+# context: `AlertmanagerWebhook.model_validate(data, context=settings.payload_limits)`).
+MAX_ALERTS_PER_PAYLOAD = 100
+MAX_LABEL_LENGTH = 1024
+MAX_ANNOTATION_LENGTH = 4096
+MAX_EXCERPT_LENGTH = 2000
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+
+
+def _limit(info: ValidationInfo, name: str, default: int) -> int:
+    ctx = info.context if isinstance(info.context, dict) else {}
+    value = ctx.get(name, default)
+    return value if isinstance(value, int) and value > 0 else default
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut (never silently)."""
+    if len(text) <= limit:
+        return text
+    note = f" …[truncated: {len(text) - limit} more characters]"
+    return text[: max(0, limit - len(note))] + note
 
 
 def utcnow() -> datetime:
@@ -53,9 +87,41 @@ class Alert(_Model):
 
     @field_validator("labels")
     @classmethod
-    def _has_alertname(cls, v: dict[str, str]) -> dict[str, str]:
+    def _has_alertname(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # Labels are an alert's identity (fingerprint, target, catalog parameters): refused, never cut.
+        longest = _limit(info, "MAX_LABEL_LENGTH", MAX_LABEL_LENGTH)
+        for name, value in v.items():
+            if not _LABEL_NAME.fullmatch(name):
+                raise ValueError(f"label name {name[:40]!r} is not a Prometheus label name")
+            if _CONTROL.search(value):
+                raise ValueError(f"label {name} contains a newline or control character")
+            if len(value) > longest:
+                raise ValueError(f"label {name} is {len(value)} characters long (MAX_LABEL_LENGTH {longest})")
         if not v.get("alertname"):
             raise ValueError("alert labels must include 'alertname'")
+        return v
+
+    @field_validator("annotations")
+    @classmethod
+    def _cap_annotations(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # Free text (descriptions have newlines): control characters dropped, length capped and marked.
+        longest = _limit(info, "MAX_ANNOTATION_LENGTH", MAX_ANNOTATION_LENGTH)
+        out = {}
+        for name, value in list(v.items())[:64]:
+            if not _LABEL_NAME.fullmatch(name):
+                raise ValueError(f"annotation name {name[:40]!r} is not a Prometheus label name")
+            out[name] = truncate(_CONTROL_BUT_NEWLINES.sub("", value), longest)
+        return out
+
+    @field_validator("starts_at")
+    @classmethod
+    def _real_start(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:  # Alertmanager always sends UTC; a naive time is read as UTC
+            v = v.replace(tzinfo=UTC)
+        if v < _EARLIEST:
+            raise ValueError(f"startsAt {v.date().isoformat()} is not a real start time (Go's zero time or before 1970)")
+        if v.year > 9000:
+            raise ValueError(f"startsAt {v.date().isoformat()} is not a real start time (too far in the future)")
         return v
 
     @property
@@ -95,6 +161,24 @@ class AlertmanagerWebhook(_Model):
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL")
     alerts: list[Alert] = Field(min_length=1)
+    # Alerts beyond MAX_ALERTS_PER_PAYLOAD: not analysed one by one, but counted here by
+    # "alertname (status)" so the incident says what it left out (never silently dropped).
+    omitted_alerts: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cap_alerts(cls, data: Any, info: ValidationInfo) -> Any:
+        cap = _limit(info, "MAX_ALERTS_PER_PAYLOAD", MAX_ALERTS_PER_PAYLOAD)
+        if not isinstance(data, dict) or not isinstance(data.get("alerts"), list) or len(data["alerts"]) <= cap:
+            return data
+        kept, rest = data["alerts"][:cap], data["alerts"][cap:]
+        omitted: dict[str, int] = dict(data.get("omitted_alerts") or {})
+        for a in rest:
+            labels = a.get("labels") if isinstance(a, dict) else None
+            name = str((labels or {}).get("alertname", "?"))[:80] if isinstance(labels, dict) else "?"
+            key = f"{_CONTROL.sub(' ', name)} ({a.get('status', '?') if isinstance(a, dict) else '?'})"
+            omitted[key] = omitted.get(key, 0) + 1
+        return {**data, "alerts": kept, "omitted_alerts": omitted}
 
 
 # ------------------------------------------------------------------------------------- incident --
@@ -145,6 +229,7 @@ class Incident(_Model):
     service: str
     severity: str = "warning"
     created_at: datetime = Field(default_factory=utcnow)
+    omitted_alerts: dict[str, int] = Field(default_factory=dict)  # beyond MAX_ALERTS_PER_PAYLOAD, by name
 
     @property
     def alert(self) -> Alert:
@@ -167,6 +252,11 @@ class Evidence(_Model):
     baseline: float | None = None
     score: float | None = None  # how abnormal (anomaly score), where the tool gives one
     anomalous: bool = True
+
+    @field_validator("excerpt")
+    @classmethod
+    def _cap_excerpt(cls, v: str, info: ValidationInfo) -> str:
+        return truncate(v, _limit(info, "MAX_EXCERPT_LENGTH", MAX_EXCERPT_LENGTH))
 
 
 class Hypothesis(_Model):

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import models
+
 
 class SettingsError(ValueError):
     """Raised with a human-readable, one-line-per-problem message when the environment is invalid."""
@@ -122,6 +124,18 @@ class Settings(BaseSettings):
     AUTO_APPROVE_LOW_RISK: bool = True
     VERIFY_SETTLE_SECONDS: int = Field(60, ge=0)  # live runs: wait this long after a change before verifying
     APPROVERS: str | None = None  # comma-separated names allowed to approve from CLI/HTTP (empty: anyone local)
+    AUTO_APPROVE_LOG_ROOTS: str = "/var/log"  # comma-separated: an automatic cleanup stays under these
+    MAX_TARGETS_PER_AUTO_PLAN: int = Field(1, ge=1)  # an auto-approved plan touches at most this many hosts
+    MAX_TARGETS_PER_PLAN: int = Field(5, ge=1)  # any plan, even approved by a human
+    MAX_GROUP_FRACTION: float = Field(0.5, gt=0, le=1)  # of one inventory group at once (one host always ok)
+
+    # --- Input limits (untrusted payloads) ------------------------------------------------------
+    MAX_PAYLOAD_BYTES: int = Field(8 * 1024 * 1024, ge=1024)  # an alert file / webhook body
+    MAX_JSON_DEPTH: int = Field(32, ge=4)  # nesting of that JSON
+    MAX_ALERTS_PER_PAYLOAD: int = Field(models.MAX_ALERTS_PER_PAYLOAD, ge=1)  # the rest: counted in the incident
+    MAX_LABEL_LENGTH: int = Field(models.MAX_LABEL_LENGTH, ge=16)  # one label value (longer: refused)
+    MAX_ANNOTATION_LENGTH: int = Field(models.MAX_ANNOTATION_LENGTH, ge=64)  # longer: truncated, marked
+    MAX_EXCERPT_LENGTH: int = Field(models.MAX_EXCERPT_LENGTH, ge=64)  # one evidence excerpt kept in state
 
     # --- Autonomous operation (correlation, self-healing policy, anomaly watcher) ---------------
     CORRELATION_WINDOW_SECONDS: int = Field(300, ge=0)  # related alerts this close join the open incident
@@ -154,6 +168,14 @@ class Settings(BaseSettings):
         if v and "://" in v:
             return _check_url(v, ("http", "https", "tcp", "grpc", "unix"), "MILVUS_URI")
         return v or None
+
+    @field_validator("AUTO_APPROVE_LOG_ROOTS")
+    @classmethod
+    def _log_roots(cls, v: str) -> str:
+        for root in (r.strip() for r in v.split(",")):
+            if root and (not root.startswith("/") or ".." in root.split("/")):
+                raise ValueError(f"AUTO_APPROVE_LOG_ROOTS entries must be absolute paths without '..' (got {root!r})")
+        return v
 
     @field_validator("LLM_MODE")
     @classmethod
@@ -188,6 +210,16 @@ class Settings(BaseSettings):
     @property
     def watch_services(self) -> list[str]:
         return [a.strip() for a in (self.WATCH_SERVICES or "").split(",") if a.strip()]
+
+    @property
+    def payload_limits(self) -> dict[str, int]:
+        """The validation context that makes core.models apply these limits."""
+        return {"MAX_ALERTS_PER_PAYLOAD": self.MAX_ALERTS_PER_PAYLOAD, "MAX_LABEL_LENGTH": self.MAX_LABEL_LENGTH,
+                "MAX_ANNOTATION_LENGTH": self.MAX_ANNOTATION_LENGTH, "MAX_EXCERPT_LENGTH": self.MAX_EXCERPT_LENGTH}
+
+    @property
+    def auto_approve_log_roots(self) -> list[str]:
+        return [r.strip().rstrip("/") or "/" for r in self.AUTO_APPROVE_LOG_ROOTS.split(",") if r.strip()]
 
     @property
     def admin_chat_ids(self) -> set[str]:

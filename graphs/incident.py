@@ -49,8 +49,14 @@ def incident_from_webhook(webhook: AlertmanagerWebhook) -> Incident:
     firing = [a for a in webhook.alerts if a.status == "firing"] or webhook.alerts
     first = firing[0]
     summary = first.annotations.get("summary") or first.annotations.get("description") or first.name
-    return Incident(title=f"{first.name}: {summary}"[:200], fingerprint=first.effective_fingerprint(),
-                    group_key=webhook.group_key, alerts=firing, service=first.target, severity=first.severity)
+    title = f"{first.name}: {summary}"[:200]
+    if webhook.omitted_alerts:  # beyond MAX_ALERTS_PER_PAYLOAD: counted, named, never silently dropped
+        n = sum(webhook.omitted_alerts.values())
+        top = ", ".join(f"{k} x{v}" for k, v in sorted(webhook.omitted_alerts.items(), key=lambda kv: -kv[1])[:3])
+        title = f"{title[:120]} (+{n} more alerts not analysed one by one: {top})"[:240]
+    return Incident(title=title, fingerprint=first.effective_fingerprint(), group_key=webhook.group_key,
+                    alerts=firing, service=first.target, severity=first.severity,
+                    omitted_alerts=webhook.omitted_alerts)
 
 
 def _calls(calls: list[LLMCall]) -> list[dict[str, Any]]:
@@ -92,6 +98,8 @@ async def plan_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str
                                               known_fix=state.get("known_fix"))
     if not remediation_agent.is_escalation(plan):
         plan.checks = await remediation_agent.preflight(plan, runtime.context)
+        _, why = approval_agent.auto_approval_verdict(plan, runtime.context.settings)
+        plan.checks.append(f"auto-approval: {why}")  # recorded either way, shown to the approver
     return {"plan": plan.model_dump(mode="json"), "llm_calls": _calls(calls),
             "llm_used": ["remediation"] if used else []}
 
@@ -106,11 +114,15 @@ async def escalate_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
 
 
 async def autonomy_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
-    """The self-healing policy's answer for this plan (recorded in the state, so reports show it)."""
-    if not runtime.context.settings.AUTO_APPROVE_LOW_RISK:
-        return {"self_healing": None}
-    heal = await asyncio.to_thread(self_healing.authorize, Plan.model_validate(state["plan"]),
-                                   Incident.model_validate(state["incident"]), runtime.context)
+    """May the plan run without a human? The parameter bounds first, then the self-healing policy
+    (which records the action when it allows it); the answer is in the state, so reports show it."""
+    plan = Plan.model_validate(state["plan"])
+    ok, why = approval_agent.auto_approval_verdict(plan, runtime.context.settings)
+    if not ok:
+        heal = SelfHealingDecision(allowed=False, rule="auto-approval-bounds", reason=why)
+    else:
+        heal = await asyncio.to_thread(self_healing.authorize, plan, Incident.model_validate(state["incident"]),
+                                       runtime.context)
     return {"self_healing": heal.model_dump(mode="json")}
 
 

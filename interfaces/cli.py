@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
 from core.settings import Settings, SettingsError, get_settings
@@ -38,24 +36,22 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
 
-def _load_webhook(path: str) -> Any:
-    from core.models import AlertmanagerWebhook
+def _load_webhook(path: str, settings: Settings) -> Any:
+    """The webhook in FILE, or CLIError naming the file and the problem (nothing is written then)."""
+    from core.payload import PayloadError, parse_webhook
 
     try:
-        raw = Path(path).read_text()
+        size = Path(path).stat().st_size
+        if size > settings.MAX_PAYLOAD_BYTES:
+            raise CLIError(f"{path} is {size:,} bytes, more than MAX_PAYLOAD_BYTES ({settings.MAX_PAYLOAD_BYTES:,})")
+        with Path(path).open("rb") as fh:
+            raw = fh.read(settings.MAX_PAYLOAD_BYTES + 1)  # never more than the limit, even if it grew
     except OSError as exc:
         raise CLIError(f"cannot read alert file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CLIError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
-    try:
-        return AlertmanagerWebhook.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise CLIError(f"{path} is not an Alertmanager v4 webhook payload: {where}: {err['msg']}"
-                       f" ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''})") from None
+        return parse_webhook(raw, settings, source=path)
+    except PayloadError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _runner(settings: Settings):  # type: ignore[no-untyped-def]
@@ -76,7 +72,7 @@ def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float |
 
 
 async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
-    webhook = _load_webhook(args.alert)
+    webhook = _load_webhook(args.alert, settings)
     source: dict[str, Any] = {"kind": "live"}
     if args.replay:
         from interfaces.toolbox_factory import replay_spec

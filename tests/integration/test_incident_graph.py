@@ -60,7 +60,7 @@ def test_medium_risk_waits_then_executes_after_approval(settings):
     assert "pool: max" in cfg.read_text()  # nothing ran yet, --check changed nothing
     done = run(_decide(settings, outcome.plan_id, approver="alice", decision="approve"))
     assert done.status.value == "resolved" and done.report.approval.approver == "alice"
-    assert "pool: max" not in cfg.read_text() and cfg.with_suffix(".yaml.failed").exists()
+    assert "pool: max" not in cfg.read_text() and list(cfg.parent.glob("config.yaml.failed-*"))
     # single use: the same plan cannot be approved twice
     with pytest.raises(PlanNotPending):
         run(_decide(settings, outcome.plan_id, approver="alice", decision="approve"))

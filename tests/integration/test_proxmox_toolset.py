@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from core.models import Action, ActionKind, Risk, utcnow
 from tests.sim.proxmox import READ_PRIVS, ProxmoxSim
 from tools.catalog import CATALOG
+from tools.params import ParameterRefused
 from tools.proxmox import actions
 from tools.proxmox.client import ProxmoxAuthError, ProxmoxClient, ProxmoxConfig, ProxmoxError
 from tools.proxmox.evidence import investigate
@@ -35,7 +36,11 @@ def client_for(sim: ProxmoxSim, **kw) -> ProxmoxClient:
 
 
 def act(name: str, **params) -> Action:
-    return CATALOG[name].action("pve-01", **params)
+    try:
+        return CATALOG[name].action("pve-01", **params)
+    except ParameterRefused:  # the catalog's wall; build it raw to test the toolset's own checks behind it
+        e = CATALOG[name]
+        return Action(kind=e.kind, name=name, target="pve-01", parameters=params, risk=e.risk, verification=e.verification)
 
 
 def test_token_auth_and_tls(pve):

@@ -15,6 +15,7 @@ from core.settings import load_settings
 from graphs.incident import incident_from_webhook
 from tools.catalog import CATALOG
 from tools.fit import FITS, check
+from tools.params import ParameterRefused
 
 
 def _incident(labels: dict[str, str]):
@@ -71,11 +72,20 @@ def test_log_cleanup_is_refused_where_it_cannot_help(labels, verdict, why):
     assert res.status == "refused" and why in res.note(), res.note()
 
 
+def _raw(name: str, target: str, **params):
+    """An action built past the catalog's parameter validation (which refuses these values first)."""
+    entry = CATALOG[name]
+    with pytest.raises(ParameterRefused):
+        entry.action(target, **params)
+    ok = entry.action(target)
+    return ok.model_copy(update={"parameters": {**ok.parameters, **params}})
+
+
 def test_untrusted_parameters_never_fit():
-    bad = CATALOG["cleanup_rotated_logs"].action("backup-01", path="/var/log; rm -rf /")
+    bad = _raw("cleanup_rotated_logs", "backup-01", path="/var/log; rm -rf /")
     res = check(bad, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH])
     assert res.status == "refused" and "not a safe name" in res.note()
-    escape = CATALOG["cleanup_rotated_logs"].action("backup-01", path="/var/log/../../etc")
+    escape = _raw("cleanup_rotated_logs", "backup-01", path="/var/log/../../etc")
     assert check(escape, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH]).status == "refused"
 
 

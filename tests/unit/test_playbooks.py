@@ -19,7 +19,7 @@ def test_lint_rejects_shell_and_unknown_modules(tmp_path):
 def test_inventory_hosts_ini_and_yaml(tmp_path):
     ini = tmp_path / "hosts.ini"
     ini.write_text("[web]\nweb-01 ansible_host=10.0.0.5\n# comment\nweb-02\n")
-    assert inventory_hosts(str(ini)) == {"localhost", "web-01", "web-02"}
+    assert inventory_hosts(str(ini)) == {"web-01", "web-02"}  # no implicit localhost
     yml = tmp_path / "hosts.yml"
     yml.write_text("all:\n  children:\n    db:\n      hosts:\n        db-01: {}\n")
     assert "db-01" in inventory_hosts(str(yml))

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from core.models import Action, ActionKind, Risk
-from tools.routeros.client import RouterOSClient, RouterOSError, Session, check_interface, check_item_id
+from tools.params import Param
+from tools.routeros.client import (
+    INTERFACE_NAME,
+    RouterOSClient,
+    RouterOSError,
+    Session,
+    check_interface,
+    check_item_id,
+)
 
 if TYPE_CHECKING:
     from tools.catalog import CatalogEntry
@@ -46,8 +54,10 @@ def catalog_entries() -> list[CatalogEntry]:
     two modules load in either order)."""
     from tools.catalog import CatalogEntry
 
-    iface = {"interface": "RouterOS interface name (letters, digits, - _ . /)"}
-    route = {"route": "RouterOS route id, e.g. *1A (from the route evidence)"}
+    iface = {"interface": Param(description="RouterOS interface name (letters, digits, - _ . /)",
+                                pattern=INTERFACE_NAME.pattern[1:-1], max_length=63)}
+    route = {"route": Param(description="RouterOS route id, e.g. *1A (from the route evidence)",
+                            pattern=r"\*[0-9A-Fa-f]{1,8}", allow="*")}
     return [
         CatalogEntry(name="routeros_interface_disable", kind=ActionKind.ROUTEROS_INTERFACE, risk=Risk.HIGH,
                      parameters=iface,
