@@ -152,7 +152,7 @@ def test_policy_file_validation(tmp_path: Path):
         load_policy(f)
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "none.yaml")
-    assert [r.name for r in load_policy(DEFAULT_POLICY).rules] == ["rotated-log-cleanup", "proxmox-snapshot"]
+    assert [r.name for r in load_policy(DEFAULT_POLICY).rules] == ["rotated-log-cleanup"]
 
 
 def test_custom_rule_with_target_glob_and_max_risk(tmp_path: Path, settings: Settings):
