@@ -9,6 +9,7 @@ and the per-field limits `core.models` applies through the validation context).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,25 +22,24 @@ class PayloadError(ValueError):
     """The payload is refused; the message is one line naming the problem."""
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # the unrolled form: no per-character alternation
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def json_depth_exceeds(text: str, limit: int) -> bool:
-    """True when arrays/objects nest deeper than `limit` (checked before json.loads can recurse)."""
+    """True when arrays/objects nest deeper than `limit` (checked before json.loads can recurse).
+
+    Strings are cut out first and only the brackets are walked, both by the regex engine: a 20-alert
+    webhook is ~130 brackets in 12 kB, and this check sits on the webhook's hot path."""
+    if text.count("{") + text.count("[") <= limit:  # cannot nest deeper than it opens
+        return False
     depth = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for ch in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        if ch in "[{":
             depth += 1
             if depth > limit:
                 return True
-        elif ch in "]}":
+        else:
             depth -= 1
     return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -18,6 +19,15 @@ T = TypeVar("T")
 
 class CircuitOpenError(RuntimeError):
     pass
+
+
+# Every breaker alive in this process, so an interface can list them (GET /api/v1/circuit-breakers,
+# /metrics) without each owner having to register its own.
+_LIVE: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+def all_breakers() -> list[CircuitBreaker]:
+    return sorted(_LIVE, key=lambda b: b.name)
 
 
 class CircuitBreaker:
@@ -31,6 +41,12 @@ class CircuitBreaker:
         self._failures = 0
         self._successes = 0
         self._opened_at: float | None = None
+        self.opened_at_wall: float | None = None  # unix time the breaker last opened (for humans)
+        _LIVE.add(self)
+
+    @property
+    def failures(self) -> int:
+        return self._failures
 
     @property
     def state(self) -> str:
@@ -48,16 +64,19 @@ class CircuitBreaker:
             self._successes += 1
             if self._successes >= self.success_threshold:
                 self._opened_at, self._failures, self._successes = None, 0, 0
+                self.opened_at_wall = None
         else:
             self._failures = 0
 
     def record_failure(self) -> None:
         if self.state == "half_open":
             self._opened_at, self._successes = self._clock(), 0
+            self.opened_at_wall = time.time()
             return
         self._failures += 1
         if self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
+            self.opened_at_wall = time.time()
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         if not self.allow():

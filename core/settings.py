@@ -41,7 +41,17 @@ class Settings(BaseSettings):
     API_HOST: str = "0.0.0.0"
     API_PORT: int = Field(8000, ge=1, le=65535)
     DEBUG: bool = False
-    AIOPS_API_TOKEN: str | None = None
+    AIOPS_API_TOKEN: str | None = None  # a service token: read endpoints and analyze, never approvals
+    API_TOKENS: str | None = None  # "alice:<token>,bob:<token>": the user behind a bearer token
+    API_TOKENS_FILE: Path | None = None  # one "user:token" per line (# comments), merged with API_TOKENS
+    WEBHOOK_TOKEN: str | None = None  # when set, Alertmanager must send "Authorization: Bearer <it>"
+    WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
+    ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
+
+    # --- Queue and workers ----------------------------------------------------------------------
+    WORKER_CONCURRENCY: int = Field(2, ge=1, le=64)  # incident runs in parallel per worker process
+    WORKER_CLAIM_IDLE_SECONDS: int = Field(300, ge=1)  # unacknowledged this long: another worker takes it
+    WORKER_MAX_DELIVERIES: int = Field(5, ge=1)  # then the message goes to the dead-letter list
 
     # --- Telegram -------------------------------------------------------------------------------
     TELEGRAM_TOKEN: str | None = None
@@ -210,6 +220,24 @@ class Settings(BaseSettings):
     @property
     def watch_services(self) -> list[str]:
         return [a.strip() for a in (self.WATCH_SERVICES or "").split(",") if a.strip()]
+
+    @property
+    def api_users(self) -> dict[str, str]:
+        """token -> user, from API_TOKENS and API_TOKENS_FILE (a bad line is a settings error)."""
+        lines = [t for t in (self.API_TOKENS or "").split(",") if t.strip()]
+        if self.API_TOKENS_FILE:
+            try:
+                text = self.API_TOKENS_FILE.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"API_TOKENS_FILE {self.API_TOKENS_FILE}: {exc.strerror}") from None
+            lines += [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        users: dict[str, str] = {}
+        for entry in lines:
+            user, sep, token = entry.strip().partition(":")
+            if not sep or not user.strip() or len(token.strip()) < 16:
+                raise SettingsError("API_TOKENS entries must be user:token with a token of 16+ characters")
+            users[token.strip()] = user.strip()
+        return users
 
     @property
     def payload_limits(self) -> dict[str, int]:

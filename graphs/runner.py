@@ -101,9 +101,12 @@ class IncidentRunner:
         toolbox.open_incident = self.registry.open_incident
         return toolbox
 
-    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None) -> RunOutcome:
+    async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None, *,
+                      incident_id: str | None = None) -> RunOutcome:
         source = source or {"kind": "live"}
         incident = incident_from_webhook(webhook)
+        if incident_id:  # chosen by the caller: a redelivered alert lands on the same thread, not a new one
+            incident = incident.model_copy(update={"id": incident_id})
         absorbed = self._correlate(webhook, incident)
         if absorbed is not None:  # joined an open incident, or resolved alerts of known incidents
             return absorbed
@@ -143,7 +146,7 @@ class IncidentRunner:
         if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
             self.correlator.close_incident(c.incident_id)
             c = self.correlator.correlate(webhook, incident.id)
-        if not c.joined:
+        if not c.joined or c.incident_id == incident.id:  # a redelivery of the alert that opened it: run it
             return None
         return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
                               f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
@@ -217,3 +220,34 @@ class IncidentRunner:
             report = build_report(values, row.mode)  # type: ignore[arg-type]
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
         return report
+
+    async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
+        """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
+
+        None when the thread never checkpointed (run it afresh). Steps before the approval gate are
+        re-entered from the last completed node; a run that stopped at the gate is just registered; a run
+        that died after an approval and before its execution was checkpointed is NOT re-executed (an
+        action may have run): it is closed as failed for a human to look at.
+        """
+        config = {"configurable": {"thread_id": incident_id}}
+        snap = await self.graph.aget_state(config)
+        if not snap.values:
+            return None
+        toolbox = self._toolbox(source)
+        # Pending work: the next nodes, and tasks whose writes are saved but not yet folded into a
+        # checkpoint (a process killed right after a step, before its checkpoint was written).
+        pending_nodes = set(snap.next or ()) | {task.name for task in snap.tasks}
+        interrupts = [i for task in snap.tasks for i in (task.interrupts or ())]
+        if interrupts:
+            result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
+        elif "execute" in pending_nodes:
+            status = getattr(IncidentStatus, "INTERRUPTED", IncidentStatus.FAILED)
+            await self.graph.aupdate_state(config, {"status": status.value}, as_node="execute")
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        elif pending_nodes:
+            result = await self.graph.ainvoke(None, config, context=toolbox)
+        elif snap.values.get("report"):
+            result = dict(snap.values)
+        else:
+            return None
+        return await self._finish(incident_id, result, toolbox, source)

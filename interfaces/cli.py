@@ -6,12 +6,16 @@
     aiops reject PLAN_ID --by NAME
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
+    aiops serve [--no-worker]                the HTTP service (API + embedded workers)
+    aiops worker [--concurrency N]           workers alone, consuming the alert queue
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
     aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
     aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
+While `aiops serve` owns the data dir, analyze/approve/reject/incidents/show go through its API
+(see interfaces/api/discovery.py): the embedded stores are opened by one process only.
 """
 
 from __future__ import annotations
@@ -61,6 +65,38 @@ def _runner(settings: Settings):  # type: ignore[no-untyped-def]
     return IncidentRunner(settings, make_toolbox_factory(settings))
 
 
+def _service(settings: Settings) -> Any:
+    """A client of the service that owns this data dir, or None (then the CLI works on the stores)."""
+    from interfaces.api.discovery import find_service
+
+    info = find_service(settings)
+    if info is None:
+        return None
+    from interfaces.service_client import ServiceClient
+
+    return ServiceClient(info)
+
+
+def _remote(call: Any) -> Any:
+    from interfaces.service_client import ServiceError
+
+    try:
+        return call()
+    except ServiceError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _emit_remote(result: dict[str, Any], as_json: bool) -> None:
+    from core.models import IncidentReport
+    from interfaces.render import render_report
+
+    if as_json:
+        print(json.dumps({k: v for k, v in result.items() if k != "report"}))
+        return
+    report = IncidentReport.model_validate(result["report"])
+    print(render_report(report, pending={} if result["status"] == "awaiting_approval" else None))
+
+
 def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None,
           resumed: bool = False) -> None:
     from interfaces.render import render_report
@@ -80,6 +116,14 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         if not Path(args.replay).exists():
             raise CLIError(f"recording {args.replay} does not exist")
         source = replay_spec(args.replay, settings)
+    client = _service(settings)
+    if client is not None:
+        result = _remote(lambda: client.analyze(webhook.model_dump(mode="json", by_alias=True), source))
+        if "report" not in result:
+            raise CLIError(f"incident {result['incident_id']} is still {result['status']} on the service; "
+                           f"see: aiops show {result['incident_id']}")
+        _emit_remote(result, args.json)
+        return 0
     async with _runner(settings) as runner:
         outcome = await runner.analyze(webhook, source)
     _emit(outcome, args.json)
@@ -87,22 +131,36 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str) -> int:
-    from graphs.runner import PlanNotPending, UnknownPlan
+    from graphs.runner import DecisionRefused
 
+    client = _service(settings)
+    if client is not None:
+        result = _remote(lambda: client.decide(args.plan_id, decision, approver=args.by, plan_hash=args.hash,
+                                               comment=args.comment or ""))
+        _emit_remote(result, args.json)
+        return 0
     async with _runner(settings) as runner:
         try:
             outcome = await runner.decide(args.plan_id, approver=args.by, decision=decision, channel="cli",
                                           plan_hash=args.hash, comment=args.comment or "")
-        except (UnknownPlan, PlanNotPending, PermissionError) as exc:
+        except DecisionRefused as exc:
             raise CLIError(str(exc).strip("'\"")) from None
     _emit(outcome, args.json)
     return 0
 
 
 async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
-    from memory.registry import IncidentRegistry
+    from memory.registry import IncidentRegistry, IncidentRow
 
-    rows = IncidentRegistry(settings).list(limit=args.limit, status=args.status)
+    client = _service(settings)
+    if client is not None:
+        listed = _remote(lambda: client.incidents(args.status, args.limit))
+        if args.json:
+            print(json.dumps({"incidents": listed}))
+            return 0
+        rows = [IncidentRow.model_validate({**r, "source": {}}) for r in listed]
+    else:
+        rows = IncidentRegistry(settings).list(limit=args.limit, status=args.status)
     if args.json:
         print(json.dumps({"incidents": [r.model_dump(mode="json", exclude={"source"}) for r in rows]}))
         return 0
@@ -117,8 +175,14 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from core.models import IncidentReport
     from interfaces.render import render_report
 
+    client = _service(settings)
+    if client is not None:
+        report = IncidentReport.model_validate(_remote(lambda: client.report(args.incident_id)))
+        print(report.model_dump_json(indent=1) if args.json else render_report(report))
+        return 0
     async with _runner(settings) as runner:
         report = await runner.report(args.incident_id)
     if report is None:
@@ -246,6 +310,23 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from interfaces.api.app import serve
+    from interfaces.api.discovery import ServiceRunning
+
+    try:
+        return await serve(settings, host=args.host or settings.API_HOST, port=args.port or settings.API_PORT,
+                           worker=not args.no_worker, concurrency=args.concurrency)
+    except ServiceRunning as exc:
+        raise CLIError(str(exc)) from None
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from interfaces.worker import run_workers
+
+    return await run_workers(settings, args.concurrency or settings.WORKER_CONCURRENCY)
+
+
 def _passthrough(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -284,16 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true")
 
-    w = sub.add_parser("watch", help="anomaly watcher: raise AiopsAnomalyDetected for anomalous watched services")
-    w.add_argument("--services", help="comma-separated services (default: WATCH_SERVICES)")
-    w.add_argument("--interval", type=int, help="seconds between scans (default: WATCH_INTERVAL_SECONDS)")
-    w.add_argument("--once", action="store_true", help="one scan, then exit")
-    w.add_argument("--json", action="store_true")
+    wa = sub.add_parser("watch", help="anomaly watcher: raise AiopsAnomalyDetected for anomalous watched services")
+    wa.add_argument("--services", help="comma-separated services (default: WATCH_SERVICES)")
+    wa.add_argument("--interval", type=int, help="seconds between scans (default: WATCH_INTERVAL_SECONDS)")
+    wa.add_argument("--once", action="store_true", help="one scan, then exit")
+    wa.add_argument("--json", action="store_true")
 
     sh2 = sub.add_parser("self-healing", help="show or switch automatic actions (the run-time kill switch)")
     sh2.add_argument("state", nargs="?", choices=["status", "on", "off"], default="status")
     sh2.add_argument("--by", help="who switches it (an approver)")
     sh2.add_argument("--json", action="store_true")
+
+    sv = sub.add_parser("serve", help="run the HTTP service (API + embedded workers)")
+    sv.add_argument("--host", help="bind address (default: API_HOST)")
+    sv.add_argument("--port", type=int, help="port (default: API_PORT)")
+    sv.add_argument("--no-worker", action="store_true", help="API only: run `aiops worker` elsewhere")
+    sv.add_argument("--concurrency", type=int, help="embedded worker runs in parallel (default: WORKER_CONCURRENCY)")
+
+    w = sub.add_parser("worker", help="run workers alone, consuming the alert queue")
+    w.add_argument("--concurrency", type=int, help="runs in parallel (default: WORKER_CONCURRENCY)")
 
     sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
@@ -314,10 +404,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = get_settings()
         debug = settings.DEBUG
+        if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
+            raise CLIError("--concurrency must be between 1 and 64")
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
                    "watch": cmd_watch, "self-healing": cmd_self_healing,
+                   "serve": cmd_serve, "worker": cmd_worker,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))

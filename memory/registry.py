@@ -118,6 +118,12 @@ class IncidentRegistry:
             return self._rows("WHERE status = ?", [status], limit)
         return self._rows("", [], limit)
 
+    def status_counts(self) -> dict[str, int]:
+        """Incidents per status (for /metrics)."""
+        with self._conn() as c:
+            rows = c.execute("SELECT status, COUNT(*) FROM aiops_incidents GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
 
 class _PgAdapter:
     """Lets the sqlite-flavoured SQL above ('?' placeholders) run on psycopg."""

@@ -139,3 +139,70 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
     except ServerUnavailable as exc:
         pytest.skip(str(exc))
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None,
+              log: Path | None = None) -> None:
+    """Until `url` answers (any HTTP status), or raise with the process's log tail."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class AiopsProcess:
+    """`python -m interfaces.cli <args>` (serve or worker) as a real subprocess, with its log in `log`."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int | None = None) -> None:
+        import sys
+
+        self.args, self.env, self.log, self.port = args, env, log, port
+        repo = Path(__file__).resolve().parents[1]
+        out = log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", *args], cwd=repo, env=env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 90.0) -> AiopsProcess:
+        wait_http(f"{self.url}/health", timeout, self.proc, self.log)
+        return self
+
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return int(self.proc.returncode)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def aiops_serve(env: dict[str, str], log: Path, *extra: str) -> Iterator[AiopsProcess]:
+    """A real `aiops serve` on a free loopback port, stopped (SIGTERM) afterwards."""
+    port = free_port()
+    service = AiopsProcess(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log, port)
+    try:
+        yield service.wait_ready()
+    finally:
+        service.stop()

@@ -1,0 +1,230 @@
+"""The FastAPI application and `aiops serve`.
+
+    aiops serve [--host H] [--port P] [--no-worker] [--concurrency N]
+
+One process: the API, and (unless `--no-worker`) the workers that consume the `alerts` queue. It owns
+the data dir's embedded stores for its life (see `interfaces.api.discovery`), so the CLI on the same
+data dir goes through this API. Every error is `{"detail": "<one line>"}`: validation errors are
+summarised to their first problem, and an unexpected exception is logged here and answered 500 without
+a stack trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.settings import Settings, get_settings
+from interfaces.api.auth import Authenticator
+from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
+from interfaces.api.routes import Service, router
+from interfaces.intake import QUEUE
+from interfaces.queue import open_queue
+
+log = logging.getLogger(__name__)
+WEBHOOK_PATH = "/webhook/alertmanager"
+
+
+def _version() -> str:
+    try:
+        return version("aiops")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
+def create_app(settings: Settings | None = None, *, worker: bool = True, concurrency: int | None = None,
+               announce_url: str | None = None) -> FastAPI:
+    """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does)."""
+    settings = settings or get_settings()
+    metrics = ServiceMetrics()
+    _ = settings.api_users  # a malformed API_TOKENS fails at start-up, not at the first request
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from graphs.runner import IncidentRunner
+        from interfaces.toolbox_factory import make_toolbox_factory
+        from interfaces.worker import Worker
+
+        async with contextlib.AsyncExitStack() as stack:
+            local_token = None
+            if announce_url:
+                from interfaces.api.discovery import announce
+
+                local_token = stack.enter_context(announce(settings, announce_url))
+            runner = await stack.enter_async_context(IncidentRunner(settings, make_toolbox_factory(settings)))
+            queue = open_queue(settings, QUEUE)
+            stack.push_async_callback(queue.close)
+            service = Service(settings=settings, runner=runner, queue=queue,
+                              auth=Authenticator(settings, local_token), metrics=metrics, version=_version())
+            if worker:
+                service.worker = Worker(settings, runner, queue, concurrency=concurrency or settings.WORKER_CONCURRENCY,
+                                        on_outcome=metrics.observe_outcome)
+                service.worker.start()
+                stack.push_async_callback(service.worker.stop)
+            app.state.svc = service
+            # Everything imported and built so far lives as long as the process: move it out of the
+            # collector's reach, so full collections (tens of ms over langgraph/pandas/torch objects)
+            # stop showing up in the webhook's tail latency.
+            gc.collect()
+            gc.freeze()
+            yield
+
+    app = FastAPI(title="aiops", version=_version(), lifespan=lifespan,
+                  description="AIOps service: Alertmanager intake, incidents, approvals, events.")
+    app.include_router(router)
+    _document_webhook_body(app)
+    _error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
+                       metrics=metrics)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    return app
+
+
+def _document_webhook_body(app: FastAPI) -> None:
+    """The webhook handler reads its body itself (`core.payload.parse_webhook`); its schema is still
+    the `AlertmanagerWebhook` model's, published under components for clients and fuzzers."""
+    from fastapi.openapi.utils import get_openapi
+
+    from core.models import AlertmanagerWebhook
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        body = AlertmanagerWebhook.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components["AlertmanagerWebhook"] = body
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _detail(exc: RequestValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" ({len(errors)} problems)" if len(errors) > 1 else ""
+    return f"{where}: {msg}{more}"[:400]
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return JSONResponse({"detail": _detail(exc)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return JSONResponse({"detail": detail.splitlines()[0] if detail else "error"}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the service log"},
+                            status_code=500)
+
+
+Scope = MutableMapping[str, Any]
+
+
+class BodyLimit:
+    """413 for webhook bodies over WEBHOOK_MAX_BYTES, before anything parses them.
+
+    Pure ASGI: the body is read (up to the limit) and replayed to the app, so a chunked upload without
+    Content-Length is limited as well.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, paths: tuple[str, ...], metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = paths
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large(send)
+                return
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Callable[[Any], Awaitable[None]]) -> None:
+        self.metrics.alerts_rejected.labels("too_large").inc()
+        payload = json.dumps({"detail": f"body larger than WEBHOOK_MAX_BYTES ({self.max_bytes} bytes)"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def local_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    if host in ("0.0.0.0", "", "*"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "[::1]"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None) -> int:
+    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers."""
+    import uvicorn
+
+    from interfaces.api.discovery import ServiceRunning, find_service
+
+    running = find_service(settings)
+    if running is not None:
+        raise ServiceRunning(f"another aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}, {running.url})")
+    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port))
+    config = uvicorn.Config(app, host=host, port=port, log_level="debug" if settings.DEBUG else "warning",
+                            access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    app.state.server = server  # open event streams end when it is told to exit, not 30 s later
+    print(f"aiops serve: http://{host}:{port} (docs at /docs), worker "
+          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}", flush=True)
+    await server.serve()
+    return 0 if server.started else 1

@@ -1,0 +1,128 @@
+"""`GET /health`: a real, bounded check of every configured component, all at once.
+
+Unhealthy (503) when the queue cannot be reached: Alertmanager's webhooks would be refused. Degraded
+when another configured component fails (the service still takes alerts; runs will have less evidence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from core.settings import Settings
+from interfaces.api.schemas import ComponentHealth
+from interfaces.queue import MessageQueue
+
+TIMEOUT = 2.0
+Check = Callable[[], Awaitable[str]]
+
+
+async def _http(url: str, headers: dict[str, str] | None = None) -> str:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        resp = await client.get(url, headers=headers or {})
+    if resp.status_code >= 400:
+        raise RuntimeError(f"HTTP {resp.status_code} from {url}")
+    return f"HTTP {resp.status_code}"
+
+
+async def _tcp(host: str, port: int) -> str:
+    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
+    writer.close()
+    return f"{host}:{port} reachable"
+
+
+def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check | None]:
+    """name -> check (None: not configured)."""
+
+    async def check_queue() -> str:
+        await queue.ping()
+        stats = await queue.stats()
+        return f"{stats.backend}, depth {stats.depth}, oldest {stats.oldest_age_seconds:.0f}s"
+
+    async def check_redis() -> str:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.REDIS_URL or "", socket_timeout=TIMEOUT,
+                                         socket_connect_timeout=TIMEOUT)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+        return "PONG"
+
+    async def check_postgres() -> str:
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL or "", connect_timeout=int(TIMEOUT))
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+        return "SELECT 1 ok"
+
+    async def check_prometheus() -> str:
+        return await _http(f"{(settings.PROMETHEUS_URL or '').rstrip('/')}/-/ready")
+
+    async def check_elasticsearch() -> str:
+        headers = {"Authorization": f"ApiKey {settings.ELASTICSEARCH_API_KEY}"} if settings.ELASTICSEARCH_API_KEY else {}
+        return await _http((settings.ELASTICSEARCH_URL or "").rstrip("/") + "/", headers)
+
+    async def check_milvus() -> str:
+        uri = settings.milvus_uri
+        if "://" not in uri:  # milvus-lite: a file this process opens on first use, nothing to reach
+            parent = Path(uri).expanduser().parent
+            if not parent.exists() or not parent.is_dir():
+                raise RuntimeError(f"data dir {parent} does not exist")
+            return f"milvus-lite file {uri}"
+        parsed = urlparse(uri)
+        return await _tcp(parsed.hostname or "127.0.0.1", parsed.port or 19530)
+
+    async def check_openai() -> str:
+        base = (settings.OPENAI_BASE_URL or "https://api.openai.com/v1").rstrip("/")
+        headers = {"Authorization": f"Bearer {settings.OPENAI_API_KEY}"} if settings.OPENAI_API_KEY else {}
+        return await _http(f"{base}/models", headers)
+
+    async def check_ollama() -> str:
+        return await _http(f"{(settings.OLLAMA_BASE_URL or '').rstrip('/')}/api/tags")
+
+    rules = settings.LLM_MODE == "rules"
+    return {
+        "queue": check_queue,
+        "redis": check_redis if settings.REDIS_URL else None,
+        "postgres": check_postgres if settings.DATABASE_URL else None,
+        "prometheus": check_prometheus if settings.PROMETHEUS_URL else None,
+        "elasticsearch": check_elasticsearch if settings.ELASTICSEARCH_URL else None,
+        "milvus": check_milvus if settings.ENABLE_MEMORY else None,
+        "llm_openai": check_openai if not rules and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL) else None,
+        "llm_ollama": check_ollama if not rules and settings.ENABLE_LLM_FALLBACK and settings.OLLAMA_BASE_URL
+        else None,
+    }
+
+
+async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[str, ComponentHealth]]:
+    checks = component_checks(settings, queue)
+
+    async def run(check: Check | None) -> ComponentHealth:
+        if check is None:
+            return ComponentHealth(status="not configured")
+        try:
+            return ComponentHealth(status="ok", detail=await asyncio.wait_for(check(), TIMEOUT + 1))
+        except Exception as exc:  # noqa: BLE001 - every failure is a finding
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            return ComponentHealth(status="error", detail=f"{type(exc).__name__}: {text}".rstrip(": "))
+
+    results = await asyncio.gather(*(run(c) for c in checks.values()))
+    components = dict(zip(checks, results, strict=True))
+    if components["queue"].status != "ok":
+        status = "unhealthy"
+    elif any(c.status == "error" for c in components.values()):
+        status = "degraded"
+    else:
+        status = "healthy"
+    return status, components
+
+

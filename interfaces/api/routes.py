@@ -1,0 +1,345 @@
+"""The endpoints. Thin: authenticate, validate, call the queue or the runner, shape the answer.
+
+The runner's `DecisionRefused.status` is the HTTP status of a refused decision (404 unknown plan, 409
+not pending / hash mismatch / expired, 403 not an approver); nothing here re-implements the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from core.models import AlertmanagerWebhook, IncidentStatus
+from core.resilience import all_breakers
+from core.settings import Settings
+from interfaces.api.auth import Authenticator, Caller
+from interfaces.api.health import check_all
+from interfaces.api.metrics import ServiceMetrics
+from interfaces.api.schemas import (
+    AnalyzeAccepted,
+    AnalyzeRequest,
+    BreakerList,
+    BreakerState,
+    DeadLetterList,
+    DecisionRequest,
+    DecisionResult,
+    ErrorBody,
+    HealthBody,
+    IncidentList,
+    IncidentSummary,
+    LocalAnalyzeRequest,
+    PlanList,
+    PlanSummary,
+    WebhookAccepted,
+)
+from interfaces.intake import AlertJob, incident_id_for, on_demand_webhook
+from interfaces.queue import MessageQueue, QueueUnavailable
+
+
+@dataclass
+class Service:
+    """Everything a request handler needs, built once by the app's lifespan."""
+
+    settings: Settings
+    runner: Any  # graphs.runner.IncidentRunner
+    queue: MessageQueue
+    auth: Authenticator
+    metrics: ServiceMetrics
+    version: str
+    worker: Any | None = None
+
+
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
+async def svc(request: Request) -> Service:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+def _svc(request: Request) -> Service:
+    return request.app.state.svc  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(svc)]
+
+
+async def reader(request: Request) -> Caller:
+    return _svc(request).auth.reader(request)
+
+
+async def approver(request: Request) -> Caller:
+    return _svc(request).auth.approver(request)
+
+
+async def webhook_auth(request: Request) -> None:
+    try:
+        _svc(request).auth.webhook(request)
+    except HTTPException:
+        _svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
+        raise
+
+
+async def local_cli(request: Request) -> Caller:
+    return _svc(request).auth.local(request)
+
+
+Reader = Annotated[Caller, Depends(reader)]
+Approver = Annotated[Caller, Depends(approver)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413,
+                                                                                    422, 503)}
+
+router = APIRouter()
+
+
+# ------------------------------------------------------------------------------------ health --
+@router.get("/health", response_model=HealthBody, responses={503: {"model": HealthBody}}, tags=["service"])
+async def health(s: ServiceDep) -> JSONResponse:
+    status, components = await check_all(s.settings, s.queue)
+    body = HealthBody(status=status, version=s.version, components=components)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if status == "unhealthy" else 200)
+
+
+@router.get("/metrics", response_class=Response, tags=["service"],
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
+async def metrics(s: ServiceDep) -> Response:
+    try:
+        stats = await s.queue.stats()
+    except QueueUnavailable:
+        stats = None
+    counts = await asyncio.to_thread(s.runner.registry.status_counts)
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(s.metrics.render(stats, counts), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---------------------------------------------------------------------------------- intake --
+_WEBHOOK_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/AlertmanagerWebhook"}}}}}
+
+
+@router.post("/webhook/alertmanager", status_code=202, response_model=WebhookAccepted, responses=ERRORS,
+             tags=["intake"], dependencies=[Depends(webhook_auth)], openapi_extra=_WEBHOOK_BODY)
+async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
+    """Alertmanager's webhook receiver (payload v4). 202 only once the notification is stored durably;
+    503 when the queue is down, so Alertmanager retries.
+
+    The body goes through `core.payload.parse_webhook`, like the CLI's `--alert FILE`: one set of limits
+    (size, UTF-8, JSON depth, alerts per payload, label lengths) for every entry point."""
+    from core.payload import PayloadError, parse_webhook
+
+    try:
+        webhook = parse_webhook(await request.body(), s.settings, source="webhook body")
+    except PayloadError as exc:
+        s.metrics.alerts_rejected.labels("invalid").inc()
+        text = _line(exc)
+        status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
+        raise HTTPException(status, text) from None
+    job, key = AlertJob.from_webhook(webhook)
+    try:
+        msg_id = await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
+    except QueueUnavailable as exc:
+        s.metrics.alerts_rejected.labels("queue_unavailable").inc()
+        raise HTTPException(503, f"queue unavailable, retry later: {_line(exc)}") from None
+    s.metrics.alerts_received.inc(len(webhook.alerts))
+    # The hot path: the body is built directly (the response model documents it, and is what it is).
+    return JSONResponse({"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id,
+                         "message_id": msg_id}, status_code=202)
+
+
+@router.post("/api/v1/analyze", status_code=202, response_model=AnalyzeAccepted, responses={
+    **ERRORS, 200: {"model": DecisionResult, "description": "with ?wait=true: the finished run"}}, tags=["intake"])
+async def analyze(body: AnalyzeRequest, s: ServiceDep, _caller: Reader,
+                  wait: Annotated[bool, Query(description="wait for the run and return its report")] = False,
+                  ) -> Any:
+    """Investigate a service with no alert (triage, diagnosis, plan; a plan still waits for approval)."""
+    try:
+        webhook, key = on_demand_webhook(body.service_name, body.time_range)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    job = AlertJob(incident_id=incident_id_for(key), webhook=webhook.model_dump(mode="json", by_alias=True))
+    return await _submit(s, job, key, wait)
+
+
+@router.post("/api/v1/local/analyze", include_in_schema=False, dependencies=[Depends(local_cli)])
+async def local_analyze(body: LocalAnalyzeRequest, s: ServiceDep) -> Any:
+    """`aiops analyze` while this service owns the data dir: same queue, the CLI's source spec."""
+    try:
+        webhook = AlertmanagerWebhook.model_validate(body.webhook, context=s.settings.payload_limits)
+    except ValueError as exc:
+        raise HTTPException(422, _line(exc)) from None
+    job, key = AlertJob.from_webhook(webhook, body.source)
+    key = f"cli|{time.time_ns()}|{key}"  # an explicit CLI run is a new run, as without a service
+    job = job.model_copy(update={"incident_id": incident_id_for(key)})
+    return await _submit(s, job, key, wait=True)
+
+
+async def _submit(s: Service, job: AlertJob, key: str, wait: bool) -> Any:
+    try:
+        await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
+    except QueueUnavailable as exc:
+        raise HTTPException(503, f"queue unavailable, retry later: {_line(exc)}") from None
+    if not wait:
+        return AnalyzeAccepted(incident_id=job.incident_id, status="queued")
+    deadline = time.monotonic() + s.settings.ANALYZE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        row = await asyncio.to_thread(s.runner.registry.get, job.incident_id)
+        if row is not None and row.status != IncidentStatus.RUNNING.value:
+            report = await s.runner.report(job.incident_id)
+            return JSONResponse(_result(report, row.plan_hash), status_code=200)
+        await asyncio.sleep(0.1)
+    return JSONResponse(AnalyzeAccepted(incident_id=job.incident_id, status="running").model_dump(), 202)
+
+
+def _result(report: Any, plan_hash: str | None = None) -> dict[str, Any]:
+    plan = report.plan
+    top = report.hypotheses[0].component if report.hypotheses else None
+    approval = (report.approval.model_dump(mode="json", include={"approver", "decision", "valid", "reason"})
+                if report.approval else None)
+    return DecisionResult(
+        incident_id=report.incident_id, status=report.status.value, plan_id=plan.id if plan else None,
+        plan_hash=plan.content_hash if plan else plan_hash, mode=report.mode,
+        risk=plan.risk.value if plan else None, root_cause=top, approval=approval,
+        recovered=report.verification.recovered if report.verification else None, title=report.title,
+        report=report.model_dump(mode="json")).model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------- incidents --
+@router.get("/api/v1/incidents", response_model=IncidentList, responses=ERRORS, tags=["incidents"])
+async def incidents(s: ServiceDep, _caller: Reader, status: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> IncidentList:
+    rows = await asyncio.to_thread(s.runner.registry.list, limit, status)
+    return IncidentList(incidents=[IncidentSummary.model_validate(r.model_dump(exclude={"source"})) for r in rows])
+
+
+@router.get("/api/v1/incidents/{incident_id}", responses=ERRORS, tags=["incidents"])
+async def incident(incident_id: str, s: ServiceDep, _caller: Reader) -> JSONResponse:
+    """The incident's full report (the same JSON as `aiops show --json`)."""
+    report = await s.runner.report(incident_id)
+    if report is None:
+        raise HTTPException(404, f"unknown incident id {incident_id!r}")
+    return JSONResponse(report.model_dump(mode="json"))
+
+
+@router.get("/api/v1/plans", response_model=PlanList, responses=ERRORS, tags=["approvals"])
+async def plans(s: ServiceDep, _caller: Reader, status: str = IncidentStatus.AWAITING_APPROVAL.value,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> PlanList:
+    rows = [r for r in await asyncio.to_thread(s.runner.registry.list, limit, status) if r.plan_id]
+    out = []
+    for row in rows:
+        summary = await _plan(s, row)
+        if summary is not None:
+            out.append(summary)
+    return PlanList(plans=out)
+
+
+@router.get("/api/v1/plans/{plan_id}", response_model=PlanSummary, responses=ERRORS, tags=["approvals"])
+async def plan(plan_id: str, s: ServiceDep, _caller: Reader) -> PlanSummary:
+    row = await asyncio.to_thread(s.runner.registry.by_plan, plan_id)
+    summary = await _plan(s, row) if row is not None else None
+    if summary is None:
+        raise HTTPException(404, f"unknown plan id {plan_id!r}")
+    return summary
+
+
+async def _plan(s: Service, row: Any) -> PlanSummary | None:
+    report = await s.runner.report(row.incident_id)
+    if report is None or report.plan is None:
+        return None
+    p = report.plan
+    return PlanSummary(plan_id=p.id, plan_hash=p.content_hash, incident_id=row.incident_id,
+                       incident_status=row.status, title=report.title, risk=p.risk.value, expires_at=p.expires_at,
+                       rationale=p.rationale, actions=[a.model_dump(mode="json") for a in p.actions])
+
+
+async def _decide(plan_id: str, body: DecisionRequest, s: Service, caller: Caller, decision: str) -> DecisionResult:
+    from graphs.runner import DecisionRefused, HashMismatch
+
+    row = await asyncio.to_thread(s.runner.registry.by_plan, plan_id)
+    try:
+        if row is not None and row.plan_hash and row.plan_hash != body.plan_hash:
+            # Refused before resuming, so a stale review cannot consume the request.
+            raise HashMismatch(f"plan {plan_id} has content hash {row.plan_hash[:12]}..., not the "
+                               f"{body.plan_hash[:12]}... you reviewed: review it again")
+        outcome = await s.runner.decide(plan_id, approver=caller.name, decision=decision, channel=caller.channel,
+                                        plan_hash=body.plan_hash, comment=body.comment)
+    except DecisionRefused as exc:
+        raise HTTPException(exc.status, _line(exc)) from None
+    s.metrics.observe_outcome(outcome)
+    return DecisionResult.model_validate(_result(outcome.report))
+
+
+@router.post("/api/v1/plans/{plan_id}/approve", response_model=DecisionResult, responses=ERRORS, tags=["approvals"])
+async def approve(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: Approver) -> DecisionResult:
+    """Approve as the user behind the bearer token; the plan runs, is verified, and the report returned."""
+    return await _decide(plan_id, body, s, caller, "approve")
+
+
+@router.post("/api/v1/plans/{plan_id}/reject", response_model=DecisionResult, responses=ERRORS, tags=["approvals"])
+async def reject(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: Approver) -> DecisionResult:
+    return await _decide(plan_id, body, s, caller, "reject")
+
+
+# ---------------------------------------------------------------------------------- events --
+@router.get("/api/v1/events", tags=["incidents"], response_class=StreamingResponse, responses={
+    200: {"content": {"text/event-stream": {}}, "description": "`event: incident` per state change"}, **ERRORS})
+async def events(request: Request, s: ServiceDep, _caller: Reader) -> StreamingResponse:
+    """Server-sent events: one `incident` event (the incident's list JSON) each time its status changes.
+
+    Read from the registry, so changes made by any process (a separate worker, the CLI) are seen."""
+
+    async def stream() -> AsyncIterator[str]:
+        seen = {r.incident_id: (r.status, r.updated_at)
+                for r in await asyncio.to_thread(s.runner.registry.list, 500)}
+        yield ": connected\n\n"
+        quiet = 0.0
+        server = getattr(request.app.state, "server", None)  # uvicorn's, set by `aiops serve`
+        while not await request.is_disconnected() and not getattr(server, "should_exit", False):
+            await asyncio.sleep(0.5)
+            quiet += 0.5
+            rows = await asyncio.to_thread(s.runner.registry.list, 500)
+            for row in reversed(rows):
+                state = (row.status, row.updated_at)
+                if seen.get(row.incident_id) != state:
+                    seen[row.incident_id] = state
+                    data = IncidentSummary.model_validate(row.model_dump(exclude={"source"})).model_dump_json()
+                    yield f"event: incident\nid: {row.incident_id}@{row.updated_at.isoformat()}\ndata: {data}\n\n"
+                    quiet = 0.0
+            if quiet >= 15:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# --------------------------------------------------------------------------------- service --
+@router.get("/api/v1/circuit-breakers", response_model=BreakerList, responses=ERRORS, tags=["service"])
+async def circuit_breakers(_caller: Reader) -> BreakerList:
+    from datetime import UTC, datetime
+
+    return BreakerList(circuit_breakers=[BreakerState(
+        name=b.name, state=b.state, failures=b.failures, failure_threshold=b.failure_threshold,  # type: ignore[arg-type]
+        reset_timeout_seconds=b.reset_timeout,
+        opened_at=datetime.fromtimestamp(b.opened_at_wall, UTC) if b.opened_at_wall else None)
+        for b in all_breakers()])
+
+
+@router.get("/api/v1/dead-letters", response_model=DeadLetterList, responses=ERRORS, tags=["service"])
+async def dead_letters(s: ServiceDep, _caller: Reader,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DeadLetterList:
+    try:
+        return DeadLetterList(dead_letters=await s.queue.dead_letters(limit))
+    except QueueUnavailable as exc:
+        raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().strip("'\"")
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+

@@ -1,0 +1,121 @@
+"""Request and response bodies of the HTTP API (what `/openapi.json` documents).
+
+Incident and report bodies are the same JSON as the CLI's `--json` output, so scripts can switch
+between `aiops incidents --json` and `GET /api/v1/incidents` without changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from interfaces.queue import DeadLetter
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="one line saying what was wrong")
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["ok", "error", "not configured"]
+    detail: str = ""
+
+
+class HealthBody(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    version: str
+    components: dict[str, ComponentHealth]
+
+
+class WebhookAccepted(BaseModel):
+    accepted: int = Field(description="alerts in the notification")
+    queued: bool
+    incident_id: str = Field(description="the incident this notification runs as (stable across re-sends)")
+    message_id: str
+
+
+class AnalyzeRequest(BaseModel):
+    service_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
+    time_range: str = Field("1h", pattern=r"^\d{1,4}[smhd]$", description="how far back to look: 30m, 1h, 2d")
+
+
+class AnalyzeAccepted(BaseModel):
+    incident_id: str
+    status: str
+
+
+class IncidentSummary(BaseModel):
+    incident_id: str
+    fingerprint: str
+    status: str
+    title: str
+    mode: str
+    plan_id: str | None = None
+    plan_hash: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentList(BaseModel):
+    incidents: list[IncidentSummary]
+
+
+class PlanSummary(BaseModel):
+    plan_id: str
+    plan_hash: str
+    incident_id: str
+    incident_status: str
+    title: str
+    risk: str
+    expires_at: datetime | None = None
+    rationale: str
+    actions: list[dict[str, Any]]
+
+
+class PlanList(BaseModel):
+    plans: list[PlanSummary]
+
+
+class DecisionRequest(BaseModel):
+    plan_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="the content hash of the plan you reviewed")
+    comment: str = Field("", max_length=2000)
+
+
+class DecisionResult(BaseModel):
+    incident_id: str
+    status: str
+    plan_id: str | None
+    plan_hash: str | None
+    mode: str
+    risk: str | None
+    root_cause: str | None
+    approval: dict[str, Any] | None
+    recovered: bool | None
+    title: str
+    report: dict[str, Any]
+
+
+class BreakerState(BaseModel):
+    name: str
+    state: Literal["closed", "open", "half_open"]
+    failures: int
+    failure_threshold: int
+    reset_timeout_seconds: float
+    opened_at: datetime | None = None
+
+
+class BreakerList(BaseModel):
+    circuit_breakers: list[BreakerState]
+
+
+class DeadLetterList(BaseModel):
+    dead_letters: list[DeadLetter]
+
+
+class LocalAnalyzeRequest(BaseModel):
+    """The CLI's `aiops analyze` while a service owns the data dir (local token only)."""
+
+    webhook: dict[str, Any]
+    source: dict[str, Any] = Field(default_factory=lambda: {"kind": "live"})

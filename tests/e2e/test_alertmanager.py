@@ -1,0 +1,122 @@
+"""Real Prometheus -> real Alertmanager -> real `aiops serve`: the alert becomes an incident.
+
+Prometheus evaluates a rule every second that fires at once (`vector(1)`, `for: 0s`); Alertmanager
+groups for a second and posts to the webhook receiver configured exactly as the README tells users to
+(`http_config.authorization` with the service's WEBHOOK_TOKEN). Skips only when the Debian binaries are
+absent (CI installs `prometheus` and `prometheus-alertmanager`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import cli_env
+from tests.servers import aiops_serve, free_port, wait_http
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "am-webhook-token-0123456789"
+ALERT = "AiopsE2ECheckoutErrors"
+
+RULES = f"""
+groups:
+  - name: aiops-e2e
+    interval: 1s
+    rules:
+      - alert: {ALERT}
+        expr: vector(1)
+        for: 0s
+        labels:
+          severity: critical
+          service: checkout
+        annotations:
+          summary: checkout is returning 5xx errors
+"""
+
+
+def alertmanager_config(webhook_url: str) -> str:
+    # What the README's "Alertmanager receiver" section shows, with the test's URL and token.
+    return f"""
+route:
+  receiver: aiops
+  group_by: [alertname, service]
+  group_wait: 1s
+  group_interval: 5s
+  repeat_interval: 4h
+receivers:
+  - name: aiops
+    webhook_configs:
+      - url: {webhook_url}
+        send_resolved: true
+        max_alerts: 0
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {TOKEN}
+"""
+
+
+@contextmanager
+def process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    out = log.open("wb")
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_alert_from_real_alertmanager_becomes_an_incident(tmp_path: Path) -> None:
+    prom, am = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")
+    if not prom or not am:
+        pytest.skip("prometheus / prometheus-alertmanager not installed (Debian packages)")
+    env = cli_env(tmp_path, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN, PROMETHEUS_URL="")
+    with aiops_serve(env, tmp_path / "serve.log") as svc:
+        am_port, prom_port = free_port(), free_port()
+        (tmp_path / "am.yml").write_text(alertmanager_config(f"{svc.url}/webhook/alertmanager"))
+        (tmp_path / "rules.yml").write_text(RULES)
+        (tmp_path / "prometheus.yml").write_text(
+            "global:\n  evaluation_interval: 1s\n  scrape_interval: 15s\n"
+            f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+            f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
+            "scrape_configs: []\n")
+        am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn"]
+        prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
+                    # the first evaluation may run before the Alertmanager target is discovered; re-send
+                    # every second instead of the default minute
+                    "--rules.alert.resend-delay=1s"]
+        with process(am_cmd, tmp_path / "am.log") as am_proc, process(prom_cmd, tmp_path / "prom.log"):
+            wait_http(f"http://127.0.0.1:{am_port}/-/ready", 30, am_proc, tmp_path / "am.log")
+            deadline = time.monotonic() + 90
+            found = None
+            while time.monotonic() < deadline and found is None:
+                rows = httpx.get(f"{svc.url}/api/v1/incidents", timeout=5).json()["incidents"]
+                found = next((r for r in rows if r["title"].startswith(ALERT)), None)
+                time.sleep(0.5)
+            logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in
+                             (tmp_path / "am.log", tmp_path / "prom.log", tmp_path / "serve.log"))
+            assert found is not None, f"no {ALERT} incident within 90 s:\n{logs}"
+            assert found["title"] == f"{ALERT}: checkout is returning 5xx errors"
+            report = httpx.get(f"{svc.url}/api/v1/incidents/{found['incident_id']}").json()
+            alert = report["triage"]
+            assert alert["kind"] == "incident" and alert["severity"] == "critical"
+            metrics = httpx.get(f"{svc.url}/metrics").text
+            received = next(ln for ln in metrics.splitlines() if ln.startswith("aiops_alerts_received_total "))
+            assert float(received.split()[1]) >= 1
+            assert 'aiops_alerts_rejected_total{reason="unauthorized"}' not in metrics  # the token matched

@@ -1,0 +1,135 @@
+"""`aiops serve` as a real process: a bare machine (no config), Redis, and the CLI beside the service.
+
+The CLI-beside-service test runs with memory ON (milvus-lite file in the data dir, which one process
+may open): `aiops approve`, `incidents` and `show` go through the running service instead of opening
+the stores themselves, and a second `aiops serve` on the same data dir is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, cli_env, recording
+from tests.servers import RedisServer, aiops_serve, redis_server  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+def webhook(name: str = "disk-full") -> dict[str, Any]:
+    return dict(json.loads(recording(name).read_text())["webhook"])
+
+
+def wait_incident(url: str, incident_id: str, status: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = httpx.get(f"{url}/api/v1/incidents", timeout=10).json()["incidents"]
+        row = next((r for r in rows if r["incident_id"] == incident_id), None)
+        if row and row["status"] == status:
+            return row
+        time.sleep(0.2)
+    raise AssertionError(f"{incident_id} not {status}: {rows}")
+
+
+def aiops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "interfaces.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("queue", ["embedded", "redis"])
+def test_bare_service_takes_a_webhook(queue: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    extra = {"LLM_MODE": "rules"}
+    if queue == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        extra["REDIS_URL"] = server.url
+    env = cli_env(tmp_path, **extra)
+    with aiops_serve(env, tmp_path / "serve.log") as svc:
+        health = httpx.get(f"{svc.url}/health").json()
+        assert health["status"] == "healthy"
+        assert health["components"]["queue"]["detail"].startswith("sqlite" if queue == "embedded" else "redis")
+        events: list[str] = []
+        listening = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{svc.url}/api/v1/events", timeout=60) as resp:
+                for line in resp.iter_lines():
+                    listening.set()
+                    if line.startswith("data: "):
+                        events.append(line[6:])
+                        return
+
+        reader = threading.Thread(target=listen, daemon=True)
+        reader.start()
+        assert listening.wait(10)
+        accepted = httpx.post(f"{svc.url}/webhook/alertmanager", json=webhook())
+        assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
+        incident_id = accepted.json()["incident_id"]
+        row = wait_incident(svc.url, incident_id, "awaiting_approval")
+        assert row["title"].startswith("HostOutOfDiskSpace")
+        reader.join(15)
+        assert events and json.loads(events[0])["incident_id"] == incident_id
+        openapi = httpx.get(f"{svc.url}/openapi.json").json()
+        assert {"/webhook/alertmanager", "/api/v1/plans/{plan_id}/approve", "/api/v1/events"} <= set(openapi["paths"])
+    assert not (tmp_path / "var" / "service.json").exists()  # SIGTERM: the data dir is released
+
+
+def test_cli_beside_the_service(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, LLM_MODE="rules", ENABLE_MEMORY="true", APPROVERS="alice")
+    with aiops_serve(env, tmp_path / "serve.log") as svc:
+        incident_id = httpx.post(f"{svc.url}/webhook/alertmanager", json=webhook()).json()["incident_id"]
+        row = wait_incident(svc.url, incident_id, "awaiting_approval", timeout=180)
+        listed = aiops(env, "incidents", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [i["incident_id"] for i in json.loads(listed.stdout)["incidents"]] == [incident_id]
+        second = aiops(env, "serve", "--port", "1")
+        assert second.returncode == 2 and "another aiops serve owns" in second.stderr
+        refused = aiops(env, "approve", row["plan_id"], "--by", "mallory")
+        assert refused.returncode == 2 and "not an authorised approver" in refused.stderr
+        done = aiops(env, "approve", row["plan_id"], "--by", "alice", "--json")
+        assert done.returncode == 0, done.stderr + svc.output()[-2000:]
+        result = json.loads(done.stdout)
+        assert result["incident_id"] == incident_id and result["approval"]["approver"] == "alice"
+        assert result["status"] in ("executed", "resolved")
+        again = aiops(env, "approve", row["plan_id"], "--by", "alice")
+        assert again.returncode == 2 and "not awaiting approval" in again.stderr
+        shown = aiops(env, "show", incident_id)
+        assert shown.returncode == 0 and "approved by alice via cli" in shown.stdout
+        # the CLI's own analyze runs through the service too (its replay source included)
+        alert = tmp_path / "flap.json"
+        alert.write_text(json.dumps(webhook("router-uplink-flap")))
+        analyzed = aiops(env, "analyze", "--alert", str(alert), "--replay", str(recording("router-uplink-flap")),
+                         "--json")
+        assert analyzed.returncode == 0, analyzed.stderr
+        assert json.loads(analyzed.stdout)["status"] == "awaiting_approval"
+        assert "could not remember" not in svc.output()
+    # the service is gone: the CLI opens the stores itself again, and sees the same state
+    listed = json.loads(aiops(env, "incidents", "--json").stdout)["incidents"]
+    assert len(listed) == 2 and {i["status"] for i in listed} >= {"awaiting_approval"}
+
+
+def test_http_approval_resumes_a_plan_the_cli_created(tmp_path: Path) -> None:
+    token = "alice-http-token-0123456789"
+    env = cli_env(tmp_path, LLM_MODE="rules", API_TOKENS=f"alice:{token}")
+    alert = tmp_path / "flap.json"
+    alert.write_text(json.dumps(webhook("router-uplink-flap")))
+    paused = aiops(env, "analyze", "--alert", str(alert), "--replay", str(recording("router-uplink-flap")), "--json")
+    assert paused.returncode == 0, paused.stderr
+    plan = json.loads(paused.stdout)
+    assert plan["status"] == "awaiting_approval"
+    with aiops_serve(env, tmp_path / "serve.log") as svc:  # a later process, over HTTP
+        done = httpx.post(f"{svc.url}/api/v1/plans/{plan['plan_id']}/approve", timeout=120,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"plan_hash": plan["plan_hash"], "comment": "from the API"})
+        assert done.status_code == 200, done.text
+        result = done.json()
+        assert result["incident_id"] == plan["incident_id"] and result["approval"]["approver"] == "alice"
+        assert result["report"]["approval"]["channel"] == "http" and result["report"]["executions"]
