@@ -194,7 +194,10 @@ class AnomalyWatcher:
         """Scan every interval until `stop` is set (or forever)."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            await self.scan_once()
+            try:
+                await self.scan_once()
+            except Exception as exc:  # e.g. the queue is down: try again next interval, never stop watching
+                log.warning("watch: scan failed: %s: %s", type(exc).__name__, exc)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval.total_seconds())
             except TimeoutError:
