@@ -132,6 +132,45 @@ async def run(args: argparse.Namespace, data_dir: Path, extra: dict[str, Any], s
             "absorb_latency_ms_max": round(1000 * max(latencies), 2)}
 
 
+def run_http(args: argparse.Namespace, data_dir: Path, extra: dict[str, Any], sim: Any) -> dict[str, Any]:
+    """The same storm through `POST /webhook/alertmanager` of the real app (in process, embedded SQLite
+    queue, `--workers` embedded worker runs); absorbed = the queue is empty again."""
+    from fastapi.testclient import TestClient
+
+    from interfaces.api.app import create_app
+
+    topo = data_dir / "topology.yaml"
+    topo.write_text(json.dumps(topology()))
+    settings = load_settings(AIOPS_DATA_DIR=data_dir, ENABLE_MEMORY=False, VERIFY_SETTLE_SECONDS=0,
+                             TOPOLOGY_FILE=None if args.no_topology else topo, **extra)
+    notes = storm(args.alerts)
+    latencies = []
+    with TestClient(create_app(settings, worker=True, concurrency=args.workers)) as c:
+        queue = c.app.state.svc.queue  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        interval = args.seconds / len(notes)
+        for i, note in enumerate(notes):
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.perf_counter()
+            r = c.post("/webhook/alertmanager", json=note.model_dump(mode="json", by_alias=True))
+            latencies.append(time.perf_counter() - sent)
+            if r.status_code != 202:
+                raise SystemExit(f"webhook answered {r.status_code}: {r.text}")
+        while c.portal.call(queue.stats).depth:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        absorbed = time.perf_counter() - t0
+        rows = c.app.state.svc.runner.registry.list(limit=100_000)  # type: ignore[attr-defined]
+    return {"alerts": len(notes), "via": "POST /webhook/alertmanager (embedded queue, in-process app)",
+            "workers": args.workers, "topology": not args.no_topology, "incidents": len(rows),
+            "incident_titles": sorted({r.title[:60] for r in rows})[:5],
+            "llm_calls": len(sim.requests) if sim is not None else 0,
+            "last_alert_absorbed_after_s": round(absorbed, 2),
+            "webhook_latency_ms_p50": round(1000 * pct(latencies, 50), 2),
+            "webhook_latency_ms_p99": round(1000 * pct(latencies, 99), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--alerts", type=int, default=10_000)
@@ -139,6 +178,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--llm-sim", action="store_true", help="OpenAI provider against the counting simulator")
     ap.add_argument("--no-topology", action="store_true", help="correlate without TOPOLOGY_FILE")
+    ap.add_argument("--http", action="store_true", help="through POST /webhook/alertmanager of the real app")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="aiops-storm-") as tmp, ExitStack() as stack:
         extra: dict[str, Any] = {"LLM_MODE": "rules"}
@@ -150,7 +190,8 @@ def main() -> None:
             url = stack.enter_context(serve(sim))
             extra = {"LLM_MODE": "auto", "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": url,
                      "ENABLE_LLM_FALLBACK": False, "ENABLE_CACHING": False}
-        print(json.dumps(asyncio.run(run(args, Path(tmp), extra, sim)), indent=1))
+        result = run_http(args, Path(tmp), extra, sim) if args.http else asyncio.run(run(args, Path(tmp), extra, sim))
+        print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
