@@ -24,6 +24,7 @@ from memory.checkpoint import open_checkpointer
 from memory.registry import OPEN_STATUSES, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
+ON_DEMAND_ALERT = "OnDemandAnalysis"  # interfaces/intake.py names on-demand investigations so
 
 
 class DecisionRefused(Exception):
@@ -141,6 +142,8 @@ class IncidentRunner:
                 self.registry.set_status(incident_id, IncidentStatus.RESOLVED.value)
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
+        if incident.alert.name == ON_DEMAND_ALERT:
+            return None  # POST /api/v1/analyze: every request investigates anew
         c = self.correlator.correlate(webhook, incident.id)
         row = self.registry.get(c.incident_id) if c.joined else None
         if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
