@@ -74,6 +74,8 @@ class Toolbox:
     before_execute: Callable[[Plan, Approval], None] | None = None
     recovery_after: timedelta | None = None  # replays: how far the recording runs past the alert
     source_spec: dict[str, Any] = field(default_factory=lambda: {"kind": "live"})
+    # Wall clock of decisions that happen *now* even in a replay (self-healing limits, correlation window).
+    clock: Callable[[], datetime] = utcnow
     # Called with a core.models.Escalation when an incident ends escalated (notification channels hook in).
     on_escalation: Callable[[Any], Awaitable[None] | None] | None = None
 

@@ -162,6 +162,15 @@ class Settings(BaseSettings):
     MAX_ANNOTATION_LENGTH: int = Field(models.MAX_ANNOTATION_LENGTH, ge=64)  # longer: truncated, marked
     MAX_EXCERPT_LENGTH: int = Field(models.MAX_EXCERPT_LENGTH, ge=64)  # one evidence excerpt kept in state
 
+    # --- Autonomous operation (correlation, self-healing policy, anomaly watcher) ---------------
+    CORRELATION_WINDOW_SECONDS: int = Field(300, ge=0)  # related alerts this close join the open incident
+    TOPOLOGY_FILE: Path | None = None  # YAML: service -> list of services it calls
+    POLICY_FILE: Path | None = None  # YAML self-healing policy (default: agents/policy_default.yaml)
+    SELF_HEALING: bool = True  # false: no action ever runs without a human (the run-time switch also counts)
+    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # same fingerprint again this soon after an automatic fix: human
+    WATCH_SERVICES: str | None = None  # comma-separated services the anomaly watcher scans
+    WATCH_INTERVAL_SECONDS: int = Field(60, ge=5)
+
     @field_validator("REDIS_URL")
     @classmethod
     def _redis_url(cls, v: str | None) -> str | None:
@@ -229,6 +238,10 @@ class Settings(BaseSettings):
     @property
     def approvers(self) -> set[str]:
         return {a.strip() for a in (self.APPROVERS or "").split(",") if a.strip()}
+
+    @property
+    def watch_services(self) -> list[str]:
+        return [a.strip() for a in (self.WATCH_SERVICES or "").split(",") if a.strip()]
 
     @property
     def api_users(self) -> dict[str, str]:

@@ -15,17 +15,29 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
+from agents.correlation import Correlator
 from agents.toolbox import Toolbox
-from core.models import AlertmanagerWebhook, Approval, IncidentReport, IncidentStatus, Plan, utcnow
+from agents.triage import NOISE_ALERTS
+from core.models import (
+    AlertmanagerWebhook,
+    Approval,
+    Incident,
+    IncidentReport,
+    IncidentStatus,
+    Plan,
+    TriageVerdict,
+    utcnow,
+)
 from core.settings import Settings
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
 from memory.checkpoint import open_checkpointer
 from memory.lease import Heartbeat, this_owner
-from memory.registry import DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
+from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
 log = logging.getLogger(__name__)
+ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
 
 
 class DecisionRefused(Exception):
@@ -106,6 +118,7 @@ class IncidentRunner:
         self.registry = IncidentRegistry(self.settings)
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
         self.graph: Any = build_graph().compile(checkpointer=saver)
+        self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -138,6 +151,9 @@ class IncidentRunner:
         incident = incident_from_webhook(webhook)
         if incident_id:  # chosen by the caller: a redelivered alert lands on the same thread, not a new one
             incident = incident.model_copy(update={"id": incident_id})
+        absorbed = self._correlate(webhook, incident)
+        if absorbed is not None:  # joined an open incident, or resolved alerts of known incidents
+            return absorbed
         toolbox = self._toolbox(source, incident.id)
         duplicate_of = None
         if incident.alert.status == "firing":
@@ -184,6 +200,48 @@ class IncidentRunner:
             return (f"plan {row.plan_id} is not awaiting approval: already decided by {row.decided_by} at {when} "
                     f"({row.decision}, {row.decision_state}; incident {row.incident_id} is {row.status})")
         return f"plan {row.plan_id} is not awaiting approval (incident {row.incident_id} is {row.status})"
+
+    def _correlate(self, webhook: AlertmanagerWebhook, incident: Incident) -> RunOutcome | None:
+        """Storm correlation before any agent runs (see agents/correlation.py). None: run the graph."""
+        if all(a.status == "resolved" for a in webhook.alerts):
+            belonged, closed = self.correlator.resolve(webhook)
+            if not belonged:
+                return None  # alerts the index does not know: the graph's own resolve path
+            for incident_id in closed:
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+            first = (closed or belonged)[0]
+            why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
+                   f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
+            return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first,
+                                  incident.severity)
+        if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
+            for incident_id in self.correlator.resolve(webhook)[1]:
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+        if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
+            return None  # heartbeats and info alerts never collect a storm
+        if incident.alert.name == ON_DEMAND_ALERT:
+            return None  # POST /api/v1/analyze: every request investigates anew
+        c = self.correlator.correlate(webhook, incident.id)
+        row = self.registry.get(c.incident_id) if c.joined else None
+        if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
+            self.correlator.close_incident(c.incident_id)
+            c = self.correlator.correlate(webhook, incident.id)
+        if not c.joined or c.incident_id == incident.id:  # a redelivery of the alert that opened it: run it
+            return None
+        return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
+                              f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
+                              incident.severity)
+
+    def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
+                  duplicate_of: str, severity: str) -> RunOutcome:
+        """The outcome of a notification that ran no agent: `incident_id` is the incident it belongs to."""
+        row = self.registry.get(incident_id)
+        status = status or (IncidentStatus(row.status) if row else IncidentStatus.RUNNING)
+        report = IncidentReport(incident_id=incident_id, title=row.title if row else "", status=status, mode="rules",
+                                triage=TriageVerdict(kind=kind, reason=reason, duplicate_of=duplicate_of,  # type: ignore[arg-type]
+                                                     severity=severity))
+        return RunOutcome(incident_id=incident_id, status=status, mode="rules", plan_id=row.plan_id if row else None,
+                          plan_hash=row.plan_hash if row else None, report=report)
 
     async def decide(self, plan_id: str, *, approver: str, decision: str, channel: str = "cli",
                      plan_hash: str | None = None, comment: str = "", after_interruption: bool = False) -> RunOutcome:
@@ -265,6 +323,9 @@ class IncidentRunner:
             pending = result["__interrupt__"][0].value
         else:
             report = IncidentReport.model_validate(result["report"])
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        if report.status.value not in OPEN_STATUSES:
+            self.correlator.close_incident(incident_id)  # closed (resolved, rejected, ...): new alerts open a new one
         plan = report.plan
         existing = self.registry.get(incident_id)
         self.registry.upsert(IncidentRow(
@@ -298,9 +359,13 @@ class IncidentRunner:
             return None
         values = dict((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
         if values.get("report"):
-            return IncidentReport.model_validate(values["report"])
-        values["status"] = row.status
-        return build_report(values, row.mode)  # type: ignore[arg-type]
+            report = IncidentReport.model_validate(values["report"])
+            report.status = IncidentStatus(row.status)  # e.g. closed later by its resolved alerts
+        else:
+            values["status"] = row.status
+            report = build_report(values, row.mode)  # type: ignore[arg-type]
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        return report
 
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.

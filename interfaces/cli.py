@@ -13,6 +13,8 @@
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
+    aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
+    aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
 While `aiops serve` owns the data dir, analyze/approve/reject/incidents/show go through its API
@@ -33,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents.correlation import TopologyError
+from agents.policy import PolicyError
 from core.settings import Settings, SettingsError, get_settings
 from memory.errors import StoreError, corrupted, is_corruption
 
@@ -332,6 +336,60 @@ async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
         await outbox.close()
 
 
+async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
+    from core.models import AlertmanagerWebhook
+    from interfaces.watch import WatchNotConfigured, build_watcher
+
+    if args.interval:
+        settings = settings.model_copy(update={"WATCH_INTERVAL_SECONDS": args.interval})
+    services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
+    async with _runner(settings) as runner:
+        async def sink(hook: AlertmanagerWebhook) -> None:
+            outcome = await runner.analyze(hook)
+            alert = hook.alerts[0]
+            line = {"service": alert.labels["service"], "status": hook.status, "incident_id": outcome.incident_id,
+                    "incident_status": outcome.status.value, "summary": alert.annotations.get("summary", "")}
+            print(json.dumps(line) if args.json else
+                  f"{line['status']:<9} {line['service']:<20} -> {line['incident_id']} ({line['incident_status']}): "
+                  f"{line['summary']}", flush=True)
+
+        try:
+            watcher = build_watcher(settings, sink, services)
+        except WatchNotConfigured as exc:
+            raise CLIError(str(exc)) from None
+        if args.once:
+            sent = await watcher.scan_once()
+            if not sent and not args.json:
+                print(f"nothing raised for {', '.join(watcher.services)} (no anomaly, or its incident is still open)")
+            return 0
+        print(f"watching {', '.join(watcher.services)} every {settings.WATCH_INTERVAL_SECONDS} s (Ctrl-C stops)",
+              flush=True)
+        await watcher.run()
+    return 0
+
+
+async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.self_healing import self_healing_status, set_self_healing
+
+    if args.state in ("on", "off"):
+        if not args.by:
+            raise CLIError("--by NAME is required to switch self-healing on or off")
+        if settings.approvers and args.by not in settings.approvers:
+            raise CLIError(f"{args.by!r} is not an authorised approver (APPROVERS)")
+        set_self_healing(settings, args.state == "on", args.by)
+    status = self_healing_status(settings)
+    if args.json:
+        print(json.dumps(status))
+    else:
+        print(f"self-healing {'ON' if status['enabled'] else 'OFF'} (SELF_HEALING={str(status['env_enabled']).lower()}, "
+              f"run-time switch {'on' if status['runtime_enabled'] else 'off'}"
+              f"{' by ' + str(status['changed_by']) + ' at ' + str(status['changed_at']) if status['changed_by'] else ''}); "
+              f"{status['policy']} policy, rules {', '.join(status['rules']) or 'none'}; limits {status['limits']}; "
+              f"flap window {status['flap_window_seconds']} s")
+    return 0
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
     from interfaces.api.discovery import ServiceRunning
@@ -393,6 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("notify", help="the notification outbox: deliver what is queued, list dead letters")
     n.add_argument("action", choices=["flush", "dead-letters", "stats"])
     n.add_argument("--timeout", type=float, default=30.0, help="flush: give up after this many seconds")
+    wa = sub.add_parser("watch", help="anomaly watcher: raise AiopsAnomalyDetected for anomalous watched services")
+    wa.add_argument("--services", help="comma-separated services (default: WATCH_SERVICES)")
+    wa.add_argument("--interval", type=int, help="seconds between scans (default: WATCH_INTERVAL_SECONDS)")
+    wa.add_argument("--once", action="store_true", help="one scan, then exit")
+    wa.add_argument("--json", action="store_true")
+
+    sh2 = sub.add_parser("self-healing", help="show or switch automatic actions (the run-time kill switch)")
+    sh2.add_argument("state", nargs="?", choices=["status", "on", "off"], default="status")
+    sh2.add_argument("--by", help="who switches it (an approver)")
+    sh2.add_argument("--json", action="store_true")
+
     sv = sub.add_parser("serve", help="run the HTTP service (API + embedded workers)")
     sv.add_argument("--host", help="bind address (default: API_HOST)")
     sv.add_argument("--port", type=int, help="port (default: API_PORT)")
@@ -428,11 +497,12 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
                    "bot": cmd_bot, "notify": cmd_notify,
+                   "watch": cmd_watch, "self-healing": cmd_self_healing,
                    "serve": cmd_serve, "worker": cmd_worker,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))
-    except (CLIError, SettingsError, StoreError) as exc:
+    except (CLIError, SettingsError, StoreError, PolicyError, TopologyError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # the registry names its own file; a damaged page of the checkpoints

@@ -42,6 +42,29 @@ def _version() -> str:
         return "0.1.0"
 
 
+def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[None]]:
+    """Start `AnomalyWatcher.run` as a task; returns the coroutine function that stops it."""
+    import asyncio
+
+    from core.models import AlertmanagerWebhook
+    from interfaces.intake import AlertJob
+    from interfaces.watch import build_watcher
+
+    async def sink(hook: AlertmanagerWebhook) -> None:
+        job, key = AlertJob.from_webhook(hook)
+        await queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
+
+    watcher = build_watcher(settings, sink)  # WatchNotConfigured (no backend) stops start-up with one line
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop), name="aiops-watch")
+
+    async def shutdown() -> None:
+        stop.set()
+        await task
+
+    return shutdown
+
+
 def create_app(settings: Settings | None = None, *, worker: bool = True, concurrency: int | None = None,
                announce_url: str | None = None) -> FastAPI:
     """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does)."""
@@ -72,6 +95,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                 service.worker.start()
                 stack.push_async_callback(service.worker.stop)
             await _notifications(stack, settings, runner, service)
+            if settings.watch_services:  # the anomaly watcher raises into the same queue as webhooks
+                stack.push_async_callback(_start_watcher(settings, queue))
             app.state.svc = service
             # Everything imported and built so far lives as long as the process: move it out of the
             # collector's reach, so full collections (tens of ms over langgraph/pandas/torch objects)

@@ -36,6 +36,8 @@ from interfaces.api.schemas import (
     LocalAnalyzeRequest,
     PlanList,
     PlanSummary,
+    SelfHealingStatus,
+    SelfHealingSwitch,
     WebhookAccepted,
 )
 from interfaces.intake import AlertJob, incident_id_for, on_demand_webhook
@@ -357,3 +359,22 @@ def _line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
+
+
+# ------------------------------------------------------------------------------ self-healing --
+@router.get("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
+async def self_healing(s: ServiceDep, _caller: Reader) -> SelfHealingStatus:
+    """Whether automatic actions may run (SELF_HEALING and the run-time switch), and the policy in force."""
+    from agents.self_healing import self_healing_status
+
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))
+
+
+@router.post("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
+async def switch_self_healing(body: SelfHealingSwitch, s: ServiceDep, caller: Approver) -> SelfHealingStatus:
+    """The kill switch: `{"enabled": false}` stops every automatic action at once (every worker and process
+    reads it from the database); only an approver may flip it, and who did is recorded."""
+    from agents.self_healing import self_healing_status, set_self_healing
+
+    await asyncio.to_thread(set_self_healing, s.settings, body.enabled, caller.name)
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))
