@@ -9,6 +9,7 @@ A decision goes through `IncidentRunner.decide` like every other channel; whatev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -145,12 +146,25 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                              cards.natural_stage(report))
 
     @router.message(Command("heal"))
-    async def heal(message: Message) -> None:
-        if await guard(message):
-            await message.answer("The self-healing kill switch does not exist in this version yet. Automatic fixes "
-                                 "are governed by AUTO_APPROVE_LOW_RISK="
-                                 f"{'true' if ctx.settings.AUTO_APPROVE_LOW_RISK else 'false'} (low-risk known fixes "
-                                 "only); every other plan waits for a human.")
+    async def heal(message: Message, command: CommandObject) -> None:
+        """`/heal` shows the self-healing switch; `/heal on|off` flips it (approvers only, like a decision)."""
+        if not await guard(message):
+            return
+        from agents.self_healing import self_healing_status, set_self_healing
+
+        arg = (command.args or "").strip().lower()
+        if arg not in ("", "on", "off"):
+            await message.answer("usage: /heal on|off (or /heal to see the switch)")
+            return
+        if arg:
+            user = message.from_user
+            if not is_approver(ctx, user):
+                await message.answer("Only an approver may switch self-healing on or off.")
+                return
+            assert user is not None
+            await asyncio.to_thread(set_self_healing, ctx.settings, arg == "on", f"telegram:{user.id}")
+        status = await asyncio.to_thread(self_healing_status, ctx.settings)
+        await message.answer(ops.heal_line(status))
 
     @router.callback_query(cards.PlanAction.filter())
     async def press(query: CallbackQuery, callback_data: cards.PlanAction, bot: Bot) -> None:

@@ -108,7 +108,12 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
         lines.append("LLM: none configured (rule mode)")
     lines.append(f"approval: low-risk known fixes auto-approved: {'yes' if settings.AUTO_APPROVE_LOW_RISK else 'no'}"
                  f" · approval window {settings.APPROVAL_TTL_SECONDS // 60} min")
-    lines.append("self-healing kill switch: not available in this version (/heal)")
+    try:
+        from agents.self_healing import self_healing_status
+
+        lines.append(heal_line(self_healing_status(settings)))
+    except Exception as exc:
+        problems.append(f"self-healing switch unavailable: {type(exc).__name__}")
     if outbox is not None and outbox.channel_names:
         try:
             stats = await outbox.stats()
@@ -154,3 +159,13 @@ async def look(runner: IncidentRunner, service: str, time_range: str, lang: Lang
 
 def plan_head(row: Any) -> str:
     return f"{code(row.plan_id)} for {code(row.incident_id)}: {esc(row.title[:150])}"
+
+
+
+def heal_line(status: dict[str, Any]) -> str:
+    """One line about the self-healing switch (both the SELF_HEALING setting and the run-time switch)."""
+    who = f" (switched by {esc(str(status['changed_by']))})" if status.get("changed_by") else ""
+    if status["enabled"]:
+        return f"self-healing: <b>on</b>{who}: policy rules {esc(', '.join(status['rules']) or 'none')}"
+    why = "SELF_HEALING=false" if not status["env_enabled"] else "run-time switch off"
+    return f"self-healing: <b>off</b> ({why}){who}: nothing runs without a human"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agents.self_healing import self_healing_status
 from core.models import AlertmanagerWebhook
 from core.settings import Settings, load_settings
 from graphs.runner import IncidentRunner
@@ -443,6 +444,8 @@ def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path:
         await sim.until(card_in(sim, ADMIN), 30)
         n = len(sim.messages[ADMIN])
         await command("/incidents")
+        await command("/heal off")
+        switched_off = not self_healing_status(settings)["enabled"]
         await command("/heal on")
         await command("/help")
         await command(f"/reject {outcome.plan_id}")
@@ -454,9 +457,9 @@ def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path:
         await command(f"/show {outcome.incident_id}")
         card = card_in(sim, ADMIN)() or next(m for m in sim.messages[ADMIN] if outcome.incident_id in m.text
                                              and m.buttons())
-        return got, outcome, card, await runner.report(outcome.incident_id)
+        return got, outcome, card, await runner.report(outcome.incident_id), switched_off
 
-    got, outcome, card, report = run(settings, scenario)
+    got, outcome, card, report, switched_off = run(settings, scenario)
     assert got["/analyze ../../etc/passwd"][-1].startswith("⚠️ not a service name")
     on_demand = got["/analyze checkout 30m"]
     assert on_demand[0].startswith("🔎 Investigating checkout over the last 30m")
@@ -464,7 +467,10 @@ def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path:
     assert on_demand[2].startswith("🔥 Escalation: incident inc-") and "needs a human" in on_demand[2]
     listed = got["/incidents"][0]
     assert outcome.incident_id in listed and "awaiting_approval" in listed and "escalated" in listed
-    assert "does not exist in this version" in got["/heal on"][0]
+    # /heal flips the real run-time kill switch (persisted, the same one as the API and the CLI)
+    assert switched_off and "nothing runs without a human" in got["/heal off"][0]
+    assert "self-healing: on" in got["/heal on"][0] and f"telegram:{ADMIN}" in got["/heal on"][0]
+    assert self_healing_status(settings)["enabled"]
     assert "/analyze SERVICE" in got["/help"][0]
     assert got[f"/reject {outcome.plan_id}"][0].startswith(f"Rejected {outcome.plan_id}")
     assert got["again"][0].startswith("⛔ Refused") and "not awaiting approval" in got["again"][0]
