@@ -20,7 +20,7 @@ import posixpath
 from datetime import datetime
 from typing import Any
 
-from core.models import Action, Approval, Plan, Risk, utcnow
+from core.models import Action, Approval, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 
 # The only globs an automatic cleanup may delete: rotated and compressed logs, never "*" or "*.log".
@@ -78,12 +78,20 @@ def auto_approval_verdict(plan: Plan, settings: Settings) -> tuple[bool, str]:
     return True, "low-risk known fix, every parameter within the auto-approval bounds"
 
 
-def auto_approval(plan: Plan, settings: Settings) -> Approval | None:
+def auto_approval(plan: Plan, settings: Settings, heal: SelfHealingDecision | None = None) -> Approval | None:
+    """An approval by policy, or None (a human decides).
+
+    Both must allow: the parameter bounds above (`auto_approval_verdict`: a low-risk known fix whose
+    every parameter is a declared safe value) and, when given, the self-healing policy's decision
+    `heal` (agents/self_healing.authorize: which actions on which targets, rate limits, cool-down,
+    flap guard, kill switch).
+    """
     ok, why = auto_approval_verdict(plan, settings)
-    if ok:
-        return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
-                        channel="policy", comment=f"auto-approved by policy: {why}")
-    return None
+    if not ok or (heal is not None and not heal.allowed):
+        return None
+    rule = f"; self-healing policy rule {heal.rule}" if heal is not None else ""
+    return Approval(plan_id=plan.id, plan_hash=plan.content_hash, approver="policy", decision="approve",
+                    channel="policy", comment=f"auto-approved by policy: {why}{rule}")
 
 
 def blast_radius(actions: list[Action], settings: Settings, groups: dict[str, frozenset[str]]) -> str | None:

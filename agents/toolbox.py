@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from core.llm import LLMChain
-from core.models import Action, ExecutionResult, utcnow
+from core.models import Action, Approval, ExecutionResult, Plan, utcnow
 from core.settings import Settings, get_settings
 from tools.logs.types import LogSource
 from tools.metrics.types import MetricsSource
@@ -69,8 +69,13 @@ class Toolbox:
     cache: Cache | None = None  # the same LLM question is not paid for twice
     settings: Settings = field(default_factory=get_settings)
     open_incident: Callable[[str], str | None] | None = None  # fingerprint -> id of an open incident
+    # Called once execution of an approved plan starts: the runner records it in the registry so a crash
+    # from then on shows as `interrupted` and is never silently re-run.
+    before_execute: Callable[[Plan, Approval], None] | None = None
     recovery_after: timedelta | None = None  # replays: how far the recording runs past the alert
     source_spec: dict[str, Any] = field(default_factory=lambda: {"kind": "live"})
+    # Wall clock of decisions that happen *now* even in a replay (self-healing limits, correlation window).
+    clock: Callable[[], datetime] = utcnow
     # Called with a core.models.Escalation when an incident ends escalated (notification channels hook in).
     on_escalation: Callable[[Any], Awaitable[None] | None] | None = None
 

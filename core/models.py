@@ -185,6 +185,8 @@ class AlertmanagerWebhook(_Model):
 class IncidentStatus(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"  # a decision was claimed and its plan is running (or about to)
+    INTERRUPTED = "interrupted"  # the process working on it died; nothing re-runs without a new decision
     EXECUTED = "executed"
     REJECTED = "rejected"
     RESOLVED = "resolved"
@@ -390,6 +392,35 @@ class LLMCall(_Model):
     error: str = ""
 
 
+class RelatedAlert(_Model):
+    """An alert that joined an open incident instead of opening its own (storm correlation)."""
+
+    fingerprint: str
+    alertname: str
+    service: str = ""
+    target: str = ""
+    reason: str  # why it was joined: same group / fingerprint / service / target, or the topology edge
+    status: Literal["firing", "resolved"] = "firing"
+    joined_at: datetime
+
+
+class SelfHealingDecision(_Model):
+    """What the self-healing policy said about running a plan without a human, and which rule said it."""
+
+    allowed: bool
+    rule: str  # the policy rule that allowed it, or the guard that refused it
+    reason: str
+
+
+class Attempt(_Model):
+    """An earlier plan of the same incident (an automatic fix whose verification failed)."""
+
+    plan: Plan
+    approval: Approval | None = None
+    executions: list[ExecutionResult] = Field(default_factory=list)
+    verification: Verification | None = None
+
+
 class Escalation(_Model):
     """An incident handed to a human: what they are told. Emitted once, when the incident ends so."""
 
@@ -420,3 +451,7 @@ class IncidentReport(_Model):
     escalation: Escalation | None = None
     llm_calls: list[LLMCall] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
+    related_alerts: list[RelatedAlert] = Field(default_factory=list)  # the first ones, oldest first
+    related_total: int = 0  # how many alerts joined in all
+    self_healing: SelfHealingDecision | None = None
+    attempts: list[Attempt] = Field(default_factory=list)  # earlier plans (failed automatic fixes)

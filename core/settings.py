@@ -8,6 +8,7 @@ per bad variable, so a typo in `REDIS_URL` stops start-up instead of surfacing a
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -55,7 +56,10 @@ class Settings(BaseSettings):
 
     # --- Telegram -------------------------------------------------------------------------------
     TELEGRAM_TOKEN: str | None = None
-    ADMIN_CHAT_ID: str | None = None  # comma-separated chat ids allowed to approve
+    ADMIN_CHAT_ID: str | None = None  # comma-separated: the chats notified (users or groups); user ids may approve
+    TELEGRAM_APPROVER_IDS: str | None = None  # comma-separated Telegram user ids who may approve (e.g. in a group)
+    TELEGRAM_API_URL: str = "https://api.telegram.org"  # a local Bot API server (or the tests' simulator)
+    TELEGRAM_POLL_TIMEOUT: int = Field(30, ge=0, le=50)  # getUpdates long-poll seconds
 
     # --- LLM provider chain ---------------------------------------------------------------------
     OPENAI_API_KEY: str | None = None
@@ -89,6 +93,17 @@ class Settings(BaseSettings):
     SLACK_WEBHOOK_URL: str | None = None
     ENABLE_PAGERDUTY: bool = False
     PAGERDUTY_ROUTING_KEY: str | None = None
+    SMTP_FROM: str = "aiops@localhost"
+    SMTP_TO: str | None = None  # comma-separated recipients
+    SMTP_STARTTLS: bool = True  # upgrade with STARTTLS before login (refuses to send credentials in clear)
+    SMTP_CA_BUNDLE: Path | None = None  # CA file for the SMTP server's certificate
+    PAGERDUTY_EVENTS_URL: str = "https://events.pagerduty.com/v2/enqueue"
+    ENABLE_TELEGRAM_NOTIFICATIONS: bool = True  # effective when TELEGRAM_TOKEN and ADMIN_CHAT_ID are set
+    NOTIFY_ROUTES: str | None = None  # minimum severity per channel, e.g. "pagerduty=critical,email=warning"
+    NOTIFY_MAX_ATTEMPTS: int = Field(8, ge=1)  # then the notification is dead-lettered
+    NOTIFY_BACKOFF_SECONDS: float = Field(2.0, gt=0)  # first retry delay; doubles per attempt, with jitter
+    NOTIFY_BACKOFF_MAX_SECONDS: float = Field(300.0, gt=0)
+    NOTIFY_TIMEOUT: float = Field(10.0, gt=0)  # seconds one delivery attempt may take
 
     # --- State and memory -----------------------------------------------------------------------
     AIOPS_DATA_DIR: Path = Path("var")
@@ -147,6 +162,15 @@ class Settings(BaseSettings):
     MAX_ANNOTATION_LENGTH: int = Field(models.MAX_ANNOTATION_LENGTH, ge=64)  # longer: truncated, marked
     MAX_EXCERPT_LENGTH: int = Field(models.MAX_EXCERPT_LENGTH, ge=64)  # one evidence excerpt kept in state
 
+    # --- Autonomous operation (correlation, self-healing policy, anomaly watcher) ---------------
+    CORRELATION_WINDOW_SECONDS: int = Field(300, ge=0)  # related alerts this close join the open incident
+    TOPOLOGY_FILE: Path | None = None  # YAML: service -> list of services it calls
+    POLICY_FILE: Path | None = None  # YAML self-healing policy (default: agents/policy_default.yaml)
+    SELF_HEALING: bool = True  # false: no action ever runs without a human (the run-time switch also counts)
+    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # same fingerprint again this soon after an automatic fix: human
+    WATCH_SERVICES: str | None = None  # comma-separated services the anomaly watcher scans
+    WATCH_INTERVAL_SECONDS: int = Field(60, ge=5)
+
     @field_validator("REDIS_URL")
     @classmethod
     def _redis_url(cls, v: str | None) -> str | None:
@@ -158,7 +182,7 @@ class Settings(BaseSettings):
         return _check_url(v, ("postgresql", "postgres"), "DATABASE_URL")
 
     @field_validator("PROMETHEUS_URL", "ELASTICSEARCH_URL", "OPENAI_BASE_URL", "OLLAMA_BASE_URL",
-                     "SLACK_WEBHOOK_URL", "EMBEDDINGS_BASE_URL")
+                     "SLACK_WEBHOOK_URL", "EMBEDDINGS_BASE_URL", "TELEGRAM_API_URL", "PAGERDUTY_EVENTS_URL")
     @classmethod
     def _http_url(cls, v: str | None, info) -> str | None:  # type: ignore[no-untyped-def]
         return _check_url(v, ("http", "https"), info.field_name)
@@ -193,6 +217,13 @@ class Settings(BaseSettings):
             raise ValueError("ENABLE_PAGERDUTY is true but PAGERDUTY_ROUTING_KEY is empty")
         if self.ENABLE_EMAIL_NOTIFICATIONS and not self.SMTP_HOST:
             raise ValueError("ENABLE_EMAIL_NOTIFICATIONS is true but SMTP_HOST is empty")
+        if self.ENABLE_EMAIL_NOTIFICATIONS and not self.SMTP_TO:
+            raise ValueError("ENABLE_EMAIL_NOTIFICATIONS is true but SMTP_TO is empty")
+        for name in ("ADMIN_CHAT_ID", "TELEGRAM_APPROVER_IDS"):
+            bad = [i for i in _csv(getattr(self, name)) if not re.fullmatch(r"-?\d+", i)]
+            if bad:
+                raise ValueError(f"{name} must be comma-separated numeric Telegram ids (got {bad[0]!r})")
+        _parse_routes(self.NOTIFY_ROUTES)
         return self
 
     # --- derived --------------------------------------------------------------------------------
@@ -207,6 +238,10 @@ class Settings(BaseSettings):
     @property
     def approvers(self) -> set[str]:
         return {a.strip() for a in (self.APPROVERS or "").split(",") if a.strip()}
+
+    @property
+    def watch_services(self) -> list[str]:
+        return [a.strip() for a in (self.WATCH_SERVICES or "").split(",") if a.strip()]
 
     @property
     def api_users(self) -> dict[str, str]:
@@ -238,7 +273,39 @@ class Settings(BaseSettings):
 
     @property
     def admin_chat_ids(self) -> set[str]:
-        return {a.strip() for a in (self.ADMIN_CHAT_ID or "").split(",") if a.strip()}
+        """Telegram ids that may approve: ADMIN_CHAT_ID plus TELEGRAM_APPROVER_IDS. The bot checks the
+        *pressing user's* id against this set; a group's (negative) chat id never matches a user."""
+        return set(_csv(self.ADMIN_CHAT_ID)) | set(_csv(self.TELEGRAM_APPROVER_IDS))
+
+    @property
+    def telegram_chat_ids(self) -> list[int]:
+        """The chats notifications go to (ADMIN_CHAT_ID: private chats and/or groups)."""
+        return [int(i) for i in _csv(self.ADMIN_CHAT_ID)]
+
+    @property
+    def notify_routes(self) -> dict[str, str]:
+        return _parse_routes(self.NOTIFY_ROUTES)
+
+
+SEVERITY_RANK = {"none": 0, "info": 0, "warning": 1, "error": 2, "high": 2, "critical": 3, "page": 3}
+CHANNELS = ("telegram", "email", "slack", "pagerduty")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [a.strip() for a in (value or "").split(",") if a.strip()]
+
+
+def _parse_routes(value: str | None) -> dict[str, str]:
+    """"pagerduty=critical,email=warning" -> {"pagerduty": "critical", ...}: a channel's minimum severity."""
+    routes: dict[str, str] = {}
+    for item in _csv(value):
+        channel, _, severity = item.partition("=")
+        channel, severity = channel.strip().lower(), severity.strip().lower()
+        if channel not in CHANNELS or severity not in SEVERITY_RANK:
+            raise ValueError(f"NOTIFY_ROUTES entries are CHANNEL=SEVERITY with CHANNEL in {', '.join(CHANNELS)} and "
+                             f"SEVERITY in info, warning, error, critical (got {item!r})")
+        routes[channel] = severity
+    return routes
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -20,12 +20,14 @@ from agents import approval as approval_agent
 from agents import diagnosis as diagnosis_agent
 from agents import escalation as escalation_agent
 from agents import remediation as remediation_agent
+from agents import self_healing
 from agents import triage as triage_agent
 from agents.toolbox import Toolbox
 from agents.verification import verify
 from core.models import (
     AlertmanagerWebhook,
     Approval,
+    Attempt,
     Diagnosis,
     Escalation,
     Evidence,
@@ -36,6 +38,7 @@ from core.models import (
     IncidentStatus,
     LLMCall,
     Plan,
+    SelfHealingDecision,
     TriageVerdict,
     Verification,
 )
@@ -110,17 +113,42 @@ async def escalate_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
     return {"escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
 
 
+async def autonomy_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    """May the plan run without a human? The parameter bounds first, then the self-healing policy
+    (which records the action when it allows it); the answer is in the state, so reports show it."""
+    plan = Plan.model_validate(state["plan"])
+    ok, why = approval_agent.auto_approval_verdict(plan, runtime.context.settings)
+    if not ok:
+        heal = SelfHealingDecision(allowed=False, rule="auto-approval-bounds", reason=why)
+    else:
+        heal = await asyncio.to_thread(self_healing.authorize, plan, Incident.model_validate(state["incident"]),
+                                       runtime.context)
+    return {"self_healing": heal.model_dump(mode="json")}
+
+
 async def approval_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     settings = runtime.context.settings
     plan = Plan.model_validate(state["plan"])
-    auto = approval_agent.auto_approval(plan, settings)
+    # After a failed automatic fix (attempts) the follow-up plan always goes to a human.
+    heal = (SelfHealingDecision.model_validate(state["self_healing"])
+            if state.get("self_healing") and not state.get("attempts") else None)
+    auto = approval_agent.auto_approval(plan, settings, heal) if heal is not None else None
+    if heal is not None and heal.allowed and auto is None:  # another gate check refused: the action never ran
+        await asyncio.to_thread(self_healing.forget, plan, settings)
     if auto is not None:
         return {"approval": auto.model_dump(mode="json")}
     # Pauses here; the value is what approvers are shown. On resume, interrupt() returns the decision.
     decision = interrupt({"plan_id": plan.id, "plan_hash": plan.content_hash, "risk": plan.risk.value,
                           "expires_at": plan.expires_at.isoformat() if plan.expires_at else None,
                           "actions": [a.model_dump(mode="json") for a in plan.actions],
-                          "rationale": plan.rationale, "checks": plan.checks})
+                          "rationale": plan.rationale, "checks": plan.checks,
+                          "self_healing": heal.model_dump(mode="json") if heal else None})
+    return gate_update(decision, plan, settings)
+
+
+def gate_update(decision: Any, plan: Plan, settings: Any) -> dict[str, Any]:
+    """The approval gate's state update for a decision (also used to record a decision taken after an
+    interrupted execution, which resumes past the gate rather than through it)."""
     approval = approval_agent.check_decision(decision, plan, settings)
     status = None if approval.valid and approval.decision == "approve" else IncidentStatus.REJECTED.value
     update: dict[str, Any] = {"approval": approval.model_dump(mode="json")}
@@ -135,6 +163,8 @@ async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[
     # Belt and braces: the edge already routes only valid approvals of this exact plan here.
     if not (approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
         return {"status": IncidentStatus.REJECTED.value, "executions": []}
+    if runtime.context.before_execute is not None:
+        runtime.context.before_execute(plan, approval)
     executor = runtime.context.executor
     results: list[ExecutionResult] = []
     for action in plan.actions:
@@ -160,7 +190,24 @@ async def verify_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
     status = state.get("status", IncidentStatus.EXECUTED.value)
     if status == IncidentStatus.EXECUTED.value and result.recovered:
         status = IncidentStatus.RESOLVED.value
+    if (state.get("approval") or {}).get("channel") == "policy":  # the self-healing history learns the outcome
+        await asyncio.to_thread(self_healing.record_verification, Plan.model_validate(state["plan"]), executions,
+                                result, runtime.context.settings)
     return {"verification": result.model_dump(mode="json"), "status": status}
+
+
+async def fallback_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
+    """An automatic fix failed verification: never retried automatically; its inverse goes to a human,
+    or, without one, the incident escalates."""
+    plan = Plan.model_validate(state["plan"])
+    executions = [ExecutionResult.model_validate(e) for e in state.get("executions") or []]
+    attempt = Attempt(plan=plan, approval=Approval.model_validate(state["approval"]), executions=executions,
+                      verification=Verification.model_validate(state["verification"]))
+    follow = self_healing.inverse_plan(plan, executions, runtime.context.settings)
+    if not remediation_agent.is_escalation(follow):
+        follow.checks = await remediation_agent.preflight(follow, runtime.context)
+    return {"attempts": [*(state.get("attempts") or []), attempt.model_dump(mode="json")],
+            "plan": follow.model_dump(mode="json"), "approval": None, "executions": [], "verification": None}
 
 
 def build_report(state: IncidentState, mode: str) -> IncidentReport:
@@ -177,7 +224,9 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         verification=Verification.model_validate(state["verification"]) if state.get("verification") else None,
         escalation=Escalation.model_validate(state["escalation"]) if state.get("escalation") else None,
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
-        created_at=incident.created_at)
+        created_at=incident.created_at,
+        self_healing=SelfHealingDecision.model_validate(state["self_healing"]) if state.get("self_healing") else None,
+        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []])
 
 
 def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
@@ -207,6 +256,14 @@ def after_approval(state: IncidentState) -> str:
     return "execute" if a.get("valid") and a.get("decision") == "approve" else "report"
 
 
+def after_verify(state: IncidentState) -> str:
+    approval = state.get("approval") or {}
+    executions = [ExecutionResult.model_validate(e) for e in state.get("executions") or []]
+    verification = Verification.model_validate(state["verification"]) if state.get("verification") else None
+    failed = self_healing.verification_failed(executions, verification)
+    return "fallback" if approval.get("channel") == "policy" and failed and not state.get("attempts") else "report"
+
+
 def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, Toolbox, IncidentState, IncidentState]:
     g = StateGraph(IncidentState, context_schema=Toolbox)
     g.add_node("triage", triage_node)
@@ -224,10 +281,15 @@ def build_graph(*, stop_after_plan: bool = False) -> StateGraph[IncidentState, T
         g.add_node("approval", approval_node)
         g.add_node("execute", execute_node)
         g.add_node("verify", verify_node)
-        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "approval"})
+        g.add_node("autonomy", autonomy_node)
+        g.add_node("fallback", fallback_node)
+        g.add_conditional_edges("plan", after_plan, {"escalate": "escalate", "approval": "autonomy"})
+        g.add_edge("autonomy", "approval")
         g.add_conditional_edges("approval", after_approval, {"execute": "execute", "report": "report"})
         g.add_edge("execute", "verify")
-        g.add_edge("verify", "report")
+        g.add_conditional_edges("verify", after_verify, {"fallback": "fallback", "report": "report"})
+        # a failed automatic fix: its inverse goes to a human; without one the incident escalates
+        g.add_conditional_edges("fallback", after_plan, {"escalate": "escalate", "approval": "approval"})
     g.add_edge("report", END)
     return g
 

@@ -7,21 +7,37 @@ the incident's recorded `source` spec on resume, which is what lets another proc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from langgraph.types import Command
 from pydantic import BaseModel
 
+from agents.correlation import Correlator
 from agents.toolbox import Toolbox
-from core.models import AlertmanagerWebhook, IncidentReport, IncidentStatus, utcnow
+from agents.triage import NOISE_ALERTS
+from core.models import (
+    AlertmanagerWebhook,
+    Approval,
+    Incident,
+    IncidentReport,
+    IncidentStatus,
+    Plan,
+    TriageVerdict,
+    utcnow,
+)
 from core.settings import Settings
-from graphs.incident import build_graph, build_report, incident_from_webhook, report_mode
+from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
 from memory.checkpoint import open_checkpointer
-from memory.registry import IncidentRegistry, IncidentRow
+from memory.lease import Heartbeat, this_owner
+from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
+OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
+log = logging.getLogger(__name__)
+ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
 
 
 class DecisionRefused(Exception):
@@ -78,25 +94,56 @@ class RunOutcome(BaseModel):
                 "recovered": self.report.verification.recovered if self.report.verification else None}
 
 
+def _past(decision: str | None) -> str:
+    return {"approve": "approved", "reject": "rejected"}.get(decision or "", "decided")
+
+
+def _past_expiry(plan: Plan) -> bool:
+    """Asked after the gate refused a decision: the gate checked the clock before us, so if it refused
+    for expiry we are past it too."""
+    return plan.expires_at is not None and utcnow() > plan.expires_at
+
+
 class IncidentRunner:
     def __init__(self, settings: Settings, toolbox_factory: ToolboxFactory) -> None:
         self.settings = settings
         self.toolbox_factory = toolbox_factory
         self._stack = AsyncExitStack()
+        # Called after every outcome (interfaces hook notifications here); a failing listener is logged,
+        # never allowed to fail the run.
+        self.listeners: list[OutcomeListener] = []
+        self.owner = this_owner()  # who claims work in the registry: this process
 
     async def __aenter__(self) -> IncidentRunner:
+        self.registry = IncidentRegistry(self.settings)
         saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
         self.graph: Any = build_graph().compile(checkpointer=saver)
-        self.registry = IncidentRegistry(self.settings)
+        self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    def _toolbox(self, source: dict[str, Any]) -> Toolbox:
+    def _toolbox(self, source: dict[str, Any], incident_id: str) -> Toolbox:
         toolbox = self.toolbox_factory(source)
         toolbox.open_incident = self.registry.open_incident
+
+        def before_execute(plan: Plan, approval: Approval) -> None:
+            self.registry.claim_execution(incident_id, plan.id, plan.content_hash, approval.approver, self.owner)
+
+        toolbox.before_execute = before_execute
         return toolbox
+
+    @asynccontextmanager
+    async def _owning(self, incident_id: str) -> AsyncIterator[None]:
+        """While this process works on a claimed incident: heartbeat, and on any failure say so at once
+        (a kill -9 leaves that to the next process that reads the registry)."""
+        with Heartbeat(lambda: self.registry.heartbeat(incident_id, self.owner)):
+            try:
+                yield
+            except BaseException as exc:
+                self.registry.mark_interrupted(incident_id, self.owner, f"{type(exc).__name__}: {exc}"[:300])
+                raise
 
     async def analyze(self, webhook: AlertmanagerWebhook, source: dict[str, Any] | None = None, *,
                       incident_id: str | None = None) -> RunOutcome:
@@ -104,37 +151,166 @@ class IncidentRunner:
         incident = incident_from_webhook(webhook)
         if incident_id:  # chosen by the caller: a redelivered alert lands on the same thread, not a new one
             incident = incident.model_copy(update={"id": incident_id})
-        toolbox = self._toolbox(source)
+        absorbed = self._correlate(webhook, incident)
+        if absorbed is not None:  # joined an open incident, or resolved alerts of known incidents
+            return absorbed
+        toolbox = self._toolbox(source, incident.id)
+        duplicate_of = None
+        if incident.alert.status == "firing":
+            # Claimed before diagnosis: the store's unique index admits one open incident per fingerprint,
+            # so of two concurrent analyses of one alert exactly one investigates, the other is its duplicate.
+            now = utcnow()
+            duplicate_of = self.registry.claim_new(IncidentRow(
+                incident_id=incident.id, fingerprint=incident.fingerprint, status=IncidentStatus.RUNNING.value,
+                title=incident.title, mode="rules", source=source, created_at=incident.created_at, updated_at=now),
+                self.owner)
+            if duplicate_of is not None:
+                toolbox.open_incident = lambda _fp: duplicate_of
         config = {"configurable": {"thread_id": incident.id}}
-        result = await self.graph.ainvoke(
-            {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")},
-            config, context=toolbox)
-        outcome = await self._finish(incident.id, result, toolbox, source)
+        inputs = {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")}
+        if duplicate_of is None and incident.alert.status == "firing":
+            async with self._owning(incident.id):
+                result = await self.graph.ainvoke(inputs, config, context=toolbox)
+                outcome = await self._finish(incident.id, result, toolbox, source)
+        else:
+            result = await self.graph.ainvoke(inputs, config, context=toolbox)
+            outcome = await self._finish(incident.id, result, toolbox, source)
         triage = outcome.report.triage
         if triage.kind == "resolved":  # the alert cleared: close the incident it belonged to
             open_id = self.registry.open_incident(incident.fingerprint)
-            if open_id:
-                self.registry.set_status(open_id, IncidentStatus.RESOLVED.value)
+            if open_id:  # its pending plan, if any, is closed with it: nobody approves a fix for a cleared alert
+                self.registry.close(open_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.id})")
         return outcome
 
+    def _refuse(self, exc: DecisionRefused, plan_id: str, row: IncidentRow | None, approver: str, channel: str,
+                decision: str, outcome: str = "refused") -> DecisionRefused:
+        self.registry.record(DecisionRecord(at=utcnow(), incident_id=row.incident_id if row else None,
+                                            plan_id=plan_id, approver=approver, channel=channel, decision=decision,
+                                            outcome=outcome, reason=str(exc)))
+        return exc
+
+    @staticmethod
+    def _not_pending(row: IncidentRow) -> str:
+        when = f"{row.decided_at:%Y-%m-%d %H:%M:%S}Z" if row.decided_at else "?"
+        if row.decision_state == DecisionState.INTERRUPTED.value:
+            return (f"plan {row.plan_id} is not awaiting approval: its execution was interrupted "
+                    f"({_past(row.decision)} by {row.decided_by} at {when}, the process died); it will not run "
+                    "again unless you decide again with --after-interruption")
+        if row.decided_by:
+            return (f"plan {row.plan_id} is not awaiting approval: already decided by {row.decided_by} at {when} "
+                    f"({row.decision}, {row.decision_state}; incident {row.incident_id} is {row.status})")
+        return f"plan {row.plan_id} is not awaiting approval (incident {row.incident_id} is {row.status})"
+
+    def _correlate(self, webhook: AlertmanagerWebhook, incident: Incident) -> RunOutcome | None:
+        """Storm correlation before any agent runs (see agents/correlation.py). None: run the graph."""
+        if all(a.status == "resolved" for a in webhook.alerts):
+            belonged, closed = self.correlator.resolve(webhook)
+            if not belonged:
+                return None  # alerts the index does not know: the graph's own resolve path
+            for incident_id in closed:
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+            first = (closed or belonged)[0]
+            why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
+                   f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
+            return self._absorbed(first, IncidentStatus.RESOLVED if closed else None, "resolved", why, first,
+                                  incident.severity)
+        if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
+            for incident_id in self.correlator.resolve(webhook)[1]:
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+        if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
+            return None  # heartbeats and info alerts never collect a storm
+        if incident.alert.name == ON_DEMAND_ALERT:
+            return None  # POST /api/v1/analyze: every request investigates anew
+        c = self.correlator.correlate(webhook, incident.id)
+        row = self.registry.get(c.incident_id) if c.joined else None
+        if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
+            self.correlator.close_incident(c.incident_id)
+            c = self.correlator.correlate(webhook, incident.id)
+        if not c.joined or c.incident_id == incident.id:  # a redelivery of the alert that opened it: run it
+            return None
+        return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
+                              f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
+                              incident.severity)
+
+    def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
+                  duplicate_of: str, severity: str) -> RunOutcome:
+        """The outcome of a notification that ran no agent: `incident_id` is the incident it belongs to."""
+        row = self.registry.get(incident_id)
+        status = status or (IncidentStatus(row.status) if row else IncidentStatus.RUNNING)
+        report = IncidentReport(incident_id=incident_id, title=row.title if row else "", status=status, mode="rules",
+                                triage=TriageVerdict(kind=kind, reason=reason, duplicate_of=duplicate_of,  # type: ignore[arg-type]
+                                                     severity=severity))
+        return RunOutcome(incident_id=incident_id, status=status, mode="rules", plan_id=row.plan_id if row else None,
+                          plan_hash=row.plan_hash if row else None, report=report)
+
     async def decide(self, plan_id: str, *, approver: str, decision: str, channel: str = "cli",
-                     plan_hash: str | None = None, comment: str = "") -> RunOutcome:
-        row = self.registry.by_plan(plan_id)
-        if row is None:
-            raise UnknownPlan(f"unknown plan id {plan_id!r}")
-        if row.status != IncidentStatus.AWAITING_APPROVAL.value:
-            raise PlanNotPending(f"plan {plan_id} is not awaiting approval (incident {row.incident_id} is {row.status})")
+                     plan_hash: str | None = None, comment: str = "", after_interruption: bool = False) -> RunOutcome:
+        """Count a human decision exactly once.
+
+        Checks that need no claim come first (unknown plan, approver, hash): a refusal there leaves the
+        plan pending. Then the compare-and-set in the registry claims the decision; only its winner
+        resumes the graph. The losers, and every refusal, are in the audit trail."""
         from agents.approval import authorised
 
+        row = self.registry.by_plan(plan_id)
+        if row is None:
+            raise self._refuse(UnknownPlan(f"unknown plan id {plan_id!r}"), plan_id, None, approver, channel, decision)
         if not authorised(approver, channel, self.settings):
-            # Refused before resuming: an unauthorised caller must not be able to consume the request.
-            raise NotAuthorised(f"{approver!r} is not an authorised approver for {channel}")
-        toolbox = self._toolbox(row.source)
+            raise self._refuse(NotAuthorised(f"{approver!r} is not an authorised approver for {channel}"),
+                               plan_id, row, approver, channel, decision)
+        expected = DecisionState.PENDING.value
+        if after_interruption:
+            if row.decision_state != DecisionState.INTERRUPTED.value or row.status != IncidentStatus.INTERRUPTED.value:
+                raise self._refuse(PlanNotPending(f"plan {plan_id} was not interrupted (incident {row.incident_id} "
+                                                  f"is {row.status}); decide without --after-interruption"),
+                                   plan_id, row, approver, channel, decision)
+            expected = DecisionState.INTERRUPTED.value
+        elif row.decision_state != DecisionState.PENDING.value:  # decided before we got here: we lost
+            raise self._refuse(PlanNotPending(self._not_pending(row)), plan_id, row, approver, channel, decision,
+                               outcome="lost" if row.decided_by and row.decision_state != DecisionState.INTERRUPTED else "refused")
+        if plan_hash is not None and plan_hash != row.plan_hash:
+            raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {row.plan_hash}, not {plan_hash}: "
+                                            "nothing was decided, the plan still awaits approval"),
+                               plan_id, row, approver, channel, decision)
+        if not self.registry.claim_decision(plan_id, decision=decision, approver=approver, owner=self.owner,
+                                            expected=expected):
+            now = self.registry.by_plan(plan_id) or row
+            raise self._refuse(PlanNotPending(self._not_pending(now)), plan_id, now, approver, channel, decision,
+                               outcome="lost")
+        self.registry.record(DecisionRecord(at=utcnow(), incident_id=row.incident_id, plan_id=plan_id,
+                                            approver=approver, channel=channel, decision=decision, outcome="won",
+                                            reason="after an interrupted execution" if after_interruption else ""))
+        toolbox = self._toolbox(row.source, row.incident_id)
         config = {"configurable": {"thread_id": row.incident_id}}
+        if after_interruption:
+            comment = f"after interruption{': ' + comment if comment else ''}"
         payload = {"plan_id": plan_id, "plan_hash": plan_hash or row.plan_hash, "approver": approver,
                    "decision": decision, "channel": channel, "comment": comment, "decided_at": utcnow().isoformat()}
-        result = await self.graph.ainvoke(Command(resume=payload), config, context=toolbox)
-        return await self._finish(row.incident_id, result, toolbox, row.source)
+        async with self._owning(row.incident_id):
+            if after_interruption:
+                result = await self._resume_past_gate(config, payload, toolbox)
+            else:
+                result = await self.graph.ainvoke(Command(resume=payload), config, context=toolbox)
+            outcome = await self._finish(row.incident_id, result, toolbox, row.source)
+        approval, plan = outcome.report.approval, outcome.report.plan
+        if approval is not None and not approval.valid and plan is not None:
+            self.registry.record(DecisionRecord(at=utcnow(), incident_id=row.incident_id, plan_id=plan_id,
+                                                approver=approver, channel=channel, decision=decision,
+                                                outcome="refused", reason=f"the gate: {approval.reason}"))
+            if decision == "approve":
+                expired = _past_expiry(plan)
+                cls: type[DecisionRefused] = PlanExpired if expired else HashMismatch
+                raise cls(f"plan {plan_id} was refused at the gate and is now closed ({outcome.status.value}): "
+                          f"{approval.reason}")
+        return outcome
+
+    async def _resume_past_gate(self, config: dict[str, Any], payload: dict[str, Any], toolbox: Toolbox) -> Any:
+        """A decision after an interrupted execution: the gate already ran (that is what was interrupted),
+        so the new decision is written as the gate's output and the graph continues from there."""
+        state = await self.graph.aget_state(config)  # finished or not: the new decision forks from the gate
+        plan = Plan.model_validate(state.values["plan"])
+        await self.graph.aupdate_state(config, gate_update(payload, plan, self.settings), as_node="approval")
+        return await self.graph.ainvoke(None, config, context=toolbox)
 
     async def _finish(self, incident_id: str, result: dict[str, Any], toolbox: Toolbox,
                       source: dict[str, Any]) -> RunOutcome:
@@ -147,6 +323,9 @@ class IncidentRunner:
             pending = result["__interrupt__"][0].value
         else:
             report = IncidentReport.model_validate(result["report"])
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        if report.status.value not in OPEN_STATUSES:
+            self.correlator.close_incident(incident_id)  # closed (resolved, rejected, ...): new alerts open a new one
         plan = report.plan
         existing = self.registry.get(incident_id)
         self.registry.upsert(IncidentRow(
@@ -154,9 +333,25 @@ class IncidentRunner:
             title=report.title, mode=report.mode, plan_id=plan.id if plan else None,
             plan_hash=plan.content_hash if plan else None, source=source,
             created_at=existing.created_at if existing else report.created_at, updated_at=utcnow()))
-        return RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
-                          plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
-                          report=report, pending=pending)
+        if pending is not None and plan is not None:
+            self.registry.set_pending(incident_id, plan.id, self.owner)
+        else:
+            a = report.approval
+            expired = bool(a and plan and not a.valid and _past_expiry(plan))
+            self.registry.release(incident_id, self.owner, DecisionState.EXPIRED if expired else DecisionState.DONE)
+        outcome = RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
+                             plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
+                             report=report, pending=pending)
+        for listener in self.listeners:
+            try:
+                await listener(outcome)
+            except Exception:
+                log.exception("outcome listener %r failed for %s", listener, incident_id)
+        return outcome
+
+    def decisions(self, incident_id: str) -> list[DecisionRecord]:
+        """The audit trail of an incident's plan: every decision attempt and what became of it."""
+        return self.registry.decisions(incident_id)
 
     async def report(self, incident_id: str) -> IncidentReport | None:
         row = self.registry.get(incident_id)
@@ -164,9 +359,13 @@ class IncidentRunner:
             return None
         values = dict((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
         if values.get("report"):
-            return IncidentReport.model_validate(values["report"])
-        values["status"] = row.status
-        return build_report(values, row.mode)  # type: ignore[arg-type]
+            report = IncidentReport.model_validate(values["report"])
+            report.status = IncidentStatus(row.status)  # e.g. closed later by its resolved alerts
+        else:
+            values["status"] = row.status
+            report = build_report(values, row.mode)  # type: ignore[arg-type]
+        report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        return report
 
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
@@ -180,7 +379,13 @@ class IncidentRunner:
         snap = await self.graph.aget_state(config)
         if not snap.values:
             return None
-        toolbox = self._toolbox(source)
+        toolbox = self._toolbox(source, incident_id)
+        self.registry.adopt(incident_id, self.owner)  # the dead run's claim is ours now
+        async with self._owning(incident_id):
+            return await self._resume(incident_id, snap, config, toolbox, source)
+
+    async def _resume(self, incident_id: str, snap: Any, config: dict[str, Any], toolbox: Toolbox,
+                      source: dict[str, Any]) -> RunOutcome | None:
         # Pending work: the next nodes, and tasks whose writes are saved but not yet folded into a
         # checkpoint (a process killed right after a step, before its checkpoint was written).
         pending_nodes = set(snap.next or ()) | {task.name for task in snap.tasks}
@@ -188,6 +393,9 @@ class IncidentRunner:
         if interrupts:
             result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
         elif "execute" in pending_nodes:
+            # The registry says so too: a later approve/reject is refused, --after-interruption re-runs it.
+            self.registry.mark_interrupted(incident_id, self.owner, "the process executing it died (its queue "
+                                           "message was redelivered)")
             status = getattr(IncidentStatus, "INTERRUPTED", IncidentStatus.FAILED)
             await self.graph.aupdate_state(config, {"status": status.value}, as_node="execute")
             result = await self.graph.ainvoke(None, config, context=toolbox)

@@ -25,4 +25,6 @@ class IncidentState(TypedDict, total=False):
     llm_calls: Annotated[list[dict[str, Any]], operator.add]  # LLMCall, appended by every node
     llm_used: Annotated[list[str], operator.add]  # nodes whose output came from an LLM
     status: str  # IncidentStatus
+    self_healing: dict[str, Any] | None  # SelfHealingDecision: why the plan did or did not run without a human
+    attempts: list[dict[str, Any]]  # Attempt: earlier plans (an automatic fix that failed verification)
     report: dict[str, Any]  # IncidentReport

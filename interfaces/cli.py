@@ -4,12 +4,17 @@
     aiops analyze --alert FILE [--replay R]  run an Alertmanager webhook until the approval gate or the end
     aiops approve PLAN_ID --by NAME          resume a paused plan (any process, any time before expiry)
     aiops reject PLAN_ID --by NAME
+    aiops approve PLAN_ID --by NAME --after-interruption   decide again after a crash mid-execution
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
+    aiops bot                                the Telegram bot (long polling) with notification delivery
+    aiops notify flush|dead-letters|stats    the notification outbox
     aiops serve [--no-worker]                the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
+    aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
+    aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
 While `aiops serve` owns the data dir, analyze/approve/reject/incidents/show go through its API
@@ -24,12 +29,16 @@ import importlib
 import json
 import logging
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from agents.correlation import TopologyError
+from agents.policy import PolicyError
 from core.settings import Settings, SettingsError, get_settings
+from memory.errors import StoreError, corrupted, is_corruption
 
 
 class CLIError(Exception):
@@ -59,6 +68,31 @@ def _runner(settings: Settings):  # type: ignore[no-untyped-def]
     from interfaces.toolbox_factory import make_toolbox_factory
 
     return IncidentRunner(settings, make_toolbox_factory(settings))
+
+
+class _Notified:
+    """The runner with the notification outbox attached: events are queued durably during the command,
+    then delivered for up to NOTIFY_TIMEOUT; what is left waits for `aiops bot`/`serve` or `notify flush`."""
+
+    def __init__(self, settings: Settings) -> None:
+        from interfaces.notify.outbox import Outbox
+
+        self.settings = settings
+        self.runner = _runner(settings)
+        self.outbox = Outbox.from_settings(settings)
+
+    async def __aenter__(self) -> Any:
+        runner = await self.runner.__aenter__()
+        self.outbox.attach(runner)
+        return runner
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.outbox.channels:
+                await self.outbox.drain(timeout=self.settings.NOTIFY_TIMEOUT)
+        finally:
+            await self.outbox.close()
+            await self.runner.__aexit__(*exc)
 
 
 def _service(settings: Settings) -> Any:
@@ -120,7 +154,7 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
                            f"see: aiops show {result['incident_id']}")
         _emit_remote(result, args.json)
         return 0
-    async with _runner(settings) as runner:
+    async with _Notified(settings) as runner:
         outcome = await runner.analyze(webhook, source)
     _emit(outcome, args.json)
     return 0
@@ -135,11 +169,12 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str
                                                comment=args.comment or ""))
         _emit_remote(result, args.json)
         return 0
-    async with _runner(settings) as runner:
+    async with _Notified(settings) as runner:
         try:
             outcome = await runner.decide(args.plan_id, approver=args.by, decision=decision, channel="cli",
-                                          plan_hash=args.hash, comment=args.comment or "")
-        except DecisionRefused as exc:
+                                          plan_hash=args.hash, comment=args.comment or "",
+                                          after_interruption=args.after_interruption)
+        except DecisionRefused as exc:  # the one mapping of refusals: exit 2, one line, nothing consumed
             raise CLIError(str(exc).strip("'\"")) from None
     _emit(outcome, args.json)
     return 0
@@ -163,16 +198,16 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no incidents")
         return 0
-    print(f"{'INCIDENT':<17} {'STATUS':<18} {'MODE':<8} {'PLAN':<18} {'UPDATED':<17} TITLE")
+    print(f"{'INCIDENT':<17} {'STATUS':<18} {'MODE':<8} {'PLAN':<18} {'DECISION':<12} {'UPDATED':<17} TITLE")
     for r in rows:
         print(f"{r.incident_id:<17} {r.status:<18} {r.mode[:8]:<8} {(r.plan_id or '-'):<18} "
-              f"{r.updated_at:%Y-%m-%d %H:%M} {r.title[:70]}")
+              f"{(r.decision_state or '-'):<12} {r.updated_at:%Y-%m-%d %H:%M} {r.title[:70]}")
     return 0
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from core.models import IncidentReport
-    from interfaces.render import render_report
+    from interfaces.render import render_decisions, render_report
 
     client = _service(settings)
     if client is not None:
@@ -181,9 +216,16 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     async with _runner(settings) as runner:
         report = await runner.report(args.incident_id)
+        decisions = runner.decisions(args.incident_id) if report is not None else []
     if report is None:
         raise CLIError(f"unknown incident id {args.incident_id!r}")
-    print(report.model_dump_json(indent=1) if args.json else render_report(report))
+    if args.json:
+        print(json.dumps({**report.model_dump(mode="json"),
+                          "decisions": [d.model_dump(mode="json") for d in decisions]}, indent=1))
+    else:
+        print(render_report(report))
+        if decisions:
+            print(render_decisions(decisions))
     return 0
 
 
@@ -252,6 +294,102 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.TELEGRAM_TOKEN:
+        raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
+    from interfaces.api.discovery import find_service
+
+    running = find_service(settings)
+    if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
+        raise CLIError(f"aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}): it already runs the bot "
+                       "when TELEGRAM_TOKEN is set; stop it or use another AIOPS_DATA_DIR")
+    from interfaces.telegram.bot import BotSetupError, run_bot
+
+    try:
+        await run_bot(settings)
+    except BotSetupError as exc:
+        raise CLIError(str(exc)) from None
+    return 0
+
+
+async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
+    from interfaces.notify.outbox import Outbox
+
+    outbox = Outbox.from_settings(settings)
+    try:
+        if not outbox.channels:
+            raise CLIError("no notification channel is enabled (TELEGRAM_TOKEN+ADMIN_CHAT_ID, "
+                           "ENABLE_EMAIL_NOTIFICATIONS, ENABLE_SLACK_NOTIFICATIONS, ENABLE_PAGERDUTY)")
+        if args.action == "flush":
+            done = await outbox.drain(timeout=args.timeout)
+            stats = await outbox.stats()
+            print(json.dumps({"drained": done, "delivered": len(outbox.delivered), "queues": stats}))
+            return 0 if done else 1
+        if args.action == "stats":
+            print(json.dumps(await outbox.stats()))
+            return 0
+        dead = await outbox.dead_letters()
+        print(json.dumps({"dead_letters": [{"queue": d.queue, "key": d.key, "deliveries": d.deliveries,
+                                            "reason": d.reason, "failed_at": d.failed_at} for d in dead]}))
+        return 0
+    finally:
+        await outbox.close()
+
+
+async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
+    from core.models import AlertmanagerWebhook
+    from interfaces.watch import WatchNotConfigured, build_watcher
+
+    if args.interval:
+        settings = settings.model_copy(update={"WATCH_INTERVAL_SECONDS": args.interval})
+    services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
+    async with _runner(settings) as runner:
+        async def sink(hook: AlertmanagerWebhook) -> None:
+            outcome = await runner.analyze(hook)
+            alert = hook.alerts[0]
+            line = {"service": alert.labels["service"], "status": hook.status, "incident_id": outcome.incident_id,
+                    "incident_status": outcome.status.value, "summary": alert.annotations.get("summary", "")}
+            print(json.dumps(line) if args.json else
+                  f"{line['status']:<9} {line['service']:<20} -> {line['incident_id']} ({line['incident_status']}): "
+                  f"{line['summary']}", flush=True)
+
+        try:
+            watcher = build_watcher(settings, sink, services)
+        except WatchNotConfigured as exc:
+            raise CLIError(str(exc)) from None
+        if args.once:
+            sent = await watcher.scan_once()
+            if not sent and not args.json:
+                print(f"nothing raised for {', '.join(watcher.services)} (no anomaly, or its incident is still open)")
+            return 0
+        print(f"watching {', '.join(watcher.services)} every {settings.WATCH_INTERVAL_SECONDS} s (Ctrl-C stops)",
+              flush=True)
+        await watcher.run()
+    return 0
+
+
+async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.self_healing import self_healing_status, set_self_healing
+
+    if args.state in ("on", "off"):
+        if not args.by:
+            raise CLIError("--by NAME is required to switch self-healing on or off")
+        if settings.approvers and args.by not in settings.approvers:
+            raise CLIError(f"{args.by!r} is not an authorised approver (APPROVERS)")
+        set_self_healing(settings, args.state == "on", args.by)
+    status = self_healing_status(settings)
+    if args.json:
+        print(json.dumps(status))
+    else:
+        print(f"self-healing {'ON' if status['enabled'] else 'OFF'} (SELF_HEALING={str(status['env_enabled']).lower()}, "
+              f"run-time switch {'on' if status['runtime_enabled'] else 'off'}"
+              f"{' by ' + str(status['changed_by']) + ' at ' + str(status['changed_at']) if status['changed_by'] else ''}); "
+              f"{status['policy']} policy, rules {', '.join(status['rules']) or 'none'}; limits {status['limits']}; "
+              f"flap window {status['flap_window_seconds']} s")
+    return 0
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
     from interfaces.api.discovery import ServiceRunning
@@ -296,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--by", required=True, help="approver name")
         s.add_argument("--hash", help="the plan hash you reviewed (default: the hash shown when it paused)")
         s.add_argument("--comment")
+        s.add_argument("--after-interruption", action="store_true",
+                       help="decide again on a plan whose execution was interrupted (approve re-runs it)")
         s.add_argument("--json", action="store_true")
 
     i = sub.add_parser("incidents", help="list incidents")
@@ -306,6 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="print one incident's report")
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true")
+
+    sub.add_parser("bot", help="run the Telegram bot (long polling; TELEGRAM_TOKEN, ADMIN_CHAT_ID)")
+    n = sub.add_parser("notify", help="the notification outbox: deliver what is queued, list dead letters")
+    n.add_argument("action", choices=["flush", "dead-letters", "stats"])
+    n.add_argument("--timeout", type=float, default=30.0, help="flush: give up after this many seconds")
+    wa = sub.add_parser("watch", help="anomaly watcher: raise AiopsAnomalyDetected for anomalous watched services")
+    wa.add_argument("--services", help="comma-separated services (default: WATCH_SERVICES)")
+    wa.add_argument("--interval", type=int, help="seconds between scans (default: WATCH_INTERVAL_SECONDS)")
+    wa.add_argument("--once", action="store_true", help="one scan, then exit")
+    wa.add_argument("--json", action="store_true")
+
+    sh2 = sub.add_parser("self-healing", help="show or switch automatic actions (the run-time kill switch)")
+    sh2.add_argument("state", nargs="?", choices=["status", "on", "off"], default="status")
+    sh2.add_argument("--by", help="who switches it (an approver)")
+    sh2.add_argument("--json", action="store_true")
 
     sv = sub.add_parser("serve", help="run the HTTP service (API + embedded workers)")
     sv.add_argument("--host", help="bind address (default: API_HOST)")
@@ -325,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = False
+    settings: Settings | None = None
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
@@ -340,13 +496,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
+                   "bot": cmd_bot, "notify": cmd_notify,
+                   "watch": cmd_watch, "self-healing": cmd_self_healing,
                    "serve": cmd_serve, "worker": cmd_worker,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
                    "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
         return asyncio.run(handler(args, settings))
-    except (CLIError, SettingsError) as exc:
+    except (CLIError, SettingsError, StoreError, PolicyError, TopologyError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:  # the registry names its own file; a damaged page of the checkpoints
+        if debug:
+            raise
+        if is_corruption(exc) and settings is not None and not settings.DATABASE_URL:
+            print(f"aiops: error: {corrupted(settings.checkpoint_path, 'checkpoints', exc)}", file=sys.stderr)
+            return 2
+        print(f"aiops: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one line, unless DEBUG asks for the traceback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models import IncidentReport
+from core.models import IncidentReport, SelfHealingDecision
 
 _W = 11
 
@@ -32,6 +32,7 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     if t.kind != "incident":
         out.append(_row("OUTCOME", f"{report.status.value} — ended at triage, no LLM call, nothing executed"))
         return "\n".join(out)
+    _related(out, report)
     evidence = {e.id: e for e in report.evidence}
     out.append(_row("DIAGNOSIS", f"mode {report.mode} · {len(report.evidence)} evidence items"))
     for i, h in enumerate(report.hypotheses[:3], 1):
@@ -57,9 +58,38 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     return "\n".join(out)
 
 
+def _related(out: list[str], report: IncidentReport, shown: int = 10) -> None:
+    """Alerts that joined this incident (storm correlation), and why each joined."""
+    if not report.related_total:
+        return
+    out.append(_row("RELATED", f"{report.related_total} more alert{'s' if report.related_total != 1 else ''} "
+                               "joined this incident (no LLM call each)"))
+    for r in report.related_alerts[:shown]:
+        where = r.service or r.target
+        out.append(_indent(f"- {r.alertname} {where} [{r.status}]: {r.reason}", _W))
+    if report.related_total > shown:
+        out.append(_indent(f"... and {report.related_total - shown} more (aiops show --json lists the first 100)", _W))
+
+
+def _attempts(out: list[str], report: IncidentReport) -> None:
+    for t in report.attempts:
+        what = ", ".join(f"{a.name} on {a.target}" for a in t.plan.actions)
+        state = {True: "recovered", False: "NOT recovered", None: "not verified"}[
+            t.verification.recovered if t.verification else None]
+        who = f"{t.approval.approver} via {t.approval.channel}" if t.approval else "?"
+        out.append(_row("ATTEMPT", f"{t.plan.id}: {what} ({who}) — {state}; not retried automatically"))
+
+
 def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None, seconds: float | None) -> None:
     p = report.plan
     a = report.approval
+    _attempts(out, report)
+    heal = report.self_healing
+    if heal is None and pending and pending.get("self_healing"):  # paused: the gate's answer is in the request
+        heal = SelfHealingDecision.model_validate(pending["self_healing"])
+    if heal is not None:
+        out.append(_row("AUTONOMY", f"{'allowed' if heal.allowed else 'needs a human'} · rule {heal.rule} · "
+                                    f"{heal.reason[:200]}"))
     if pending is not None:
         out.append(_row("APPROVAL", f"AWAITING a human (risk {p.risk.value if p else '?'}, expires "
                         f"{(p.expires_at.strftime('%Y-%m-%d %H:%MZ') if p and p.expires_at else 'never')})"))
@@ -88,3 +118,13 @@ def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None
     tokens = sum(c.input_tokens + c.output_tokens for c in calls)
     cost = f"{len(calls)} LLM calls, {tokens} tokens" if calls else "0 LLM calls"
     out.append(_row("OUTCOME", f"{report.status.value} · {cost}" + (f" · {seconds:.1f} s" if seconds is not None else "")))
+
+
+def render_decisions(decisions: list[Any]) -> str:
+    """The audit trail: every decision attempt on the incident's plan, won, lost or refused."""
+    out = [_row("DECISIONS", f"{len(decisions)} attempt{'s' if len(decisions) != 1 else ''}")]
+    for d in decisions:
+        reason = f" — {d.reason}" if d.reason else ""
+        out.append(_indent(f"{d.at:%Y-%m-%d %H:%M:%S}Z {d.outcome:<11} {d.decision} by {d.approver} via "
+                           f"{d.channel}{reason}"[:220], _W))
+    return "\n".join(out)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from agents.correlation import Topology
 from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
@@ -56,6 +57,8 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
 
         memory = IncidentMemory.from_settings(settings)  # cheap: Milvus and the model load on first use
 
+    topology = Topology.load(settings.TOPOLOGY_FILE)  # the same call graph correlation uses
+
     def factory(spec: dict[str, Any]) -> Toolbox:
         if spec.get("kind") == "replay":
             rec = load_recorded(spec["path"])
@@ -66,6 +69,7 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
                            recovery_after=timedelta(seconds=rec.recovery_after_seconds), source_spec=spec)
         executor = ActionExecutor(settings)
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
+                       call_graph=topology.calls or None,
                        settings=settings, executor=executor, source_spec=spec, cache=cache,
                        proxmox=executor.proxmox, routeros=executor.routeros)
 

@@ -112,7 +112,8 @@ class Worker:
 
     async def _run(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
         row = self.runner.registry.get(job.incident_id)
-        if row is not None and row.status != IncidentStatus.RUNNING.value:
+        # The row is claimed when a run starts: `running`, or `interrupted` once its dead owner was noticed.
+        if row is not None and row.status not in (IncidentStatus.RUNNING.value, IncidentStatus.INTERRUPTED.value):
             log.info("message %s: incident %s already %s (redelivery), acknowledging", msg.id,
                      job.incident_id, row.status)
             return None

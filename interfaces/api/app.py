@@ -42,6 +42,29 @@ def _version() -> str:
         return "0.1.0"
 
 
+def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[None]]:
+    """Start `AnomalyWatcher.run` as a task; returns the coroutine function that stops it."""
+    import asyncio
+
+    from core.models import AlertmanagerWebhook
+    from interfaces.intake import AlertJob
+    from interfaces.watch import build_watcher
+
+    async def sink(hook: AlertmanagerWebhook) -> None:
+        job, key = AlertJob.from_webhook(hook)
+        await queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
+
+    watcher = build_watcher(settings, sink)  # WatchNotConfigured (no backend) stops start-up with one line
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop), name="aiops-watch")
+
+    async def shutdown() -> None:
+        stop.set()
+        await task
+
+    return shutdown
+
+
 def create_app(settings: Settings | None = None, *, worker: bool = True, concurrency: int | None = None,
                announce_url: str | None = None) -> FastAPI:
     """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does)."""
@@ -71,6 +94,9 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                                         on_outcome=metrics.observe_outcome)
                 service.worker.start()
                 stack.push_async_callback(service.worker.stop)
+            await _notifications(stack, settings, runner, service)
+            if settings.watch_services:  # the anomaly watcher raises into the same queue as webhooks
+                stack.push_async_callback(_start_watcher(settings, queue))
             app.state.svc = service
             # Everything imported and built so far lives as long as the process: move it out of the
             # collector's reach, so full collections (tens of ms over langgraph/pandas/torch objects)
@@ -88,6 +114,56 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                        metrics=metrics)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
+
+
+async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, runner: Any, service: Service) -> None:
+    """The notification outbox (every enabled channel) and, when TELEGRAM_TOKEN is set, the Telegram bot:
+    both run inside the service, which owns the data dir."""
+    import asyncio
+
+    from interfaces.notify.outbox import Outbox
+
+    outbox = Outbox.from_settings(settings)
+    outbox.attach(runner)
+    service.outbox = outbox
+    stack.push_async_callback(outbox.close)
+    if outbox.channels:
+        delivery = asyncio.create_task(outbox.run(), name="notify")
+
+        async def stop_delivery() -> None:
+            await outbox.stop()
+            await asyncio.gather(delivery, return_exceptions=True)
+
+        stack.push_async_callback(stop_delivery)
+    if not settings.TELEGRAM_TOKEN:
+        return
+    from core.llm import build_llm_chain
+    from interfaces.telegram.bot import TelegramBot
+
+    chat = None
+    chain = build_llm_chain(settings)
+    if chain.providers:
+        from graphs.chat import ChatAgent
+        from interfaces.telegram.ops import on_demand_webhook
+
+        chat = ChatAgent(runner, chain, settings, on_demand_webhook)
+    bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
+    service.telegram = bot
+    async def polling_task() -> None:
+        try:
+            await bot.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the API keeps serving; the log says why there is no bot
+            log.error("telegram bot stopped: %s", exc)
+
+    polling = asyncio.create_task(polling_task(), name="telegram")
+
+    async def stop_bot() -> None:
+        await bot.stop()
+        await asyncio.gather(polling, return_exceptions=True)
+
+    stack.push_async_callback(stop_bot)
 
 
 def _document_webhook_body(app: FastAPI) -> None:

@@ -36,6 +36,8 @@ from interfaces.api.schemas import (
     LocalAnalyzeRequest,
     PlanList,
     PlanSummary,
+    SelfHealingStatus,
+    SelfHealingSwitch,
     WebhookAccepted,
 )
 from interfaces.intake import AlertJob, incident_id_for, on_demand_webhook
@@ -53,6 +55,8 @@ class Service:
     metrics: ServiceMetrics
     version: str
     worker: Any | None = None
+    outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
+    telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
@@ -338,8 +342,39 @@ async def dead_letters(s: ServiceDep, _caller: Reader,
         raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
 
 
+@router.get("/api/v1/notifications/dead-letters", response_model=DeadLetterList, responses=ERRORS,
+            tags=["service"])
+async def notification_dead_letters(s: ServiceDep, _caller: Reader) -> DeadLetterList:
+    """Notifications that could not be delivered: refused for good, or NOTIFY_MAX_ATTEMPTS attempts failed."""
+    if s.outbox is None:
+        return DeadLetterList(dead_letters=[])
+    try:
+        return DeadLetterList(dead_letters=await s.outbox.dead_letters())
+    except QueueUnavailable as exc:
+        raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+
+
 def _line(exc: BaseException) -> str:
     text = str(exc).strip().strip("'\"")
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
+
+
+# ------------------------------------------------------------------------------ self-healing --
+@router.get("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
+async def self_healing(s: ServiceDep, _caller: Reader) -> SelfHealingStatus:
+    """Whether automatic actions may run (SELF_HEALING and the run-time switch), and the policy in force."""
+    from agents.self_healing import self_healing_status
+
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))
+
+
+@router.post("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
+async def switch_self_healing(body: SelfHealingSwitch, s: ServiceDep, caller: Approver) -> SelfHealingStatus:
+    """The kill switch: `{"enabled": false}` stops every automatic action at once (every worker and process
+    reads it from the database); only an approver may flip it, and who did is recorded."""
+    from agents.self_healing import self_healing_status, set_self_healing
+
+    await asyncio.to_thread(set_self_healing, s.settings, body.enabled, caller.name)
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))

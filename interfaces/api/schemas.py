@@ -119,3 +119,21 @@ class LocalAnalyzeRequest(BaseModel):
 
     webhook: dict[str, Any]
     source: dict[str, Any] = Field(default_factory=lambda: {"kind": "live"})
+
+
+class SelfHealingSwitch(BaseModel):
+    """`POST /api/v1/self-healing`: the run-time kill switch of automatic actions."""
+
+    enabled: bool
+
+
+class SelfHealingStatus(BaseModel):
+    enabled: bool  # both switches on
+    env_enabled: bool  # SELF_HEALING
+    runtime_enabled: bool  # the switch this endpoint flips (persisted in the database)
+    changed_by: str | None = None
+    changed_at: str | None = None
+    policy: str
+    rules: list[str]
+    limits: dict[str, int]
+    flap_window_seconds: int

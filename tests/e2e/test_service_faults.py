@@ -58,7 +58,9 @@ def test_worker_killed_mid_run_is_finished_by_another(queue: str, tmp_path: Path
                 accepted = httpx.post(f"{svc.url}/webhook/alertmanager", json=webhook()).json()
                 assert first_call.wait(90), worker_a.output()
                 worker_a.stop(kill=True)  # SIGKILL, mid-diagnosis: the message is not acknowledged
-                assert incidents(svc.url) == []
+                # claimed at the start of the run, so the dead run is visible (its owner pid is gone)
+                assert [(r["incident_id"], r["status"]) for r in incidents(svc.url)] == [
+                    (accepted["incident_id"], "interrupted")]
                 worker_b = AiopsProcess(["worker", "--concurrency", "1"], env, tmp_path / "worker-b.log")
                 deadline = time.monotonic() + 90
                 rows: list[dict[str, Any]] = []

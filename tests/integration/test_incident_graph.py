@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from graphs.runner import IncidentRunner, PlanNotPending, UnknownPlan
+from graphs.runner import HashMismatch, IncidentRunner, PlanExpired, PlanNotPending, UnknownPlan
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
@@ -29,6 +29,11 @@ async def _analyze(settings: Settings, name: str, **kw):
 async def _decide(settings: Settings, plan_id: str, **kw):
     async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
         return await runner.decide(plan_id, **kw)
+
+
+async def _report(settings: Settings, incident_id: str):
+    async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
+        return await runner.report(incident_id)
 
 
 def test_low_risk_known_fix_is_auto_approved_executed_and_verified(settings):
@@ -73,12 +78,13 @@ def test_rejection_never_executes(settings):
     assert "pool: max" in (standins / "app-02/etc/payments-api/config.yaml").read_text()
 
 
-def test_hash_mismatch_never_executes(settings):
+def test_hash_mismatch_never_executes_and_does_not_consume_the_plan(settings):
     outcome, standins = run(_analyze(settings, "crashloop"))
-    done = run(_decide(settings, outcome.plan_id, approver="alice", decision="approve", plan_hash="f" * 64))
-    assert done.status.value == "rejected" and done.report.executions == []
-    assert "hash mismatch" in done.report.approval.reason
+    with pytest.raises(HashMismatch, match="still awaits approval"):
+        run(_decide(settings, outcome.plan_id, approver="alice", decision="approve", plan_hash="f" * 64))
     assert "pool: max" in (standins / "app-02/etc/payments-api/config.yaml").read_text()
+    done = run(_decide(settings, outcome.plan_id, approver="alice", decision="approve", plan_hash=outcome.plan_hash))
+    assert done.status.value == "resolved"
 
 
 def test_plan_changed_after_request_never_executes(settings):
@@ -94,18 +100,24 @@ def test_plan_changed_after_request_never_executes(settings):
             await runner.graph.aupdate_state(config, {"plan": plan})
 
     run(tamper())
-    done = run(_decide(settings, outcome.plan_id, approver="alice", decision="approve"))
-    assert done.status.value == "rejected" and done.report.executions == []
-    assert "hash mismatch" in done.report.approval.reason
+    with pytest.raises(HashMismatch, match="hash mismatch"):  # refused by the gate, and the plan is closed
+        run(_decide(settings, outcome.plan_id, approver="alice", decision="approve"))
+    report = run(_report(settings, outcome.incident_id))
+    assert report.status.value == "rejected" and report.executions == []
+    assert "hash mismatch" in report.approval.reason
 
 
 def test_expired_approval_never_executes(settings):
     short = settings.model_copy(update={"APPROVAL_TTL_SECONDS": 1})
     outcome, standins = run(_analyze(short, "crashloop"))
     run(asyncio.sleep(1.5))
-    done = run(_decide(short, outcome.plan_id, approver="alice", decision="approve"))
-    assert done.status.value == "rejected" and "expired" in done.report.approval.reason
-    assert done.report.executions == []
+    with pytest.raises(PlanExpired, match="expired"):
+        run(_decide(short, outcome.plan_id, approver="alice", decision="approve"))
+    report = run(_report(short, outcome.incident_id))
+    assert report.status.value == "rejected" and "expired" in report.approval.reason
+    assert report.executions == []
+    with pytest.raises(PlanNotPending):  # expiry ended the plan
+        run(_decide(short, outcome.plan_id, approver="alice", decision="approve"))
 
 
 def test_unauthorised_approver_is_refused_and_plan_stays_pending(settings):

@@ -1,0 +1,336 @@
+"""The durable notification outbox: every notification is queued before anyone tries to send it.
+
+    outbox = Outbox.from_settings(settings)
+    outbox.attach(runner)          # every run outcome queues its new events, per enabled channel
+    task = asyncio.create_task(outbox.run())      # deliver (the bot and the service do this)
+
+One queue per channel (`notify.telegram`, `notify.email`, ...), the service's queue technology: Redis
+Streams when REDIS_URL is set, the embedded SQLite queue otherwise. A channel that is down holds only its
+own queue, and its messages stay in order (a Telegram card is never edited back to an older state).
+
+Exactly once per (incident, event, channel), as far as the far end lets us:
+- publishing: a key already in the ledger is not queued again (re-running an outcome, a redelivered run);
+- delivering: a key the ledger has as delivered is acknowledged without sending (a second copy);
+- a failed attempt gives the message back and waits `NOTIFY_BACKOFF_SECONDS * 2^(attempt-1)` (capped at
+  `NOTIFY_BACKOFF_MAX_SECONDS`, with jitter; a server's Retry-After wins); after `NOTIFY_MAX_ATTEMPTS`
+  attempts, or at once for a `Permanent` refusal, it goes to the dead-letter list (`dead_letters()`).
+The one window left is a crash between a successful send and its ledger write: that message is sent
+again on restart (PagerDuty folds it by dedup_key; a Telegram card edit is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from core.settings import Settings
+from interfaces.notify.channels import Channel, Permanent, RetryLater, admits, enabled_channels
+from interfaces.notify.events import Notification, events_for
+from interfaces.queue import DeadLetter, Message, MessageQueue, RedisStreamQueue, SqliteQueue
+
+log = logging.getLogger(__name__)
+
+
+class Ledger(Protocol):
+    """Durable per-key state ('queued', 'delivered', 'dead'), and the per-channel delivery lease."""
+
+    async def state(self, key: str) -> str | None: ...
+
+    async def mark(self, key: str, state: str) -> None: ...
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or renew `name` for `owner` for `ttl` seconds; False while someone else holds it."""
+        ...
+
+    async def unlease(self, name: str, owner: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS notify_ledger (key TEXT PRIMARY KEY, state TEXT NOT NULL, "
+                      "updated_at REAL NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS notify_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+                      "expires_at REAL NOT NULL)")
+
+    def _conn(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+    def _state(self, key: str) -> str | None:
+        conn = self._conn()
+        try:
+            row = conn.execute("SELECT state FROM notify_ledger WHERE key = ?", [key]).fetchone()
+        finally:
+            conn.close()
+        return str(row[0]) if row else None
+
+    def _mark(self, key: str, state: str) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("INSERT INTO notify_ledger VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "state = excluded.state, updated_at = excluded.updated_at", [key, state, time.time()])
+        finally:
+            conn.close()
+
+    def _lease(self, name: str, owner: str, ttl: float) -> bool:
+        conn = self._conn()
+        try:
+            now = time.time()
+            cur = conn.execute("INSERT INTO notify_leases VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                               "owner = excluded.owner, expires_at = excluded.expires_at "
+                               "WHERE notify_leases.owner = excluded.owner OR notify_leases.expires_at < ?",
+                               [name, owner, now + ttl, now])
+            return cur.rowcount == 1
+        finally:
+            conn.close()
+
+    def _unlease(self, name: str, owner: str) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("DELETE FROM notify_leases WHERE name = ? AND owner = ?", [name, owner])
+        finally:
+            conn.close()
+
+    async def state(self, key: str) -> str | None:
+        return await asyncio.to_thread(self._state, key)
+
+    async def mark(self, key: str, state: str) -> None:
+        await asyncio.to_thread(self._mark, key, state)
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        return await asyncio.to_thread(self._lease, name, owner, ttl)
+
+    async def unlease(self, name: str, owner: str) -> None:
+        await asyncio.to_thread(self._unlease, name, owner)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisLedger:
+    HASH = "aiops:notify:ledger"
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self._r = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    async def state(self, key: str) -> str | None:
+        value = await self._r.hget(self.HASH, key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def mark(self, key: str, state: str) -> None:
+        await self._r.hset(self.HASH, key, state)
+
+    # take the lease if free, or renew it if it is ours (atomic)
+    _LEASE = """local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0"""
+    _UNLEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+    async def lease(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(await self._r.eval(self._LEASE, 1, f"aiops:notify:lease:{name}", owner, int(ttl * 1000)))
+
+    async def unlease(self, name: str, owner: str) -> None:
+        await self._r.eval(self._UNLEASE, 1, f"aiops:notify:lease:{name}", owner)
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+def backoff(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Exponential with jitter: half the step fixed, half random, so retries of many messages spread out."""
+    step = min(cap, base * 2 ** max(0, attempt - 1))
+    return step / 2 + rng() * step / 2
+
+
+class Outbox:
+    def __init__(self, settings: Settings, channels: list[Channel],
+                 queue_for: Callable[[str], MessageQueue], ledger: Ledger) -> None:
+        self.settings = settings
+        self.channels = {c.name: c for c in channels}
+        self.queues = {name: queue_for(f"notify.{name}") for name in self.channels}
+        self.ledger = ledger
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-notify-{uuid.uuid4().hex[:6]}"
+        # One deliverer per channel at a time (the lease), so a channel's messages go out in order even
+        # with several processes running the outbox; another takes over when the holder dies.
+        self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
+        self._stop = asyncio.Event()
+        self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, channels: list[Channel] | None = None,
+                      telegram_bot: Any | None = None) -> Outbox:
+        chans = channels if channels is not None else enabled_channels(settings, telegram_bot)
+        # A hanging channel holds its message up to NOTIFY_TIMEOUT: the claim must outlive that.
+        opts: dict[str, Any] = {"claim_idle_seconds": max(60.0, 3 * settings.NOTIFY_TIMEOUT),
+                                "max_deliveries": settings.NOTIFY_MAX_ATTEMPTS + 1}
+        if settings.REDIS_URL:
+            url = settings.REDIS_URL
+            return cls(settings, chans, lambda name: RedisStreamQueue(url, name, **opts), RedisLedger(url))
+        path = settings.AIOPS_DATA_DIR / "queue.sqlite"
+        return cls(settings, chans, lambda name: SqliteQueue(path, name, **opts),
+                   SqliteLedger(settings.AIOPS_DATA_DIR / "notify.sqlite"))
+
+    @property
+    def channel_names(self) -> list[str]:
+        return list(self.channels)
+
+    def attach(self, runner: Any) -> None:
+        """Queue the new events of every outcome the runner produces (analysis, decision, redelivery)."""
+        if self.channels:
+            runner.listeners.append(self.publish_outcome)
+
+    async def publish_outcome(self, outcome: Any) -> int:
+        return await self.publish(events_for(outcome.report))
+
+    async def publish(self, notifications: list[Notification]) -> int:
+        """Queue each notification on each channel that wants it and whose route admits its severity."""
+        queued = 0
+        for n in notifications:
+            for name, channel in self.channels.items():
+                if not channel.wants(n) or not admits(self.settings, name, n.severity):
+                    continue
+                key = f"{n.key}|{name}"
+                if await self.ledger.state(key) is not None:
+                    continue
+                await self.queues[name].enqueue(n.model_dump(mode="json"), key=key, dedupe=True)
+                await self.ledger.mark(key, "queued")
+                queued += 1
+        return queued
+
+    # ---------------------------------------------------------------------------------- delivery --
+    async def run(self) -> None:
+        """Deliver until `stop()`: one loop per channel."""
+        self._stop.clear()
+        tasks = [asyncio.create_task(self._loop(name), name=f"notify-{name}") for name in self.channels]
+        try:
+            await self._stop.wait()
+            # let an attempt in progress finish (a send cut off half-way may have reached the far end)
+            await asyncio.wait(tasks, timeout=self.settings.NOTIFY_TIMEOUT + 1)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def _loop(self, name: str) -> None:
+        try:
+            await self._deliver(name)
+        finally:
+            with suppress(Exception):
+                await self.ledger.unlease(f"channel:{name}", self.consumer)
+
+    async def _deliver(self, name: str) -> None:
+        queue = self.queues[name]
+        while not self._stop.is_set():
+            try:
+                if not await self.ledger.lease(f"channel:{name}", self.consumer, self.lease_ttl):
+                    await self._sleep(0.2)  # another process delivers this channel
+                    continue
+                msgs = await queue.consume(f"{self.consumer}-{name}", count=1, block=0.5)
+            except Exception as exc:  # the queue's store is down: wait and try again
+                log.warning("notify: %s queue unavailable: %s", name, exc)
+                await self._sleep(self.settings.NOTIFY_BACKOFF_SECONDS)
+                continue
+            for msg in msgs:
+                delay = await self._attempt(name, queue, msg)
+                if delay:
+                    await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _attempt(self, name: str, queue: MessageQueue, msg: Message) -> float:
+        """Try one delivery; returns how long to wait before the next attempt (0 when done)."""
+        if await self.ledger.state(msg.key) == "delivered":
+            await queue.ack(msg)  # a second copy of something already sent
+            return 0.0
+        try:
+            n = Notification.model_validate(msg.body)
+        except ValidationError as exc:
+            await queue.dead_letter(msg, f"not a notification: {exc.error_count()} problems")
+            return 0.0
+        s = self.settings
+        try:
+            await asyncio.wait_for(self.channels[name].send(n), timeout=s.NOTIFY_TIMEOUT)
+        except asyncio.CancelledError:  # shutting down mid-send: give it back now, not after the claim expires
+            with suppress(Exception):
+                await asyncio.shield(queue.release(msg))
+            raise
+        except Permanent as exc:
+            log.error("notify: %s refused %s permanently: %s", name, msg.key, exc)
+            await queue.dead_letter(msg, f"permanent: {exc}")
+            await self.ledger.mark(msg.key, "dead")
+            return 0.0
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+            if msg.deliveries >= s.NOTIFY_MAX_ATTEMPTS:
+                log.error("notify: %s gave up on %s after %d attempts: %s", name, msg.key, msg.deliveries, reason)
+                await queue.dead_letter(msg, f"{msg.deliveries} attempts, last: {reason}")
+                await self.ledger.mark(msg.key, "dead")
+                return 0.0
+            wait = backoff(msg.deliveries, s.NOTIFY_BACKOFF_SECONDS, s.NOTIFY_BACKOFF_MAX_SECONDS)
+            if isinstance(exc, RetryLater) and exc.after:
+                wait = min(max(wait, exc.after), s.NOTIFY_BACKOFF_MAX_SECONDS)
+            log.warning("notify: %s attempt %d for %s failed (%s); retrying in %.1f s", name, msg.deliveries,
+                        msg.key, reason, wait)
+            await queue.release(msg)
+            return wait
+        await self.ledger.mark(msg.key, "delivered")
+        await queue.ack(msg)
+        self.delivered.append(msg.key)
+        return 0.0
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Deliver until every channel queue is empty (True) or `timeout` passes (False): the CLI and tests."""
+        deadline = time.monotonic() + timeout
+        runner = asyncio.create_task(self.run())
+        try:
+            while time.monotonic() < deadline:
+                depths = [(await q.stats()).depth for q in self.queues.values()]
+                if not any(depths):
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+        finally:
+            await self.stop()
+            await runner
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+        for q in self.queues.values():
+            out += await q.dead_letters()
+        return out
+
+    async def stats(self) -> dict[str, Any]:
+        return {name: (await q.stats()).model_dump() for name, q in self.queues.items()}
+
+    async def close(self) -> None:
+        for c in self.channels.values():
+            with suppress(Exception):
+                await c.close()
+        for q in self.queues.values():
+            with suppress(Exception):
+                await q.close()
+        with suppress(Exception):
+            await self.ledger.close()

@@ -1,0 +1,56 @@
+"""The aiogram `Bot` for our settings: API server, HTML parse mode, and Telegram's rate limits.
+
+`TELEGRAM_API_URL` points aiogram at a local Bot API server (or the tests' simulator). Telegram answers
+429 with `retry_after` when a bot sends too fast; the middleware sleeps exactly that long and retries
+(a few times), so a burst of notifications slows down instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RetryAfter(BaseRequestMiddleware):
+    """Honour 429 `retry_after`: wait as told, then resend (at most `attempts` times, each wait capped)."""
+
+    def __init__(self, attempts: int = 5, max_wait: float = 60.0) -> None:
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.waited: list[float] = []  # what we slept, for the logs and the tests
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        for attempt in range(self.attempts):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt == self.attempts - 1 or isinstance(method, GetUpdates) or exc.retry_after > self.max_wait:
+                    raise
+                log.warning("telegram: 429 on %s, retrying after %s s", type(method).__name__, exc.retry_after)
+                self.waited.append(float(exc.retry_after))
+                await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")
+
+
+def make_bot(settings: Settings, **session_kw: Any) -> Bot:
+    if not settings.TELEGRAM_TOKEN:
+        raise ValueError("TELEGRAM_TOKEN is not set (create a bot with @BotFather and put its token there)")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), **session_kw)
+    session.middleware(RetryAfter())
+    return Bot(settings.TELEGRAM_TOKEN, session=session,
+               default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True))

@@ -1,0 +1,90 @@
+"""One small SQL connection for the autonomy tables (correlation index, automatic-action history, switches).
+
+The same database as the incident registry: `$AIOPS_DATA_DIR/incidents.sqlite`, or Postgres when
+`DATABASE_URL` is set. Unlike the registry (a connection per call), these stores sit on the hot path
+of an alert storm, so the connection is kept open. `transaction()` is *exclusive* (SQLite `BEGIN
+IMMEDIATE`, a Postgres advisory lock): a look-up followed by an insert is atomic across workers and
+processes, which is what makes "find the open incident or open one" and "check the rate limit and
+record the action" race-free.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from core.settings import Settings
+
+
+class SqlStore:
+    """A persistent connection with '?' placeholders on both SQLite and Postgres."""
+
+    def __init__(self, settings: Settings, schema: Sequence[str], lock_name: str) -> None:
+        self._pg_url = settings.DATABASE_URL
+        self._path = settings.AIOPS_DATA_DIR / "incidents.sqlite"
+        self._lock = threading.RLock()
+        self._lock_id = zlib.crc32(lock_name.encode())  # one advisory lock per store
+        self._conn: Any = None
+        with self.transaction() as tx:
+            for stmt in schema:
+                tx.execute(stmt)
+
+    def _connect(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        if self._pg_url:
+            import psycopg
+
+            self._conn = psycopg.connect(self._pg_url, autocommit=True)
+        else:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            conn = self._connect()
+            if self._pg_url:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_id])
+                    yield Tx(conn, pg=True)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(conn, pg=False)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class Tx:
+    def __init__(self, conn: Any, *, pg: bool) -> None:
+        self._conn = conn
+        self._pg = pg
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._pg:
+            return self._conn.execute(sql.replace("?", "%s"), list(params))
+        return self._conn.execute(sql, list(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.execute(sql, params).fetchall()]
+
+
+def marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
