@@ -208,7 +208,7 @@ class IncidentRunner:
             if not belonged:
                 return None  # alerts the index does not know: the graph's own resolve path
             for incident_id in closed:
-                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.alert.name})")
             first = (closed or belonged)[0]
             why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
                    f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
@@ -216,7 +216,7 @@ class IncidentRunner:
                                   incident.severity)
         if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
             for incident_id in self.correlator.resolve(webhook)[1]:
-                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, "its alerts resolved")
+                self.registry.close(incident_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.alert.name})")
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
         if incident.alert.name == ON_DEMAND_ALERT:
