@@ -15,11 +15,13 @@ Use from a test module:
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,23 @@ def aiops_serve(env: dict[str, str], log: Path, *extra: str) -> Iterator[AiopsPr
         yield service.wait_ready()
     finally:
         service.stop()
+
+
+PG_ADMIN = os.environ.get("AIOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def pg_database(prefix: str = "aiops_test") -> Iterator[str]:
+    """A throw-away database on the local PostgreSQL server (`AIOPS_TEST_PG`); skips when there is none."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN}: {exc}")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()

@@ -4,35 +4,23 @@ a plan paused by one runner is approved by another (fresh connections, as after 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 
 import pytest
 
 from graphs.runner import IncidentRunner
 from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
+from tests.servers import pg_database
 from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = os.environ.get("AIOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture
 def database_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN}: {exc}")
-    name = f"aiops_test_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with pg_database() as url:
+        yield url
 
 
 def test_pause_and_resume_on_postgres(settings, database_url):

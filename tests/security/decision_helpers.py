@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests import servers
 from tests.conftest import REPO, cli_env
 from tests.sim.proxmox import ProxmoxSim
-
-PG_ADMIN = os.environ.get("AIOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def aiops(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
@@ -93,18 +88,6 @@ def incidents(tmp_path: Path, env: dict[str, str] | None = None) -> list[dict[st
     return json.loads(out.stdout)["incidents"]  # type: ignore[no-any-return]
 
 
-@contextlib.contextmanager
-def pg_database() -> Iterator[str]:
+def pg_database() -> contextlib.AbstractContextManager[str]:
     """A throw-away database on the local PostgreSQL server (skips when there is none)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN}: {exc}")
-    name = f"aiops_sec_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    return servers.pg_database("aiops_sec")
