@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ValidationError
 
 from core.models import LLMCall
-from core.resilience import CircuitBreaker
+from core.resilience import CircuitBreaker, breaker, configure
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,7 @@ def build_llm_chain(settings: Settings) -> LLMChain:
     """OpenAI-compatible when a key or base URL is set; Ollama as fallback when enabled and configured."""
     if settings.LLM_MODE == "rules":
         return LLMChain([])
-    breaker = lambda name: CircuitBreaker(name, settings.CB_FAILURE_THRESHOLD,  # noqa: E731
-                                          settings.CB_TIMEOUT, settings.CB_SUCCESS_THRESHOLD)
+    configure(settings)  # one process-wide breaker per provider: "llm-openai", "llm-ollama"
     providers: list[Provider] = []
     if settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL:
         from langchain_openai import ChatOpenAI
@@ -124,11 +123,11 @@ def build_llm_chain(settings: Settings) -> LLMChain:
         chat = ChatOpenAI(model=settings.OPENAI_MODEL, api_key=settings.OPENAI_API_KEY or "not-needed",  # type: ignore[arg-type]
                           base_url=settings.OPENAI_BASE_URL, timeout=settings.LLM_TIMEOUT, max_retries=1,
                           temperature=0)
-        providers.append(Provider("openai", settings.OPENAI_MODEL, chat, breaker("openai")))
+        providers.append(Provider("openai", settings.OPENAI_MODEL, chat, breaker("llm-openai")))
     if settings.OLLAMA_BASE_URL and (settings.ENABLE_LLM_FALLBACK or not providers):
         from langchain_ollama import ChatOllama
 
         ollama = ChatOllama(model=settings.OLLAMA_MODEL, base_url=settings.OLLAMA_BASE_URL, temperature=0,
                             client_kwargs={"timeout": settings.LLM_TIMEOUT})
-        providers.append(Provider("ollama", settings.OLLAMA_MODEL, ollama, breaker("ollama")))
+        providers.append(Provider("ollama", settings.OLLAMA_MODEL, ollama, breaker("llm-ollama")))
     return LLMChain(providers)

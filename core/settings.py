@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     CB_FAILURE_THRESHOLD: int = Field(3, ge=1)
     CB_TIMEOUT: int = Field(60, ge=1)
     CB_SUCCESS_THRESHOLD: int = Field(2, ge=1)
+    RETRY_ATTEMPTS: int = Field(3, ge=1, le=10)  # attempts per idempotent call to a dependency
+    RETRY_BASE_DELAY: float = Field(0.2, ge=0)  # seconds; doubled per attempt, with jitter
+    RETRY_MAX_DELAY: float = Field(5.0, ge=0)
 
     # --- Notifications --------------------------------------------------------------------------
     ENABLE_EMAIL_NOTIFICATIONS: bool = False

@@ -28,9 +28,11 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AIOPS_DATA_DIR", str(tmp_path / "var"))
     # Memory (milvus-lite + embeddings) costs seconds per data dir: tests that need it turn it on.
     monkeypatch.setenv("ENABLE_MEMORY", "false")
+    from core import resilience
     from core.settings import get_settings
 
     get_settings.cache_clear()
+    resilience.reset()  # breakers are process-wide: one test's dead server must not open the next one's
 
 
 @pytest.fixture

@@ -199,15 +199,15 @@ def test_breakers_and_llm_metrics(tmp_path: Path) -> None:
     with client(tmp_path, OPENAI_BASE_URL=f"{dead_port}/v1", LLM_MODE="auto", CB_FAILURE_THRESHOLD=1) as c:
         assert c.get("/health").json()["components"]["llm_openai"]["status"] == "error"
         breakers = {b["name"]: b for b in c.get("/api/v1/circuit-breakers").json()["circuit_breakers"]}
-        assert breakers["openai"]["state"] == "closed" and breakers["openai"]["opened_at"] is None
+        assert breakers["llm-openai"]["state"] == "closed" and breakers["llm-openai"]["opened_at"] is None
         # the LLM is down: the run falls back to rules, and the breaker opens
         accepted = c.post("/webhook/alertmanager", json=webhook()).json()
         wait_for(c, accepted["incident_id"], "awaiting_approval", headers={})
         breakers = {b["name"]: b for b in c.get("/api/v1/circuit-breakers").json()["circuit_breakers"]}
-        assert breakers["openai"]["state"] == "open" and breakers["openai"]["failures"] >= 1
-        assert breakers["openai"]["opened_at"] is not None
+        assert breakers["llm-openai"]["state"] == "open" and breakers["llm-openai"]["failures"] >= 1
+        assert breakers["llm-openai"]["opened_at"] is not None
         metrics = c.get("/metrics").text
-        assert 'aiops_circuit_breaker_state{name="openai"} 2.0' in metrics
+        assert 'aiops_circuit_breaker_state{name="llm-openai"} 2.0' in metrics
         assert 'aiops_llm_calls_total{model="gpt-4.1-mini",ok="false",provider="openai"}' in metrics
         assert 'aiops_incidents{status="awaiting_approval"} 1.0' in metrics
         assert "aiops_http_request_duration_seconds_bucket" in metrics

@@ -55,3 +55,77 @@ def test_retry_gives_up_after_attempts():
     calls.clear()
     with pytest.raises(ConnectionError):
         asyncio.run(retry_async(flaky, attempts=2, base_delay=0.001))
+
+
+def test_registry_gives_one_breaker_per_name_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import resilience
+
+    monkeypatch.setenv("CB_FAILURE_THRESHOLD", "5")
+    monkeypatch.setenv("CB_TIMEOUT", "7")
+    resilience.reset()
+    b = resilience.breaker("prometheus")
+    assert b is resilience.breaker("prometheus") and b is not resilience.breaker("redis")
+    assert (b.failure_threshold, b.reset_timeout) == (5, 7.0)
+
+
+def test_guarded_retries_idempotent_calls_then_opens_and_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import resilience
+
+    monkeypatch.setenv("RETRY_BASE_DELAY", "0.001")
+    monkeypatch.setenv("CB_FAILURE_THRESHOLD", "3")
+    resilience.reset()
+    attempts = []
+
+    async def down() -> str:
+        attempts.append(1)
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(resilience.guarded("dep", down))
+    assert len(attempts) == 3 and resilience.breaker("dep").state == "open"
+    with pytest.raises(CircuitOpenError) as err:  # open: refused at once, the function is not called
+        asyncio.run(resilience.guarded("dep", down))
+    assert len(attempts) == 3 and err.value.dependency == "dep"
+    assert resilience.breaker("dep").total_rejected == 1
+
+
+def test_guarded_sync_does_not_retry_non_idempotent_or_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import resilience
+
+    monkeypatch.setenv("RETRY_BASE_DELAY", "0.001")
+    resilience.reset()
+    calls = []
+
+    def send() -> None:
+        calls.append(1)
+        raise TimeoutError("slow")
+
+    with pytest.raises(TimeoutError):
+        resilience.guarded_sync("chan", send, idempotent=False)
+    assert len(calls) == 1
+
+    def bad_query() -> None:
+        calls.append(1)
+        raise ValueError("parse error")
+
+    with pytest.raises(ValueError):  # the dependency answered: no retry, and its breaker is not charged
+        resilience.guarded_sync("prom", bad_query, counts=lambda e: not isinstance(e, ValueError))
+    assert len(calls) == 2 and resilience.breaker("prom").failures == 0
+
+    flaky = iter([ConnectionError("blip"), None])
+
+    def once_flaky() -> str:
+        exc = next(flaky)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert resilience.guarded_sync("prom", once_flaky) == "ok" and resilience.breaker("prom").failures == 0
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    from core.resilience import backoff_delay
+
+    for n, full in [(0, 0.2), (1, 0.4), (2, 0.8), (6, 5.0)]:
+        d = backoff_delay(n, 0.2, 5.0)
+        assert full / 2 <= d <= full
