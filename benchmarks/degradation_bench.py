@@ -1,0 +1,59 @@
+"""Degradation benchmark: per dependency, the time from its failure to the fallback answering.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/degradation_bench.py [--only KEY ...] [--repeat N] [--json]
+
+Runs the fault-injection scenarios of tests/faults/ (the same ones the fault tests assert on) against
+real servers (redis-server, prometheus, postgres) and the wire simulators of tests/sim/, and prints one
+row per scenario: the dependency, the fault, what the product did, the breaker's state afterwards and
+the median time from the failure to the fallback answering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core import resilience  # noqa: E402
+from tests.faults.scenario import Degradation, load_all  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", default=None, help="scenario keys (default: all)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("ENABLE_MEMORY", "false")
+    scenarios = load_all()
+    keys = args.only or sorted(scenarios)
+    rows = []
+    for key in keys:
+        runs: list[Degradation] = []
+        for _ in range(args.repeat):
+            resilience.reset()
+            with tempfile.TemporaryDirectory(prefix=f"aiops-fault-{key}-") as tmp:
+                runs.append(scenarios[key](Path(tmp)))
+        ms = [r.fallback_ms for r in runs]
+        last = runs[-1]
+        rows.append({"scenario": key, "dependency": last.dependency, "fault": last.fault,
+                     "behaviour": last.behaviour, "breaker": last.breaker_state,
+                     "fallback_ms_median": round(statistics.median(ms), 1),
+                     "fallback_ms_max": round(max(ms), 1), "runs": len(ms)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'scenario':34} {'breaker':9} {'median ms':>10} {'max ms':>9}  behaviour")
+    for r in rows:
+        print(f"{r['scenario']:34} {r['breaker']:9} {r['fallback_ms_median']:>10} {r['fallback_ms_max']:>9}  "
+              f"{r['behaviour']}")
+
+
+if __name__ == "__main__":
+    main()
