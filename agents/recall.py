@@ -3,6 +3,10 @@
 Recall turns matches into cited evidence (signal `memory` / `runbook`). A past incident with the same
 signature whose fix was verified is the strongest prior there is: rule-mode diagnosis ranks its cause
 first, and planning proposes the fix that worked before (so an LLM is not asked again).
+
+Memory is an aid, never a dependency of the diagnosis: when Milvus or the embeddings endpoint is down
+(or its breaker is open), recall is skipped and the report carries one `memory unavailable` evidence
+line saying why; remembering the finished incident is deferred to memory's pending file, not lost.
 """
 
 from __future__ import annotations
@@ -51,7 +55,13 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
         matches = await asyncio.to_thread(memory.similar_incidents, text, alertname=incident.alert.name, limit=3)
         runbooks = await asyncio.to_thread(memory.search_runbooks, text, limit=2)
     except Exception as exc:  # memory is an aid: its failure must not stop a diagnosis
-        log.warning("memory recall failed: %s", exc)
+        from memory.pending import reason
+
+        why = reason(exc)
+        log.warning("memory unavailable, recall skipped: %s", why)
+        add(tool="memory", signal="state", component="incident-memory", anomalous=False,
+            query=f"similar_incidents(alertname={incident.alert.name})",
+            excerpt=f"memory unavailable ({why}): past incidents and runbooks not consulted")
         return []
     strong = []
     for m in matches:
@@ -103,7 +113,11 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
         root_cause=top.cause if top else "", actions=actions,
         recovered=verification.recovered if verification else None,
         occurred_at=incident.alert.starts_at)
+    from memory.pending import MemoryUnavailable
+
     try:
         memory.remember(record)
-    except Exception as exc:
-        log.warning("could not remember incident %s: %s", report.incident_id, exc)
+    except MemoryUnavailable as exc:  # kept in the pending file; stored once memory is back
+        log.warning("%s", exc)
+    except Exception as exc:  # a memory without a pending file (another IncidentMemoryPort)
+        log.error("could not remember incident %s: %s", report.incident_id, exc)
