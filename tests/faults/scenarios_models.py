@@ -249,3 +249,30 @@ def embeddings_500(tmp: Path) -> Degradation:
                         MILVUS_URI=str(tmp / "milvus.db"), EMBEDDINGS_BASE_URL=emb.base_url)
         d.details["requests_to_sim"] = len(emb.requests)
     return d
+
+
+@degradation("ollama-fallback")
+def ollama_fallback(tmp: Path) -> Degradation:
+    """OpenAI at a dead port, Ollama (the wire simulator, real langchain-ollama client) healthy."""
+    from tests.sim.ollama_server import OllamaSim
+    from tests.sim.ollama_server import serve as serve_ollama
+
+    ollama = OllamaSim(crashloop_responder, model="llama3.1:8b")
+    with serve_ollama(ollama) as ollama_url:
+        s = base_settings(tmp / "run0", OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1", OPENAI_MODEL="sim-model",
+                          OLLAMA_BASE_URL=ollama_url, OLLAMA_MODEL="llama3.1:8b", ENABLE_LLM_FALLBACK=True)
+        chain = TimedChain(build_llm_chain(s).providers)
+        report, ms, _status = run_incident(s, llm=chain)
+    b = resilience.breaker("llm-openai")
+    first, later = chain.timings[0], chain.timings[1:]
+    return Degradation(
+        dependency="llm-openai", fault="OPENAI_BASE_URL at a dead loopback port, Ollama (simulated) up",
+        behaviour=f"openai breaker opens after {b.failure_threshold} failed attempts; Ollama answers the same "
+                  "node; later nodes go straight to Ollama",
+        fallback_ms=first["ms"], breaker_state=b.state,
+        details={"first_ask": first, "open_ask_ms": later[0]["ms"] if later else None, "asks": chain.timings,
+                 "incident_ms": round(ms, 1), "mode": report.mode, "hypotheses": len(report.hypotheses),
+                 "top_cause": report.hypotheses[0].cause if report.hypotheses else "",
+                 "llm_calls": [{"node": c.node, "provider": c.provider, "ok": c.ok, "ms": round(c.latency_ms, 1),
+                                "error": c.error[:80]} for c in report.llm_calls],
+                 "ollama_requests": len(ollama.requests), "ollama_breaker": resilience.breaker("llm-ollama").state})

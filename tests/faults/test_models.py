@@ -119,3 +119,17 @@ def test_embeddings_500_is_retried_until_the_breaker_opens(tmp_path: Path) -> No
     d = embeddings_500(tmp_path)
     _assert_memory_degraded(d, "embeddings")
     assert d.details["requests_to_sim"] == 3  # RETRY_ATTEMPTS on the first recall; nothing after it opened
+
+
+def test_openai_down_falls_back_to_ollama(tmp_path: Path) -> None:
+    from tests.faults.scenarios_models import ollama_fallback
+
+    d = ollama_fallback(tmp_path)
+    assert d.breaker_state == "open" and d.details["ollama_breaker"] == "closed"
+    assert [a["answered_by"] for a in d.details["asks"]] == ["model", "model"]  # Ollama answered both nodes
+    assert d.details["top_cause"] == "config.yaml fails to parse"  # the model's diagnosis, not the rules'
+    calls = d.details["llm_calls"]
+    assert [c["provider"] for c in calls if not c["ok"] and c["ms"] > 0] == ["openai"] * 3
+    assert [c["node"] for c in calls if c["provider"] == "ollama" and c["ok"]] == ["diagnosis", "remediation"]
+    assert any(c["provider"] == "openai" and _circuit_open(c) for c in calls)  # remediation skipped openai
+    assert d.details["ollama_requests"] == 2
