@@ -213,8 +213,8 @@ def _memory_run(tmp: Path, dependency: str, fault: str, **extra: Any) -> Degrada
     first, open_call = memory.timings[0], memory.timings[-1]
     return Degradation(
         dependency=dependency, fault=fault,
-        behaviour="recall skipped ('memory unavailable' evidence line), incident completes in rules mode; "
-                  "resolved incident kept in memory-pending.jsonl, stored when memory is back",
+        behaviour="recall skipped ('memory unavailable' evidence line), incident completes; "
+                  "finished incident kept in memory-pending.jsonl, stored when memory is back",
         fallback_ms=first["ms"], breaker_state=b.state,
         details={"first_call": first, "open_call_ms": open_call["ms"], "calls": memory.timings,
                  "incident_ms": round(ms, 1), "status": status, "incident_id": report.incident_id,
