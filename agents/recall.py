@@ -6,7 +6,7 @@ first, and planning proposes the fix that worked before (so an LLM is not asked 
 
 Memory is an aid, never a dependency of the diagnosis: when Milvus or the embeddings endpoint is down
 (or its breaker is open), recall is skipped and the report carries one `memory unavailable` evidence
-line saying why; remembering the finished incident is deferred to memory's pending file, not lost.
+line saying why (a DEGRADED row, like agents.degraded's notes); remembering the finished incident is deferred to memory's pending file, not lost.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
+from agents.degraded import UNAVAILABLE_QUERY
 from agents.toolbox import Toolbox
+from core import resilience
 from core.models import (
     Evidence,
     ExecutionResult,
@@ -55,13 +57,12 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
         matches = await asyncio.to_thread(memory.similar_incidents, text, alertname=incident.alert.name, limit=3)
         runbooks = await asyncio.to_thread(memory.search_runbooks, text, limit=2)
     except Exception as exc:  # memory is an aid: its failure must not stop a diagnosis
-        from memory.pending import reason
+        from memory.pending import dependency_of
 
-        why = reason(exc)
-        log.warning("memory unavailable, recall skipped: %s", why)
-        add(tool="memory", signal="state", component="incident-memory", anomalous=False,
-            query=f"similar_incidents(alertname={incident.alert.name})",
-            excerpt=f"memory unavailable ({why}): past incidents and runbooks not consulted")
+        dependency, note = dependency_of(exc), memory_outage_note(exc)
+        log.warning("diagnosis without memory: %s", note)
+        add(tool=dependency, signal="state", component=dependency, anomalous=False, query=UNAVAILABLE_QUERY,
+            excerpt=f"{note}; past incidents and runbooks not consulted")
         return []
     strong = []
     for m in matches:
@@ -83,6 +84,20 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
             query=f"search_runbooks({incident.alert.name})",
             excerpt=f"runbook {d.alertname} ({d.source}): {(d.mitigation or d.diagnosis or d.meaning)[:200]}")
     return strong
+
+
+def memory_outage_note(exc: BaseException) -> str:
+    """`memory unavailable: milvus breaker open (<its last error>)` / `memory unavailable: embeddings <why>`
+    (the shape of agents.degraded's notes, so the report shows it as a DEGRADED row)."""
+    from memory.pending import dependency_of
+
+    dependency = dependency_of(exc)
+    b = resilience.breaker(dependency)
+    why = (b.last_error or "") if isinstance(exc, resilience.CircuitOpenError) else f"{type(exc).__name__}: {exc}"
+    why = why.split(": ", 1)[-1].strip().splitlines()[0][:160] if why.strip() else type(exc).__name__
+    if b.state == "open":
+        return f"memory unavailable: {dependency} breaker open ({why})"
+    return f"memory unavailable: {dependency} {why}"
 
 
 def known_fix(incident: Incident, verdict: TriageVerdict, matches: list[Any]) -> Any | None:

@@ -220,6 +220,10 @@ def alert_bucket(alertname: str) -> str:
 MILVUS = "milvus"  # the breaker's name in core.resilience
 
 
+class MilvusError(RuntimeError):
+    """Milvus (server or lite file) failed an operation; the message is pymilvus's, on one line."""
+
+
 def _milvus_fault(exc: BaseException) -> bool:
     """Whether an error inside a Milvus operation is Milvus's fault (charged to its breaker). Embedding
     failures have their own breaker; a bad parameter is this client's mistake, not an outage."""
@@ -298,8 +302,13 @@ class IncidentMemory:
             try:
                 return op()
             except Exception as exc:
-                if _milvus_fault(exc) and not self.is_lite:
+                if not _milvus_fault(exc):
+                    raise
+                if not self.is_lite:
                     self._drop_client()  # a server that went away: reconnect on the next attempt
+                message, code = getattr(exc, "message", None), getattr(exc, "code", None)
+                if isinstance(message, str) and message:  # pymilvus.MilvusException: one readable line
+                    raise MilvusError(f"{message} (code {code})") from exc
                 raise
 
         return guarded_sync(MILVUS, attempt, idempotent=idempotent, counts=_milvus_fault,

@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from agents.degraded import is_unavailable_note
 from agents.diagnosis import DiagnosisOutput
 from core import resilience
 from core.llm import LLMChain, M, build_llm_chain
@@ -204,7 +205,7 @@ def _memory_run(tmp: Path, dependency: str, fault: str, **extra: Any) -> Degrada
     memory = TimedMemory(IncidentMemory.from_settings(s))
     # rejected by the approver: the run ends at once (no playbook to wait for) and is remembered all the same
     report, ms, status = run_incident(s, decide="reject", memory=memory)
-    notes = [e.excerpt for e in report.evidence if e.tool == "memory" and e.signal == "state"]
+    notes = [e.excerpt for e in report.evidence if is_unavailable_note(e) and e.excerpt.startswith("memory")]
     try:
         memory.similar_incidents("HostHighCpuLoad web-01", alertname="HostHighCpuLoad")
     except Exception:  # noqa: BLE001, S110 - expected: memory is down; the timing is what is wanted
@@ -213,7 +214,7 @@ def _memory_run(tmp: Path, dependency: str, fault: str, **extra: Any) -> Degrada
     first, open_call = memory.timings[0], memory.timings[-1]
     return Degradation(
         dependency=dependency, fault=fault,
-        behaviour="recall skipped ('memory unavailable' evidence line), incident completes; "
+        behaviour="recall skipped ('memory unavailable: <dep> breaker open (...)' DEGRADED line in the report), incident completes; "
                   "finished incident kept in memory-pending.jsonl, stored when memory is back",
         fallback_ms=first["ms"], breaker_state=b.state,
         details={"first_call": first, "open_call_ms": open_call["ms"], "calls": memory.timings,

@@ -68,8 +68,8 @@ def _pending_ids(path: str) -> list[str]:
 def _assert_memory_degraded(d, dependency: str) -> None:
     assert d.dependency == dependency and d.breaker_state == "open"
     assert d.details["status"] == "rejected" and d.details["hypotheses"] > 0  # the run completed
-    assert d.details["note"].startswith("memory unavailable (")  # visible in the report's evidence
-    assert dependency in d.details["note"]
+    # visible in the report (a DEGRADED row), naming the dependency and its breaker
+    assert d.details["note"].startswith(f"memory unavailable: {dependency} breaker open (")
     assert d.details["pending"] == 1 and _pending_ids(d.details["pending_file"]) == [d.details["incident_id"]]
     assert "CircuitOpenError" in d.details["calls"][-1]["error"]  # once open, the skip costs no call
 
