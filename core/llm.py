@@ -44,6 +44,9 @@ class Provider:
     chat: BaseChatModel
     dependency: str  # the breaker's name in core.resilience: "llm-openai", "llm-ollama"
 
+    def __post_init__(self) -> None:
+        breaker(self.dependency)  # registered now, so /api/v1/circuit-breakers lists it before any call
+
     @property
     def breaker(self) -> CircuitBreaker:
         return breaker(self.dependency)  # process-wide, looked up so a re-configured registry is seen

@@ -254,7 +254,7 @@ class IncidentMemory:
         self._embedder = embedder
         # incidents that could not be stored yet (memory down); default: next to a lite file, else cwd
         self.pending = PendingIncidents(pending or (Path(uri).expanduser().parent / PENDING_FILE if is_lite_uri(uri)
-                                                    else Path(PENDING_FILE)))
+                                                    else Path(PENDING_FILE)), IncidentRecord.model_validate)
         self._client_obj: MilvusClient | None = None
         self._lock = threading.RLock()
         self._ready: set[str] = set()

@@ -19,14 +19,13 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from core.resilience import DependencyUnavailable
 
-if TYPE_CHECKING:  # pragma: no cover
-    from memory.incidents import IncidentRecord
+R = TypeVar("R", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,12 @@ def reason(exc: BaseException) -> str:
     return f"{dependency_of(exc)}: {text}"
 
 
-class PendingIncidents:
-    """An append-only JSONL file of incidents to store once memory is back."""
+class PendingIncidents(Generic[R]):
+    """An append-only JSONL file of records (`IncidentRecord`s) to store once memory is back."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, parse: Callable[[Any], R]) -> None:
         self.path = path
+        self.parse = parse  # a JSON object back to a record (the model's `model_validate`)
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
@@ -70,7 +70,7 @@ class PendingIncidents:
         finally:
             os.close(fd)  # releases the lock
 
-    def add(self, record: IncidentRecord) -> int:
+    def add(self, record: R) -> int:
         """Append one record durably; returns how many are pending now."""
         line = (record.model_dump_json() + "\n").encode("utf-8")
         with self._locked() as fd:
@@ -81,22 +81,20 @@ class PendingIncidents:
     def count(self) -> int:
         return _count_lines(self.path) if self.path.exists() else 0
 
-    def replay(self, store: Callable[[list[IncidentRecord]], object]) -> int:
+    def replay(self, store: Callable[[list[R]], object]) -> int:
         """Store every pending record with `store` (an upsert by id); on success the file is emptied.
         If `store` raises, nothing is removed and the error propagates. Returns how many were stored."""
-        from memory.incidents import IncidentRecord
-
         if not self.path.exists() or self.path.stat().st_size == 0:
             return 0
         with self._locked() as fd:
             raw = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
-            records: list[IncidentRecord] = []
+            records: list[R] = []
             rejected: list[str] = []
             for line in raw:
                 if not line.strip():
                     continue
                 try:
-                    records.append(IncidentRecord.model_validate(json.loads(line)))
+                    records.append(self.parse(json.loads(line)))
                 except (ValueError, ValidationError):
                     rejected.append(line)
             if records:
