@@ -276,7 +276,7 @@ def telegram_down(tmp: Path) -> Degradation:
     return Degradation(
         dependency="notify-telegram", fault="Telegram Bot API answers 502 until it recovers",
         behaviour="breaker opens, the cards stay queued (none lost), Slack delivers meanwhile; after recovery the "
-                  "card is sent once, edited in place and the escalation pings once",
+                  "card is sent once and the escalation pings once",
         fallback_ms=out["fallback_ms"], breaker_state=out["breaker_degraded"],
         details={**out, "telegram_messages": msgs, "send_message_ok": sends, "edit_ok": edits,
                  "telegram_attempts": attempts, "slack_delivered": slack_received})
