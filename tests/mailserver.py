@@ -3,7 +3,8 @@
 `smtp_server(tmp_path)` generates a self-signed certificate for 127.0.0.1 (its file is the CA bundle the
 client must trust), starts the server on a free loopback port and yields it; `server.messages` holds
 every accepted mail as an `email.message.EmailMessage`. `server.stop()` / `server.start()` simulate an
-outage on the same port.
+outage on the same port; `server.quit_reply = "421 ..."` makes it answer QUIT with that (after accepting
+the mail: a server shutting down between the message and the goodbye).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 from tests.servers import free_port
 
@@ -62,6 +63,9 @@ class _Handler:
                                           "tls": session.ssl is not None, "auth": session.authenticated})
         return "250 Message accepted for delivery"
 
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> Any:  # noqa: N802 - aiosmtpd's name
+        return self.server.quit_reply or MISSING
+
 
 class SMTPServer:
     def __init__(self, tmp: Path) -> None:
@@ -70,6 +74,7 @@ class SMTPServer:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.quit_reply: str | None = None  # e.g. "421 4.3.0 shutting down": QUIT answered with it
         self.controller: Controller | None = None
 
     def _auth(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

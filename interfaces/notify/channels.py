@@ -159,21 +159,32 @@ class EmailChannel:
         msg.set_content("\n".join([n.summary, "", *_report_lines(n)]))
         return msg
 
+    def _transact(self, smtp: smtplib.SMTP, msg: EmailMessage) -> None:
+        s = self.settings
+        smtp.ehlo()
+        if s.SMTP_STARTTLS:
+            ctx = ssl.create_default_context(cafile=str(s.SMTP_CA_BUNDLE) if s.SMTP_CA_BUNDLE else None)
+            smtp.starttls(context=ctx)
+            smtp.ehlo()
+        if s.SMTP_USER:
+            if not s.SMTP_STARTTLS:
+                raise Permanent("refusing to send SMTP credentials without STARTTLS (SMTP_STARTTLS=false)")
+            smtp.login(s.SMTP_USER, s.SMTP_PASSWORD or "")
+        smtp.send_message(msg)
+
     def _send_sync(self, msg: EmailMessage) -> None:
+        """Deliver one mail. Once the server has accepted it (send_message returned) it is delivered: a
+        failing QUIT afterwards (a 421 from a server shutting down, a dropped connection) is logged, not
+        raised, or the outbox would send the same mail again (or dead-letter a delivered one)."""
         s = self.settings
         assert s.SMTP_HOST
         try:
-            with smtplib.SMTP(s.SMTP_HOST, s.SMTP_PORT, timeout=s.NOTIFY_TIMEOUT) as smtp:
-                smtp.ehlo()
-                if s.SMTP_STARTTLS:
-                    ctx = ssl.create_default_context(cafile=str(s.SMTP_CA_BUNDLE) if s.SMTP_CA_BUNDLE else None)
-                    smtp.starttls(context=ctx)
-                    smtp.ehlo()
-                if s.SMTP_USER:
-                    if not s.SMTP_STARTTLS:
-                        raise Permanent("refusing to send SMTP credentials without STARTTLS (SMTP_STARTTLS=false)")
-                    smtp.login(s.SMTP_USER, s.SMTP_PASSWORD or "")
-                smtp.send_message(msg)
+            smtp = smtplib.SMTP(s.SMTP_HOST, s.SMTP_PORT, timeout=s.NOTIFY_TIMEOUT)
+            try:
+                self._transact(smtp, msg)
+            except BaseException:
+                smtp.close()
+                raise
         except smtplib.SMTPAuthenticationError as exc:
             raise Permanent(f"SMTP login refused: {exc.smtp_code}") from None
         except smtplib.SMTPNotSupportedError as exc:
@@ -182,6 +193,16 @@ class EmailChannel:
             if 500 <= exc.smtp_code < 600:
                 raise Permanent(f"SMTP refused the message: {exc.smtp_code} {exc.smtp_error!r}") from None
             raise RetryLater(f"SMTP temporary failure: {exc.smtp_code}") from None
+        try:
+            code, reply = smtp.docmd("QUIT")
+            if code != 221:
+                log.warning("email: %s:%s accepted %s but answered QUIT with %s %r; counted as delivered",
+                            s.SMTP_HOST, s.SMTP_PORT, msg["Message-ID"], code, reply[:100])
+        except (smtplib.SMTPException, OSError) as exc:
+            log.warning("email: %s:%s accepted %s but QUIT failed (%s); counted as delivered", s.SMTP_HOST,
+                        s.SMTP_PORT, msg["Message-ID"], exc)
+        finally:
+            smtp.close()
 
     async def send(self, n: Notification) -> None:
         await asyncio.to_thread(self._send_sync, self._message(n))

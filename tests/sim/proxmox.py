@@ -24,8 +24,10 @@ power state cools it and moves the clock forward by `settle_seconds`: what a rea
 few minutes after a reboot, so verification can read the aftermath without the test waiting.
 
 Faults: `outage = 500` (or 503) makes requests answer that status and change nothing (only the methods
-in `outage_methods`, e.g. `{"POST"}` for a PVE that reads but fails every task start); stopping the
-server (leaving the `with`) is a PVE that is down.
+in `outage_methods`, e.g. `{"POST"}` for a PVE that reads but fails every task start); `stall = 5.0`
+makes requests whose method is in `stall_methods` hang: recorded, then held that long without being
+processed or answered, then the connection is dropped (a hung pveproxy; `{"POST"}` for one that reads
+but never answers a task start); stopping the server (leaving the `with`) is a PVE that is down.
 
 Usage: `with ProxmoxSim() as pve: pve.host, pve.port, pve.token_name, pve.token_value, pve.ca_file`.
 """
@@ -171,6 +173,10 @@ class ProxmoxSim:
         # (all by default) are answered with it (after being recorded) and change nothing.
         self.outage: int | None = None
         self.outage_methods: frozenset[str] = frozenset({"GET", "POST", "PUT", "DELETE"})
+        # A hang: while `stall` is a number of seconds, requests whose method is in `stall_methods` are
+        # recorded, held that long unprocessed and unanswered, and their connection dropped.
+        self.stall: float | None = None
+        self.stall_methods: frozenset[str] = frozenset({"GET", "POST", "PUT", "DELETE"})
         self._pid = 0x1F00
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -255,6 +261,14 @@ class ProxmoxSim:
         if token is None or token[0] != m["secret"]:
             raise ApiError(401, "invalid token value!")
         return token[1]
+
+    def stalled(self, method: str, path: str) -> float | None:
+        """How long to hold this request unanswered (None: serve it); a held request is recorded."""
+        with self._lock:
+            if self.stall is None or method not in self.stall_methods:
+                return None
+            self.requests.append((method, path))
+            return self.stall
 
     def handle(self, method: str, path: str, params: dict[str, str], privs: frozenset[str]) -> Any:
         with self._lock:
@@ -612,6 +626,11 @@ class _Handler(BaseHTTPRequestHandler):
         params.update({k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()})
         if not url.path.startswith("/api2/json/"):
             self._reply(404, {"data": None}, "Not Found")
+            return
+        hold = self.sim.stalled(method, url.path[len("/api2/json"):])
+        if hold is not None:  # hung: nothing processed, no answer, then the connection drops
+            time.sleep(hold)
+            self.close_connection = True
             return
         try:
             privs = self.sim.authenticate(self.headers.get("Authorization"))

@@ -7,9 +7,10 @@ task PVE started, and `wait` polls `/nodes/{node}/tasks/{upid}/status` until it 
 its log, so a caller always knows the task's exit status rather than assuming success.
 
 Every call goes through the process-wide breaker "proxmox" (core.resilience). Reads (GET) are retried
-with back-off; a state-changing call (POST/PUT: power, snapshot, rollback, resize) is tried exactly once:
-whether a POST that timed out reached PVE is unknown, and starting a task twice is worse than failing
-once. A refusal from a healthy PVE (4xx: bad parameters, a missing privilege, a refused token) is not
+with back-off, except after a timeout: a hung pveproxy would cost another PROXMOX_TIMEOUT per retry, so
+the read fails after one (charged; CB_FAILURE_THRESHOLD of them open the breaker). A state-changing
+call (POST/PUT: power, snapshot, rollback, resize) is tried exactly once: whether a POST that timed out
+reached PVE is unknown, and starting a task twice is worse than failing once. A refusal from a healthy PVE (4xx: bad parameters, a missing privilege, a refused token) is not
 charged to the breaker; a dead or failing PVE (connection errors, timeouts, 5xx) is. While the breaker
 is open every call fails at once with `ProxmoxUnavailable` ("target unreachable (breaker open)").
 """
@@ -57,6 +58,11 @@ class _Failed(Exception):
     def __init__(self, error: ProxmoxError, charged: bool) -> None:
         super().__init__(str(error))
         self.error, self.charged = error, charged
+
+
+class _TimedOut(_Failed):
+    """PVE accepted the connection (or never completed it) but did not answer within PROXMOX_TIMEOUT:
+    charged, and not retried (a retry of a hung server costs another full timeout)."""
 
 
 def check_vmid(vmid: int | str) -> int:
@@ -180,7 +186,8 @@ class ProxmoxClient:
         """One PVE call through the "proxmox" breaker; only reads (`what` starts with GET) are retried."""
         try:
             return guarded_sync(BREAKER, lambda: self._attempt(what, fn, *args, **kwargs),
-                                idempotent=what.startswith("GET"), counts=lambda e: isinstance(e, _Failed) and e.charged)
+                                idempotent=what.startswith("GET"), counts=lambda e: isinstance(e, _Failed) and e.charged,
+                                never_retry=(_TimedOut,))
         except _Failed as exc:
             raise exc.error from None
         except CircuitOpenError:
@@ -200,8 +207,13 @@ class ProxmoxClient:
             raise _Failed(ProxmoxError(f"proxmox {self.config.host}: {what}: {_one_line(exc)}"),
                           charged=exc.status_code >= 500) from None
         except Exception as exc:  # requests/SSL/socket errors: one line, no traceback
-            from requests.exceptions import SSLError
+            from requests.exceptions import SSLError, Timeout
 
+            if isinstance(exc, Timeout):
+                maybe = "" if what.startswith("GET") else " (it may have reached PVE: check the node's task list)"
+                raise _TimedOut(ProxmoxUnavailable(
+                    f"proxmox {self.config.host}: {what}: no answer within {self.config.timeout:g} s "
+                    f"(PROXMOX_TIMEOUT; {type(exc).__name__}); not retried{maybe}"), charged=True) from None
             line = f"proxmox {self.config.host}: {what}: {_connection_line(exc)}"
             if isinstance(exc, SSLError):  # PVE answered with a certificate we do not trust: configuration
                 raise _Failed(ProxmoxError(line), charged=False) from None

@@ -7,7 +7,9 @@ message. Names and ids are validated before they are sent, and the scheduler scr
 writes only ever contain validated names/ids, so nothing from an alert or a model reaches a script.
 
 Every connection and command goes through the process-wide breaker "routeros" (core.resilience).
-Connecting (login) is retried with back-off: nothing has been asked of the router yet. Commands on an
+Connecting (login) is retried with back-off: nothing has been asked of the router yet; but not after a
+timeout (a hung router would cost another MIKROTIK_TIMEOUT per retry: one is charged and the session
+fails; CB_FAILURE_THRESHOLD of them open the breaker). Commands on an
 open connection are tried once: a write (`set`, `add`, `remove`) is not idempotent, and after a broken
 socket a read on the same connection cannot succeed either (a caller that wants to read again opens a
 new session, whose connect is retried). A `!trap` or a refused login is the router answering, so it is
@@ -54,6 +56,11 @@ class _Failed(Exception):
     def __init__(self, error: RouterOSError, charged: bool) -> None:
         super().__init__(str(error))
         self.error, self.charged = error, charged
+
+
+class _TimedOut(_Failed):
+    """The router did not answer within MIKROTIK_TIMEOUT: charged, and not retried (a retry of a hung
+    router costs another full timeout)."""
 
 
 def _charged(exc: BaseException) -> bool:
@@ -291,7 +298,7 @@ class RouterOSClient:
     def session(self) -> Iterator[Session]:
         try:
             api = guarded_sync(BREAKER, self._connect, idempotent=True, counts=_charged, retry_on=(_Failed,),
-                               never_retry=())
+                               never_retry=(_TimedOut,))
         except _Failed as exc:
             raise exc.error from None
         except CircuitOpenError:
@@ -317,6 +324,9 @@ class RouterOSClient:
             raise _Failed(RouterOSError(f"routeros {self.where}: login: router said: {exc}"), charged=False) from None
         except FatalError as exc:
             raise _Failed(RouterOSError(f"routeros {self.where}: login: fatal: {exc}"), charged=False) from None
-        except (TimeoutError, LibRouterosError, OSError) as exc:
+        except TimeoutError:  # connect or login unanswered (socket.timeout)
+            raise _TimedOut(RouterOSUnavailable(f"routeros {self.where}: connect: no answer within {c.timeout:g} s "
+                                                "(MIKROTIK_TIMEOUT); not retried"), charged=True) from None
+        except (LibRouterosError, OSError) as exc:
             raise _Failed(RouterOSUnavailable(f"routeros {self.where}: cannot connect: {type(exc).__name__}: {exc}"),
                           charged=True) from None
