@@ -1,6 +1,7 @@
 """`GET /health`: a real, bounded check of every configured component, all at once.
 
-Unhealthy (503) when the queue cannot be reached: Alertmanager's webhooks would be refused. Degraded
+Unhealthy (503) when the queue or the incident store (Postgres, when `DATABASE_URL` is set) cannot be
+reached: Alertmanager's webhooks are refused then. Degraded
 when another configured component fails (the service still takes alerts; runs will have less evidence).
 """
 
@@ -13,6 +14,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from core.redis_errors import redis_outage
+from core.resilience import guarded
 from core.settings import Settings
 from interfaces.api.schemas import ComponentHealth
 from interfaces.queue import MessageQueue
@@ -48,8 +51,9 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
 
         client = aioredis.Redis.from_url(settings.REDIS_URL or "", socket_timeout=TIMEOUT,
                                          socket_connect_timeout=TIMEOUT)
-        try:
-            await client.ping()
+        try:  # one attempt through the shared breaker: an open one is reported, not waited for
+            await guarded("redis", lambda: client.ping(), idempotent=False,  # type: ignore[arg-type,return-value]
+                          counts=redis_outage)
         finally:
             await client.aclose()
         return "PONG"
@@ -57,11 +61,16 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
     async def check_postgres() -> str:
         import psycopg
 
-        conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL or "", connect_timeout=int(TIMEOUT))
-        try:
-            await conn.execute("SELECT 1")
-        finally:
-            await conn.close()
+        from memory.pg import is_outage
+
+        async def select_one() -> None:
+            conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL or "", connect_timeout=int(TIMEOUT))
+            try:
+                await conn.execute("SELECT 1")
+            finally:
+                await conn.close()
+
+        await guarded("postgres", select_one, idempotent=False, counts=is_outage)
         return "SELECT 1 ok"
 
     async def check_prometheus() -> str:
@@ -117,7 +126,8 @@ async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[
 
     results = await asyncio.gather(*(run(c) for c in checks.values()))
     components = dict(zip(checks, results, strict=True))
-    if components["queue"].status != "ok":
+    # Unhealthy: alerts are refused (503) - the queue is down, or the incident store they need is.
+    if components["queue"].status != "ok" or components["postgres"].status == "error":
         status = "unhealthy"
     elif any(c.status == "error" for c in components.values()):
         status = "degraded"
