@@ -19,11 +19,13 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field
 
+from agents.degraded import UNAVAILABLE_QUERY, outage_note
 from agents.prompts import DIAGNOSIS_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
-from tools.logs.types import LogQuery, LogRecord
+from tools.logs.types import LogQuery, LogRecord, LogSourceError
+from tools.metrics.types import MetricsQueryError
 from tools.result import invoke_tool
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,16 @@ class Findings:
     start: datetime | None = None
     end: datetime | None = None
     past: list[Any] = field(default_factory=list)  # memory.incidents.IncidentMatch, similar enough to cite
+    unavailable: list[str] = field(default_factory=list)  # "metrics unavailable: prometheus breaker open ..."
+
+    def source_unavailable(self, kind: str, exc: BaseException, dependency: str, end: datetime) -> None:
+        """A source could not be read: the diagnosis goes on without it and says so (one evidence item)."""
+        note = outage_note(kind, exc, dependency)
+        log.warning("diagnosis without %s: %s", kind, note)
+        self.unavailable.append(note)
+        self.book.add(tool=getattr(exc, "dependency", "") or dependency, query=UNAVAILABLE_QUERY,
+                      component=getattr(exc, "dependency", "") or dependency, signal="state",
+                      anomalous=False, start=self.start, end=end, excerpt=note)
 
 
 def _log_service(r: LogRecord) -> str:
@@ -119,8 +131,11 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
     if toolbox.metrics is not None:
         from tools.analysis.metric_anomaly import rank_components
 
-        f.suspects = (await rank_components(toolbox.metrics, start, end, baseline_start=baseline_start,
-                                            call_graph=toolbox.call_graph))[:MAX_SUSPECTS]
+        try:
+            f.suspects = (await rank_components(toolbox.metrics, start, end, baseline_start=baseline_start,
+                                                call_graph=toolbox.call_graph))[:MAX_SUSPECTS]
+        except MetricsQueryError as exc:  # Prometheus down / breaker open: diagnose on what else there is
+            f.source_unavailable("metrics", exc, toolbox.metrics.name, end)
         for s in f.suspects:
             if not s.anomalies:  # ranked on aggregate/propagated score only: say so, as weak evidence
                 f.book.add(tool="metrics", query="rank_components", component=s.component, signal="metric",
@@ -134,8 +149,12 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
     if toolbox.logs is not None:
         from tools.analysis.log_templates import summarize_logs
 
-        recent = await toolbox.logs.search(LogQuery(start=start, end=end, limit=20_000))
-        before = await toolbox.logs.search(LogQuery(start=baseline_start, end=start, limit=20_000))
+        try:
+            recent = await toolbox.logs.search(LogQuery(start=start, end=end, limit=20_000))
+            before = await toolbox.logs.search(LogQuery(start=baseline_start, end=start, limit=20_000))
+        except LogSourceError as exc:  # Elasticsearch down / files unreadable: diagnose without logs
+            f.source_unavailable("logs", exc, toolbox.logs.name, end)
+            recent, before = [], []
         by_svc: dict[str, list[LogRecord]] = defaultdict(list)
         base_by_svc: dict[str, list[LogRecord]] = defaultdict(list)
         for r in recent:
@@ -366,7 +385,7 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
             "actions": known.record.actions} if known else None)
     if known is not None and toolbox.llm.providers:
         # The same incident again, and we know what fixed it: no need to ask a model.
-        return DiagnosisResult(_from_memory(known, f), f.book.items, False, fix)
+        return DiagnosisResult(degraded(_from_memory(known, f), f), f.book.items, False, fix)
     if toolbox.llm.providers:
         alert = incident.alert
         key = {"node": "diagnosis", "alert": alert.name, "labels": alert.labels, "category": verdict.category,
@@ -374,6 +393,18 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
         result = await toolbox.cached("analysis", key, lambda: diagnose_llm(incident, verdict, f, toolbox, calls),
                                       Diagnosis)
         if result is not None:
-            return DiagnosisResult(result, f.book.items, True, fix)
-    return DiagnosisResult(rank_rules(incident, verdict, f), f.book.items, False, fix)
+            return DiagnosisResult(degraded(result, f), f.book.items, True, fix)
+    return DiagnosisResult(degraded(rank_rules(incident, verdict, f), f), f.book.items, False, fix)
+
+
+def degraded(d: Diagnosis, f: Findings) -> Diagnosis:
+    """Say in the summary and in every hypothesis' rationale which source could not be read. The
+    confidences need no extra cut: they are capped by the kinds of evidence actually seen, and an
+    unread source contributes none."""
+    if not f.unavailable:
+        return d
+    notes = "; ".join(f.unavailable)
+    hyps = [h.model_copy(update={"rationale": f"{h.rationale}; {notes}" if h.rationale else notes})
+            for h in d.hypotheses]
+    return Diagnosis(hypotheses=hyps, summary=f"{d.summary} ({notes})")
 

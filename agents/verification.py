@@ -3,6 +3,9 @@
 A metric has recovered when its recent value is back within half the distance between the anomalous
 value and its baseline; a log template has recovered when its rate per minute is back near baseline.
 Nothing is verified when nothing really executed (dry runs, skips): that is reported, not assumed.
+A signal whose source cannot be read now (Prometheus down, its breaker open) is never taken as
+recovered: the verification says "could not verify (prometheus down)" and `recovered` is None, or
+False if a signal that could be read is still bad.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import re
 import statistics
 from datetime import datetime, timedelta
 
+from agents.degraded import outage_note
 from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
 from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
-from tools.logs.types import LogQuery
+from tools.logs.types import LogQuery, LogSourceError
+from tools.metrics.types import MetricsQueryError
 
 VERIFY_WINDOW = timedelta(minutes=5)
 
@@ -75,19 +80,38 @@ async def verify(evidence: list[Evidence], component: str, executions: list[Exec
     # the notable log templates; a marginal side-effect is not a reason to call a fix a failure.
     top_score = max((e.score or 0.0 for e in mine if e.signal == "metric"), default=0.0)
     checks = []
+    unread: dict[str, str] = {}  # dependency -> why it could not be read (once each)
     for ev in mine:
         if ev.signal == "metric" and (ev.score or 0.0) < 0.5 * top_score:
             continue
         if ev.signal == "metric" and toolbox.metrics is not None and ev.tool == "metrics":
-            checks.append(await _check_metric(ev, toolbox, start, end))
+            try:
+                checks.append(await _check_metric(ev, toolbox, start, end))
+            except MetricsQueryError as exc:
+                dep = getattr(exc, "dependency", "") or toolbox.metrics.name
+                unread.setdefault(dep, outage_note("metrics", exc, dep))
         elif ev.signal == "log" and toolbox.logs is not None and ev.tool == "logs":
-            checks.append(await _check_log(ev, toolbox, start, end))
+            try:
+                checks.append(await _check_log(ev, toolbox, start, end))
+            except LogSourceError as exc:
+                dep = getattr(exc, "dependency", "") or toolbox.logs.name
+                unread.setdefault(dep, outage_note("logs", exc, dep))
         elif ev.tool.startswith("proxmox") and (check := await infrastructure_check(ev, executions, toolbox)):
             checks.append(check)  # the guest's status and RRD series, read from PVE again
     checks += await router_checks(executions, evidence, toolbox)  # RouterOS changes read back
+    if unread:
+        return _unverifiable(unread, checks, await confirm_router_changes(executions, False, toolbox))
     if not checks:
         return Verification(recovered=None, note=f"not verified: no re-runnable evidence for {component}")
     recovered = all(c.recovered for c in checks)
     confirmed = await confirm_router_changes(executions, recovered, toolbox)  # revert jobs: removed only now
     return Verification(recovered=recovered, checks=checks,
                         note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline{confirmed}")
+
+
+def _unverifiable(unread: dict[str, str], checks: list[VerificationCheck], confirmed: str) -> Verification:
+    """Some signal could not be re-read: never a success. Still bad where one could be read: a failure."""
+    head = f"could not verify ({', '.join(sorted(unread))} down): " + "; ".join(unread.values())
+    read = f"; {sum(c.recovered for c in checks)}/{len(checks)} other signals back to baseline" if checks else ""
+    recovered = False if any(not c.recovered for c in checks) else None
+    return Verification(recovered=recovered, checks=checks, note=f"{head}{read}{confirmed}")

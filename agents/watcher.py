@@ -13,6 +13,10 @@ evidence in its annotations, handed to `sink` (the runner, or the service's queu
 as webhooks). Its fingerprint is stable per service, so it is never raised again while its incident
 is open (`is_open`) or while it waits in the queue; when the service scans clean again, the watcher
 sends the matching *resolved* notification, which closes only what the anomaly belongs to.
+
+A source that cannot be read (Prometheus down, its breaker open; Elasticsearch answering 500) is
+skipped for the rest of the cycle with one log line, the other source is still scanned, and no
+service is declared back to normal on a scan that could not see everything.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from agents.degraded import outage_note
 from core.models import AlertmanagerWebhook, utcnow
 from core.settings import Settings
-from tools.logs.types import LogQuery, LogRecord, LogSource
-from tools.metrics.types import MetricsSource
+from tools.logs.types import LogQuery, LogRecord, LogSource, LogSourceError
+from tools.metrics.types import MetricsQueryError, MetricsSource
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,7 @@ class AnomalyWatcher:
         self.is_open = is_open or (lambda fp: False)
         self.clock = clock
         self._raised: dict[str, _Raised] = {}
+        self.skipped: dict[str, str] = {}  # source kind -> why it was skipped in the last scan
 
     # ---------------------------------------------------------------------------------- detect --
     async def _log_findings(self, service: str, start: datetime, end: datetime) -> list[Finding]:
@@ -131,6 +137,22 @@ class AnomalyWatcher:
         found = [*await self._metric_findings(service, start, end), *await self._log_findings(service, start, end)]
         return sorted(found, key=lambda f: -f.score)
 
+    async def _scan_service(self, service: str, now: datetime, dead: dict[str, str]) -> list[Finding]:
+        """`findings`, skipping a source that failed earlier in this cycle (`dead`, filled in here)."""
+        start = now - self.window
+        found: list[Finding] = []
+        readers = (("metrics", MetricsQueryError, self._metric_findings), ("logs", LogSourceError, self._log_findings))
+        for kind, unavailable, read in readers:
+            if kind in dead:
+                continue
+            try:
+                found += await read(service, start, now)
+            except unavailable as exc:
+                source = self.metrics if kind == "metrics" else self.logs
+                dead[kind] = outage_note(kind, exc, getattr(source, "name", ""))
+                log.warning("watch: %s skipped this cycle: %s", kind, dead[kind])
+        return sorted(found, key=lambda f: -f.score)
+
     # ----------------------------------------------------------------------------------- raise --
     @staticmethod
     def labels(service: str) -> dict[str, str]:
@@ -169,12 +191,15 @@ class AnomalyWatcher:
         """One pass over the watched services; returns the notifications handed to the sink."""
         now = self.clock()
         sent = []
+        dead: dict[str, str] = {}  # a source that failed is not asked again this cycle (one log line)
         for service in self.services:
             try:
-                found = await self.findings(service, now)
+                found = await self._scan_service(service, now, dead)
             except Exception as exc:  # one unreadable backend must not stop the watch of the others
                 log.warning("watch %s: %s: %s", service, type(exc).__name__, exc)
                 continue
+            if not found and dead:
+                continue  # a blind spot is not "back to normal": resolve nothing on a partial scan
             fp = self.fingerprint(service)
             if found:
                 if self._suppressed(fp, now):
@@ -188,6 +213,7 @@ class AnomalyWatcher:
                 await self.sink(hook)
                 del self._raised[fp]
                 sent.append(hook)
+        self.skipped = dead
         return sent
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

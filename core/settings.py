@@ -121,9 +121,11 @@ class Settings(BaseSettings):
 
     # --- Observability backends -----------------------------------------------------------------
     PROMETHEUS_URL: str | None = None
+    PROMETHEUS_TIMEOUT: float = Field(10.0, gt=0)  # seconds one Prometheus HTTP request may take
     ELASTICSEARCH_URL: str | None = None
     ELASTICSEARCH_INDEX: str = "logs-*"
     ELASTICSEARCH_API_KEY: str | None = None
+    ELASTICSEARCH_TIMEOUT: float = Field(10.0, gt=0)  # seconds one Elasticsearch request may take
     LOG_FILES: str | None = None  # comma-separated files/globs for the file log source
     DATASETS_DIR: Path = Path("../shared/datasets")
 

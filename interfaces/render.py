@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.degraded import UNAVAILABLE_QUERY
 from core.models import IncidentReport, SelfHealingDecision
 
 _W = 11
@@ -35,6 +36,9 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     _related(out, report)
     evidence = {e.id: e for e in report.evidence}
     out.append(_row("DIAGNOSIS", f"mode {report.mode} · {len(report.evidence)} evidence items"))
+    for ev in report.evidence:
+        if ev.query == UNAVAILABLE_QUERY:  # a source that could not be read: said before any conclusion
+            out.append(_row("DEGRADED", ev.excerpt[:200]))
     for i, h in enumerate(report.hypotheses[:3], 1):
         out.append(_indent(f"{i}. {h.component} ({h.confidence:.0%}): {h.cause}", _W))
         cited = [evidence[e] for e in h.evidence_ids if e in evidence]

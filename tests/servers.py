@@ -230,6 +230,81 @@ def pg_database(prefix: str = "aiops_test") -> Iterator[str]:
         admin.close()
 
 
+class PrometheusServer:
+    """One real `prometheus` process on 127.0.0.1:`port` (no scrape targets unless a config is given),
+    stoppable and restartable on the same port with the same TSDB: what outage tests need."""
+
+    def __init__(self, port: int, workdir: Path, binary: str, data: Path | None = None) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.binary = binary
+        self.data = data or workdir / "tsdb"
+        self.config = workdir / "prometheus.yml"
+        if not self.config.exists():
+            self.config.write_text("global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, wait: float = 60.0) -> None:
+        if self.running:
+            return
+        log = open(self.workdir / "prometheus.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.data}",
+             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        import urllib.request
+
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:  # refused while starting; 503 (HTTPError) until the TSDB is open
+                pass
+            time.sleep(0.05)
+        tail = (self.workdir / "prometheus.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"prometheus did not become ready on port {self.port}:\n{tail}")
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (graceful) or, with `kill=True`, SIGKILL as in a crash."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def start_prometheus(workdir: Path | None = None, data: Path | None = None) -> Iterator[PrometheusServer]:
+    """Run a throw-away `prometheus` for the duration of the block (ServerUnavailable if not installed)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise ServerUnavailable("prometheus is not installed (apt-get install prometheus)")
+    with tempfile.TemporaryDirectory(prefix="aiops-prometheus-") as tmp:
+        server = PrometheusServer(free_port(), workdir or Path(tmp), binary, data)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+
 class PostgresServer:
     """A private PostgreSQL cluster (initdb + pg_ctl) on 127.0.0.1:`port`, stoppable and restartable on
     the same port: for fault tests that must stop *the* database without touching the shared server.

@@ -3,6 +3,8 @@
 Unhealthy (503) when the queue or the incident store (Postgres, when `DATABASE_URL` is set) cannot be
 reached: Alertmanager's webhooks are refused then. Degraded
 when another configured component fails (the service still takes alerts; runs will have less evidence).
+A component whose circuit breaker is open is an error even if the probe gets through: until the
+breaker lets calls through again, every caller takes its fallback (e.g. diagnosis without metrics).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from core.redis_errors import redis_outage
-from core.resilience import guarded
+from core import resilience
 from core.settings import Settings
 from interfaces.api.schemas import ComponentHealth
 from interfaces.queue import MessageQueue
@@ -51,9 +52,8 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
 
         client = aioredis.Redis.from_url(settings.REDIS_URL or "", socket_timeout=TIMEOUT,
                                          socket_connect_timeout=TIMEOUT)
-        try:  # one attempt through the shared breaker: an open one is reported, not waited for
-            await guarded("redis", lambda: client.ping(), idempotent=False,  # type: ignore[arg-type,return-value]
-                          counts=redis_outage)
+        try:
+            await client.ping()
         finally:
             await client.aclose()
         return "PONG"
@@ -61,16 +61,11 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
     async def check_postgres() -> str:
         import psycopg
 
-        from memory.pg import is_outage
-
-        async def select_one() -> None:
-            conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL or "", connect_timeout=int(TIMEOUT))
-            try:
-                await conn.execute("SELECT 1")
-            finally:
-                await conn.close()
-
-        await guarded("postgres", select_one, idempotent=False, counts=is_outage)
+        conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL or "", connect_timeout=int(TIMEOUT))
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
         return "SELECT 1 ok"
 
     async def check_prometheus() -> str:
@@ -114,17 +109,29 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
 
 async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[str, ComponentHealth]]:
     checks = component_checks(settings, queue)
+    breakers = {b.name: b for b in resilience.all_breakers()}
 
-    async def run(check: Check | None) -> ComponentHealth:
-        if check is None:
-            return ComponentHealth(status="not configured")
+    async def probe(check: Check) -> ComponentHealth:
         try:
             return ComponentHealth(status="ok", detail=await asyncio.wait_for(check(), TIMEOUT + 1))
         except Exception as exc:  # noqa: BLE001 - every failure is a finding
             text = str(exc).splitlines()[0][:200] if str(exc) else ""
             return ComponentHealth(status="error", detail=f"{type(exc).__name__}: {text}".rstrip(": "))
 
-    results = await asyncio.gather(*(run(c) for c in checks.values()))
+    async def run(name: str, check: Check | None) -> ComponentHealth:
+        if check is None:
+            return ComponentHealth(status="not configured")
+        health = await probe(check)
+        b = breakers.get(name.replace("_", "-"))  # "llm_openai" is the breaker "llm-openai"
+        if b is None or b.state == "closed":
+            return health
+        last = f", last error {b.last_error[:160]}" if b.last_error else ""
+        if b.state == "open":
+            return ComponentHealth(status="error", detail=f"circuit breaker open (callers take their fallback"
+                                                          f"{last}); probe: {health.detail}"[:400])
+        return health.model_copy(update={"detail": f"{health.detail} (circuit breaker half-open{last})"[:400]})
+
+    results = await asyncio.gather(*(run(n, c) for n, c in checks.items()))
     components = dict(zip(checks, results, strict=True))
     # Unhealthy: alerts are refused (503) - the queue is down, or the incident store they need is.
     if components["queue"].status != "ok" or components["postgres"].status == "error":

@@ -71,6 +71,7 @@ class TelegramChannel:
     """Incident cards in the ADMIN_CHAT_ID chats: sent once, then edited in place; escalations also ping."""
 
     name = "telegram"
+    guards_itself = True  # make_bot's middleware charges "notify-telegram" per Bot API request
 
     def __init__(self, settings: Settings, bot: Any | None = None) -> None:
         from interfaces.telegram.store import telegram_store

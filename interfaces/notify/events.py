@@ -80,7 +80,8 @@ def _escalation_reason(r: IncidentReport) -> str | None:
             a.kind.value == "notify_only" for a in r.plan.actions)):
         return "escalated: " + (r.plan.rationale if r.plan else r.triage.reason)[:300]
     if r.status.value == "failed" or any(e.status == "failed" for e in r.executions):
-        return "an action failed"
+        bad = next((e for e in r.executions if e.status == "failed"), None)  # the step that failed, and why
+        return "an action failed" + (f": {bad.action} on {bad.target}: {bad.output}"[:300] if bad else "")
     if r.verification is not None and r.verification.recovered is False and r.executions:
         return "the fix did not recover the service"
     if r.plan is not None and r.plan.actions and all(a.kind.value == "notify_only" for a in r.plan.actions):

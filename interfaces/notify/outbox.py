@@ -16,6 +16,13 @@ Exactly once per (incident, event, channel), as far as the far end lets us:
   attempts, or at once for a `Permanent` refusal, it goes to the dead-letter list (`dead_letters()`).
 The one window left is a crash between a successful send and its ledger write: that message is sent
 again on restart (PagerDuty folds it by dedup_key; a Telegram card edit is idempotent).
+
+Each channel's sends go through its breaker, "notify-<channel>" (core.resilience), once per attempt:
+the outbox's own back-off is the retry, so a send is never repeated inside one attempt. A `Permanent`
+refusal is the service answering and is not charged. While a channel's breaker is open its loop takes
+no message (nothing is consumed, so no attempt is spent and nothing is dead-lettered for an outage it
+never tried): its queue keeps every notification, in order, until the breaker lets a trial through
+(after CB_TIMEOUT); the other channels' loops deliver as usual.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from core import resilience
+from core.resilience import CircuitOpenError
 from core.settings import Settings
 from interfaces.notify.channels import Channel, Permanent, RetryLater, admits, enabled_channels
 from interfaces.notify.events import Notification, events_for
@@ -183,6 +192,10 @@ def _store_down(exc: BaseException) -> bool:
     return isinstance(exc, QueueUnavailable | DependencyUnavailable | sqlite3.OperationalError) or redis_outage(exc)
 
 
+def breaker_name(channel: str) -> str:
+    return f"notify-{channel}"
+
+
 def backoff(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
     """Exponential with jitter: half the step fixed, half random, so retries of many messages spread out."""
     step = min(cap, base * 2 ** max(0, attempt - 1))
@@ -193,6 +206,7 @@ class Outbox:
     def __init__(self, settings: Settings, channels: list[Channel],
                  queue_for: Callable[[str], MessageQueue], ledger: Ledger) -> None:
         self.settings = settings
+        resilience.configure(settings)  # CB_* for the "notify-<channel>" breakers
         self.channels = {c.name: c for c in channels}
         self.queues = {name: queue_for(f"notify.{name}") for name in self.channels}
         self.ledger = ledger
@@ -247,8 +261,10 @@ class Outbox:
                 if not _store_down(exc):
                     raise
                 self.backlog = pending[i:][-BACKLOG_MAX:]
-                (log.debug if had_backlog else log.warning)("notify: queue store unavailable (%s); %d notification(s) kept to queue later",
-                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, len(self.backlog))
+                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                (log.debug if had_backlog else log.warning)(
+                    "notify: queue store unavailable (%s); %d notification(s) kept to queue later", reason,
+                    len(self.backlog))
                 break
         return queued
 
@@ -299,11 +315,21 @@ class Outbox:
 
     async def _deliver(self, name: str) -> None:
         queue = self.queues[name]
+        b = resilience.breaker(breaker_name(name))
+        held = False  # logged once per outage, not once per poll
         while not self._stop.is_set():
             try:
                 if not await self.ledger.lease(f"channel:{name}", self.consumer, self.lease_ttl):
                     await self._sleep(0.2)  # another process delivers this channel
                     continue
+                if not b.allow():  # the channel is down: its messages wait in the queue, unspent
+                    if not held:
+                        held = True
+                        log.warning("notify: %s is down (breaker %s open: %s); its notifications stay queued "
+                                    "until it answers again", name, b.name, b.last_error)
+                    await self._sleep(0.2)
+                    continue
+                held = False
                 msgs = await queue.consume(f"{self.consumer}-{name}", count=1, block=0.5)
             except Exception as exc:  # the queue's store is down: wait and try again
                 log.warning("notify: %s queue unavailable: %s", name, exc)
@@ -329,12 +355,28 @@ class Outbox:
             await queue.dead_letter(msg, f"not a notification: {exc.error_count()} problems")
             return 0.0
         s = self.settings
+        channel = self.channels[name]
+
+        async def send() -> None:
+            await asyncio.wait_for(channel.send(n), timeout=s.NOTIFY_TIMEOUT)
+
         try:
-            await asyncio.wait_for(self.channels[name].send(n), timeout=s.NOTIFY_TIMEOUT)
+            if getattr(channel, "guards_itself", False):  # its client charges its own breaker per request
+                try:
+                    await send()
+                except TimeoutError as exc:  # the hung request was cancelled inside: charge the hang here
+                    resilience.breaker(breaker_name(name)).record_failure(exc)
+                    raise
+            else:
+                await resilience.guarded(breaker_name(name), send, idempotent=False,
+                                         counts=lambda e: not isinstance(e, Permanent))
         except asyncio.CancelledError:  # shutting down mid-send: give it back now, not after the claim expires
             with suppress(Exception):
                 await asyncio.shield(queue.release(msg))
             raise
+        except CircuitOpenError:  # opened by another sender meanwhile: give it back; not an attempt
+            await queue.release(msg)
+            return 0.0
         except Permanent as exc:
             log.error("notify: %s refused %s permanently: %s", name, msg.key, exc)
             await queue.dead_letter(msg, f"permanent: {exc}")

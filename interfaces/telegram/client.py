@@ -3,6 +3,12 @@
 `TELEGRAM_API_URL` points aiogram at a local Bot API server (or the tests' simulator). Telegram answers
 429 with `retry_after` when a bot sends too fast; the middleware sleeps exactly that long and retries
 (a few times), so a burst of notifications slows down instead of being lost.
+
+Every Bot API request except `getUpdates` (the polling loop in bot.py has its own back-off) goes
+through the breaker "notify-telegram" (core.resilience), once per attempt and never retried by it (a
+repeated sendMessage is a duplicate message): connection errors, timeouts and 5xx are charged; a
+4xx is Telegram answering (a chat that refuses, a bad request, a 429) and is not. While it is open,
+sends fail at once with `CircuitOpenError`; the outbox keeps the cards queued until it closes.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from core.resilience import guarded
 from core.settings import Settings
+
+BREAKER = "notify-telegram"
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +56,26 @@ class RetryAfter(BaseRequestMiddleware):
         raise AssertionError("unreachable")
 
 
+def charged(exc: BaseException) -> bool:
+    """Telegram's fault (down, timing out, 5xx), not an answer from a healthy Bot API (4xx, 429)."""
+    return isinstance(exc, TelegramNetworkError | TelegramServerError) or not isinstance(exc, TelegramAPIError)
+
+
+class Breaker(BaseRequestMiddleware):
+    """Each Bot API request (not getUpdates) through the "notify-telegram" breaker, one attempt."""
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        if isinstance(method, GetUpdates):  # polling: bot.py backs off on its own
+            return await make_request(bot, method)  # type: ignore[arg-type]  # narrowed by isinstance
+        return await guarded(BREAKER, lambda: make_request(bot, method), idempotent=False, counts=charged)
+
+
 def make_bot(settings: Settings, **session_kw: Any) -> Bot:
     if not settings.TELEGRAM_TOKEN:
         raise ValueError("TELEGRAM_TOKEN is not set (create a bot with @BotFather and put its token there)")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.TELEGRAM_API_URL), **session_kw)
-    session.middleware(RetryAfter())
+    session.middleware(RetryAfter())  # outermost: a 429's wait-and-resend ...
+    session.middleware(Breaker())  # ... around the breaker, so each attempt is one breaker call
     return Bot(settings.TELEGRAM_TOKEN, session=session,
                default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True))

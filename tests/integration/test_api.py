@@ -174,15 +174,24 @@ def test_health_and_a_failing_run_dead_lettered(tmp_path: Path) -> None:
         assert body["status"] == "degraded" and body["components"]["queue"]["status"] == "ok"
         assert body["components"]["prometheus"]["status"] == "error"
         assert body["components"]["redis"]["status"] == "not configured"
-        # Prometheus is down and the run raises: retried once, then dead-lettered with the reason
+        # Prometheus is down: the run degrades (diagnosis without metrics, said in the report), not dead-lettered
         accepted = c.post("/webhook/alertmanager", json=webhook()).json()
+        row = wait_for(c, accepted["incident_id"], "awaiting_approval", headers={})
+        report = c.get(f"/api/v1/incidents/{row['incident_id']}").json()
+        assert any(e["excerpt"].startswith("metrics unavailable: prometheus breaker open")
+                   for e in report["evidence"])
+        assert c.get("/api/v1/dead-letters").json()["dead_letters"] == []
+        # a run that cannot succeed (its recording is gone): retried once, then dead-lettered with the reason
+        svc = c.app.state.svc  # type: ignore[attr-defined]
+        gone = {"kind": "replay", "path": str(tmp_path / "deleted.json"), "standins": str(tmp_path / "standins")}
+        c.portal.call(svc.queue.enqueue, {"incident_id": "inc-gone", "webhook": webhook("crashloop"), "source": gone},  # type: ignore[union-attr]
+                      "gone-key")
         deadline = time.monotonic() + 30
         while not (dead := c.get("/api/v1/dead-letters").json()["dead_letters"]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert [(d["body"]["incident_id"], d["deliveries"]) for d in dead] == [(accepted["incident_id"], 2)]
-        assert dead[0]["reason"].startswith("run failed 2 times") and "MetricsQueryError" in dead[0]["reason"]
+        assert [(d["body"]["incident_id"], d["deliveries"]) for d in dead] == [("inc-gone", 2)]
+        assert dead[0]["reason"].startswith("run failed 2 times")
         # a message the worker cannot parse goes straight there
-        svc = c.app.state.svc  # type: ignore[attr-defined]
         c.portal.call(svc.queue.enqueue, {"incident_id": "inc-x", "webhook": {"version": "4"}}, "bad-key")  # type: ignore[union-attr]
         deadline = time.monotonic() + 20
         while len(dead := c.get("/api/v1/dead-letters").json()["dead_letters"]) < 2 and time.monotonic() < deadline:

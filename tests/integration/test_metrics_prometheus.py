@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from core import resilience
 from tests.openmetrics import to_openmetrics
 from tests.servers import free_port
 from tools.analysis.metric_anomaly import rank_components
 from tools.metrics.prometheus import PrometheusSource
 from tools.metrics.recorded import RecordedMetricsSource
 from tools.metrics.tools import make_metric_tools
-from tools.metrics.types import MetricsQueryError
+from tools.metrics.types import MetricsQueryError, MetricsUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -151,8 +152,12 @@ def test_ranking_through_prometheus_equals_ranking_through_recording(prometheus_
 
 def test_bad_query_is_one_readable_error(prometheus_url: str) -> None:
     prom = PrometheusSource(prometheus_url, scrape_interval=60, now=ALERT)
-    with pytest.raises(MetricsQueryError, match="query_range"):
-        _run(prom.query_range("sum(", ALERT - timedelta(minutes=5), ALERT))
+    for _ in range(4):  # a refusal (HTTP 400) from a healthy server: not retried, not charged to its breaker
+        with pytest.raises(MetricsQueryError, match="query_range") as refused:
+            _run(prom.query_range("sum(", ALERT - timedelta(minutes=5), ALERT))
+        assert not isinstance(refused.value, MetricsUnavailable)
+    assert resilience.breaker("prometheus").state == "closed" and resilience.breaker("prometheus").total_failures == 0
     dead = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=2)
-    with pytest.raises(MetricsQueryError, match="prometheus http://127.0.0.1"):
+    with pytest.raises(MetricsUnavailable, match="prometheus http://127.0.0.1") as down:
         _run(dead.list_components())
+    assert down.value.reason == "connection refused" and resilience.breaker("prometheus").state == "open"

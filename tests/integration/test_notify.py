@@ -30,7 +30,7 @@ PD_KEY = "R0UTINGKEY0123456789abcdefABCDEF"  # 32 characters, like a real integr
 def notify_settings(tmp_path: Path, **kw: Any) -> Settings:
     base: dict[str, Any] = dict(AIOPS_DATA_DIR=tmp_path / "var", VERIFY_SETTLE_SECONDS=0, ENABLE_MEMORY=False,
                                 LLM_MODE="rules", NOTIFY_BACKOFF_SECONDS=0.05, NOTIFY_BACKOFF_MAX_SECONDS=0.2,
-                                NOTIFY_TIMEOUT=2.0)
+                                NOTIFY_TIMEOUT=2.0, CB_TIMEOUT=1)  # a channel's breaker lets a trial through after 1 s
     return load_settings(**{**base, **kw})
 
 

@@ -56,6 +56,9 @@ def test_rollback_playbook_refuses_dotdot_even_when_validation_is_bypassed(sandb
     assert run.status == "failed" and "refused" in run.summary
     assert victim.read_text() == "precious\n"
     assert not list(victim.parent.glob("app.conf.failed*"))
+    from core.resilience import breaker  # a task that fails on a host that answered is not the host's fault
+
+    assert breaker("ansible:box").state == "closed" and breaker("ansible:box").total_failures == 0
 
 
 def test_rollback_playbook_refuses_a_symlink_out_of_the_sandbox(sandbox, tmp_path):

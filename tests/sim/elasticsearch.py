@@ -22,6 +22,7 @@ import fnmatch
 import functools
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -405,6 +406,16 @@ class _Server(ThreadingHTTPServer):
     store: _Store
     fail_with: tuple[int, str, str] | None = None
     product_header: bool = True  # False: behave like a proxy/impostor that the client must refuse
+    connections: set[socket.socket]
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        self.connections.add(conn)  # kept so `stop()` can drop keep-alive connections, as a dying node does
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
 
 
 class ElasticsearchDouble:
@@ -412,6 +423,7 @@ class ElasticsearchDouble:
 
     def __init__(self, docs: list[dict[str, Any]]) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.connections = set()
         self._server.store = _Store(docs)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -444,8 +456,16 @@ class ElasticsearchDouble:
         return self
 
     def stop(self) -> None:
+        """Stop like a dead node: no new connections, and the open keep-alive ones are dropped."""
         self._server.shutdown()
         self._server.server_close()
+        for conn in list(self._server.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self._server.connections.clear()
 
     def __enter__(self) -> ElasticsearchDouble:
         return self.start()

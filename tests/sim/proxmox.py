@@ -23,6 +23,10 @@ that is `hot` shows high CPU (and memory) since `hot_since`. A finished task tha
 power state cools it and moves the clock forward by `settle_seconds`: what a real cluster shows a
 few minutes after a reboot, so verification can read the aftermath without the test waiting.
 
+Faults: `outage = 500` (or 503) makes requests answer that status and change nothing (only the methods
+in `outage_methods`, e.g. `{"POST"}` for a PVE that reads but fails every task start); stopping the
+server (leaving the `with`) is a PVE that is down.
+
 Usage: `with ProxmoxSim() as pve: pve.host, pve.port, pve.token_name, pve.token_value, pve.ca_file`.
 """
 
@@ -163,6 +167,10 @@ class ProxmoxSim:
         self.nodes: dict[str, Node] = {}
         self.tasks: dict[str, Task] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) seen, for tests
+        # An outage: while `outage` is a status (500, 503), requests whose method is in `outage_methods`
+        # (all by default) are answered with it (after being recorded) and change nothing.
+        self.outage: int | None = None
+        self.outage_methods: frozenset[str] = frozenset({"GET", "POST", "PUT", "DELETE"})
         self._pid = 0x1F00
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -251,6 +259,8 @@ class ProxmoxSim:
     def handle(self, method: str, path: str, params: dict[str, str], privs: frozenset[str]) -> Any:
         with self._lock:
             self.requests.append((method, path))
+            if self.outage is not None and method in self.outage_methods:
+                raise ApiError(self.outage, "Internal Server Error" if self.outage == 500 else "Service Unavailable")
             return self._route(method, path.strip("/").split("/"), params, privs)
 
     def _need(self, privs: frozenset[str], priv: str, obj: str) -> None:

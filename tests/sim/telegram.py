@@ -10,6 +10,7 @@ parsing (400 "message is too long"), 64-byte callback data (400 BUTTON_DATA_INVA
 changes nothing (400 "message is not modified"), unknown chats/messages/queries (400), a user who
 never started the bot (403).
 
+`outage = 502` makes every request answer 502 until it is set back to None (the Bot API down).
 A test injects user messages (`send_text`) and button presses (`press`), makes a method answer 429
 with `retry_after` (`rate_limit`), and reads every call from `calls`, each chat's messages as the user
 sees them (`messages`), and the answers to presses (`answers`).
@@ -120,6 +121,10 @@ class TelegramSim:
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     blocked: set[int] = field(default_factory=set)  # users who never started the bot / blocked it: 403
     url: str = ""
+    # An outage: while set (e.g. 502), every request answers it (Telegram's "Bad Gateway" when its
+    # front end is up and the Bot API is not) and changes nothing; `attempts` counts requests, also those.
+    outage: int | None = None
+    attempts: int = 0
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -420,6 +425,11 @@ def _handler(sim: TelegramSim) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 return
             token, method = m.group(1), m.group(2)
+            with sim._cond:
+                sim.attempts += 1
+            if sim.outage is not None:
+                self._reply(sim.outage, {"ok": False, "error_code": sim.outage, "description": "Bad Gateway"})
+                return
             try:
                 params = _params(self.headers.get("Content-Type", ""), body)
             except (ValueError, UnicodeDecodeError):

@@ -14,7 +14,8 @@ with the real status codes and bodies, so tests drive the real httpx client:
   `{"status": "invalid event", "errors": [...]}`. It keeps each dedup_key's incident state.
 
 `fail(n, status)` makes the next n requests answer `status` (500, 429 ...); `hang(n, seconds)` makes
-them stall that long and then drop the connection without processing (a hung server). Only requests
+them stall that long and then drop the connection without processing (a hung server); `recover()`
+ends an outage early (`fail(10**6)` then `recover()` is "down until it comes back"). Only requests
 that were processed are in `received`, so "exactly once" is countable.
 """
 
@@ -48,6 +49,11 @@ class HttpDouble:
     def hang(self, n: int = 1, seconds: float = 2.0) -> None:
         with self._lock:
             self._faults += [("hang", seconds)] * n
+
+    def recover(self) -> None:
+        """The outage is over: drop every fault still pending."""
+        with self._lock:
+            self._faults.clear()
 
     def _fault(self) -> tuple[str, float] | None:
         with self._lock:

@@ -6,6 +6,13 @@ Three walls stand between an alert's text and a host, on top of the catalog's pa
 - only hosts the inventory names explicitly are touched (`tools/ansible/inventory.py`); any other
   target is refused here and reported as a dry run by the executor;
 - ansible-playbook runs under `tools/ansible/guard.py`, so it and its workers die with this process.
+
+Each target host has its own breaker, "ansible:<host>" (core.resilience): a host Ansible reports
+UNREACHABLE (down, refusing SSH, a name that does not resolve) is charged to that host's breaker only,
+so one dead host never holds up runs on the others. A task that fails on a host that answered is the
+playbook's result, not the host's fault, and is not charged. A playbook is never retried
+automatically (it changes things); while a host's breaker is open, runs against it are refused at once
+with status "unreachable" ("target unreachable (breaker open)") and nothing is started.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from core.resilience import CircuitOpenError, breaker
 from tools.ansible.generated import static_check
 from tools.ansible.guard import REAL_BINARY_ENV, TIMEOUT_ENV
 from tools.ansible.inventory import inventory_hosts
@@ -31,8 +39,20 @@ PLAYBOOK_DIR = Path(__file__).parent / "playbooks"
 _GUARD = Path(__file__).parent / "guard.py"
 
 
+def breaker_name(host: str) -> str:
+    return f"ansible:{host}"
+
+
 class HostNotInInventory(ValueError):
     """The target is not named by the inventory: nothing may run against it."""
+
+
+class _HostUnreachable(Exception):
+    """Ansible could not reach the host: charged to its breaker (carries the run for the caller)."""
+
+    def __init__(self, host: str, run: PlaybookRun) -> None:
+        super().__init__(run.summary[:300])
+        self.run = run
 
 
 class _Unsafe(str):
@@ -62,7 +82,7 @@ def unsafe_vars_yaml(values: dict[str, Any]) -> str:
 
 @dataclass
 class PlaybookRun:
-    status: str  # "successful", "failed", "timeout", "syntax_ok"
+    status: str  # "successful", "failed", "timeout", "syntax_ok", "unreachable" (host down or its breaker open)
     rc: int
     summary: str  # the lines worth showing: our debug messages, failures, recap
     run_id: str = ""
@@ -72,6 +92,14 @@ class PlaybookRun:
 _RECAP = re.compile(r"^\S+\s+:\s+ok=\d+.*$", re.M)
 _MSG = re.compile(r'"msg":\s*"(aiops: [^"]*)"')
 _FATAL = re.compile(r"^fatal: .*$", re.M)
+_UNREACHABLE = re.compile(r"^(\S+)\s+:\s+ok=\d+.*\bunreachable=(\d+)", re.M)
+
+
+def unreachable_hosts(stats: dict[str, Any] | None, stdout: str) -> set[str]:
+    """Hosts Ansible could not reach: its stats' `dark` hosts, else the PLAY RECAP's unreachable=N."""
+    if stats is not None:
+        return {h for h, n in (stats.get("dark") or {}).items() if n}
+    return {m.group(1) for m in _UNREACHABLE.finditer(stdout) if int(m.group(2))}
 
 
 def _summarise(stdout: str) -> str:
@@ -136,8 +164,6 @@ class AnsibleTool:
             syntax_only: bool = False, run_id: str | None = None,
             allowed_roots: list[str] | None = None, text: str | None = None) -> PlaybookRun:
         """Run catalog playbook `playbook`, or (with `text`) a generated playbook, vetted again here."""
-        import ansible_runner
-
         if text is not None:  # generated: steps 1-5 again (tools/ansible/generated.py), whoever calls
             static_check(text, host)
         else:
@@ -146,6 +172,33 @@ class AnsibleTool:
             raise HostNotInInventory(f"host {host!r} is not named in the Ansible inventory "
                                      f"({self.inventory or 'none configured'}); {playbook} was not run")
         run_id = run_id or new_run_id()
+        if syntax_only:  # touches no host: no breaker
+            return self._run(playbook, host, extravars, check=check, syntax_only=True, run_id=run_id,
+                             allowed_roots=allowed_roots, text=text)
+        b = breaker(breaker_name(host))
+        try:
+            return b.call_sync(lambda: self._charged(host, self._run(
+                playbook, host, extravars, check=check, syntax_only=False, run_id=run_id,
+                allowed_roots=allowed_roots, text=text)), counts=lambda e: isinstance(e, _HostUnreachable))
+        except _HostUnreachable as exc:
+            return exc.run
+        except CircuitOpenError:
+            last = (b.last_error or "").split(": ", 1)[-1][:200]
+            return PlaybookRun(status="unreachable", rc=-1, run_id=run_id,
+                               summary=f"{host}: target unreachable (breaker open after {b.total_failures} "
+                                       f"unreachable run(s); retried after CB_TIMEOUT); {playbook} was not run"
+                                       + (f"; last: {last}" if last else ""))
+
+    @staticmethod
+    def _charged(host: str, run: PlaybookRun) -> PlaybookRun:
+        if run.status == "unreachable":
+            raise _HostUnreachable(host, run)
+        return run
+
+    def _run(self, playbook: str, host: str, extravars: dict[str, Any], *, check: bool, syntax_only: bool,
+             run_id: str, allowed_roots: list[str] | None, text: str | None) -> PlaybookRun:
+        import ansible_runner
+
         real = Path(sys.executable).parent / "ansible-playbook"
         with tempfile.TemporaryDirectory(prefix="aiops-ansible-") as tmp:
             _launcher(Path(tmp) / "bin")
@@ -191,7 +244,13 @@ class AnsibleTool:
             runner.run()
             stdout = runner.stdout.read() if runner.stdout else ""
             stderr = runner.stderr.read() if getattr(runner, "stderr", None) else ""
+            try:
+                stats = runner.stats  # read from the artifacts, before the directory goes
+            except Exception:  # no event stream (killed early): the recap in stdout is all there is
+                stats = None
         status = runner.status or "failed"
+        if not syntax_only and host in unreachable_hosts(stats, stdout):
+            status = "unreachable"
         if status != "successful" and not stdout.strip():
             errors = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith(("ERROR", "[ERROR]"))]
             stdout = f"ansible-runner status {status}, rc {runner.rc}" + (f": {errors[0][:300]}" if errors else "")

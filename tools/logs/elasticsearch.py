@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from tools.logs.types import LogQuery, LogRecord, LogSourceError, utc
+from core.resilience import CircuitOpenError, breaker, guarded
+from tools.logs.types import LogQuery, LogRecord, LogSourceError, LogsUnavailable, utc
+
+BREAKER = "elasticsearch"
+
+
+def _status(exc: BaseException) -> int | None:
+    meta = getattr(exc, "meta", None)
+    status = getattr(meta, "status", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Elasticsearch's fault (cannot connect, timed out, 5xx, 429): counts against its breaker. A 4xx
+    (bad query, missing index, auth) or a server that is not Elasticsearch is a refusal: not charged."""
+    from elasticsearch import ApiError, UnsupportedProductError
+
+    if isinstance(exc, UnsupportedProductError):
+        return False
+    if isinstance(exc, ApiError):
+        status = _status(exc) or 0
+        return status >= 500 or status == 429
+    return True  # TransportError (ConnectionError, ConnectionTimeout) and anything unexpected
+
+
+def outage_reason(exc: BaseException) -> str:
+    """A few words for a report: "breaker open", "connection refused", "timed out", "HTTP 500"."""
+    from elastic_transport import ConnectionTimeout
+
+    if isinstance(exc, CircuitOpenError):
+        return "breaker open"
+    if isinstance(exc, ConnectionTimeout):
+        return "timed out"
+    if (status := _status(exc)) is not None:
+        return f"HTTP {status}"
+    cur: BaseException | None = exc
+    while cur is not None:  # the transport's ConnectionError prints only "Connection error": look under it
+        if isinstance(cur, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cur, TimeoutError):
+            return "timed out"
+        cur = cur.__cause__ or cur.__context__
+    return type(exc).__name__
 
 
 class ElasticFields(BaseModel):
@@ -75,9 +119,11 @@ class ElasticsearchSource:
                 raise LogSourceError("ElasticsearchSource needs a URL (ELASTICSEARCH_URL)")
             from elasticsearch import AsyncElasticsearch
 
+            # One retry layer only: core.resilience.guarded, whose attempts the "elasticsearch"
+            # breaker sees; the transport's own retries would multiply it unseen.
             client = AsyncElasticsearch(
-                hosts=[url], api_key=api_key or None, request_timeout=timeout, max_retries=2,
-                retry_on_timeout=True,
+                hosts=[url], api_key=api_key or None, request_timeout=timeout, max_retries=0,
+                retry_on_timeout=False, retry_on_status=(),
             )
         self.client = client
         self.url = url or ""
@@ -91,7 +137,7 @@ class ElasticsearchSource:
     @classmethod
     def from_settings(cls, settings: Any) -> ElasticsearchSource:
         return cls(url=settings.ELASTICSEARCH_URL, index=settings.ELASTICSEARCH_INDEX,
-                   api_key=settings.ELASTICSEARCH_API_KEY)
+                   api_key=settings.ELASTICSEARCH_API_KEY, timeout=settings.ELASTICSEARCH_TIMEOUT)
 
     async def close(self) -> None:
         await self.client.close()
@@ -125,11 +171,16 @@ class ElasticsearchSource:
             level=str(_dig(src, f.level) or ""), host=str(_dig(src, f.host) or ""), fields=extra,
         )
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One read through the "elasticsearch" breaker, retried with back-off when Elasticsearch (not
+        the query) failed; a timeout is not retried (each retry would cost another `timeout`)."""
+        from elastic_transport import ConnectionTimeout
         from elasticsearch import ApiError, TransportError, UnsupportedProductError
 
         try:
-            return await coro
+            return await guarded(BREAKER, call, counts=is_outage, never_retry=(ConnectionTimeout,))
+        except CircuitOpenError as exc:
+            raise LogsUnavailable(BREAKER, "breaker open", f"Elasticsearch {what} skipped: {exc}") from None
         except UnsupportedProductError as exc:
             raise LogSourceError(f"{self.url or 'server'} is not Elasticsearch ({what}): {exc}") from None
         except ApiError as exc:
@@ -138,9 +189,15 @@ class ElasticsearchSource:
                 reason = exc.body["error"]["root_cause"][0]["reason"]  # type: ignore[index]
             except (KeyError, IndexError, TypeError):
                 pass
-            raise LogSourceError(f"Elasticsearch {what} failed (HTTP {exc.meta.status}): {reason}") from None
+            text = f"Elasticsearch {what} failed (HTTP {exc.meta.status}): {reason}"
+            if is_outage(exc):
+                raise LogsUnavailable(BREAKER, outage_reason(exc), text) from None
+            raise LogSourceError(text) from None
         except TransportError as exc:
-            raise LogSourceError(f"Elasticsearch {what} failed: cannot reach {self.url or 'server'}: {exc}") from None
+            why, detail = outage_reason(exc), getattr(exc, "message", "") or str(exc)
+            breaker(BREAKER).last_error = f"{type(exc).__name__}: {why}: {detail}"[:300]  # str(exc) says little
+            raise LogsUnavailable(BREAKER, why, f"Elasticsearch {what} failed: cannot reach "
+                                                f"{self.url or 'server'}: {why}: {detail}") from None
 
     # -- LogSource --------------------------------------------------------------------------------
     async def search(self, query: LogQuery) -> list[LogRecord]:
@@ -151,7 +208,7 @@ class ElasticsearchSource:
         pit_id: str | None = None
         if self.use_pit:
             resp = await self._call("open point-in-time",
-                                    self.client.open_point_in_time(index=self.index, keep_alive="1m"))
+                                    lambda: self.client.open_point_in_time(index=self.index, keep_alive="1m"))
             pit_id = resp["id"]
         out: list[LogRecord] = []
         after: list[Any] | None = None
@@ -166,7 +223,7 @@ class ElasticsearchSource:
                     kwargs["index"] = self.index
                 if after is not None:
                     kwargs["search_after"] = after
-                resp = await self._call("search", self.client.search(**kwargs))
+                resp = await self._call("search", functools.partial(self.client.search, **kwargs))
                 if pit_id and resp.get("pit_id"):
                     pit_id = resp["pit_id"]
                 hits = resp["hits"]["hits"]
@@ -180,14 +237,15 @@ class ElasticsearchSource:
         finally:
             if pit_id:
                 try:
-                    await self.client.close_point_in_time(id=pit_id)
+                    await guarded(BREAKER, lambda: self.client.close_point_in_time(id=pit_id),
+                                  attempts=1, counts=is_outage)
                 except Exception:  # noqa: BLE001 - a leaked PIT expires by itself after keep_alive
                     pass
         return out[: query.limit]
 
     async def count_by(self, field: str, query: LogQuery, size: int = 10) -> dict[str, int]:
         """Top values of `field` (a keyword field, e.g. `service.name`) with their line counts."""
-        resp = await self._call("terms aggregation", self.client.search(
+        resp = await self._call("terms aggregation", lambda: self.client.search(
             index=self.index, query=self.build_query(query), size=0,
             aggs={"by": {"terms": {"field": field, "size": size}}},
         ))
@@ -195,7 +253,7 @@ class ElasticsearchSource:
 
     async def histogram(self, query: LogQuery, interval: str = "1m") -> list[tuple[datetime, int]]:
         """Line counts per fixed interval (`30s`, `1m`, `1h`), empty buckets included, in time order."""
-        resp = await self._call("date_histogram aggregation", self.client.search(
+        resp = await self._call("date_histogram aggregation", lambda: self.client.search(
             index=self.index, query=self.build_query(query), size=0,
             aggs={"over_time": {"date_histogram": {
                 "field": self.fields.timestamp, "fixed_interval": interval, "min_doc_count": 0,

@@ -42,6 +42,16 @@ class LogSourceError(RuntimeError):
     """A backend failed in a way the caller should see as one readable line (bad URL, timeout, 4xx)."""
 
 
+class LogsUnavailable(LogSourceError):
+    """The backend cannot answer at all (down, hanging, 5xx, its circuit breaker open), as opposed to
+    refusing one query: callers degrade instead of failing. `reason` is the short why."""
+
+    def __init__(self, dependency: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.dependency = dependency
+        self.reason = reason
+
+
 
 def utc(ts: datetime) -> datetime:
     """Naive datetimes are taken as UTC, so naive and aware bounds compare without TypeError."""

@@ -4,11 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from core.resilience import CircuitOpenError, guarded
 from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsQueryError, Series, utc
+from tools.metrics.types import MetricsQueryError, MetricsUnavailable, Series, utc
+
+BREAKER = "prometheus"
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed Prometheus call (prometheus-api-client only puts it in the message)."""
+    resp = getattr(exc, "response", None)
+    if resp is not None and getattr(resp, "status_code", None):
+        return int(resp.status_code)
+    m = _STATUS.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Prometheus' fault (cannot connect, timed out, 5xx, 429): counts against its breaker. A 4xx
+    (bad PromQL, unknown endpoint) is a refusal from a healthy server: neither retried nor charged."""
+    status = http_status(exc)
+    if status is not None:
+        return status >= 500 or status == 429
+    return True  # requests' ConnectionError / Timeout / a reset: the server is not answering
+
+
+def is_timeout(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.Timeout)
+
+
+def outage_reason(exc: BaseException) -> str:
+    """A few words an operator reads in a report: "breaker open", "connection refused", "timed out"."""
+    if isinstance(exc, CircuitOpenError):
+        return "breaker open"
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "refused" in text:
+        return "connection refused"
+    if is_timeout(exc) or "timed out" in text or "timeout" in text:
+        return "timed out"
+    if (status := http_status(exc)) is not None:
+        return f"HTTP {status}"
+    return type(exc).__name__
 
 
 def choose_step(start: datetime, end: datetime, *, scrape_interval: float = 15.0,
@@ -39,7 +82,7 @@ class PrometheusSource:
 
     def __init__(self, url: str, *, timeout: float = 10.0, scrape_interval: float = 15.0,
                  component_label: str = "service", headers: dict[str, str] | None = None,
-                 disable_ssl: bool = False, now: datetime | None = None, retries: int = 2) -> None:
+                 disable_ssl: bool = False, now: datetime | None = None) -> None:
         from prometheus_api_client import PrometheusConnect
         from urllib3.util.retry import Retry
 
@@ -48,8 +91,13 @@ class PrometheusSource:
         self.scrape_interval = scrape_interval
         self.component_label = component_label
         self.now = utc(now) if now is not None else None
-        # the client's default retries 3x with 1 s backoff: too slow to fail for an agent in a loop
-        retry = Retry(total=retries, backoff_factor=0.2, status_forcelist=[429, 502, 503, 504])
+        # One retry layer only: core.resilience.guarded (whose every attempt the "prometheus" breaker
+        # sees). The client's own urllib3 retries (3x, 1 s back-off by default) would multiply it
+        # (3 x 3 connection attempts per query, each up to `timeout` on a hung server) unseen by
+        # the breaker, so urllib3 makes exactly one attempt and a 5xx comes back as a response.
+        # `False` (not 0): the error is raised as itself, so a read timeout stays `requests.ReadTimeout`
+        # (not retried: a hung server would cost `timeout` per retry) instead of a ConnectionError.
+        retry = Retry(total=False, raise_on_status=False)
         self._prom = PrometheusConnect(url=self.url, headers=headers, disable_ssl=disable_ssl,
                                        timeout=timeout, retry=retry)
 
@@ -61,15 +109,22 @@ class PrometheusSource:
             settings = get_settings()
         if not settings.PROMETHEUS_URL:
             raise ValueError("PROMETHEUS_URL is not set")
+        kw.setdefault("timeout", settings.PROMETHEUS_TIMEOUT)
         return cls(settings.PROMETHEUS_URL, **kw)
 
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One read through the "prometheus" breaker, retried with back-off when Prometheus (not the
+        query) failed; a hung server (timeout) is not retried: each retry would cost another
+        `timeout`. Raises `MetricsUnavailable` for an outage, `MetricsQueryError` for a refusal."""
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await guarded(BREAKER, lambda: asyncio.to_thread(fn, *args, **kwargs), counts=is_outage,
+                                 never_retry=_timeouts())
         except Exception as exc:  # requests/PrometheusApiClientException/...: one readable line
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MetricsQueryError(f"prometheus {self.url}: {what} failed: {type(exc).__name__}: "
-                                    f"{msg[:300]}") from exc
+            text = f"prometheus {self.url}: {what} failed: {type(exc).__name__}: {msg[:300]}"
+            if isinstance(exc, CircuitOpenError) or is_outage(exc):
+                raise MetricsUnavailable(BREAKER, outage_reason(exc), text) from exc
+            raise MetricsQueryError(text) from exc
 
     def _clamp(self, end: datetime) -> datetime:
         end = utc(end)
@@ -145,9 +200,15 @@ class PrometheusSource:
 
     async def healthy(self) -> bool:
         try:
-            return bool(await asyncio.to_thread(self._prom.check_prometheus_connection))
-        except Exception:
+            return bool(await self._call("ready check", self._prom.check_prometheus_connection))
+        except MetricsQueryError:
             return False
+
+
+def _timeouts() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (requests.Timeout,)
 
 
 def _series_from_prom(r: dict[str, Any]) -> Series:

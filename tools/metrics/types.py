@@ -43,6 +43,17 @@ class MetricsQueryError(RuntimeError):
     """A backend refused or failed a query; the message says which query and why, in one line."""
 
 
+class MetricsUnavailable(MetricsQueryError):
+    """The backend cannot answer at all (down, hanging, 5xx, its circuit breaker open), as opposed to
+    refusing one query: callers degrade (diagnose without metrics, skip a watch cycle, "could not
+    verify") instead of failing. `reason` is the short why ("breaker open", "connection refused")."""
+
+    def __init__(self, dependency: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.dependency = dependency
+        self.reason = reason
+
+
 def utc(dt: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted. Everything inside is UTC."""
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

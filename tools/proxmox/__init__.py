@@ -19,10 +19,11 @@ from tools.proxmox.client import (
     ProxmoxConfig,
     ProxmoxError,
     ProxmoxNotConfigured,
+    ProxmoxUnavailable,
     TaskResult,
 )
 
 NOTES = (Path(__file__).with_name("notes.md")).read_text(encoding="utf-8")
 
 __all__ = ["NOTES", "GuestRef", "ProxmoxAuthError", "ProxmoxClient", "ProxmoxConfig", "ProxmoxError",
-           "ProxmoxNotConfigured", "TaskResult"]
+           "ProxmoxNotConfigured", "ProxmoxUnavailable", "TaskResult"]

@@ -5,6 +5,13 @@ comes back as a `ProxmoxError` with one readable line (which call, what PVE said
 traceback; a refused token is a `ProxmoxAuthError`. State-changing calls return the UPID of the
 task PVE started, and `wait` polls `/nodes/{node}/tasks/{upid}/status` until it stops, then reads
 its log, so a caller always knows the task's exit status rather than assuming success.
+
+Every call goes through the process-wide breaker "proxmox" (core.resilience). Reads (GET) are retried
+with back-off; a state-changing call (POST/PUT: power, snapshot, rollback, resize) is tried exactly once:
+whether a POST that timed out reached PVE is unknown, and starting a task twice is worse than failing
+once. A refusal from a healthy PVE (4xx: bad parameters, a missing privilege, a refused token) is not
+charged to the breaker; a dead or failing PVE (connection errors, timeouts, 5xx) is. While the breaker
+is open every call fails at once with `ProxmoxUnavailable` ("target unreachable (breaker open)").
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from core.resilience import CircuitOpenError, guarded_sync
 
 GuestKind = Literal["qemu", "lxc"]
 POWER_OPS = ("start", "shutdown", "reboot", "stop")
@@ -33,6 +42,21 @@ class ProxmoxAuthError(ProxmoxError):
 
 class ProxmoxNotConfigured(ProxmoxError):
     pass
+
+
+class ProxmoxUnavailable(ProxmoxError):
+    """PVE could not be reached or failed (connection error, timeout, 5xx), or its breaker is open."""
+
+
+BREAKER = "proxmox"
+
+
+class _Failed(Exception):
+    """A PVE call's failure, carried through the breaker: `charged` when it is PVE's fault (down, 5xx)."""
+
+    def __init__(self, error: ProxmoxError, charged: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.charged = error, charged
 
 
 def check_vmid(vmid: int | str) -> int:
@@ -115,6 +139,20 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+|timed out|Name or service not known|Temporary failure in name resolution")
+
+
+def _connection_line(exc: BaseException) -> str:
+    """`cannot connect: [Errno 111] Connection refused` rather than urllib3's nested repr."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import Timeout
+
+    if isinstance(exc, RequestsConnectionError | Timeout):
+        m = _ERRNO.search(str(exc))
+        return f"cannot connect: {type(exc).__name__}: {m.group(0).strip() if m else _one_line(exc)[:200]}"
+    return f"{type(exc).__name__}: {_one_line(exc)}"
+
+
 class ProxmoxClient:
     """One PVE cluster (any node's API answers for the whole cluster)."""
 
@@ -139,18 +177,35 @@ class ProxmoxClient:
         return self._api
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One PVE call through the "proxmox" breaker; only reads (`what` starts with GET) are retried."""
+        try:
+            return guarded_sync(BREAKER, lambda: self._attempt(what, fn, *args, **kwargs),
+                                idempotent=what.startswith("GET"), counts=lambda e: isinstance(e, _Failed) and e.charged)
+        except _Failed as exc:
+            raise exc.error from None
+        except CircuitOpenError:
+            raise ProxmoxUnavailable(f"proxmox {self.config.host}: {what}: target unreachable (breaker open: PVE "
+                                     "failed repeatedly; retried after CB_TIMEOUT); nothing was sent") from None
+
+    def _attempt(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from proxmoxer import ResourceException
 
         try:
             return fn(*args, **kwargs)
         except ResourceException as exc:
             if exc.status_code == 401:
-                raise ProxmoxAuthError(f"proxmox {self.config.host}: {what}: authentication failed "
-                                       f"({exc.status_code} {exc.content}); check PROXMOX_USER, PROXMOX_TOKEN_NAME "
-                                       "and PROXMOX_TOKEN_VALUE") from None
-            raise ProxmoxError(f"proxmox {self.config.host}: {what}: {_one_line(exc)}") from None
+                raise _Failed(ProxmoxAuthError(
+                    f"proxmox {self.config.host}: {what}: authentication failed ({exc.status_code} {exc.content}); "
+                    "check PROXMOX_USER, PROXMOX_TOKEN_NAME and PROXMOX_TOKEN_VALUE"), charged=False) from None
+            raise _Failed(ProxmoxError(f"proxmox {self.config.host}: {what}: {_one_line(exc)}"),
+                          charged=exc.status_code >= 500) from None
         except Exception as exc:  # requests/SSL/socket errors: one line, no traceback
-            raise ProxmoxError(f"proxmox {self.config.host}: {what}: {type(exc).__name__}: {_one_line(exc)}") from None
+            from requests.exceptions import SSLError
+
+            line = f"proxmox {self.config.host}: {what}: {_connection_line(exc)}"
+            if isinstance(exc, SSLError):  # PVE answered with a certificate we do not trust: configuration
+                raise _Failed(ProxmoxError(line), charged=False) from None
+            raise _Failed(ProxmoxUnavailable(line), charged=True) from None
 
     # ------------------------------------------------------------------------------ reads --
     def version(self) -> dict[str, Any]:

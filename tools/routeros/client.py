@@ -5,6 +5,14 @@ connection (login with the post-6.43 plain method). Every failure is a `RouterOS
 a refused login is `RouterOSAuthError`, a `!trap` from the router names the command and the router's
 message. Names and ids are validated before they are sent, and the scheduler scripts this module
 writes only ever contain validated names/ids, so nothing from an alert or a model reaches a script.
+
+Every connection and command goes through the process-wide breaker "routeros" (core.resilience).
+Connecting (login) is retried with back-off: nothing has been asked of the router yet. Commands on an
+open connection are tried once: a write (`set`, `add`, `remove`) is not idempotent, and after a broken
+socket a read on the same connection cannot succeed either (a caller that wants to read again opens a
+new session, whose connect is retried). A `!trap` or a refused login is the router answering, so it is
+not charged to the breaker; a refused connection, a timeout or a dropped socket is. While the breaker
+is open, `session()` fails at once with `RouterOSUnavailable` ("target unreachable (breaker open)").
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel
+
+from core.resilience import CircuitOpenError, guarded_sync
+
+BREAKER = "routeros"
 
 # RouterOS interface names may hold more, but the ones we act on are plain: letters, digits and
 # - _ . / (no quotes, brackets, $ or spaces, which would matter in a script).
@@ -30,6 +42,27 @@ class RouterOSError(RuntimeError):
 
 class RouterOSAuthError(RouterOSError):
     pass
+
+
+class RouterOSUnavailable(RouterOSError):
+    """The router could not be reached or dropped the connection, or its breaker is open."""
+
+
+class _Failed(Exception):
+    """A RouterOS failure carried through the breaker: `charged` when the router is at fault (down)."""
+
+    def __init__(self, error: RouterOSError, charged: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.charged = error, charged
+
+
+def _charged(exc: BaseException) -> bool:
+    return isinstance(exc, _Failed) and exc.charged
+
+
+def _unavailable(where: str, what: str) -> RouterOSUnavailable:
+    return RouterOSUnavailable(f"routeros {where}: {what}: target unreachable (breaker open: the router failed "
+                               "repeatedly; retried after CB_TIMEOUT); nothing was sent")
 
 
 def check_interface(name: str) -> str:
@@ -79,14 +112,23 @@ class Session:
         self.host = host
 
     def _run(self, what: str, fn: Any) -> Any:
+        try:
+            return guarded_sync(BREAKER, lambda: self._attempt(what, fn), idempotent=False, counts=_charged)
+        except _Failed as exc:
+            raise exc.error from None
+        except CircuitOpenError:
+            raise _unavailable(self.host, what) from None
+
+    def _attempt(self, what: str, fn: Any) -> Any:
         from librouteros.exceptions import LibRouterosError, TrapError
 
         try:
             return fn()
         except TrapError as exc:
-            raise RouterOSError(f"routeros {self.host}: {what}: router said: {exc}") from None
+            raise _Failed(RouterOSError(f"routeros {self.host}: {what}: router said: {exc}"), charged=False) from None
         except (LibRouterosError, OSError) as exc:
-            raise RouterOSError(f"routeros {self.host}: {what}: {type(exc).__name__}: {exc}") from None
+            raise _Failed(RouterOSUnavailable(f"routeros {self.host}: {what}: {type(exc).__name__}: {exc}"),
+                          charged=True) from None
 
     def call(self, cmd: str, **words: Any) -> list[dict[str, Any]]:
         return list(self._run(cmd, lambda: tuple(self.api(cmd, **words))))
@@ -247,23 +289,34 @@ class RouterOSClient:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        from librouteros import connect
-        from librouteros.exceptions import FatalError, LibRouterosError, TrapError
-
-        c = self.config
         try:
-            api = connect(host=c.host, username=c.user, password=c.password, port=c.port, timeout=c.timeout)
-        except TrapError as exc:
-            if "password" in str(exc) or "user" in str(exc):
-                raise RouterOSAuthError(f"routeros {self.where}: login as {c.user!r} refused ({exc}); check "
-                                        "MIKROTIK_USER and MIKROTIK_PASSWORD") from None
-            raise RouterOSError(f"routeros {self.where}: login: router said: {exc}") from None
-        except FatalError as exc:
-            raise RouterOSError(f"routeros {self.where}: login: fatal: {exc}") from None
-        except (TimeoutError, LibRouterosError, OSError) as exc:
-            raise RouterOSError(f"routeros {self.where}: cannot connect: {type(exc).__name__}: {exc}") from None
+            api = guarded_sync(BREAKER, self._connect, idempotent=True, counts=_charged, retry_on=(_Failed,),
+                               never_retry=())
+        except _Failed as exc:
+            raise exc.error from None
+        except CircuitOpenError:
+            raise _unavailable(self.where, "connect") from None
         s = Session(api, self.where)
         try:
             yield s
         finally:
             s.close()
+
+    def _connect(self) -> Any:
+        """Log in once; a refusal by the router is not charged to the breaker (nor retried)."""
+        from librouteros import connect
+        from librouteros.exceptions import FatalError, LibRouterosError, TrapError
+
+        c = self.config
+        try:
+            return connect(host=c.host, username=c.user, password=c.password, port=c.port, timeout=c.timeout)
+        except TrapError as exc:
+            if "password" in str(exc) or "user" in str(exc):
+                raise _Failed(RouterOSAuthError(f"routeros {self.where}: login as {c.user!r} refused ({exc}); check "
+                                                "MIKROTIK_USER and MIKROTIK_PASSWORD"), charged=False) from None
+            raise _Failed(RouterOSError(f"routeros {self.where}: login: router said: {exc}"), charged=False) from None
+        except FatalError as exc:
+            raise _Failed(RouterOSError(f"routeros {self.where}: login: fatal: {exc}"), charged=False) from None
+        except (TimeoutError, LibRouterosError, OSError) as exc:
+            raise _Failed(RouterOSUnavailable(f"routeros {self.where}: cannot connect: {type(exc).__name__}: {exc}"),
+                          charged=True) from None
