@@ -405,6 +405,7 @@ class Outbox:
         """Deliver until every channel queue is empty (True) or `timeout` passes (False): the CLI and tests."""
         deadline = time.monotonic() + timeout
         runner = asyncio.create_task(self.run())
+        await asyncio.sleep(0)  # let run() reset the stop flag first: a stop() below must not be lost (a hang)
         try:
             while time.monotonic() < deadline:
                 depths = [(await q.stats()).depth for q in self.queues.values()]
