@@ -3,6 +3,10 @@
 Recall turns matches into cited evidence (signal `memory` / `runbook`). A past incident with the same
 signature whose fix was verified is the strongest prior there is: rule-mode diagnosis ranks its cause
 first, and planning proposes the fix that worked before (so an LLM is not asked again).
+
+Memory is an aid, never a dependency of the diagnosis: when Milvus or the embeddings endpoint is down
+(or its breaker is open), recall is skipped and the report carries one `memory unavailable` evidence
+line saying why (a DEGRADED row, like agents.degraded's notes); remembering the finished incident is deferred to memory's pending file, not lost.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
+from agents.degraded import UNAVAILABLE_QUERY
 from agents.toolbox import Toolbox
+from core import resilience
 from core.models import (
     Evidence,
     ExecutionResult,
@@ -51,7 +57,12 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
         matches = await asyncio.to_thread(memory.similar_incidents, text, alertname=incident.alert.name, limit=3)
         runbooks = await asyncio.to_thread(memory.search_runbooks, text, limit=2)
     except Exception as exc:  # memory is an aid: its failure must not stop a diagnosis
-        log.warning("memory recall failed: %s", exc)
+        from memory.pending import dependency_of
+
+        dependency, note = dependency_of(exc), memory_outage_note(exc)
+        log.warning("diagnosis without memory: %s", note)
+        add(tool=dependency, signal="state", component=dependency, anomalous=False, query=UNAVAILABLE_QUERY,
+            excerpt=f"{note}; past incidents and runbooks not consulted")
         return []
     strong = []
     for m in matches:
@@ -73,6 +84,20 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
             query=f"search_runbooks({incident.alert.name})",
             excerpt=f"runbook {d.alertname} ({d.source}): {(d.mitigation or d.diagnosis or d.meaning)[:200]}")
     return strong
+
+
+def memory_outage_note(exc: BaseException) -> str:
+    """`memory unavailable: milvus breaker open (<its last error>)` / `memory unavailable: embeddings <why>`
+    (the shape of agents.degraded's notes, so the report shows it as a DEGRADED row)."""
+    from memory.pending import dependency_of
+
+    dependency = dependency_of(exc)
+    b = resilience.breaker(dependency)
+    why = (b.last_error or "") if isinstance(exc, resilience.CircuitOpenError) else f"{type(exc).__name__}: {exc}"
+    why = why.split(": ", 1)[-1].strip().splitlines()[0][:160] if why.strip() else type(exc).__name__
+    if b.state == "open":
+        return f"memory unavailable: {dependency} breaker open ({why})"
+    return f"memory unavailable: {dependency} {why}"
 
 
 def known_fix(incident: Incident, verdict: TriageVerdict, matches: list[Any]) -> Any | None:
@@ -103,7 +128,11 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
         root_cause=top.cause if top else "", actions=actions,
         recovered=verification.recovered if verification else None,
         occurred_at=incident.alert.starts_at)
+    from memory.pending import MemoryUnavailable
+
     try:
         memory.remember(record)
-    except Exception as exc:
-        log.warning("could not remember incident %s: %s", report.incident_id, exc)
+    except MemoryUnavailable as exc:  # kept in the pending file; stored once memory is back
+        log.warning("%s", exc)
+    except Exception as exc:  # a memory without a pending file (another IncidentMemoryPort)
+        log.error("could not remember incident %s: %s", report.incident_id, exc)

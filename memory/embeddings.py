@@ -155,8 +155,15 @@ class LocalEmbedder:
 # --- OpenAI-compatible endpoint -------------------------------------------------------------------
 
 
+DEPENDENCY = "embeddings"  # the endpoint's breaker in core.resilience
+
+
 class _RetryableError(EmbeddingError):
-    """A 5xx or 429 answer: worth another try after a short back-off."""
+    """A 5xx or 429 answer, or no answer at all: worth another try after a short back-off."""
+
+
+class _RefusedError(EmbeddingError):
+    """A 4xx: the endpoint is up but refuses this request (bad key, unknown model)."""
 
 
 def embeddings_url(base_url: str) -> str:
@@ -170,7 +177,8 @@ def embeddings_url(base_url: str) -> str:
 
 
 class HttpEmbedder:
-    """Client for an OpenAI-compatible `POST /v1/embeddings` (batched, retried, normalised)."""
+    """Client for an OpenAI-compatible `POST /v1/embeddings` (batched, retried through the
+    "embeddings" circuit breaker, normalised)."""
 
     def __init__(
         self,
@@ -180,7 +188,7 @@ class HttpEmbedder:
         *,
         batch_size: int = 64,
         timeout: float = 30.0,
-        retries: int = 2,
+        retries: int | None = None,  # None: RETRY_ATTEMPTS - 1 (core.resilience settings)
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = embeddings_url(base_url)
@@ -201,31 +209,34 @@ class HttpEmbedder:
                     self._dim = len(self._post(["dimension probe"])[0])
         return self._dim
 
+    def _post_once(self, batch: list[str]) -> list[list[float]]:
+        try:
+            resp = self._client.post(self.url, json={"model": self.model_name, "input": batch})
+        except httpx.TransportError as exc:  # refused, reset, timed out: the endpoint is down or stuck
+            raise _RetryableError(f"embeddings request to {self.url} failed: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise _RetryableError(f"{self.url} answered HTTP {resp.status_code}")
+        if resp.status_code >= 400:
+            # a client error will not get better by retrying
+            raise _RefusedError(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            rows = sorted(resp.json()["data"], key=lambda d: d.get("index", 0))
+            vectors = [_normalise([float(x) for x in row["embedding"]]) for row in rows]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise EmbeddingError(f"{self.url} gave a malformed embeddings answer: {exc}") from exc
+        if len(vectors) != len(batch):
+            raise EmbeddingError(f"{self.url} returned {len(vectors)} vectors for {len(batch)} inputs")
+        return vectors
+
     def _post(self, batch: list[str]) -> list[list[float]]:
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._client.post(self.url, json={"model": self.model_name, "input": batch})
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    raise _RetryableError(f"{self.url} answered HTTP {resp.status_code}")
-                if resp.status_code >= 400:
-                    # a client error will not get better by retrying
-                    raise EmbeddingError(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-                data = resp.json()["data"]
-                rows = sorted(data, key=lambda d: d.get("index", 0))
-                vectors = [_normalise([float(x) for x in row["embedding"]]) for row in rows]
-                if len(vectors) != len(batch):
-                    raise EmbeddingError(f"{self.url} returned {len(vectors)} vectors for {len(batch)} inputs")
-                return vectors
-            except (httpx.TransportError, EmbeddingError, KeyError, ValueError, TypeError) as exc:
-                last = exc
-                retryable = isinstance(exc, httpx.TransportError | _RetryableError)
-                if not retryable or attempt == self.retries:
-                    break
-                time.sleep(0.2 * 2**attempt)
-        if isinstance(last, EmbeddingError):
-            raise last
-        raise EmbeddingError(f"embeddings request to {self.url} failed: {last}") from last
+        """One batch through the "embeddings" breaker; 5xx/429/transport errors are retried with
+        back-off (RETRY_* settings, or `retries` + 1 attempts when given); a 4xx is neither retried
+        nor charged to the breaker; an open breaker raises `CircuitOpenError` at once."""
+        from core.resilience import guarded_sync
+
+        return guarded_sync(DEPENDENCY, lambda: self._post_once(batch), retry_on=(_RetryableError,),
+                            counts=lambda exc: not isinstance(exc, _RefusedError),
+                            attempts=None if self.retries is None else self.retries + 1)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []

@@ -22,6 +22,13 @@ If the old rows cannot be read, the old collection is renamed to `<name>_backup_
 is created; either way one WARNING line says what happened. Nothing here raises on an old collection.
 
 Construction is cheap: neither Milvus nor the embedding model is touched until the first call.
+
+Resilience: every public operation is one call through the "milvus" circuit breaker
+(`core.resilience.guarded_sync`; searches, counts and upserts by primary key are idempotent, so they
+are retried with back-off). Texts are embedded before Milvus is touched, so an embeddings outage
+("embeddings" breaker, see memory.embeddings) neither opens Milvus nor charges it. `remember` never
+loses an incident: when memory is down the record goes to `$AIOPS_DATA_DIR/memory-pending.jsonl`
+(memory.pending) and `MemoryUnavailable` says so; the next successful `remember` stores the backlog.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from memory.embeddings import Embedder, get_embedder
+from core.resilience import DependencyUnavailable, guarded_sync
+from memory.embeddings import Embedder, EmbeddingError, get_embedder
 from memory.lexical import BM25Index
+from memory.pending import PENDING_FILE, MemoryUnavailable, PendingIncidents, dependency_of, reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
@@ -208,6 +217,25 @@ def alert_bucket(alertname: str) -> str:
     return f"b{zlib.crc32(alertname.encode('utf-8')) % INCIDENT_BUCKETS:02d}"
 
 
+MILVUS = "milvus"  # the breaker's name in core.resilience
+
+
+class MilvusError(RuntimeError):
+    """Milvus (server or lite file) failed an operation; the message is pymilvus's, on one line."""
+
+
+def _milvus_fault(exc: BaseException) -> bool:
+    """Whether an error inside a Milvus operation is Milvus's fault (charged to its breaker). Embedding
+    failures have their own breaker; a bad parameter is this client's mistake, not an outage."""
+    if isinstance(exc, EmbeddingError | DependencyUnavailable | ValueError | TypeError | KeyError):
+        return False
+    try:
+        from pymilvus.exceptions import ParamError
+    except ImportError:  # pragma: no cover
+        return True
+    return not isinstance(exc, ParamError)
+
+
 def is_lite_uri(uri: str) -> bool:
     """A plain path (no scheme) means an embedded milvus-lite file."""
     return "://" not in uri
@@ -219,10 +247,14 @@ def is_lite_uri(uri: str) -> bool:
 class IncidentMemory:
     """Milvus-backed memory of incidents and runbooks. Cheap to construct; connects on first use."""
 
-    def __init__(self, uri: str, token: str | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(self, uri: str, token: str | None = None, embedder: Embedder | None = None,
+                 pending: Path | None = None) -> None:
         self.uri = uri
         self.token = token
         self._embedder = embedder
+        # incidents that could not be stored yet (memory down); default: next to a lite file, else cwd
+        self.pending = PendingIncidents(pending or (Path(uri).expanduser().parent / PENDING_FILE if is_lite_uri(uri)
+                                                    else Path(PENDING_FILE)), IncidentRecord.model_validate)
         self._client_obj: MilvusClient | None = None
         self._lock = threading.RLock()
         self._ready: set[str] = set()
@@ -233,7 +265,8 @@ class IncidentMemory:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IncidentMemory:
-        return cls(settings.milvus_uri, settings.MILVUS_TOKEN, get_embedder(settings))
+        return cls(settings.milvus_uri, settings.MILVUS_TOKEN, get_embedder(settings),
+                   pending=settings.AIOPS_DATA_DIR / PENDING_FILE)
 
     # -- lazy plumbing --
 
@@ -262,6 +295,34 @@ class IncidentMemory:
                     else:
                         self._client_obj = MilvusClient(uri=self.uri, token=self.token or "")
         return self._client_obj
+
+    def _milvus(self, op: Any, *, idempotent: bool = True) -> Any:
+        """Run `op()` (one public operation's Milvus work) through the "milvus" breaker."""
+        def attempt() -> Any:
+            try:
+                return op()
+            except Exception as exc:
+                if not _milvus_fault(exc):
+                    raise
+                if not self.is_lite:
+                    self._drop_client()  # a server that went away: reconnect on the next attempt
+                message, code = getattr(exc, "message", None), getattr(exc, "code", None)
+                if isinstance(message, str) and message:  # pymilvus.MilvusException: one readable line
+                    raise MilvusError(f"{message} (code {code})") from exc
+                raise
+
+        return guarded_sync(MILVUS, attempt, idempotent=idempotent, counts=_milvus_fault,
+                            never_retry=(EmbeddingError, DependencyUnavailable))
+
+    def _drop_client(self) -> None:
+        with self._lock:
+            client, self._client_obj = self._client_obj, None
+            self._ready.clear()
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away because it failed
+                log.debug("closing a failed Milvus client", exc_info=True)
 
     def close(self) -> None:
         with self._lock:
@@ -497,33 +558,69 @@ class IncidentMemory:
             client.upsert(RUNBOOKS, rows)
 
     def remember(self, record: IncidentRecord) -> None:
-        """Upsert one incident by id (remembering the same incident twice keeps one row)."""
-        self.remember_many([record])
+        """Upsert one incident by id (remembering the same incident twice keeps one row).
 
-    def remember_many(self, records: list[IncidentRecord]) -> int:
-        """Bulk upsert (ingest); flushes milvus-lite so the rows land in an indexed segment."""
+        When memory is down the record is kept in the pending file and `MemoryUnavailable` is raised
+        (nothing is lost); after a successful store, the pending backlog is stored too.
+        """
+        try:
+            self.remember_many([record])
+        except Exception as exc:
+            n = self.pending.add(record)
+            raise MemoryUnavailable(
+                dependency_of(exc),
+                f"memory unavailable ({reason(exc)}): incident {record.id} kept in {self.pending.path} "
+                f"({n} pending), stored when memory is back") from exc
+        self.replay_pending()
+
+    def replay_pending(self) -> int:
+        """Store the incidents that were kept while memory was down; how many were stored (0 on failure)."""
+        try:
+            return self.pending.replay(self.remember_many)
+        except Exception as exc:  # noqa: BLE001 - they stay pending; the next remember tries again
+            log.warning("memory: %d pending incident(s) not stored yet (%s)", self.pending.count(), reason(exc))
+            return 0
+
+    def remember_many(self, records: list[IncidentRecord], batch: int = 256) -> int:
+        """Bulk upsert (ingest); flushes milvus-lite so the rows land in an indexed segment.
+
+        Each batch is embedded first, then written through the "milvus" breaker (an upsert by
+        primary key is idempotent, so it is retried)."""
         if not records:
             return 0
+        bulk = len(records) > 1
+        records = list({r.id: r for r in records}.values())
+        for start in range(0, len(records), batch):
+            chunk = records[start : start + batch]
+            vectors = self.embedder.embed([incident_text(r) for r in chunk])
+            rows = [self._incident_row(r, v) for r, v in zip(chunk, vectors, strict=True)]
+            self._milvus(lambda rows=rows: self._write_incidents(rows, bulk))
+        return len(records)
+
+    def _write_incidents(self, rows: list[dict[str, Any]], bulk: bool) -> None:
         self._ensure(INCIDENTS)
         with self._lock:
-            self._upsert_incidents(records)
-            self._unflushed += len(records)
-            if self.is_lite and (len(records) > 1 or self._unflushed >= FLUSH_EVERY):
+            self.insert_incident_rows(rows)
+            self._unflushed += len(rows)
+            if self.is_lite and (bulk or self._unflushed >= FLUSH_EVERY):
                 self._client().flush(INCIDENTS)
                 self._unflushed = 0
-        return len(records)
 
     def add_runbooks(self, docs: list[RunbookDoc]) -> int:
         """Upsert runbooks by id; returns how many were written (re-adding the same ids adds no rows)."""
         if not docs:
             return 0
         unique = list({d.id: d for d in docs}.values())
-        self._ensure(RUNBOOKS)
-        with self._lock:
-            self._upsert_runbooks(unique)
-            if self.is_lite:
-                self._client().flush(RUNBOOKS)
-            self._lexical = None
+
+        def write() -> None:
+            self._ensure(RUNBOOKS)
+            with self._lock:
+                self._upsert_runbooks(unique)
+                if self.is_lite:
+                    self._client().flush(RUNBOOKS)
+                self._lexical = None
+
+        self._milvus(write)  # upserts by id: idempotent
         return len(unique)
 
     # -- reads --
@@ -532,23 +629,27 @@ class IncidentMemory:
         self, text: str, *, service: str | None = None, alertname: str | None = None, limit: int = 5
     ) -> list[IncidentMatch]:
         """Nearest past incidents to `text`, optionally only those of the same service / alert name."""
-        self._ensure(INCIDENTS)
         clauses = []
         if service:
             clauses.append(f"service == {_quote(service)}")
         if alertname:
             clauses.append(f"alertname == {_quote(alertname)}")
-        vector = self.embedder.embed([text])[0]
-        hits = self._client().search(
-            INCIDENTS,
-            data=[vector],
-            anns_field="embedding",
-            limit=limit,
-            filter=" and ".join(clauses),
-            partition_names=[alert_bucket(alertname)] if alertname else None,
-            output_fields=[f for f in _INCIDENT_FIELDS],
-            search_params=SEARCH_PARAMS,
-        )[0]
+        vector = self.embedder.embed([text])[0]  # before Milvus: an embeddings outage never touches it
+
+        def search() -> Any:
+            self._ensure(INCIDENTS)
+            return self._client().search(
+                INCIDENTS,
+                data=[vector],
+                anns_field="embedding",
+                limit=limit,
+                filter=" and ".join(clauses),
+                partition_names=[alert_bucket(alertname)] if alertname else None,
+                output_fields=[f for f in _INCIDENT_FIELDS],
+                search_params=SEARCH_PARAMS,
+            )[0]
+
+        hits = self._milvus(search)
         return [IncidentMatch(record=_row_to_incident(_entity(h)), score=float(h["distance"])) for h in hits]
 
     def _lexical_index(self) -> tuple[tuple[BM25Index, BM25Index], dict[str, RunbookDoc]]:
@@ -582,9 +683,13 @@ class IncidentMemory:
         maxima are taken over the candidates. `alertname` is a strict filter (only that alert's
         runbooks). `mode="dense"` is cosine only (the eval reports both).
         """
+        vector = self.embedder.embed([text])[0]  # before Milvus: an embeddings outage never touches it
+        return list(self._milvus(lambda: self._search_runbooks(vector, text, alertname, limit, mode)))
+
+    def _search_runbooks(self, vector: list[float], text: str, alertname: str | None, limit: int,
+                         mode: str) -> list[RunbookMatch]:
         self._ensure(RUNBOOKS)
         client = self._client()
-        vector = self.embedder.embed([text])[0]
         flt = f"alertname == {_quote(alertname)}" if alertname else ""
         k = max(limit, RUNBOOK_CANDIDATES) if mode == "hybrid" else limit
         hits = client.search(
@@ -624,11 +729,14 @@ class IncidentMemory:
 
     def counts(self) -> dict[str, int]:
         """Rows per collection (exact: count(*), not the segment statistics that include deletes)."""
-        out = {}
-        for name in (INCIDENTS, RUNBOOKS):
-            self._ensure(name)
-            out[name] = self._count(name)
-        return out
+        def count_all() -> dict[str, int]:
+            out = {}
+            for name in (INCIDENTS, RUNBOOKS):
+                self._ensure(name)
+                out[name] = self._count(name)
+            return out
+
+        return dict(self._milvus(count_all))
 
 
 _INCIDENT_FIELDS = (

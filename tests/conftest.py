@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from core.llm import LLMChain, Provider
-from core.resilience import CircuitBreaker
 from core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def scripted_chain(model: object, name: str = "scripted-1") -> LLMChain:
-    return LLMChain([Provider("scripted", name, model, CircuitBreaker("scripted"))])  # type: ignore[arg-type]
+    return LLMChain([Provider("scripted", name, model, "llm-scripted")])  # type: ignore[arg-type]
 
 
 def recording(name: str) -> Path:

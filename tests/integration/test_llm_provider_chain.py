@@ -72,3 +72,26 @@ def test_graph_with_openai_protocol_and_fallback_to_rules(tmp_path, settings):
         out = asyncio.run(analyze(s))
     assert out.report.mode == "rules" and out.report.hypotheses
     assert out.report.llm_calls and not any(c.ok for c in out.report.llm_calls)
+
+
+def test_refusal_400_is_not_retried_nor_charged_and_5xx_is_retried_by_one_layer(tmp_path):
+    """guarded() is the one retry layer (the openai SDK's max_retries is 0): a 400 reaches the server
+    once and leaves the breaker closed; a 500 is tried RETRY_ATTEMPTS times, each one an LLMCall."""
+    from core import resilience
+
+    s = load_settings(RETRY_BASE_DELAY=0.01, RETRY_ATTEMPTS=2, CB_FAILURE_THRESHOLD=5)
+    refused = OpenAISim(_responder, fail_with=400)
+    with serve(refused) as url:
+        chain = build_llm_chain(s.model_copy(update={"OPENAI_BASE_URL": url, "OPENAI_MODEL": "sim-model"}))
+        calls = []
+        assert asyncio.run(chain.structured("remediation", [("human", "plan")], RemediationPlan, calls)) is None
+    assert len(refused.requests) == 1 and len(calls) == 1 and not calls[0].ok
+    assert resilience.breaker("llm-openai").failures == 0
+
+    broken = OpenAISim(_responder, fail_with=500)
+    with serve(broken) as url:
+        chain = build_llm_chain(s.model_copy(update={"OPENAI_BASE_URL": url, "OPENAI_MODEL": "sim-model"}))
+        calls = []
+        assert asyncio.run(chain.structured("remediation", [("human", "plan")], RemediationPlan, calls)) is None
+    assert len(broken.requests) == 2 and [c.ok for c in calls] == [False, False]
+    assert resilience.breaker("llm-openai").failures == 2

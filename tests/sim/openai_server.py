@@ -3,7 +3,8 @@
 It speaks `POST /v1/chat/completions` with the request and response bodies of the OpenAI API
 (tools, tool_choice, tool_calls with JSON-string arguments, usage), so tests drive the real
 `langchain-openai` client end to end. What the "model" answers is decided by a responder callable.
-It can also fail on purpose (HTTP 500/429) to exercise fallbacks and circuit breakers.
+It can also fail on purpose (HTTP 500/429) or hang (accept the request and answer nothing for
+`hang_for` seconds, or until the server stops) to exercise fallbacks, timeouts and circuit breakers.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ def function_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 class OpenAISim:
-    def __init__(self, responder: Responder, fail_with: int | None = None) -> None:
+    def __init__(self, responder: Responder, fail_with: int | None = None, hang_for: float | None = None) -> None:
         self.responder = responder
         self.fail_with = fail_with
+        self.hang_for = hang_for
+        self.released = threading.Event()  # set when the server stops, so hanging handlers return
         self.requests: list[dict[str, Any]] = []
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -52,6 +55,10 @@ class OpenAISim:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"unknown path {self.path}", "type": "invalid_request_error"}})
                 sim.requests.append(body)
+                if sim.hang_for:
+                    sim.released.wait(sim.hang_for)
+                    if sim.released.is_set():
+                        return None  # the server is stopping: drop the connection unanswered
                 if sim.fail_with:
                     return self._send(sim.fail_with, {"error": {"message": "simulated failure", "type": "server_error",
                                                                 "code": None}})
@@ -78,5 +85,6 @@ def serve(sim: OpenAISim) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
+        sim.released.set()
         server.shutdown()
         server.server_close()

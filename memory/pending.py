@@ -1,0 +1,116 @@
+"""Incidents waiting to be remembered: the outbox of the learning loop.
+
+When Milvus or the embeddings endpoint is down, a finished incident cannot be stored. Dropping it
+would lose what was learned, so `IncidentMemory.remember` appends it here (one JSON line per record,
+fsynced, under an exclusive file lock so several workers sharing `$AIOPS_DATA_DIR` do not interleave
+lines) and the next successful `remember` replays the whole file (upsert by id: replaying twice keeps
+one row).
+
+A line that no longer parses as an `IncidentRecord` (hand-edited, written by a future version) is moved
+to `<file>.rejected` with one WARNING instead of blocking the rest forever.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from core.resilience import DependencyUnavailable
+
+R = TypeVar("R", bound=BaseModel)
+
+log = logging.getLogger(__name__)
+
+PENDING_FILE = "memory-pending.jsonl"
+
+
+class MemoryUnavailable(DependencyUnavailable):
+    """Memory (Milvus or the embeddings endpoint) could not be used; what was being stored is kept."""
+
+
+def dependency_of(exc: BaseException) -> str:
+    """Which dependency an error from memory belongs to ("embeddings" or "milvus")."""
+    from memory.embeddings import EmbeddingError
+
+    if isinstance(exc, DependencyUnavailable):
+        return exc.dependency
+    return "embeddings" if isinstance(exc, EmbeddingError) else "milvus"
+
+
+def reason(exc: BaseException) -> str:
+    """One line for a human: which dependency, and what it said."""
+    message = getattr(exc, "message", None)  # pymilvus.MilvusException: str() wraps it in <...(code=...)>
+    text = message if isinstance(message, str) and message else str(exc)
+    text = text.splitlines()[0][:200] if text else type(exc).__name__
+    return f"{dependency_of(exc)}: {text}"
+
+
+class PendingIncidents(Generic[R]):
+    """An append-only JSONL file of records (`IncidentRecord`s) to store once memory is back."""
+
+    def __init__(self, path: Path, parse: Callable[[Any], R]) -> None:
+        self.path = path
+        self.parse = parse  # a JSON object back to a record (the model's `model_validate`)
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # releases the lock
+
+    def add(self, record: R) -> int:
+        """Append one record durably; returns how many are pending now."""
+        line = (record.model_dump_json() + "\n").encode("utf-8")
+        with self._locked() as fd:
+            os.write(fd, line)
+            os.fsync(fd)
+            return _count_lines(self.path)
+
+    def count(self) -> int:
+        return _count_lines(self.path) if self.path.exists() else 0
+
+    def replay(self, store: Callable[[list[R]], object]) -> int:
+        """Store every pending record with `store` (an upsert by id); on success the file is emptied.
+        If `store` raises, nothing is removed and the error propagates. Returns how many were stored."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return 0
+        with self._locked() as fd:
+            raw = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
+            records: list[R] = []
+            rejected: list[str] = []
+            for line in raw:
+                if not line.strip():
+                    continue
+                try:
+                    records.append(self.parse(json.loads(line)))
+                except (ValueError, ValidationError):
+                    rejected.append(line)
+            if records:
+                store(records)
+            if rejected:
+                with self.path.with_suffix(self.path.suffix + ".rejected").open("a", encoding="utf-8") as bad:
+                    bad.write("\n".join(rejected) + "\n")
+                log.warning("memory: %d unreadable pending incident line(s) moved to %s.rejected",
+                            len(rejected), self.path)
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        if records:
+            log.info("memory: stored %d incident(s) that were pending in %s", len(records), self.path)
+        return len(records)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
