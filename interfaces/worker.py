@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.models import AlertmanagerWebhook, IncidentStatus
+from core.resilience import DependencyUnavailable, backoff_delay, breaker, current_config
 from core.settings import Settings
 from interfaces.intake import QUEUE, AlertJob
 from interfaces.queue import Message, MessageQueue, QueueUnavailable, open_queue
@@ -67,18 +68,36 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _consume(self, consumer: str) -> None:
-        backoff = 0.5
+        failures = 0
         while not self._stopping.is_set():
+            if self._store_open():  # Postgres is down: take nothing we could not register; wait
+                failures += 1
+                await self._pause(failures, "incident store (postgres) unavailable, circuit open")
+                continue
             try:
                 batch = await self.queue.consume(consumer, count=1, block=1.0)
-                backoff = 0.5
+                failures = 0
             except QueueUnavailable as exc:
-                log.warning("queue unavailable, retrying in %.1fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                await self._pause(failures, f"queue unavailable: {exc}")
                 continue
             for msg in batch:
                 await self.handle(msg)
+
+    def _store_open(self) -> bool:
+        return bool(self.settings.DATABASE_URL) and breaker("postgres").state == "open"
+
+    async def _pause(self, failures: int, reason: str) -> None:
+        """Back off (RETRY_BASE_DELAY doubling to RETRY_MAX_DELAY, with jitter) while a store is down;
+        the breaker's half-open trial then decides whether to carry on. Logged once per outage."""
+        cfg = current_config()
+        delay = backoff_delay(failures - 1, cfg.retry_base_delay, max(cfg.retry_max_delay, cfg.retry_base_delay))
+        (log.warning if failures == 1 else log.debug)("worker paused (%s); retrying every <= %.1fs",
+                                                      reason, cfg.retry_max_delay)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            pass
 
     async def handle(self, msg: Message) -> None:
         try:
@@ -90,7 +109,9 @@ class Worker:
             return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
-            outcome = await self._run(msg, job, webhook)
+            outcome = await self._run_while_store_down(msg, job, webhook)
+        except _Stopped:
+            return  # stopping while the store was down: not acknowledged, redelivered later
         except asyncio.CancelledError:
             raise  # not acknowledged: redelivered to another worker
         except Exception as exc:  # noqa: BLE001 - any failure of a run: retry, then dead-letter
@@ -109,6 +130,26 @@ class Worker:
         self.processed += 1
         if outcome is not None and self.on_outcome is not None:
             self.on_outcome(outcome)
+
+    async def _run_while_store_down(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
+        """Run; when the incident store (Postgres) is down, keep the message (heartbeating it), wait and
+        run it again once the store is back. An outage is not the alert's fault: it does not count as
+        a failed delivery, so it is never dead-lettered for it."""
+        failures = 0
+        while True:
+            try:
+                return await self._run(msg, job, webhook)
+            except Exception as exc:
+                down = _store_outage(self.settings, exc)
+                if down is None:
+                    raise
+                failures += 1
+                await self._pause(failures, f"run of {msg.id} waits for the incident store: {down}")
+                while self._store_open() and not self._stopping.is_set():
+                    failures += 1
+                    await self._pause(failures, "incident store (postgres) unavailable, circuit open")
+                if self._stopping.is_set():
+                    raise _Stopped from exc
 
     async def _run(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
         row = self.runner.registry.get(job.incident_id)
@@ -139,6 +180,28 @@ class Worker:
             await coro
         except QueueUnavailable as exc:
             log.warning("queue: %s", exc)
+
+
+class _Stopped(Exception):
+    """The worker stopped while waiting for a store: leave the message unacknowledged."""
+
+
+def _store_outage(settings: Settings, exc: BaseException) -> DependencyUnavailable | None:
+    """The run failed because the incident store is down (registry, autonomy tables or checkpoints)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the failure may be wrapped (raised while handling the store's error)
+        if seen is None:
+            return None
+        if isinstance(seen, DependencyUnavailable) and seen.dependency == "postgres":
+            return seen
+        if settings.DATABASE_URL:
+            from memory.pg import charge
+
+            down = charge(seen)
+            if down is not None:
+                return down
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def run_workers(settings: Settings, concurrency: int) -> int:

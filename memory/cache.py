@@ -307,8 +307,9 @@ def _redacted(url: str) -> str:
 class RedisCache:
     """Redis-backed cache that never fails a request.
 
-    Outage handling: the first connection error, timeout, authentication failure or non-Redis answer
-    marks Redis *down*, logs ONE warning and starts a back-off (`retry_after`, doubling per failed probe
+    Outage handling: every call goes through the process-wide "redis" circuit breaker (one attempt,
+    no retry). The first connection error, timeout, authentication failure, non-Redis answer or open
+    breaker marks Redis *down* for this cache, logs ONE warning and starts a back-off (`retry_after`, doubling per failed probe
     up to `max_retry_after`). While down, calls skip Redis entirely (a miss, no network). After the back-off the next call probes Redis; on
     success one info line is logged and caching resumes. Socket timeouts are short and the client's own
     retries are disabled, so a dead server costs milliseconds, not seconds.
@@ -413,11 +414,18 @@ class RedisCache:
         """Run one Redis operation; (True, result) on success, (False, None) when it failed/was skipped."""
         if self._skip():
             return False, None
+        from core.redis_errors import redis_outage
+        from core.resilience import CircuitOpenError, guarded_sync
+
         errors = self._redis_errors
         try:
-            result = fn()
+            # One attempt through the shared "redis" breaker: a cache lookup is not worth a retry (the
+            # fallback, computing the answer, is always there), and while the breaker is open (opened
+            # by the cache, the queue or the ledger) nothing is sent at all.
+            result = guarded_sync("redis", fn, idempotent=False, counts=redis_outage)
         # InvalidResponse: something answered that does not speak RESP (wrong port, an HTTP proxy).
-        except (errors.ConnectionError, errors.TimeoutError, errors.InvalidResponse, OSError) as exc:
+        except (CircuitOpenError, errors.ConnectionError, errors.TimeoutError, errors.InvalidResponse,
+                OSError) as exc:
             self._on_connection_error(kind, exc)
             return False, None
         except errors.RedisError as exc:

@@ -20,10 +20,19 @@ from memory.errors import corrupted, is_corruption
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
     if settings.DATABASE_URL:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
 
-        async with AsyncPostgresSaver.from_conn_string(settings.DATABASE_URL) as saver:
-            await _setup_serialised(saver, settings.DATABASE_URL)
-            yield saver
+        # A pool, not one connection: a connection that died with a Postgres restart is checked and
+        # replaced on its next use, so the service resumes by itself once Postgres is back (one kept
+        # connection would fail every later run until the process restarts).
+        async with AsyncConnectionPool(settings.DATABASE_URL, min_size=1, max_size=4, open=False,
+                                       timeout=10, check=AsyncConnectionPool.check_connection,
+                                       kwargs={"autocommit": True, "prepare_threshold": 0,
+                                               "row_factory": dict_row, "connect_timeout": 5}) as pool:
+            pg_saver = AsyncPostgresSaver(conn=pool)  # type: ignore[arg-type]  # dict_row via kwargs
+            await _setup_serialised(pg_saver, settings.DATABASE_URL)
+            yield pg_saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from core.resilience import DependencyUnavailable
+
 
 class StoreError(RuntimeError):
     """A store (incident registry, checkpoints) is unreadable: names the file and the remedy."""
@@ -24,3 +26,11 @@ def is_corruption(exc: BaseException) -> bool:
 def corrupted(path: Path, what: str, exc: BaseException) -> StoreError:
     return StoreError(f"{path} ({what}) is not a usable SQLite database ({exc}): move it aside to start "
                       "with an empty one, or restore it from a backup")
+
+
+class StoreUnavailable(DependencyUnavailable):
+    """The database server (Postgres) cannot be reached now; nothing was written. Callers answer 503
+    or wait and try again: the data is where it was (the queue, Alertmanager's re-send)."""
+
+    def __init__(self, message: str, dependency: str = "postgres") -> None:
+        super().__init__(dependency, message)

@@ -143,9 +143,11 @@ class IncidentRegistry:
         """One transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE) so that two
         deciders serialise instead of both reading 'pending' and failing on the lock upgrade."""
         if self._pg:
-            import psycopg
+            from memory import pg as pgconn
 
-            with psycopg.connect(self._pg) as pg:  # commits on a clean exit, rolls back on an exception
+            # Through the "postgres" breaker: StoreUnavailable when down (the API answers 503, a
+            # worker waits); the statements are never retried, only the connect.
+            with pgconn.outage_as_unavailable(), pgconn.connect(self._pg) as pg:  # commits on a clean exit
                 yield _PgAdapter(pg)
             return
         try:

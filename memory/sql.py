@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from core.settings import Settings
@@ -37,9 +37,9 @@ class SqlStore:
         if self._conn is not None:
             return self._conn
         if self._pg_url:
-            import psycopg
+            from memory.pg import connect
 
-            self._conn = psycopg.connect(self._pg_url, autocommit=True)
+            self._conn = connect(self._pg_url, autocommit=True)  # through the "postgres" breaker
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -51,12 +51,22 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self._lock:
-            conn = self._connect()
             if self._pg_url:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_id])
-                    yield Tx(conn, pg=True)
+                from memory.pg import charge, is_outage
+
+                try:
+                    with ExitStack() as stack:
+                        conn = self._begin_pg(stack, is_outage)
+                        yield Tx(conn, pg=True)
+                except Exception as exc:
+                    unavailable = charge(exc)
+                    if unavailable is None:
+                        raise
+                    # The kept connection is dead (Postgres restarted or went away): reconnect next time.
+                    self.close_quietly()
+                    raise unavailable from exc
                 return
+            conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(conn, pg=False)
@@ -65,11 +75,36 @@ class SqlStore:
                 raise
             conn.execute("COMMIT")
 
+    def _begin_pg(self, stack: ExitStack, is_outage: Callable[[BaseException], bool]) -> Any:
+        """BEGIN and take the store's advisory lock. The kept connection may have died while idle
+        (Postgres restarted): nothing has run yet, so reconnect once (through the breaker)."""
+        for attempt in (0, 1):
+            conn = self._connect()
+            try:
+                stack.enter_context(conn.transaction())
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_id])
+                return conn
+            except Exception as exc:
+                if attempt == 1 or not is_outage(exc):
+                    raise
+                stack.close()
+                self.close_quietly()
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def close_quietly(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
 
 
 class Tx:

@@ -303,3 +303,63 @@ def start_prometheus(workdir: Path | None = None, data: Path | None = None) -> I
             yield server
         finally:
             server.stop()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (initdb + pg_ctl) on 127.0.0.1:`port`, stoppable and restartable on
+    the same port: for fault tests that must stop *the* database without touching the shared server.
+
+    Run as the `postgres` user when the tests run as root (initdb refuses root)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.log = workdir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if os.geteuid() == 0:
+            import shlex
+
+            cmd = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(shlex.quote(a) for a in cmd)]
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()[-1500:]}\n{tail}")
+        return done
+
+    def init(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self.workdir.parent.chmod(0o711)  # the temporary directory is root's: let postgres through
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off "
+                "-c full_page_writes=off -c max_connections=40")  # fsync off: a stop is a process crash, not a power cut
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash for the clients (connections cut, no shutdown checkpoint)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+
+@contextlib.contextmanager
+def start_postgres() -> Iterator[PostgresServer]:
+    """A throw-away private PostgreSQL cluster; raises `ServerUnavailable` without initdb/pg_ctl."""
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        raise ServerUnavailable("initdb/pg_ctl are not installed (PostgreSQL server binaries)")
+    with tempfile.TemporaryDirectory(prefix="aiops-pg-") as tmp:
+        server = PostgresServer(free_port(), Path(tmp) / "pg")
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

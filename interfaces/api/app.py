@@ -24,10 +24,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
 from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
+from interfaces.api.unavailable import retry_after
 from interfaces.intake import QUEUE
 from interfaces.queue import open_queue
 
@@ -109,7 +111,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
                   description="AIOps service: Alertmanager intake, incidents, approvals, events.")
     app.include_router(router)
     _document_webhook_body(app)
-    _error_handlers(app)
+    _error_handlers(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
                        metrics=metrics)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
@@ -199,7 +201,7 @@ def _detail(exc: RequestValidationError) -> str:
     return f"{where}: {msg}{more}"[:400]
 
 
-def _error_handlers(app: FastAPI) -> None:
+def _error_handlers(app: FastAPI, app_settings: Settings) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # A body that is not JSON at all is a 400; JSON of the wrong shape is a 422.
@@ -212,11 +214,31 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail.splitlines()[0] if detail else "error"}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(DependencyUnavailable)
+    async def dependency_down(request: Request, exc: DependencyUnavailable) -> JSONResponse:
+        # A store (Postgres) is down or its breaker open: 503 with when to try again, not a traceback.
+        log.warning("%s %s: %s", request.method, request.url.path, _first_line(exc))
+        line = _first_line(exc)
+        detail = line if line.startswith(exc.dependency) else f"{exc.dependency} unavailable: {line}"
+        return JSONResponse({"detail": f"{detail}; retry later"},
+                            status_code=503, headers={"Retry-After": str(retry_after(exc.dependency))})
+
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        if app_settings.DATABASE_URL:
+            from memory.pg import charge
+
+            down = charge(exc)  # the checkpointer's own connection broke (Postgres stopped under it)
+            if down is not None:
+                return await dependency_down(request, down)
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the service log"},
                             status_code=500)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 Scope = MutableMapping[str, Any]

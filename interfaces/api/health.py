@@ -1,6 +1,7 @@
 """`GET /health`: a real, bounded check of every configured component, all at once.
 
-Unhealthy (503) when the queue cannot be reached: Alertmanager's webhooks would be refused. Degraded
+Unhealthy (503) when the queue or the incident store (Postgres, when `DATABASE_URL` is set) cannot be
+reached: Alertmanager's webhooks are refused then. Degraded
 when another configured component fails (the service still takes alerts; runs will have less evidence).
 A component whose circuit breaker is open is an error even if the probe gets through: until the
 breaker lets calls through again, every caller takes its fallback (e.g. diagnosis without metrics).
@@ -132,7 +133,8 @@ async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[
 
     results = await asyncio.gather(*(run(n, c) for n, c in checks.items()))
     components = dict(zip(checks, results, strict=True))
-    if components["queue"].status != "ok":
+    # Unhealthy: alerts are refused (503) - the queue is down, or the incident store they need is.
+    if components["queue"].status != "ok" or components["postgres"].status == "error":
         status = "unhealthy"
     elif any(c.status == "error" for c in components.values()):
         status = "degraded"

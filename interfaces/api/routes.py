@@ -40,6 +40,7 @@ from interfaces.api.schemas import (
     SelfHealingSwitch,
     WebhookAccepted,
 )
+from interfaces.api.unavailable import store_open, unavailable
 from interfaces.intake import AlertJob, incident_id_for, on_demand_webhook
 from interfaces.queue import MessageQueue, QueueUnavailable
 
@@ -144,11 +145,15 @@ async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
         status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
         raise HTTPException(status, text) from None
     job, key = AlertJob.from_webhook(webhook)
+    if store_open(s.settings.DATABASE_URL):  # accepted work could not be registered: let Alertmanager re-send
+        s.metrics.alerts_rejected.labels("store_unavailable").inc()
+        raise unavailable("incident store (postgres) unavailable, retry later: circuit 'postgres' is open",
+                          "postgres")
     try:
         msg_id = await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
     except QueueUnavailable as exc:
         s.metrics.alerts_rejected.labels("queue_unavailable").inc()
-        raise HTTPException(503, f"queue unavailable, retry later: {_line(exc)}") from None
+        raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
     s.metrics.alerts_received.inc(len(webhook.alerts))
     # The hot path: the body is built directly (the response model documents it, and is what it is).
     return JSONResponse({"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id,
@@ -183,10 +188,13 @@ async def local_analyze(body: LocalAnalyzeRequest, s: ServiceDep) -> Any:
 
 
 async def _submit(s: Service, job: AlertJob, key: str, wait: bool) -> Any:
+    if store_open(s.settings.DATABASE_URL):
+        raise unavailable("incident store (postgres) unavailable, retry later: circuit 'postgres' is open",
+                          "postgres")
     try:
         await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
     except QueueUnavailable as exc:
-        raise HTTPException(503, f"queue unavailable, retry later: {_line(exc)}") from None
+        raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
     if not wait:
         return AnalyzeAccepted(incident_id=job.incident_id, status="queued")
     deadline = time.monotonic() + s.settings.ANALYZE_WAIT_SECONDS
@@ -352,6 +360,10 @@ async def notification_dead_letters(s: ServiceDep, _caller: Reader) -> DeadLette
         return DeadLetterList(dead_letters=await s.outbox.dead_letters())
     except QueueUnavailable as exc:
         raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+
+
+def _queue_dependency(s: Service) -> str:
+    return "redis" if s.queue.backend == "redis" else "queue"
 
 
 def _line(exc: BaseException) -> str:

@@ -35,7 +35,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,7 +47,14 @@ from core.resilience import CircuitOpenError
 from core.settings import Settings
 from interfaces.notify.channels import Channel, Permanent, RetryLater, admits, enabled_channels
 from interfaces.notify.events import Notification, events_for
-from interfaces.queue import DeadLetter, Message, MessageQueue, RedisStreamQueue, SqliteQueue
+from interfaces.queue import (
+    DeadLetter,
+    Message,
+    MessageQueue,
+    QueueUnavailable,
+    RedisStreamQueue,
+    SqliteQueue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +140,10 @@ class SqliteLedger:
 
 
 class RedisLedger:
+    """Delivery states and channel leases in Redis, through the "redis" breaker. Every call is
+    idempotent (HGET, HSET of a state, a lease taken-or-renewed by its owner, an owner-checked
+    release), so all are retried with back-off."""
+
     HASH = "aiops:notify:ledger"
 
     def __init__(self, url: str) -> None:
@@ -140,12 +151,18 @@ class RedisLedger:
 
         self._r = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
+    async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        from core.redis_errors import redis_outage
+        from core.resilience import guarded
+
+        return await guarded("redis", fn, counts=redis_outage)
+
     async def state(self, key: str) -> str | None:
-        value = await self._r.hget(self.HASH, key)
-        return value.decode() if isinstance(value, bytes) else value
+        value = await self._call(lambda: self._r.hget(self.HASH, key))  # type: ignore[arg-type,return-value]
+        return value.decode() if isinstance(value, bytes) else value  # type: ignore[no-any-return]
 
     async def mark(self, key: str, state: str) -> None:
-        await self._r.hset(self.HASH, key, state)
+        await self._call(lambda: self._r.hset(self.HASH, key, state))  # type: ignore[arg-type,return-value]
 
     # take the lease if free, or renew it if it is ours (atomic)
     _LEASE = """local v = redis.call('GET', KEYS[1])
@@ -154,13 +171,25 @@ return 0"""
     _UNLEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
     async def lease(self, name: str, owner: str, ttl: float) -> bool:
-        return bool(await self._r.eval(self._LEASE, 1, f"aiops:notify:lease:{name}", owner, int(ttl * 1000)))
+        return bool(await self._call(lambda: self._r.eval(  # type: ignore[arg-type,return-value]
+            self._LEASE, 1, f"aiops:notify:lease:{name}", owner, int(ttl * 1000))))
 
     async def unlease(self, name: str, owner: str) -> None:
-        await self._r.eval(self._UNLEASE, 1, f"aiops:notify:lease:{name}", owner)
+        await self._call(lambda: self._r.eval(  # type: ignore[arg-type,return-value]
+            self._UNLEASE, 1, f"aiops:notify:lease:{name}", owner))
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+BACKLOG_MAX = 1000  # notifications kept in memory while the queue's store is down (the newest win)
+
+
+def _store_down(exc: BaseException) -> bool:
+    from core.redis_errors import redis_outage
+    from core.resilience import DependencyUnavailable
+
+    return isinstance(exc, QueueUnavailable | DependencyUnavailable | sqlite3.OperationalError) or redis_outage(exc)
 
 
 def breaker_name(channel: str) -> str:
@@ -187,6 +216,7 @@ class Outbox:
         self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
         self._stop = asyncio.Event()
         self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
+        self.backlog: list[Notification] = []  # not queued yet: the queue's store was down
 
     @classmethod
     def from_settings(cls, settings: Settings, *, channels: list[Channel] | None = None,
@@ -215,25 +245,55 @@ class Outbox:
         return await self.publish(events_for(outcome.report))
 
     async def publish(self, notifications: list[Notification]) -> int:
-        """Queue each notification on each channel that wants it and whose route admits its severity."""
+        """Queue each notification on each channel that wants it and whose route admits its severity.
+
+        When the queue's store (Redis) is down, what could not be queued is kept in this process
+        (`backlog`, at most BACKLOG_MAX) and queued by the next `publish` or the delivery loop once the
+        store answers, instead of being dropped with the outcome. Re-queueing is safe: the ledger and
+        the queue's key dedupe skip what already made it."""
+        had_backlog = bool(self.backlog)  # warned already: this outage is known
+        pending, self.backlog = [*self.backlog, *notifications], []
         queued = 0
-        for n in notifications:
-            for name, channel in self.channels.items():
-                if not channel.wants(n) or not admits(self.settings, name, n.severity):
-                    continue
-                key = f"{n.key}|{name}"
-                if await self.ledger.state(key) is not None:
-                    continue
-                await self.queues[name].enqueue(n.model_dump(mode="json"), key=key, dedupe=True)
-                await self.ledger.mark(key, "queued")
-                queued += 1
+        for i, n in enumerate(pending):
+            try:
+                queued += await self._publish_one(n)
+            except Exception as exc:
+                if not _store_down(exc):
+                    raise
+                self.backlog = pending[i:][-BACKLOG_MAX:]
+                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                (log.debug if had_backlog else log.warning)(
+                    "notify: queue store unavailable (%s); %d notification(s) kept to queue later", reason,
+                    len(self.backlog))
+                break
         return queued
+
+    async def _publish_one(self, n: Notification) -> int:
+        queued = 0
+        for name, channel in self.channels.items():
+            if not channel.wants(n) or not admits(self.settings, name, n.severity):
+                continue
+            key = f"{n.key}|{name}"
+            if await self.ledger.state(key) is not None:
+                continue
+            await self.queues[name].enqueue(n.model_dump(mode="json"), key=key, dedupe=True)
+            await self.ledger.mark(key, "queued")
+            queued += 1
+        return queued
+
+    async def _flush_backlog(self) -> None:
+        """Queue what `publish` kept while the store was down, as soon as it answers again."""
+        while not self._stop.is_set():
+            await self._sleep(self.settings.NOTIFY_BACKOFF_SECONDS)
+            if self.backlog:
+                await self.publish([])
 
     # ---------------------------------------------------------------------------------- delivery --
     async def run(self) -> None:
         """Deliver until `stop()`: one loop per channel."""
         self._stop.clear()
         tasks = [asyncio.create_task(self._loop(name), name=f"notify-{name}") for name in self.channels]
+        tasks.append(asyncio.create_task(self._flush_backlog(), name="notify-backlog"))
         try:
             await self._stop.wait()
             # let an attempt in progress finish (a send cut off half-way may have reached the far end)
@@ -345,6 +405,7 @@ class Outbox:
         """Deliver until every channel queue is empty (True) or `timeout` passes (False): the CLI and tests."""
         deadline = time.monotonic() + timeout
         runner = asyncio.create_task(self.run())
+        await asyncio.sleep(0)  # let run() reset the stop flag first: a stop() below must not be lost (a hang)
         try:
             while time.monotonic() < deadline:
                 depths = [(await q.stats()).depth for q in self.queues.values()]

@@ -19,10 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from core.redis_errors import redis_outage
+from core.resilience import CircuitOpenError, guarded
 from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable
 
 T = TypeVar("T")
 GROUP = "aiops"
+
 
 # XADD unless a message with this key is waiting or in flight (KEYS: stream, key marker).
 _ENQUEUE_ONCE = """
@@ -58,25 +61,36 @@ class RedisStreamQueue:
         self._pending: list[tuple[tuple[str, str, str, bool], asyncio.Future[str]]] = []
         self._flushing = False
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
+    async def _call(self, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+        """One queue operation through the process-wide "redis" breaker (shared with the cache and the
+        notification ledger). `idempotent` operations (reads, XACK/XDEL, XCLAIM) are retried with
+        back-off; XADD is not (a retry after a lost reply would store the message twice; the sender's
+        own retry, deduplicated by key, is the safe one). Redis down or the breaker open: raises
+        `QueueUnavailable` (nothing stored or acknowledged) at once."""
+        from redis.exceptions import RedisError, ResponseError
 
-        for attempt in (0, 1):
-            try:
-                if not self._group_ready:
-                    await self._ensure_group()
-                return await fn()
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc) and attempt == 0:  # Redis restarted without persistence
+        async def attempt() -> T:
+            for tries in (0, 1):
+                try:
+                    if not self._group_ready:
+                        await self._ensure_group()
+                    return await fn()
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc) and tries == 0:  # Redis restarted without persistence
+                        self._group_ready = False
+                        continue
+                    raise
+                except Exception:
                     self._group_ready = False
-                    continue
-                raise QueueUnavailable(f"redis queue {self.name}: {exc}") from exc
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self._group_ready = False
-                raise QueueUnavailable(f"redis queue {self.name}: {exc}") from exc
-        raise QueueUnavailable(f"redis queue {self.name}: consumer group vanished")
+                    raise
+            raise ResponseError("NOGROUP consumer group vanished")
+
+        try:
+            return await guarded("redis", attempt, idempotent=idempotent, counts=redis_outage)
+        except CircuitOpenError as exc:
+            raise QueueUnavailable(f"redis queue {self.name}: {exc}") from None
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"redis queue {self.name}: {exc}") from exc
 
     async def _ensure_group(self) -> None:
         from redis.exceptions import ResponseError
@@ -107,7 +121,8 @@ class RedisStreamQueue:
             while self._pending:
                 batch, self._pending = self._pending[:500], self._pending[500:]
                 try:
-                    ids = await self._call(lambda batch=batch: self._write(batch))  # type: ignore[misc]
+                    ids = await self._call(lambda batch=batch: self._write(batch),  # type: ignore[misc]
+                                          idempotent=False)
                 except QueueUnavailable as exc:
                     for _, fut in batch:
                         if not fut.done():
@@ -131,13 +146,16 @@ class RedisStreamQueue:
 
     # -------------------------------------------------------------------------------- consume --
     async def consume(self, consumer: str, count: int = 1, block: float = 1.0) -> list[Message]:
-        out = await self._call(lambda: self._reclaim(consumer, count))
+        # Hand-outs are not retried here: a lost reply leaves the message pending (reclaimed later),
+        # and the consumer's own loop waits and calls again.
+        out = await self._call(lambda: self._reclaim(consumer, count), idempotent=False)
         if len(out) < count:
             want = count - len(out)
             blocking = block > 0 and not out
             client = self._blocking if blocking else self._r
             reply: Any = await self._call(lambda: client.xreadgroup(
-                GROUP, consumer, {self.stream: ">"}, count=want, block=int(block * 1000) if blocking else None))
+                GROUP, consumer, {self.stream: ">"}, count=want, block=int(block * 1000) if blocking else None),
+                idempotent=False)
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     out.append(self._message(entry_id, fields, 1, consumer))
@@ -189,7 +207,7 @@ class RedisStreamQueue:
                                                 justid=True))
 
     async def dead_letter(self, msg: Message, reason: str) -> None:
-        await self._call(lambda: self._move_dead(msg, reason))
+        await self._call(lambda: self._move_dead(msg, reason), idempotent=False)  # XADD to the dead list
 
     async def _move_dead(self, msg: Message, reason: str) -> None:
         async with self._r.pipeline(transaction=True) as pipe:

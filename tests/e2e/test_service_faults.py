@@ -90,7 +90,8 @@ def test_worker_killed_mid_run_is_finished_by_another(queue: str, tmp_path: Path
 
 
 def test_redis_stopped_webhook_503_then_recovers(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
-    env = cli_env(tmp_path, LLM_MODE="rules", REDIS_URL=redis_server.url)
+    # CB_TIMEOUT=1: the "redis" breaker opens during the outage; it lets a trial through a second later
+    env = cli_env(tmp_path, LLM_MODE="rules", REDIS_URL=redis_server.url, CB_TIMEOUT="1", RETRY_BASE_DELAY="0.01")
     with aiops_serve(env, tmp_path / "serve.log") as svc:
         redis_server.stop(kill=True)
         refused = httpx.post(f"{svc.url}/webhook/alertmanager", json=webhook(), timeout=20)

@@ -92,6 +92,10 @@ async def test_blocking_consume_wakes_on_enqueue(queue: MessageQueue) -> None:
 
 
 async def test_redis_down_raises_unavailable_and_recovers(redis_server: RedisServer) -> None:  # noqa: F811
+    from core import resilience
+    from core.settings import load_settings
+
+    resilience.configure(load_settings(_env_file=None, CB_TIMEOUT=1, RETRY_BASE_DELAY=0.01))
     q = RedisStreamQueue(redis_server.url, "alerts", claim_idle_seconds=IDLE)
     try:
         await q.enqueue({"n": 1})
@@ -99,8 +103,13 @@ async def test_redis_down_raises_unavailable_and_recovers(redis_server: RedisSer
         with pytest.raises(QueueUnavailable):
             await q.enqueue({"n": 2})
         with pytest.raises(QueueUnavailable):
-            await q.ping()
+            await q.ping()  # retried (a read): the "redis" breaker opens
+        assert resilience.breaker("redis").state == "open"
+        with pytest.raises(QueueUnavailable, match="circuit 'redis' is open"):
+            await q.enqueue({"n": 2})  # refused at once, nothing sent
         redis_server.start()  # restarted without persistence: the group is recreated on first use
+        while resilience.breaker("redis").state == "open":  # CB_TIMEOUT, then a trial call
+            await asyncio.sleep(0.05)
         await q.enqueue({"n": 3})
         got = await q.consume("w", block=0.5)
         assert [m.body for m in got] == [{"n": 3}]
