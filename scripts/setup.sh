@@ -4,11 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv)
+# postgresql: the Postgres tests start private clusters with initdb/pg_ctl (Debian keeps them in
+# /usr/lib/postgresql/<version>/bin) when no server answers on 127.0.0.1:5432.
+APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql)
 need_apt=()
 for bin in redis-server prometheus promtool prometheus-alertmanager; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=(yes)
 done
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_apt=(yes)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing system packages: ${APT_PACKAGES[*]}"
@@ -16,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
   # Debian's packages start services; the tests start their own servers on free ports.
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

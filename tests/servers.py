@@ -215,19 +215,54 @@ PG_ADMIN = os.environ.get("AIOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432
 
 @contextlib.contextmanager
 def pg_database(prefix: str = "aiops_test") -> Iterator[str]:
-    """A throw-away database on the local PostgreSQL server (`AIOPS_TEST_PG`); skips when there is none."""
+    """A throw-away database on the local PostgreSQL server (`AIOPS_TEST_PG`).
+
+    When no server answers there (and `AIOPS_TEST_PG` is not set), one private cluster is started
+    for the whole test session instead (initdb + pg_ctl), so a clean machine runs these tests too."""
     psycopg = pytest.importorskip("psycopg")
+    admin_url = PG_ADMIN
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN}: {exc}")
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        if "AIOPS_TEST_PG" in os.environ:
+            raise ServerUnavailable(f"no PostgreSQL at AIOPS_TEST_PG={PG_ADMIN}: {exc}") from exc
+        admin_url = _session_postgres().url
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
+
+
+_SESSION_PG: PostgresServer | None = None
+
+
+def _session_postgres() -> PostgresServer:
+    global _SESSION_PG
+    if _SESSION_PG is None:
+        import atexit
+
+        tmp = Path(tempfile.mkdtemp(prefix="aiops-pg-session-"))
+        server = PostgresServer(free_port(), tmp / "pg")
+        server.init()
+        server.start()
+        atexit.register(server.stop, "fast")
+        atexit.register(shutil.rmtree, tmp, True)
+        _SESSION_PG = server
+    return _SESSION_PG
+
+
+def pg_binary(name: str) -> str | None:
+    """`initdb` / `pg_ctl` on PATH, else from Debian's /usr/lib/postgresql/<version>/bin (newest)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return str(candidates[-1]) if candidates else None
 
 
 class PrometheusServer:
@@ -338,22 +373,22 @@ class PostgresServer:
         if os.geteuid() == 0:
             self.workdir.parent.chmod(0o711)  # the temporary directory is root's: let postgres through
             shutil.chown(self.workdir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        self._run(pg_binary("initdb") or "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 
     def start(self) -> None:
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off "
                 "-c full_page_writes=off -c max_connections=40")  # fsync off: a stop is a process crash, not a power cut
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
+        self._run(pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "immediate") -> None:
         """`immediate` is a crash for the clients (connections cut, no shutdown checkpoint)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+        self._run(pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
 
 @contextlib.contextmanager
 def start_postgres() -> Iterator[PostgresServer]:
     """A throw-away private PostgreSQL cluster; raises `ServerUnavailable` without initdb/pg_ctl."""
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+    if pg_binary("initdb") is None or pg_binary("pg_ctl") is None:
         raise ServerUnavailable("initdb/pg_ctl are not installed (PostgreSQL server binaries)")
     with tempfile.TemporaryDirectory(prefix="aiops-pg-") as tmp:
         server = PostgresServer(free_port(), Path(tmp) / "pg")
