@@ -42,17 +42,24 @@ def main() -> None:
                 runs.append(scenarios[key](Path(tmp)))
         ms = [r.fallback_ms for r in runs]
         last = runs[-1]
+        # the scenarios' other timings (the cost of a call once the breaker is open, recovery, ...)
+        extra = {k: round(statistics.median(float(r.details[k]) for r in runs if k in r.details), 1)
+                 for k in sorted(last.details) if k.endswith("_ms") and k != "fallback_ms"
+                 and isinstance(last.details[k], int | float)}
         rows.append({"scenario": key, "dependency": last.dependency, "fault": last.fault,
                      "behaviour": last.behaviour, "breaker": last.breaker_state,
                      "fallback_ms_median": round(statistics.median(ms), 1),
-                     "fallback_ms_max": round(max(ms), 1), "runs": len(ms)})
+                     "fallback_ms_max": round(max(ms), 1), "runs": len(ms), "other_ms_median": extra})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'scenario':34} {'breaker':9} {'median ms':>10} {'max ms':>9}  behaviour")
+    print(f"{'scenario':30} {'breaker':8} {'median ms':>10} {'max ms':>9}  other timings (median ms)")
     for r in rows:
-        print(f"{r['scenario']:34} {r['breaker']:9} {r['fallback_ms_median']:>10} {r['fallback_ms_max']:>9}  "
-              f"{r['behaviour']}")
+        other = ", ".join(f"{k.removesuffix('_ms')} {v:g}" for k, v in r["other_ms_median"].items())
+        print(f"{r['scenario']:30} {r['breaker']:8} {r['fallback_ms_median']:>10} {r['fallback_ms_max']:>9}  {other}")
+    print()
+    for r in rows:
+        print(f"{r['scenario']}: {r['behaviour']}")
 
 
 if __name__ == "__main__":
