@@ -49,7 +49,7 @@ from pydantic import BaseModel, Field
 from core.resilience import DependencyUnavailable, guarded_sync
 from memory.embeddings import Embedder, EmbeddingError, get_embedder
 from memory.lexical import BM25Index
-from memory.pending import PENDING_FILE, MemoryUnavailable, PendingIncidents, dependency_of, reason
+from memory.pending import PENDING_FILE, MemoryUnavailable, PendingRecords, dependency_of, reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient
@@ -253,7 +253,7 @@ class IncidentMemory:
         self.token = token
         self._embedder = embedder
         # incidents that could not be stored yet (memory down); default: next to a lite file, else cwd
-        self.pending = PendingIncidents(pending or (Path(uri).expanduser().parent / PENDING_FILE if is_lite_uri(uri)
+        self.pending = PendingRecords(pending or (Path(uri).expanduser().parent / PENDING_FILE if is_lite_uri(uri)
                                                     else Path(PENDING_FILE)), IncidentRecord.model_validate)
         self._client_obj: MilvusClient | None = None
         self._lock = threading.RLock()

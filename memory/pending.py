@@ -53,8 +53,9 @@ def reason(exc: BaseException) -> str:
     return f"{dependency_of(exc)}: {text}"
 
 
-class PendingIncidents(Generic[R]):
-    """An append-only JSONL file of records (`IncidentRecord`s) to store once memory is back."""
+class PendingRecords(Generic[R]):
+    """A JSONL file of records waiting for a store that is down: `IncidentRecord`s for memory, and
+    the notifications the outbox could not queue while Redis was down (`interfaces/notify/outbox.py`)."""
 
     def __init__(self, path: Path, parse: Callable[[Any], R]) -> None:
         self.path = path
@@ -78,6 +79,36 @@ class PendingIncidents(Generic[R]):
             os.fsync(fd)
             return _count_lines(self.path)
 
+    def peek(self) -> list[R]:
+        """Every readable pending record, leaving the file as it is."""
+        if not self.path.exists():
+            return []
+        with self._locked():
+            return self._read()[0]
+
+    def update(self, change: Callable[[list[R]], list[R]]) -> int:
+        """Rewrite the file as `change(current records)`, under the lock, fsynced; returns the new count."""
+        with self._locked() as fd:
+            records = change(self._read()[0])
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            if records:
+                os.write(fd, "".join(r.model_dump_json() + "\n" for r in records).encode("utf-8"))
+            os.fsync(fd)
+            return len(records)
+
+    def _read(self) -> tuple[list[R], list[str]]:
+        records: list[R] = []
+        rejected: list[str] = []
+        for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                records.append(self.parse(json.loads(line)))
+            except (ValueError, ValidationError):
+                rejected.append(line)
+        return records, rejected
+
     def count(self) -> int:
         return _count_lines(self.path) if self.path.exists() else 0
 
@@ -87,16 +118,7 @@ class PendingIncidents(Generic[R]):
         if not self.path.exists() or self.path.stat().st_size == 0:
             return 0
         with self._locked() as fd:
-            raw = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
-            records: list[R] = []
-            rejected: list[str] = []
-            for line in raw:
-                if not line.strip():
-                    continue
-                try:
-                    records.append(self.parse(json.loads(line)))
-                except (ValueError, ValidationError):
-                    rejected.append(line)
+            records, rejected = self._read()
             if records:
                 store(records)
             if rejected:

@@ -55,6 +55,7 @@ from interfaces.queue import (
     RedisStreamQueue,
     SqliteQueue,
 )
+from memory.pending import PendingRecords
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,8 @@ return 0"""
         await self._r.aclose()
 
 
-BACKLOG_MAX = 1000  # notifications kept in memory while the queue's store is down (the newest win)
+BACKLOG_MAX = 1000  # notifications kept while the queue's store is down (the newest win)
+SPILL_FILE = "notify-pending.jsonl"  # the backlog on disk (survives a restart during a Redis outage)
 
 
 def _store_down(exc: BaseException) -> bool:
@@ -216,7 +218,14 @@ class Outbox:
         self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
         self._stop = asyncio.Event()
         self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
-        self.backlog: list[Notification] = []  # not queued yet: the queue's store was down
+        # Not queued yet because the queue's store was down. Mirrored in a file under AIOPS_DATA_DIR so
+        # a restart while Redis is down does not lose them; a new outbox picks them up from there.
+        self.spill: PendingRecords[Notification] = PendingRecords(
+            settings.AIOPS_DATA_DIR / SPILL_FILE, Notification.model_validate)
+        self.backlog: list[Notification] = self.spill.peek()[-BACKLOG_MAX:] if self.channels else []
+        if self.backlog:
+            log.warning("notify: %d notification(s) kept while the queue store was down (%s): queueing them",
+                        len(self.backlog), self.spill.path)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, channels: list[Channel] | None = None,
@@ -261,12 +270,32 @@ class Outbox:
                 if not _store_down(exc):
                     raise
                 self.backlog = pending[i:][-BACKLOG_MAX:]
+                self._spill(keep=self.backlog, done=pending[:i])
                 reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 (log.debug if had_backlog else log.warning)(
-                    "notify: queue store unavailable (%s); %d notification(s) kept to queue later", reason,
-                    len(self.backlog))
+                    "notify: queue store unavailable (%s); %d notification(s) kept in %s to queue later",
+                    reason, len(self.backlog), self.spill.path)
                 break
+        else:
+            if had_backlog:
+                self._spill(keep=[], done=pending)
         return queued
+
+    def _spill(self, keep: list[Notification], done: list[Notification]) -> None:
+        """Mirror the backlog on disk: add what is kept, drop what got queued (other processes' entries
+        sharing the data dir are left alone). A disk that fails here leaves the in-memory backlog."""
+        done_keys = {n.key for n in done}
+        keep_keys = {n.key for n in keep}
+
+        def change(current: list[Notification]) -> list[Notification]:
+            others = [n for n in current if n.key not in done_keys and n.key not in keep_keys]
+            return [*others, *keep][-BACKLOG_MAX:]
+
+        try:
+            self.spill.update(change)
+        except OSError as exc:
+            log.warning("notify: could not write the backlog to %s (%s); it is kept in memory only",
+                        self.spill.path, exc)
 
     async def _publish_one(self, n: Notification) -> int:
         queued = 0

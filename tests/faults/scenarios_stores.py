@@ -316,6 +316,62 @@ def redis_stopped_notify(tmp: Path) -> Degradation:
         details={**result, "received": received, "slack_attempts": slack.attempts})
 
 
+@degradation("redis-stopped-notify-restart")
+def redis_stopped_notify_restart(tmp: Path) -> Degradation:
+    """Redis is down while an incident's notifications are published and the process then exits
+    before Redis is back: a new process (a new outbox on the same data dir) queues and delivers them."""
+    from graphs.runner import IncidentRunner
+    from interfaces.notify.outbox import Outbox
+    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+    from tests.servers import start_redis
+    from tests.sim.webhooks import slack_double
+    from tools.replay.recording import load_recorded
+
+    rec = load_recorded(_recording("crashloop"))
+    with start_redis() as redis, slack_double() as slack:
+        s = _settings(tmp, REDIS_URL=redis.url, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
+                      NOTIFY_BACKOFF_SECONDS=0.05, NOTIFY_BACKOFF_MAX_SECONDS=0.2, NOTIFY_TIMEOUT=2.0)
+
+        async def first_process() -> dict[str, Any]:
+            outbox = Outbox.from_settings(s)
+            async with IncidentRunner(s, make_toolbox_factory(s)) as runner:
+                redis.stop(kill=True)
+                out = await runner.analyze(rec.webhook, replay_spec(_recording("crashloop"), s))
+                await outbox.publish_outcome(out)
+            kept = len(outbox.backlog)
+            # the process exits here, Redis still down: nothing delivered, no close() (a crash)
+            return {"kept": kept, "spilled": outbox.spill.count(),
+                    "events": [n.event.value for n in outbox_events(out)]}
+
+        async def second_process() -> dict[str, Any]:
+            redis.start()
+            start = time.perf_counter()
+            outbox = Outbox.from_settings(s)
+            loaded = len(outbox.backlog)
+            delivery = asyncio.create_task(outbox.run())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (outbox.backlog or len(outbox.delivered) < loaded):
+                await asyncio.sleep(0.02)
+            delivered_ms = _ms(start)
+            await asyncio.sleep(0.3)  # a duplicate, if any, would go out now
+            await outbox.stop()
+            await delivery
+            left = outbox.spill.count()
+            await outbox.close()
+            return {"loaded": loaded, "delivered_ms": round(delivered_ms, 1), "spill_left": left}
+
+        first = asyncio.run(first_process())
+        second = asyncio.run(second_process())
+        received = [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
+    return Degradation(
+        dependency="redis", fault="redis-server killed while notifications are published, and the process exits "
+                                  "before Redis is back",
+        behaviour="the backlog is on disk (notify-pending.jsonl); the next process queues it once Redis answers "
+                  "and delivers each once",
+        fallback_ms=second["delivered_ms"], breaker_state=resilience.breaker("redis").state,
+        details={**first, **second, "received": received, "slack_attempts": slack.attempts})
+
+
 def outbox_events(outcome: Any) -> list[Any]:
     from interfaces.notify.events import events_for
 

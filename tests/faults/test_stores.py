@@ -15,6 +15,7 @@ from tests.faults.scenarios_stores import (
     postgres_stopped,
     redis_stopped_cache,
     redis_stopped_notify,
+    redis_stopped_notify_restart,
     redis_stopped_queue,
 )
 from tests.servers import ServerUnavailable
@@ -86,3 +87,13 @@ def test_redis_stopped_notify_keeps_and_delivers_once(tmp_path: Path) -> None:
     assert d.details["received"] == [e.replace("_", " ") for e in d.details["events"]]
     assert d.details["slack_attempts"] == len(d.details["events"])
     assert d.details["depth_after"] == [0] and d.breaker_state == "closed"
+
+
+def test_redis_down_backlog_survives_a_restart_and_is_delivered_once(tmp_path: Path) -> None:
+    _need("redis-server")
+    d = redis_stopped_notify_restart(tmp_path)
+    assert d.details["kept"] == d.details["spilled"] == len(d.details["events"]) > 0  # on disk, not only in memory
+    assert d.details["loaded"] == d.details["kept"]  # the next process found them
+    assert d.details["received"] == [e.replace("_", " ") for e in d.details["events"]]  # each once, in order
+    assert d.details["slack_attempts"] == len(d.details["events"])
+    assert d.details["spill_left"] == 0  # queued, so no longer pending

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memory.incidents import IncidentRecord
-from memory.pending import PendingIncidents, reason
+from memory.pending import PendingRecords, reason
 
 
 def _rec(i: str) -> IncidentRecord:
@@ -17,7 +17,7 @@ def _rec(i: str) -> IncidentRecord:
 
 
 def test_pending_records_survive_a_failed_replay_and_are_stored_once(tmp_path: Path) -> None:
-    pending = PendingIncidents(tmp_path / "d" / "memory-pending.jsonl", IncidentRecord.model_validate)
+    pending = PendingRecords(tmp_path / "d" / "memory-pending.jsonl", IncidentRecord.model_validate)
     assert pending.count() == 0 and pending.replay(lambda rs: None) == 0
     assert pending.add(_rec("a")) == 1 and pending.add(_rec("b")) == 2
 
@@ -36,7 +36,7 @@ def test_pending_records_survive_a_failed_replay_and_are_stored_once(tmp_path: P
 
 def test_unreadable_pending_line_is_set_aside_not_blocking(tmp_path: Path) -> None:
     path = tmp_path / "memory-pending.jsonl"
-    pending = PendingIncidents(path, IncidentRecord.model_validate)
+    pending = PendingRecords(path, IncidentRecord.model_validate)
     pending.add(_rec("a"))
     with path.open("a") as fh:
         fh.write('{"id": "broken"\n')
