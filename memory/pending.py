@@ -136,3 +136,11 @@ class PendingRecords(Generic[R]):
 def _count_lines(path: Path) -> int:
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+def count_lines(path: Path) -> int:
+    """How many records a pending file holds (0 when it does not exist or cannot be read)."""
+    try:
+        return _count_lines(path)
+    except OSError:
+        return 0

@@ -133,6 +133,7 @@ async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[
 
     results = await asyncio.gather(*(run(n, c) for n, c in checks.items()))
     components = dict(zip(checks, results, strict=True))
+    _add_backlogs(settings, components)
     # Unhealthy: alerts are refused (503) - the queue is down, or the incident store they need is.
     if components["queue"].status != "ok" or components["postgres"].status == "error":
         status = "unhealthy"
@@ -143,3 +144,18 @@ async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[
     return status, components
 
 
+
+
+def _add_backlogs(settings: Settings, components: dict[str, ComponentHealth]) -> None:
+    """Say what waits on disk for a dependency that was down: incidents not yet in memory (Milvus or
+    the embeddings endpoint), notifications not yet queued (the queue's store)."""
+    from interfaces.notify.outbox import SPILL_FILE
+    from memory.pending import PENDING_FILE, count_lines
+
+    for name, file, what in (("milvus", PENDING_FILE, "incident(s) waiting to be stored in memory"),
+                             ("queue", SPILL_FILE, "notification(s) waiting to be queued")):
+        path = settings.AIOPS_DATA_DIR / file
+        n = count_lines(path)
+        if n and name in components:
+            c = components[name]
+            components[name] = c.model_copy(update={"detail": f"{c.detail}; {n} {what} ({path})".lstrip("; ")})
