@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import interfaces.telegram.cards  # noqa: F401 - imported up front, as in the running bot: the first send
 import interfaces.telegram.client  # noqa: F401 - must not pay aiogram's import inside its NOTIFY_TIMEOUT
@@ -237,23 +237,33 @@ def _notify_settings(tmp: Path, **kw: Any) -> Settings:
                           NOTIFY_MAX_ATTEMPTS=8, CB_TIMEOUT=1, **kw)
 
 
-@degradation("notify-webhook-down")
-def notify_webhook_down(tmp: Path) -> Degradation:
+# --------------------------------------------------------------------------------- webhooks --
+def webhook_outage(tmp: Path, down: Literal["slack", "pagerduty"], status: int = 500) -> dict[str, Any]:
+    """Slack and PagerDuty both enabled, `down` answering `status` until it recovers: the outage measured
+    by `_outage`, plus what each double received (processed requests only). The Slack row and the
+    PagerDuty row (scenarios_channels.py) are this with the roles swapped."""
     with slack_double() as slack, pagerduty_double() as pd:
         settings = _notify_settings(tmp, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
                                     ENABLE_PAGERDUTY=True, PAGERDUTY_ROUTING_KEY=PD_KEY, PAGERDUTY_EVENTS_URL=pd.url)
-        slack.fail(10**6, 500)  # down until recover()
-        pd_wanted = 3  # trigger (opened), acknowledge (decision), trigger (escalation)
-        out = asyncio.run(_outage(Outbox.from_settings(settings), "slack", "pagerduty", pd_wanted,
-                                  lambda: len(pd.received), slack.recover))
-        events = [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
-        attempts, pd_received = slack.attempts, len(pd.received)
+        failing, healthy = (slack, pd) if down == "slack" else (pd, slack)
+        failing.fail(10**6, status)  # down until recover()
+        wanted = 3 if healthy is pd else len(_notifications())  # PagerDuty: trigger, acknowledge, trigger
+        out = asyncio.run(_outage(Outbox.from_settings(settings), down, "slack" if down == "pagerduty" else "pagerduty",
+                                  wanted, lambda: len(healthy.received), failing.recover))
+        return {**out, "slack_delivered": [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received],
+                "pagerduty_delivered": [(e["event_action"], e["dedup_key"]) for e in pd.received],
+                "pagerduty_incidents": dict(pd.incidents), "down_attempts": failing.attempts}
+
+
+@degradation("notify-webhook-down")
+def notify_webhook_down(tmp: Path) -> Degradation:
+    out = webhook_outage(tmp, "slack")
     return Degradation(
         dependency="notify-slack", fault="Slack webhook answers 500 until it recovers",
         behaviour="breaker opens, Slack's notifications stay queued (none lost or dead-lettered), PagerDuty "
                   "delivers meanwhile; after recovery each is delivered exactly once",
         fallback_ms=out["fallback_ms"], breaker_state=out["breaker_degraded"],
-        details={**out, "slack_delivered": events, "slack_attempts": attempts, "pagerduty_delivered": pd_received})
+        details={**out, "slack_attempts": out["down_attempts"], "pagerduty_delivered": len(out["pagerduty_delivered"])})
 
 
 @degradation("telegram-down")

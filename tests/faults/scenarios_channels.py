@@ -8,7 +8,7 @@ the same outage measurement, the same two-phase action runs):
   "the e-mail breaker is open and Slack has everything"; the mails stay queued and are delivered
   exactly once after the server is started again on the same port (`details["recovery_ms"]`).
 - notify-pagerduty-down: the PagerDuty Events API double answering 500 until it recovers, Slack healthy
-  (the Slack row's shape with the roles swapped: one helper, `webhook_outage`, for both).
+  (the Slack row with the roles swapped: `scenarios_actions.webhook_outage` serves both).
 - proxmox-hang: the PVE simulator accepts every request and never answers (held past PROXMOX_TIMEOUT);
   each action's first read pays one timeout (not retried), the breaker opens after CB_FAILURE_THRESHOLD
   of them and the next action is refused at once. `fallback_ms` is the first action's failed step,
@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from core import resilience
 from core.models import Action, ExecutionResult
@@ -33,7 +33,6 @@ from core.settings import Settings
 from interfaces.notify.outbox import Outbox
 from tests.faults.scenario import Degradation, degradation
 from tests.faults.scenarios_actions import (
-    PD_KEY,
     _notifications,
     _notify_settings,
     _outage,
@@ -41,11 +40,12 @@ from tests.faults.scenarios_actions import (
     escalation_line,
     fault_settings,
     ms_since,
+    webhook_outage,
 )
 from tests.faults.scenarios_observability import HangingServer
 from tests.mailserver import PASSWORD, USER, smtp_server
 from tests.sim.proxmox import ProxmoxSim
-from tests.sim.webhooks import pagerduty_double, slack_double
+from tests.sim.webhooks import slack_double
 from tools.catalog import CATALOG
 from tools.executor import ActionExecutor
 
@@ -73,23 +73,6 @@ def notify_email_down(tmp: Path) -> Degradation:
                   "after the server is back each mail is delivered exactly once, in order",
         fallback_ms=out["fallback_ms"], breaker_state=out["breaker_degraded"],
         details={**out, "mails": mails, "tls_and_auth": tls_auth, "slack_delivered": slack_received})
-
-
-# --------------------------------------------------------------------------------- webhooks --
-def webhook_outage(tmp: Path, down: Literal["slack", "pagerduty"], status: int = 500) -> dict[str, Any]:
-    """Slack and PagerDuty both enabled, `down` answering `status` until it recovers: the outage measured
-    by `_outage`, plus what each double received (processed requests only)."""
-    with slack_double() as slack, pagerduty_double() as pd:
-        settings = _notify_settings(tmp, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
-                                    ENABLE_PAGERDUTY=True, PAGERDUTY_ROUTING_KEY=PD_KEY, PAGERDUTY_EVENTS_URL=pd.url)
-        failing, healthy = (slack, pd) if down == "slack" else (pd, slack)
-        failing.fail(10**6, status)  # down until recover()
-        wanted = 3 if healthy is pd else len(_notifications())  # PagerDuty: trigger, acknowledge, trigger
-        out = asyncio.run(_outage(Outbox.from_settings(settings), down, "slack" if down == "pagerduty" else "pagerduty",
-                                  wanted, lambda: len(healthy.received), failing.recover))
-        return {**out, "slack_delivered": [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received],
-                "pagerduty_delivered": [(e["event_action"], e["dedup_key"]) for e in pd.received],
-                "pagerduty_incidents": dict(pd.incidents), "down_attempts": failing.attempts}
 
 
 @degradation("notify-pagerduty-down")

@@ -13,6 +13,8 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -265,48 +267,73 @@ def postgres_stopped(tmp: Path) -> Degradation:
 
 
 # ------------------------------------------------------------------------------- redis: outbox --
+@contextmanager
+def _notify_over_redis(tmp: Path) -> Iterator[tuple[Any, Any, Settings]]:
+    """A real redis-server for the outbox's queues and ledger, and the Slack double it delivers to."""
+    from tests.servers import start_redis
+    from tests.sim.webhooks import slack_double
+
+    with start_redis() as redis, slack_double() as slack:
+        yield redis, slack, _settings(tmp, REDIS_URL=redis.url, ENABLE_SLACK_NOTIFICATIONS=True,
+                                      SLACK_WEBHOOK_URL=slack.url, NOTIFY_BACKOFF_SECONDS=0.05,
+                                      NOTIFY_BACKOFF_MAX_SECONDS=0.2, NOTIFY_TIMEOUT=2.0)
+
+
+async def _analyze_with_redis_killed(s: Settings, redis: Any) -> Any:
+    """The crash-loop incident run to its outcome, with Redis killed as it starts."""
+    from graphs.runner import IncidentRunner
+    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+    from tools.replay.recording import load_recorded
+
+    rec = load_recorded(_recording("crashloop"))
+    async with IncidentRunner(s, make_toolbox_factory(s)) as runner:
+        redis.stop(kill=True)
+        return await runner.analyze(rec.webhook, replay_spec(_recording("crashloop"), s))
+
+
+async def _deliver_until_done(outbox: Any, expected: int) -> float:
+    """Run the service's delivery loop until the backlog is queued and `expected` notifications went
+    out (30 s at most), give a duplicate time to show, stop; returns ms until done."""
+    delivery = asyncio.create_task(outbox.run())
+    start = time.perf_counter()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (outbox.backlog or len(outbox.delivered) < expected):
+        await asyncio.sleep(0.02)
+    done_ms = _ms(start)
+    await asyncio.sleep(0.3)  # a duplicate, if any, would go out now
+    await outbox.stop()
+    await delivery
+    return round(done_ms, 1)
+
+
+def _slack_titles(slack: Any) -> list[str]:
+    return [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
+
+
 @degradation("redis-stopped-notify")
 def redis_stopped_notify(tmp: Path) -> Degradation:
     """The notification queue's Redis is killed while an incident run publishes its events, then
     started again: the events are kept, queued and delivered once each, none dropped."""
-    from graphs.runner import IncidentRunner
     from interfaces.notify.outbox import Outbox
-    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
-    from tests.servers import start_redis
-    from tests.sim.webhooks import slack_double
-    from tools.replay.recording import load_recorded
 
-    rec = load_recorded(_recording("crashloop"))
-    with start_redis() as redis, slack_double() as slack:
-        s = _settings(tmp, REDIS_URL=redis.url, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
-                      NOTIFY_BACKOFF_SECONDS=0.05, NOTIFY_BACKOFF_MAX_SECONDS=0.2, NOTIFY_TIMEOUT=2.0)
+    with _notify_over_redis(tmp) as (redis, slack, s):
 
         async def main() -> dict[str, Any]:
             outbox = Outbox.from_settings(s)
-            async with IncidentRunner(s, make_toolbox_factory(s)) as runner:
-                redis.stop(kill=True)
-                out = await runner.analyze(rec.webhook, replay_spec(_recording("crashloop"), s))
-                start = time.perf_counter()
-                queued = await outbox.publish_outcome(out)  # the outcome again: kept, not raised or dropped
-                publish_ms = _ms(start)
-                kept = len(outbox.backlog)
-                delivery = asyncio.create_task(outbox.run())  # the service's delivery loop
-                redis.start()
-                start = time.perf_counter()
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and (outbox.backlog or len(outbox.delivered) < kept):
-                    await asyncio.sleep(0.02)
-                delivered_ms = _ms(start)
-                await asyncio.sleep(0.3)  # a duplicate, if any, would go out now
-                await outbox.stop()
-                await delivery
-                depth = [(await q.stats()).depth for q in outbox.queues.values()]
+            out = await _analyze_with_redis_killed(s, redis)
+            start = time.perf_counter()
+            queued = await outbox.publish_outcome(out)  # the outcome again: kept, not raised or dropped
+            publish_ms = _ms(start)
+            kept = len(outbox.backlog)
+            redis.start()
+            delivered_ms = await _deliver_until_done(outbox, kept)
+            depth = [(await q.stats()).depth for q in outbox.queues.values()]
             await outbox.close()
             return {"publish_ms": publish_ms, "queued_while_down": queued, "kept": kept, "depth_after": depth,
-                    "delivered_ms": round(delivered_ms, 1), "events": [n.event.value for n in outbox_events(out)]}
+                    "delivered_ms": delivered_ms, "events": [n.event.value for n in outbox_events(out)]}
 
         result = asyncio.run(main())
-        received = [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
+        received = _slack_titles(slack)
     return Degradation(
         dependency="redis", fault="redis-server killed (SIGKILL) while an incident's notifications are published, "
                                   "then restarted",
@@ -320,49 +347,30 @@ def redis_stopped_notify(tmp: Path) -> Degradation:
 def redis_stopped_notify_restart(tmp: Path) -> Degradation:
     """Redis is down while an incident's notifications are published and the process then exits
     before Redis is back: a new process (a new outbox on the same data dir) queues and delivers them."""
-    from graphs.runner import IncidentRunner
     from interfaces.notify.outbox import Outbox
-    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
-    from tests.servers import start_redis
-    from tests.sim.webhooks import slack_double
-    from tools.replay.recording import load_recorded
 
-    rec = load_recorded(_recording("crashloop"))
-    with start_redis() as redis, slack_double() as slack:
-        s = _settings(tmp, REDIS_URL=redis.url, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
-                      NOTIFY_BACKOFF_SECONDS=0.05, NOTIFY_BACKOFF_MAX_SECONDS=0.2, NOTIFY_TIMEOUT=2.0)
+    with _notify_over_redis(tmp) as (redis, slack, s):
 
         async def first_process() -> dict[str, Any]:
             outbox = Outbox.from_settings(s)
-            async with IncidentRunner(s, make_toolbox_factory(s)) as runner:
-                redis.stop(kill=True)
-                out = await runner.analyze(rec.webhook, replay_spec(_recording("crashloop"), s))
-                await outbox.publish_outcome(out)
-            kept = len(outbox.backlog)
+            out = await _analyze_with_redis_killed(s, redis)
+            await outbox.publish_outcome(out)
             # the process exits here, Redis still down: nothing delivered, no close() (a crash)
-            return {"kept": kept, "spilled": outbox.spill.count(),
+            return {"kept": len(outbox.backlog), "spilled": outbox.spill.count(),
                     "events": [n.event.value for n in outbox_events(out)]}
 
         async def second_process() -> dict[str, Any]:
             redis.start()
-            start = time.perf_counter()
             outbox = Outbox.from_settings(s)
             loaded = len(outbox.backlog)
-            delivery = asyncio.create_task(outbox.run())
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and (outbox.backlog or len(outbox.delivered) < loaded):
-                await asyncio.sleep(0.02)
-            delivered_ms = _ms(start)
-            await asyncio.sleep(0.3)  # a duplicate, if any, would go out now
-            await outbox.stop()
-            await delivery
+            delivered_ms = await _deliver_until_done(outbox, loaded)
             left = outbox.spill.count()
             await outbox.close()
-            return {"loaded": loaded, "delivered_ms": round(delivered_ms, 1), "spill_left": left}
+            return {"loaded": loaded, "delivered_ms": delivered_ms, "spill_left": left}
 
         first = asyncio.run(first_process())
         second = asyncio.run(second_process())
-        received = [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
+        received = _slack_titles(slack)
     return Degradation(
         dependency="redis", fault="redis-server killed while notifications are published, and the process exits "
                                   "before Redis is back",
