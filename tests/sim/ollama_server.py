@@ -12,13 +12,13 @@ simulator (an OpenAI-style assistant message), converted to Ollama's shape here.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.sim.loopback import loopback_http
 from tests.sim.openai_server import Responder
 
 
@@ -87,11 +87,5 @@ class OllamaSim:
 @contextmanager
 def serve(sim: OllamaSim) -> Iterator[str]:
     """Run the simulator on a free loopback port; yields the base URL (OLLAMA_BASE_URL)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), sim.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http(sim.handler()) as base:
+        yield base

@@ -15,8 +15,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.sim.loopback import loopback_http
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]  # request body -> assistant message
 
@@ -79,12 +81,5 @@ class OpenAISim:
 @contextmanager
 def serve(sim: OpenAISim) -> Iterator[str]:
     """Run the simulator on a free loopback port; yields the base URL (…/v1)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), sim.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        sim.released.set()
-        server.shutdown()
-        server.server_close()
+    with loopback_http(sim.handler(), on_close=sim.released.set) as base:
+        yield f"{base}/v1"

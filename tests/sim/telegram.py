@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.sim.loopback import loopback_http
 
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
                 "pre", "blockquote", "tg-emoji"}
@@ -461,16 +463,12 @@ def _handler(sim: TelegramSim) -> type[BaseHTTPRequestHandler]:
 def telegram_sim(**kw: Any) -> Iterator[TelegramSim]:
     """A running simulator on a free loopback port; `sim.url` is the base for TELEGRAM_API_URL."""
     sim = TelegramSim(**kw)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(sim))
-    server.daemon_threads = True
-    sim.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield sim
-    finally:
+
+    def release_long_polls() -> None:
         with sim._cond:
             sim._closing = True
             sim._cond.notify_all()
-        server.shutdown()
-        server.server_close()
+
+    with loopback_http(_handler(sim), on_close=release_long_polls) as base:
+        sim.url = base
+        yield sim

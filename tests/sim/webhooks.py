@@ -27,8 +27,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.sim.loopback import loopback_http
 
 SLACK_BLOCKS = {"section", "header", "context", "divider", "actions", "image", "rich_text", "input", "file",
                 "video"}
@@ -212,16 +214,9 @@ def _handler(double: HttpDouble) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def _serve(double: HttpDouble) -> Iterator[HttpDouble]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
-    server.daemon_threads = True
-    double.url = f"http://127.0.0.1:{server.server_address[1]}{getattr(double, 'path', '')}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with loopback_http(_handler(double)) as base:
+        double.url = f"{base}{getattr(double, 'path', '')}"
         yield double
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager
