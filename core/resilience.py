@@ -114,14 +114,17 @@ class CircuitBreaker:
             self.total_rejected += 1
             raise CircuitOpenError(self.name)
 
+    def _failed(self, exc: BaseException, counts: Callable[[BaseException], bool] | None) -> None:
+        if counts is None or counts(exc):
+            self.record_failure(exc)
+
     async def call(self, fn: Callable[[], Awaitable[T]],
                    counts: Callable[[BaseException], bool] | None = None) -> T:
         self._check()
         try:
             result = await fn()
         except Exception as exc:
-            if counts is None or counts(exc):
-                self.record_failure(exc)
+            self._failed(exc, counts)
             raise
         self.record_success()
         return result
@@ -131,8 +134,7 @@ class CircuitBreaker:
         try:
             result = fn()
         except Exception as exc:
-            if counts is None or counts(exc):
-                self.record_failure(exc)
+            self._failed(exc, counts)
             raise
         self.record_success()
         return result
@@ -212,9 +214,15 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return min(cap, base * 2 ** attempt) * (0.5 + random.random() / 2)
 
 
-def _retryable(exc: BaseException, retry_on: tuple[type[BaseException], ...],
-               never: tuple[type[BaseException], ...]) -> bool:
-    return isinstance(exc, retry_on) and not isinstance(exc, never) and not isinstance(exc, CircuitOpenError)
+def _retry_delay(n: int, tries: int, exc: BaseException, b: CircuitBreaker, cfg: ResilienceConfig,
+                 retry_on: tuple[type[BaseException], ...], never_retry: tuple[type[BaseException], ...],
+                 counts: Callable[[BaseException], bool] | None) -> float | None:
+    """Seconds to wait before attempt n+1, or None to raise `exc` now: the last attempt, an error not
+    worth retrying, a refusal not charged to the dependency, or the breaker now open."""
+    if n == tries - 1 or not isinstance(exc, retry_on) or isinstance(exc, never_retry) \
+            or isinstance(exc, CircuitOpenError) or not b.allow() or (counts is not None and not counts(exc)):
+        return None
+    return backoff_delay(n, cfg.retry_base_delay, cfg.retry_max_delay)
 
 
 async def guarded(name: str, fn: Callable[[], Awaitable[T]], *, idempotent: bool = True,
@@ -235,10 +243,10 @@ async def guarded(name: str, fn: Callable[[], Awaitable[T]], *, idempotent: bool
         try:
             return await b.call(fn, counts)
         except Exception as exc:
-            if n == tries - 1 or not _retryable(exc, retry_on, never_retry) or not b.allow() \
-                    or (counts is not None and not counts(exc)):
+            delay = _retry_delay(n, tries, exc, b, cfg, retry_on, never_retry, counts)
+            if delay is None:
                 raise
-            await asyncio.sleep(backoff_delay(n, cfg.retry_base_delay, cfg.retry_max_delay))
+            await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 
 
@@ -255,24 +263,8 @@ def guarded_sync(name: str, fn: Callable[[], T], *, idempotent: bool = True,
         try:
             return b.call_sync(fn, counts)
         except Exception as exc:
-            if n == tries - 1 or not _retryable(exc, retry_on, never_retry) or not b.allow() \
-                    or (counts is not None and not counts(exc)):
+            delay = _retry_delay(n, tries, exc, b, cfg, retry_on, never_retry, counts)
+            if delay is None:
                 raise
-            time.sleep(backoff_delay(n, cfg.retry_base_delay, cfg.retry_max_delay))
+            time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-async def retry_async(fn: Callable[[], Awaitable[T]], *, attempts: int = 3, base_delay: float = 0.5,
-                      max_delay: float = 8.0, retry_on: tuple[type[BaseException], ...] = (Exception,)) -> T:
-    """Call `fn` up to `attempts` times, sleeping base*2^n (with jitter) between failures (no breaker)."""
-    last: BaseException | None = None
-    for n in range(attempts):
-        try:
-            return await fn()
-        except retry_on as exc:  # noqa: PERF203
-            last = exc
-            if n == attempts - 1:
-                break
-            await asyncio.sleep(backoff_delay(n, base_delay, max_delay))
-    assert last is not None
-    raise last

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from core.resilience import CircuitBreaker, CircuitOpenError, retry_async
+from core.resilience import CircuitBreaker, CircuitOpenError, guarded
 
 
 class Clock:
@@ -42,7 +42,11 @@ def test_breaker_call_refuses_when_open():
         asyncio.run(cb.call(boom))
 
 
-def test_retry_gives_up_after_attempts():
+def test_retry_gives_up_after_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import resilience
+
+    monkeypatch.setenv("RETRY_BASE_DELAY", "0.001")
+    resilience.reset()
     calls = []
 
     async def flaky() -> str:
@@ -51,10 +55,10 @@ def test_retry_gives_up_after_attempts():
             raise ConnectionError("no")
         return "ok"
 
-    assert asyncio.run(retry_async(flaky, attempts=3, base_delay=0.001)) == "ok"
+    assert asyncio.run(guarded("flaky-a", flaky, attempts=3)) == "ok"
     calls.clear()
     with pytest.raises(ConnectionError):
-        asyncio.run(retry_async(flaky, attempts=2, base_delay=0.001))
+        asyncio.run(guarded("flaky-b", flaky, attempts=2))
 
 
 def test_registry_gives_one_breaker_per_name_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
