@@ -30,11 +30,8 @@ def _line(exc: BaseException) -> str:
 def is_outage(exc: BaseException) -> bool:
     """A connection-level failure (server down, restarted, unreachable), not a refused statement."""
     import psycopg
+    from psycopg_pool import PoolTimeout  # a declared dependency (the checkpointer's pool)
 
-    try:
-        from psycopg_pool import PoolTimeout
-    except ImportError:  # pragma: no cover - psycopg_pool ships with langgraph-checkpoint-postgres
-        PoolTimeout = ()  # type: ignore[assignment,misc]  # noqa: N806
     if isinstance(exc, PoolTimeout):
         return True
     if isinstance(exc, psycopg.OperationalError):

@@ -256,9 +256,9 @@ class Outbox:
     async def publish(self, notifications: list[Notification]) -> int:
         """Queue each notification on each channel that wants it and whose route admits its severity.
 
-        When the queue's store (Redis) is down, what could not be queued is kept in this process
-        (`backlog`, at most BACKLOG_MAX) and queued by the next `publish` or the delivery loop once the
-        store answers, instead of being dropped with the outcome. Re-queueing is safe: the ledger and
+        When the queue's store (Redis) is down, what could not be queued is kept (`backlog`, at most
+        BACKLOG_MAX, mirrored in SPILL_FILE so a restart does not lose it) and queued by the next
+        `publish` or the delivery loop once the store answers, instead of being dropped with the outcome. Re-queueing is safe: the ledger and
         the queue's key dedupe skip what already made it."""
         had_backlog = bool(self.backlog)  # warned already: this outage is known
         pending, self.backlog = [*self.backlog, *notifications], []
