@@ -28,6 +28,27 @@ _cache: OrderedDict[str, bytes] = OrderedDict()
 _CACHE_SIZE = 64
 
 
+_warming: list[threading.Thread] = []
+
+
+def warm() -> None:
+    """Import matplotlib and build its font cache in a background thread, once per process: the first
+    chart otherwise costs seconds, inside a notification's delivery timeout."""
+    with _lock:
+        if _warming:
+            return
+
+        def run() -> None:
+            import matplotlib.figure  # noqa: F401  (the import and font cache are the slow part)
+            from matplotlib import font_manager
+
+            font_manager.findfont("DejaVu Sans")
+
+        thread = threading.Thread(target=run, name="charts-warm", daemon=True)
+        _warming.append(thread)
+        thread.start()
+
+
 def chartable(report: IncidentReport) -> list[Evidence]:
     """Metric evidence that can be drawn, the top hypothesis' citations first, then by anomaly score."""
     cited = report.hypotheses[0].evidence_ids if report.hypotheses else []
@@ -88,9 +109,8 @@ def _short(text: str, n: int) -> str:
 
 def _draw(ev: Evidence, check: VerificationCheck | None, alert_at: datetime | None, fmt: Format) -> bytes:
     import matplotlib
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
 
     assert ev.series is not None
@@ -99,23 +119,23 @@ def _draw(ev: Evidence, check: VerificationCheck | None, alert_at: datetime | No
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     pts = s.points()
-    xs, ys = [t for t, _ in pts], [v for _, v in pts]
+    xs, ys = [float(date2num(t)) for t, _ in pts], [v for _, v in pts]
     ax.plot(xs, ys, color="#1f5fa8", linewidth=1.6, label="series", zorder=3)
     if s.band is not None:
         ax.axhspan(s.band[0], s.band[1], color="#9cc3e6", alpha=0.35, linewidth=0, zorder=1,
                    label="baseline band (|z| < 3)")
     if s.window_start is not None:
-        ax.axvspan(s.window_start, xs[-1], color="#f2f2f2", zorder=0, label="window analysed")
-    if alert_at is not None and xs[0] <= alert_at <= xs[-1]:
-        ax.axvline(alert_at, color="#c62828", linestyle="--", linewidth=1.2, zorder=4,
+        ax.axvspan(float(date2num(s.window_start)), xs[-1], color="#f2f2f2", zorder=0, label="window analysed")
+    if alert_at is not None and xs[0] <= date2num(alert_at) <= xs[-1]:
+        ax.axvline(float(date2num(alert_at)), color="#c62828", linestyle="--", linewidth=1.2, zorder=4,
                    label=f"alert started {alert_at:%H:%M}Z")
     if s.peak_at is not None:
         peak = min(pts, key=lambda p: abs((p[0] - s.peak_at).total_seconds()))  # type: ignore[operator]
-        ax.scatter([peak[0]], [peak[1]], color="#c62828", s=36, zorder=5, label=f"peak {peak[1]:.4g}")
+        ax.scatter([float(date2num(peak[0]))], [peak[1]], color="#c62828", s=36, zorder=5, label=f"peak {peak[1]:.4g}")
     if check is not None and check.series is not None and check.series.values:
         after = check.series.points()
         color = "#2e7d32" if check.recovered else "#ef6c00"
-        ax.plot([t for t, _ in after], [v for _, v in after], color=color, linewidth=1.6, zorder=3,
+        ax.plot([float(date2num(t)) for t, _ in after], [v for _, v in after], color=color, linewidth=1.6, zorder=3,
                 label=f"after the fix: {check.after:.4g} ({'recovered' if check.recovered else 'NOT recovered'})"
                 if check.after is not None else "after the fix")
     ax.set_title(_short(ev.query, 95), fontsize=9, loc="left", parse_math=False)
