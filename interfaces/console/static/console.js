@@ -2,6 +2,8 @@
 // Served from this origin only (the pages' Content-Security-Policy allows no inline or remote script).
 "use strict";
 
+let submitting = false;  // a form was sent: its answer is the next page, a live reload must not cancel it
+
 function listen(url, onIncident, label) {
   const source = new EventSource(url);
   source.addEventListener("open", () => { if (label) label.textContent = "live updates: on"; });
@@ -36,6 +38,7 @@ function liveIncident(el) {
     const badge = document.getElementById("status");
     if (badge && badge.textContent === row.status) return;
     const typing = document.activeElement && document.activeElement.tagName === "INPUT";
+    if (submitting) return;
     if (!typing) { window.location.reload(); return; }
     if (badge) { badge.textContent = row.status + " (changed: reload)"; }
   }, null);
@@ -48,6 +51,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (incident) liveIncident(incident);
   document.querySelectorAll("form.action").forEach((form) => {
     form.addEventListener("submit", () => {
+      submitting = true;
       form.querySelectorAll("button").forEach((b) => { b.disabled = true; b.textContent = "Working…"; });
     });
   });
