@@ -412,26 +412,15 @@ class TelegramSim:
                 out = self._message_json(m)
                 self._file_ids[out["photo"][0]["file_id"]] = data
                 return out
-        if method == "editMessageCaption":
-            plain, raw = self._caption(params)
+        if method in ("editMessageText", "editMessageCaption"):
+            caption = method == "editMessageCaption"
+            plain, raw = self._caption(params) if caption else self._text(params)
             markup = self._markup(params)
             with self._cond:
                 m = self._find(params)
-                if m.photo is None:
+                if caption and m.photo is None:
                     raise ApiError(400, "Bad Request: there is no caption in the message to edit")
-                if m.text == plain and m.html == raw and m.reply_markup == markup:
-                    raise ApiError(400, "Bad Request: message is not modified: specified new message content "
-                                   "and reply markup are exactly the same as a current content and reply markup "
-                                   "of the message")
-                m.text, m.html, m.reply_markup = plain, raw, markup
-                m.edits += 1
-                return self._message_json(m)
-        if method == "editMessageText":
-            plain, raw = self._text(params)
-            markup = self._markup(params)
-            with self._cond:
-                m = self._find(params)
-                if m.photo is not None:
+                if not caption and m.photo is not None:
                     raise ApiError(400, "Bad Request: there is no text in the message to edit")
                 if m.text == plain and m.html == raw and m.reply_markup == markup:
                     raise ApiError(400, "Bad Request: message is not modified: specified new message content "
