@@ -143,7 +143,7 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
                            excerpt=f"aggregate anomaly score {s.score:.2f}; no single metric stands out")
             for a in s.anomalies[:3]:
                 f.book.add(tool="metrics", query=a.query, component=s.component, signal="metric",
-                           start=a.start, end=a.end, value=a.value, baseline=a.baseline, score=a.score,
+                           start=a.start, end=a.end, value=a.value, baseline=a.baseline, score=a.score, series=a.series,
                            excerpt=f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
                                    f"anomaly score {a.score:.1f})")
     if toolbox.logs is not None:

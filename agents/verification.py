@@ -20,7 +20,7 @@ from agents.degraded import outage_note
 from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
 from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
 from agents.toolbox import Toolbox
-from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
+from core.models import Evidence, ExecutionResult, MetricSeries, Verification, VerificationCheck
 from tools.logs.types import LogQuery, LogSourceError
 from tools.metrics.types import MetricsQueryError
 
@@ -42,7 +42,8 @@ async def _check_metric(ev: Evidence, toolbox: Toolbox, start: datetime, end: da
     after = statistics.median(values)
     recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
     return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
-                             recovered=recovered,
+                             recovered=recovered, series=MetricSeries.from_points(series[0].points),
+                             checked_at=end,
                              note=f"baseline {ev.baseline:.4g}, during incident {ev.value:.4g}, now {after:.4g}")
 
 

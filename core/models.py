@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ MAX_ALERTS_PER_PAYLOAD = 100
 MAX_LABEL_LENGTH = 1024
 MAX_ANNOTATION_LENGTH = 4096
 MAX_EXCERPT_LENGTH = 2000
+MAX_SERIES_POINTS = 90  # a chartable series kept on an evidence item: 70 min at 1 min fits undownsampled
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -239,6 +241,56 @@ class Incident(_Model):
 
 
 # ------------------------------------------------------------------------------------- evidence --
+def _sig(x: float) -> float:
+    """4 significant digits: what a chart can show, and a third of the JSON of a full float."""
+    return float(f"{x:.4g}")
+
+
+class MetricSeries(_Model):
+    """A bounded copy of the series a metric evidence item was read from, so a report can draw it.
+
+    Points sit on a regular grid (`start` + i * `step_seconds`), each the mean of the samples in its
+    bucket (None: no finite sample there), at most MAX_SERIES_POINTS of them, 4 significant digits:
+    about 0.7 KB of JSON per item, small enough to live in every checkpoint. `band` is the range the
+    detector would not have called abnormal (its reference +- 3 noise scales); `window_start` is where
+    the scored window began (before it: the baseline); `peak_at` is the scored point.
+    """
+
+    start: datetime
+    step_seconds: float = Field(gt=0)
+    values: list[float | None] = Field(max_length=MAX_SERIES_POINTS)
+    band: tuple[float, float] | None = None
+    window_start: datetime | None = None
+    peak_at: datetime | None = None
+
+    @classmethod
+    def from_points(cls, points: list[tuple[datetime, float]], *, band: tuple[float, float] | None = None,
+                    window_start: datetime | None = None, peak_at: datetime | None = None,
+                    max_points: int = MAX_SERIES_POINTS) -> MetricSeries | None:
+        """Bucket means of `points` (time order) on at most `max_points` buckets; None without a finite point."""
+        finite = [(t, v) for t, v in points if math.isfinite(v)]
+        if not finite:
+            return None
+        first, last = finite[0][0].timestamp(), finite[-1][0].timestamp()
+        gaps = sorted(b[0].timestamp() - a[0].timestamp() for a, b in zip(finite, finite[1:], strict=False))
+        native = gaps[len(gaps) // 2] if gaps else 60.0  # the series' own resolution
+        step = max(native, (last - first) / max(1, max_points - 1), 1e-3)
+        n = min(max_points, int((last - first) // step) + 1)
+        sums, counts = [0.0] * n, [0] * n
+        for t, v in finite:
+            i = min(n - 1, int(round((t.timestamp() - first) / step)))
+            sums[i] += v
+            counts[i] += 1
+        values = [_sig(sums[i] / counts[i]) if counts[i] else None for i in range(n)]
+        return cls(start=finite[0][0], step_seconds=round(step, 3), values=values,
+                   band=(_sig(band[0]), _sig(band[1])) if band else None,
+                   window_start=window_start, peak_at=peak_at)
+
+    def points(self) -> list[tuple[datetime, float]]:
+        return [(self.start + timedelta(seconds=i * self.step_seconds), v)
+                for i, v in enumerate(self.values) if v is not None]
+
+
 class Evidence(_Model):
     """One observation that a conclusion can cite: which tool, which query, what it showed, when."""
 
@@ -254,6 +306,7 @@ class Evidence(_Model):
     baseline: float | None = None
     score: float | None = None  # how abnormal (anomaly score), where the tool gives one
     anomalous: bool = True
+    series: MetricSeries | None = None  # what the metric did over the baseline and window, for charts
 
     @field_validator("excerpt")
     @classmethod
@@ -373,6 +426,8 @@ class VerificationCheck(_Model):
     after: float | None = None
     recovered: bool
     note: str = ""
+    series: MetricSeries | None = None  # the metric as re-read after the fix (metric checks), for charts
+    checked_at: datetime | None = None  # the end of the window it was re-read over
 
 
 class Verification(_Model):

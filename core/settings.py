@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     API_TOKENS: str | None = None  # "alice:<token>,bob:<token>": the user behind a bearer token
     API_TOKENS_FILE: Path | None = None  # one "user:token" per line (# comments), merged with API_TOKENS
     WEBHOOK_TOKEN: str | None = None  # when set, Alertmanager must send "Authorization: Bearer <it>"
+    # The web console (/ui/): sessions are signed with this (empty: a random key per start, so a restart
+    # signs everyone out) and last this long.
+    CONSOLE_SESSION_SECRET: str | None = None
+    CONSOLE_SESSION_HOURS: float = Field(12.0, gt=0, le=24 * 30)
     WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
 

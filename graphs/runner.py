@@ -367,6 +367,15 @@ class IncidentRunner:
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
         return report
 
+    async def incident_record(self, incident_id: str) -> tuple[Incident, str] | None:
+        """The incident as it was opened (its alerts: labels, annotations, generatorURL) and the webhook's
+        externalURL (the Alertmanager that sent it): what a page links back to. None when unknown."""
+        values = (await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values
+        if not values or not values.get("incident"):
+            return None
+        webhook = values.get("webhook") or {}
+        return Incident.model_validate(values["incident"]), str(webhook.get("externalURL") or "")
+
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
 

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # postgresql: the Postgres tests start private clusters with initdb/pg_ctl (Debian keeps them in
 # /usr/lib/postgresql/<version>/bin) when no server answers on 127.0.0.1:5432.
-APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql)
+# chromium: the web console's browser test drives Debian's chromium headless (Playwright never
+# downloads a browser of its own).
+APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql chromium)
 need_apt=()
-for bin in redis-server prometheus promtool prometheus-alertmanager; do
+for bin in redis-server prometheus promtool prometheus-alertmanager chromium; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=(yes)
 done
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

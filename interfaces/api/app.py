@@ -27,9 +27,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
+from interfaces.api.docs import install_docs
 from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
+from interfaces.console.routes import install_console
 from interfaces.intake import QUEUE
 from interfaces.queue import open_queue
 
@@ -107,9 +109,11 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             gc.freeze()
             yield
 
-    app = FastAPI(title="aiops", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="aiops", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="AIOps service: Alertmanager intake, incidents, approvals, events.")
     app.include_router(router)
+    install_docs(app)  # /docs and /redoc from local assets, no CDN
+    install_console(app)  # the web console at /ui/
     _document_webhook_body(app)
     _error_handlers(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
@@ -322,7 +326,7 @@ async def serve(settings: Settings, *, host: str, port: int, worker: bool, concu
                             access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     app.state.server = server  # open event streams end when it is told to exit, not 30 s later
-    print(f"aiops serve: http://{host}:{port} (docs at /docs), worker "
+    print(f"aiops serve: http://{host}:{port} (console at /ui/, docs at /docs), worker "
           f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}", flush=True)
     await server.serve()
     return 0 if server.started else 1

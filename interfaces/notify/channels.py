@@ -80,6 +80,9 @@ class TelegramChannel:
         self._bot = bot
         self._own_bot = bot is None
         self.store = telegram_store(settings)
+        from interfaces.charts import warm
+
+        warm()  # cards carry charts: matplotlib's first import is slow, do it before the first alert
 
     @property
     def bot(self) -> Any:
@@ -102,7 +105,7 @@ class TelegramChannel:
             TelegramUnauthorizedError,
         )
 
-        from interfaces.telegram import cards
+        from interfaces.telegram import cards, photos
         from interfaces.telegram.render import b, esc
 
         stage = cards.STAGES.get(n.event.value, 0)
@@ -118,6 +121,10 @@ class TelegramChannel:
                     self.store.mark_pinged(n.incident_id, chat_id, "escalation")
                     continue
                 await cards.show(self.bot, self.store, chat_id, n.report, stage)
+                if n.event in (EventKind.VERIFIED, EventKind.NOT_RECOVERED) and not self.store.pinged(
+                        n.incident_id, chat_id, "verification_chart"):  # the metric after the fix, once
+                    if await photos.send_verification(self.bot, chat_id, n.report):
+                        self.store.mark_pinged(n.incident_id, chat_id, "verification_chart")
             except TelegramUnauthorizedError as exc:
                 raise Permanent(f"telegram refused the token: {exc.message}") from None
             except TelegramRetryAfter as exc:

@@ -1,7 +1,8 @@
 """Incident cards in chats: send one, edit it in place as the incident moves on, attach the buttons.
 
-An incident has at most one card per chat (remembered in `TelegramStore`). The notifier sends it when
-the incident opens, the bot edits it after a press, and later events edit it again with the execution
+An incident has at most one card per chat (remembered in `TelegramStore`). It goes with the chart of
+the top evidence (`photos`: the card as the photo's caption when it fits, else the next message).
+The notifier sends it when the incident opens, the bot edits it after a press, and later events edit it again with the execution
 and verification result. The buttons carry the plan id and the first 16 hex digits of the plan's
 content hash (callback data is limited to 64 bytes): a press on a card whose plan has since changed
 names a hash the plan no longer has, and is refused.
@@ -18,7 +19,8 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.models import IncidentReport
-from interfaces.telegram import render
+from interfaces import charts
+from interfaces.telegram import photos, render
 from interfaces.telegram.store import TelegramStore
 
 log = logging.getLogger(__name__)
@@ -77,11 +79,20 @@ def card_text(report: IncidentReport, note: str | None = None) -> str:
     return text
 
 
-async def edit(bot: Bot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
+async def edit(bot: Bot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None, *,
+               photo: bool | None = None, incident_id: str = "") -> None:
+    """Edit a card in place: its text, or its caption when it is a chart (`photo`; None: not known, try
+    the text first, as the press of a button on a card this store did not send)."""
     try:
-        await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+        if photo:
+            await bot.edit_message_caption(caption=photos.caption(text, incident_id), chat_id=chat_id,
+                                           message_id=message_id, reply_markup=markup)
+        else:
+            await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
     except TelegramBadRequest as exc:
-        if "message is not modified" not in exc.message:
+        if photo is None and "there is no text in the message to edit" in exc.message:
+            await edit(bot, chat_id, message_id, text, markup, photo=True, incident_id=incident_id)
+        elif "message is not modified" not in exc.message:
             raise
 
 
@@ -98,14 +109,22 @@ async def show(bot: Bot, store: TelegramStore, chat_id: int, report: IncidentRep
             if not store.advance(report.incident_id, chat_id, stage):
                 return existing.message_id
             try:
-                await edit(bot, chat_id, existing.message_id, text, markup)
+                await edit(bot, chat_id, existing.message_id, text, markup, photo=existing.photo,
+                           incident_id=report.incident_id)
                 return existing.message_id
             except TelegramBadRequest as exc:
                 if "message to edit not found" not in exc.message:
                     raise
                 log.info("telegram: card %s in chat %s is gone; sending a new one", existing.message_id, chat_id)
-        msg = await bot.send_message(chat_id, text, reply_markup=markup)
-        store.save_card(report.incident_id, chat_id, msg.message_id, stage)
+        ev = charts.top_evidence(report)
+        png = await photos.chart(report, ev)
+        if ev is not None and png is not None and photos.fits_caption(text):  # one photo, the card its caption
+            msg = await photos.send_chart(bot, chat_id, report, ev, text, png, markup)
+        else:
+            if ev is not None and png is not None:  # the chart, then the card as the next message
+                await photos.send_chart(bot, chat_id, report, ev, photos.chart_caption(report, ev), png)
+            msg = await bot.send_message(chat_id, text, reply_markup=markup)
+        store.save_card(report.incident_id, chat_id, msg.message_id, stage, photo=msg.photo is not None)
         return msg.message_id
 
 

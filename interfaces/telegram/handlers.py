@@ -22,7 +22,7 @@ from aiogram.types import CallbackQuery, Message, User
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
 from graphs.runner import DecisionRefused, IncidentRunner
-from interfaces.telegram import cards, ops, render
+from interfaces.telegram import cards, ops, photos, render
 from interfaces.telegram.intents import parse
 from interfaces.telegram.render import code, esc
 from interfaces.telegram.store import TelegramStore
@@ -288,6 +288,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         if report is None:
             await message.answer(ops.t("unknown_incident", lang, id=incident_id))
             return
+        await photos.send_top_chart(message.bot, message.chat.id, report)  # type: ignore[arg-type]
         await cards.send_long(message.bot, message.chat.id, render.details(report),  # type: ignore[arg-type]
                               cards.buttons(report))
 

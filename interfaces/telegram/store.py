@@ -38,6 +38,7 @@ class Card(BaseModel):
     chat_id: int
     message_id: int
     stage: int
+    photo: bool = False  # the card is a chart's caption (edited with editMessageCaption)
 
 
 class TelegramStore:
@@ -47,6 +48,8 @@ class TelegramStore:
         with self._conn() as c:
             for stmt in _SCHEMA:
                 c.execute(stmt)
+            if "photo" not in {r[1] for r in c.execute("PRAGMA table_info(cards)")}:  # a store from before charts
+                c.execute("ALTER TABLE cards ADD COLUMN photo INTEGER NOT NULL DEFAULT 0")
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -59,21 +62,22 @@ class TelegramStore:
 
     def cards(self, incident_id: str) -> list[Card]:
         with self._conn() as c:
-            rows = c.execute("SELECT incident_id, chat_id, message_id, stage FROM cards WHERE incident_id = ?",
+            rows = c.execute("SELECT incident_id, chat_id, message_id, stage, photo FROM cards WHERE incident_id = ?",
                              [incident_id]).fetchall()
-        return [Card(incident_id=r[0], chat_id=r[1], message_id=r[2], stage=r[3]) for r in rows]
+        return [Card(incident_id=r[0], chat_id=r[1], message_id=r[2], stage=r[3], photo=bool(r[4])) for r in rows]
 
     def card_at(self, chat_id: int, message_id: int) -> Card | None:
         with self._conn() as c:
-            r = c.execute("SELECT incident_id, chat_id, message_id, stage FROM cards WHERE chat_id = ? AND "
+            r = c.execute("SELECT incident_id, chat_id, message_id, stage, photo FROM cards WHERE chat_id = ? AND "
                           "message_id = ?", [chat_id, message_id]).fetchone()
-        return Card(incident_id=r[0], chat_id=r[1], message_id=r[2], stage=r[3]) if r else None
+        return Card(incident_id=r[0], chat_id=r[1], message_id=r[2], stage=r[3], photo=bool(r[4])) if r else None
 
-    def save_card(self, incident_id: str, chat_id: int, message_id: int, stage: int) -> None:
+    def save_card(self, incident_id: str, chat_id: int, message_id: int, stage: int, photo: bool = False) -> None:
         with self._conn() as c:
-            c.execute("INSERT INTO cards VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, chat_id) DO UPDATE SET "
-                      "message_id = excluded.message_id, stage = excluded.stage, updated_at = excluded.updated_at",
-                      [incident_id, chat_id, message_id, stage, time.time()])
+            c.execute("INSERT INTO cards (incident_id, chat_id, message_id, stage, updated_at, photo) "
+                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, chat_id) DO UPDATE SET "
+                      "message_id = excluded.message_id, stage = excluded.stage, updated_at = excluded.updated_at, "
+                      "photo = excluded.photo", [incident_id, chat_id, message_id, stage, time.time(), int(photo)])
 
     def advance(self, incident_id: str, chat_id: int, stage: int) -> bool:
         """Claim the right to show `stage` on this card: False when a newer stage is already shown."""

@@ -100,6 +100,8 @@ def test_whole_conversation_alert_to_approved_executed_verified(sim: TelegramSim
         group_card = await sim.until(card_in(sim, GROUP))
         sim.press(admin, card, data(card, "approve"))
         await sim.until(lambda: "Verify" in card.text and "Verify" in group_card.text, 60)
+        await sim.until(lambda: all(any(m.photo is not None and m.text.startswith("📉") for m in sim.messages[c])
+                                    for c in (ADMIN, GROUP)), 60)  # the verification chart, from the outbox
         n = len(sim.messages[ADMIN])
         sim.press(admin, card, card.buttons()[0]["callback_data"])  # Details
         await sim.until(lambda: len(sim.messages[ADMIN]) > n, 30)
@@ -108,6 +110,15 @@ def test_whole_conversation_alert_to_approved_executed_verified(sim: TelegramSim
     outcome, card, group_card, report = run(settings, scenario)
     start = sim.messages[ADMIN][0].text
     assert "you are an approver" in start and "111" in start
+    # the card comes with the chart of its top evidence (too long for a caption: photo, then the card)
+    chart = sim.messages[ADMIN][1]
+    assert chart.photo is not None and chart.photo_size == (880, 374) and sim.messages[ADMIN][2] is card
+    assert outcome.incident_id in chart.text and "service_restarts_per_minute" in chart.text
+    assert len(chart.text) <= 1024 and len(card.text) > 1024 and card.photo is None
+    # after execution, the verification chart: the metric re-read after the fix, with the verdict
+    after = [m for m in sim.messages[ADMIN] if m.photo is not None and m.text.startswith("📉 Verification")]
+    assert len(after) == 1 and "recovered" in after[0].text and "baseline 0" in after[0].text
+    assert [m for m in sim.messages[GROUP] if m.photo is not None and m.text.startswith("📉 Verification")]
     details = "\n".join(m.text for m in sim.messages[ADMIN][2:])
     assert "Evidence" in details and all(f"ev-{i}" in details for i in range(1, 6))
     # the registered commands and the polling set-up
@@ -402,7 +413,8 @@ def test_a_chat_that_refuses_does_not_stop_the_others(sim: TelegramSim, tmp_path
         return await outbox.dead_letters()
 
     dead = run(settings, scenario)
-    assert dead == [] and 403 in [c.status for c in sim.calls_of("sendMessage")]
+    # the card's first request to a chat is now its chart (sendPhoto): that is where 333 refuses
+    assert dead == [] and 403 in [c.status for c in sim.calls_of("sendPhoto") + sim.calls_of("sendMessage")]
     assert sim.messages.get(333) is None and sim.messages[ADMIN]
 
 
@@ -475,5 +487,7 @@ def test_commands_analyze_show_incidents_reject_heal(sim: TelegramSim, tmp_path:
     assert got[f"/reject {outcome.plan_id}"][0].startswith(f"Rejected {outcome.plan_id}")
     assert got["again"][0].startswith("⛔ Refused") and "not awaiting approval" in got["again"][0]
     assert "Evidence" in "\n".join(got[f"/show {outcome.incident_id}"])
+    shown = [m for m in sim.messages[ADMIN] if m.photo is not None and m.text.startswith(f"📈 {outcome.incident_id}")]
+    assert shown and shown[-1].text in got[f"/show {outcome.incident_id}"][0]  # /show starts with the chart
     assert "Rejected by 111 via telegram" in card.text and card.edits >= 1
     assert report.status.value == "rejected" and report.executions == []

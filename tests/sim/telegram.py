@@ -3,12 +3,16 @@
 It serves `POST /bot<token>/<method>` like the real Bot API (form-encoded, multipart or JSON bodies;
 `{"ok": true, "result": ...}` or `{"ok": false, "error_code", "description", "parameters"}`), so tests
 drive the real aiogram client end to end. Implemented: getMe, getUpdates (offset confirms, timeout
-long-polls), sendMessage, editMessageText, answerCallbackQuery, setMyCommands, getMyCommands,
-deleteWebhook, close. It checks what the real server checks and we rely on: the token (401), HTML
-parse mode (400 "can't parse entities" on a bad tag or a bare `<`/`&`), 4,096 characters after entity
-parsing (400 "message is too long"), 64-byte callback data (400 BUTTON_DATA_INVALID), an edit that
-changes nothing (400 "message is not modified"), unknown chats/messages/queries (400), a user who
-never started the bot (403).
+long-polls), sendMessage, sendPhoto (a multipart upload, `attach://` or a file_id it issued),
+editMessageText, editMessageCaption, answerCallbackQuery, setMyCommands, getMyCommands, deleteWebhook,
+close. It checks what the real server checks and we rely on: the token (401), HTML parse mode (400
+"can't parse entities" on a bad tag or a bare `<`/`&`), 4,096 characters after entity parsing (400
+"message is too long"), captions of 1,024 (400 "message caption is too long"), photos (a PNG or JPEG
+of at most 10 MB, width + height <= 10,000, sides at most 20:1: else 400 IMAGE_PROCESS_FAILED /
+PHOTO_SAVE_FILE_INVALID / PHOTO_INVALID_DIMENSIONS), text edits of a photo and caption edits of a text
+(400 "there is no text/caption in the message to edit"), 64-byte callback data (400
+BUTTON_DATA_INVALID), an edit that changes nothing (400 "message is not modified"), unknown
+chats/messages/queries (400), a user who never started the bot (403).
 
 `outage = 502` makes every request answer 502 until it is set back to None (the Bot API down).
 A test injects user messages (`send_text`) and button presses (`press`), makes a method answer 429
@@ -38,6 +42,10 @@ from tests.sim.loopback import loopback_http
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
                 "pre", "blockquote", "tg-emoji"}
 MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # sendPhoto: "The photo must be at most 10 MB in size"
+MAX_PHOTO_SIDES = 10_000  # "The photo's width and height must not exceed 10000 in total"
+MAX_PHOTO_RATIO = 20  # "Width and height ratio must be at most 20"
 
 
 class ApiError(Exception):
@@ -90,6 +98,30 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request (what `attach://<name>` refers to)."""
+
+    filename: str
+    data: bytes
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or baseline/progressive JPEG, read from its header; None if neither."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2):
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            i += 2 + length
+    return None
+
+
 @dataclass
 class Call:
     method: str
@@ -106,6 +138,8 @@ class SentMessage:
     html: str | None  # what the bot sent, when parse_mode was HTML
     reply_markup: dict[str, Any] | None
     edits: int = 0
+    photo: bytes | None = None  # a photo message: the image as uploaded (`text` is then its caption)
+    photo_size: tuple[int, int] | None = None
 
     def buttons(self) -> list[dict[str, Any]]:
         rows = (self.reply_markup or {}).get("inline_keyboard") or []
@@ -135,6 +169,7 @@ class TelegramSim:
         self._next_message: dict[int, int] = {}
         self._queries: dict[str, dict[str, Any]] = {}
         self._rate_limits: dict[str, list[int]] = {}  # method -> [times left, retry_after]
+        self._file_ids: dict[str, bytes] = {}  # photos sent, by the file_id returned for them
         self.bot_id = int(self.token.split(":")[0])
 
     # ------------------------------------------------------------------------------ test API --
@@ -181,11 +216,7 @@ class TelegramSim:
             raise AssertionError(f"no button with data {data!r} under message {message.message_id}")
         with self._cond:
             qid = f"{len(self._queries) + 1}{int(time.time() * 1000) % 100000}"
-            chat = self.chats.get(message.chat_id, {"id": message.chat_id, "type": "private", "first_name": "x"})
-            msg = {"message_id": message.message_id, "date": int(time.time()), "chat": chat,
-                   "from": self._me(), "text": message.text}
-            if message.reply_markup:
-                msg["reply_markup"] = message.reply_markup
+            msg = self._message_json(message)  # a photo card arrives with its photo and caption
             self._queries[qid] = {"from": user, "answered": False}
         self._push({"callback_query": {"id": qid, "from": user, "message": msg,
                                        "chat_instance": str(message.chat_id), "data": data}})
@@ -245,7 +276,16 @@ class TelegramSim:
         chat = self.chats.get(m.chat_id) or {"id": m.chat_id, "type": "private" if m.chat_id > 0 else "supergroup",
                                               **({"first_name": "x"} if m.chat_id > 0 else {"title": "ops"})}
         out: dict[str, Any] = {"message_id": m.message_id, "date": int(time.time()), "chat": chat,
-                               "from": self._me(), "text": m.text}
+                               "from": self._me()}
+        if m.photo is not None and m.photo_size is not None:
+            w, h = m.photo_size
+            uid = f"sim-{m.chat_id}-{m.message_id}"
+            out["photo"] = [{"file_id": f"photo-{uid}", "file_unique_id": uid, "width": w, "height": h,
+                             "file_size": len(m.photo)}]
+            if m.text:
+                out["caption"] = m.text
+        else:
+            out["text"] = m.text
         if m.edits:
             out["edit_date"] = int(time.time())
         if m.reply_markup:
@@ -263,6 +303,45 @@ class TelegramSim:
         if utf16_len(plain) > MAX_TEXT:
             raise ApiError(400, "Bad Request: message is too long")
         return plain, raw if mode == "html" else None
+
+    def _caption(self, params: dict[str, Any]) -> tuple[str, str | None]:
+        raw = params.get("caption")
+        if raw is None or raw == "":
+            return "", None
+        if not isinstance(raw, str):
+            raise ApiError(400, "Bad Request: can't parse caption")
+        mode = (params.get("parse_mode") or "").lower()
+        plain = parse_html(raw) if mode == "html" else raw
+        if utf16_len(plain) > MAX_CAPTION:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        return plain, raw if mode == "html" else None
+
+    def _photo(self, params: dict[str, Any]) -> tuple[bytes, tuple[int, int]]:
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
+        elif isinstance(photo, str) and photo in self._file_ids:
+            photo = Upload("reused", self._file_ids[photo])
+        if photo is None:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        if not isinstance(photo, Upload):
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if len(photo.data) > MAX_PHOTO_BYTES:
+            raise ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
+        size = image_size(photo.data)
+        if size is None:
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        w, h = size
+        if w < 1 or h < 1 or w + h > MAX_PHOTO_SIDES or max(w, h) > MAX_PHOTO_RATIO * min(w, h):
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        return photo.data, size
+
+    def _find(self, params: dict[str, Any]) -> SentMessage:
+        chat_id = self._chat_id(params)
+        found = [m for m in self.messages.get(chat_id, []) if m.message_id == int(params.get("message_id", 0))]
+        if not found:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        return found[0]
 
     def _markup(self, params: dict[str, Any]) -> dict[str, Any] | None:
         markup = params.get("reply_markup")
@@ -319,15 +398,30 @@ class TelegramSim:
                 m = SentMessage(chat_id, self._new_message_id(chat_id), plain, raw, markup)
                 self.messages.setdefault(chat_id, []).append(m)
                 return self._message_json(m)
-        if method == "editMessageText":
+        if method == "sendPhoto":
             chat_id = self._chat_id(params)
-            plain, raw = self._text(params)
+            if chat_id in self.blocked:
+                raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+            data, size = self._photo(params)
+            plain, raw = self._caption(params)
             markup = self._markup(params)
             with self._cond:
-                found = [m for m in self.messages.get(chat_id, []) if m.message_id == int(params.get("message_id", 0))]
-                if not found:
-                    raise ApiError(400, "Bad Request: message to edit not found")
-                m = found[0]
+                m = SentMessage(chat_id, self._new_message_id(chat_id), plain, raw, markup, photo=data,
+                                photo_size=size)
+                self.messages.setdefault(chat_id, []).append(m)
+                out = self._message_json(m)
+                self._file_ids[out["photo"][0]["file_id"]] = data
+                return out
+        if method in ("editMessageText", "editMessageCaption"):
+            caption = method == "editMessageCaption"
+            plain, raw = self._caption(params) if caption else self._text(params)
+            markup = self._markup(params)
+            with self._cond:
+                m = self._find(params)
+                if caption and m.photo is None:
+                    raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+                if not caption and m.photo is not None:
+                    raise ApiError(400, "Bad Request: there is no text in the message to edit")
                 if m.text == plain and m.html == raw and m.reply_markup == markup:
                     raise ApiError(400, "Bad Request: message is not modified: specified new message content "
                                    "and reply markup are exactly the same as a current content and reply markup "
@@ -396,6 +490,10 @@ def _params(content_type: str, body: bytes) -> dict[str, Any]:
             name = part.get_param("name", header="content-disposition")
             if name:
                 payload = part.get_payload(decode=True)
+                filename = part.get_filename()
+                if filename is not None:  # a file: kept as bytes, referred to as attach://<name>
+                    out[str(name)] = Upload(str(filename), payload if isinstance(payload, bytes) else b"")
+                    continue
                 out[str(name)] = _coerce(payload.decode() if isinstance(payload, bytes) else str(payload or ""))
         return out
     return {k: _coerce(v) for k, v in urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)}
@@ -419,10 +517,24 @@ def _handler(sim: TelegramSim) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (shutdown mid long-poll)
                 pass
 
+        def _body(self) -> bytes:
+            """The request body: Content-Length, or chunked (aiohttp streams multipart uploads so)."""
+            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()  # the CRLF after each chunk
+
         def _serve(self) -> None:
             m = re.fullmatch(r"/bot([^/]+)/([A-Za-z]+)", urllib.parse.urlsplit(self.path).path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._body()
             if not m:
                 self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 return

@@ -228,3 +228,18 @@ def test_score_level_needs_enough_baseline_and_recent_points() -> None:
 def test_a_filling_filesystem_is_a_resource() -> None:
     assert metric_family("filesystem_used_percent") == "resource"
     assert metric_family("node_filesystem_avail_bytes") == "node"  # shared by the node's pods
+
+
+def test_an_anomaly_keeps_a_bounded_chartable_series_with_its_band_and_peak() -> None:
+    src = InMemoryMetricsSource([series("cpu_usage_rate_percent", "a", 20, seed=1),
+                                 series("cpu_usage_rate_percent", "b", 20, seed=2, shift_at=67, factor=4)])
+    top = rank(src)[0].anomalies[0]
+    s = top.series
+    assert s is not None and s.window_start == START and s.start == T0
+    assert len(s.values) == 71 and s.step_seconds == 60.0  # 1-minute points over baseline + window: all kept
+    low, high = s.band  # type: ignore[misc]
+    assert low < top.baseline < high < top.value  # the reference it was compared with, and the peak outside
+    assert s.peak_at is not None and START <= s.peak_at <= END
+    peak = dict(s.points())[s.peak_at]
+    assert peak > high
+    assert len(s.model_dump_json()) < 1000  # what each metric evidence item adds to a checkpoint

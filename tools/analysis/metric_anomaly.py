@@ -52,6 +52,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from core.models import MetricSeries
 from tools.metrics.types import MetricsSource, Series
 
 
@@ -67,6 +68,7 @@ class MetricAnomaly(BaseModel):
     direction: Literal["up", "down"]
     start: datetime
     end: datetime
+    series: MetricSeries | None = None  # baseline + window, downsampled, with the band it was compared to
 
 
 class Suspect(BaseModel):
@@ -127,6 +129,8 @@ class _Point(BaseModel):
     z: float = 0.0
     value: float = math.nan
     level: float = math.nan  # the reference `value` was compared with (reported as the baseline)
+    scale: float = math.nan  # the noise scale z was measured in
+    at: float = math.nan  # when: the scored point (change), the farthest point of the window (level)
 
 
 def _to_minutes(t: np.ndarray, v: np.ndarray, end_ts: float) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +160,7 @@ def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -
         weight = 1.0 if age <= recent else 0.5 ** ((age - recent) / HALF_LIFE.total_seconds())
         score = CAP * math.tanh(abs(z) / CAP) * weight
         if score > best.score:
-            best = _Point(score=score, z=z, value=float(v[i]), level=level)
+            best = _Point(score=score, z=z, value=float(v[i]), level=level, scale=scale, at=float(t[i]))
     return best
 
 
@@ -180,7 +184,9 @@ def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) ->
     noise = float(np.median(np.abs(np.diff(base)))) * 1.4826 / math.sqrt(2)
     scale = max(spread, noise, SCALE_FLOOR * abs(ref), 1e-9)
     z = (now - ref) / scale
-    return _Point(score=CAP * math.tanh(abs(z) / CAP), z=z, value=now, level=ref)
+    window = (t >= start_ts) & (t <= end_ts)
+    far = float(t[window][int(np.argmax(np.abs(v[window] - ref)))])
+    return _Point(score=CAP * math.tanh(abs(z) / CAP), z=z, value=now, level=ref, scale=scale, at=far)
 
 
 def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
@@ -270,7 +276,8 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
                 evidence[comp].append(MetricAnomaly(
                     component=comp, metric=s.metric, query=_selector(s.metric, s.labels),
                     score=round(score, 3), value=best.value, baseline=best.level,
-                    direction="up" if best.z >= 0 else "down", start=start, end=end))
+                    direction="up" if best.z >= 0 else "down", start=start, end=end,
+                    series=_chartable(t, v, best, start)))
     if call_graph:
         families = _discount_victims(families, causes, call_graph)
     suspects = []
@@ -281,6 +288,18 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
                                 anomalies=sorted(evidence[comp], key=lambda a: (-a.score, a.metric))))
     suspects.sort(key=lambda s: (-s.score, s.component))
     return suspects
+
+
+BAND_Z = 3.0  # the band drawn around the reference: |z| below this scores under MIN_SCORE (CAP tanh(3/CAP) ~ 3)
+
+
+def _chartable(t: np.ndarray, v: np.ndarray, best: _Point, start: datetime) -> MetricSeries | None:
+    """The series as scored (1-minute buckets, baseline and window), bounded for the evidence it backs."""
+    band = ((best.level - BAND_Z * best.scale, best.level + BAND_Z * best.scale)
+            if math.isfinite(best.level) and math.isfinite(best.scale) else None)
+    peak = datetime.fromtimestamp(best.at, UTC) if math.isfinite(best.at) else None
+    return MetricSeries.from_points([(datetime.fromtimestamp(float(x), UTC), float(y)) for x, y in zip(t, v, strict=True)],
+                                    band=band, window_start=start, peak_at=peak)
 
 
 def _discount_victims(families: dict[str, dict[str, float]], causes: dict[str, float],
