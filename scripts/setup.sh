@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # /usr/lib/postgresql/<version>/bin) when no server answers on 127.0.0.1:5432.
 APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql)
 need_apt=()
-for bin in redis-server prometheus promtool prometheus-alertmanager; do
+for bin in redis-server prometheus promtool prometheus-alertmanager amtool; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=(yes)
 done
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

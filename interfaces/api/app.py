@@ -30,11 +30,11 @@ from interfaces.api.auth import Authenticator
 from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
+from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
 from interfaces.intake import QUEUE
 from interfaces.queue import open_queue
 
 log = logging.getLogger(__name__)
-WEBHOOK_PATH = "/webhook/alertmanager"
 
 
 def _version() -> str:
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
     app.include_router(router)
     _document_webhook_body(app)
     _error_handlers(app, settings)
+    app.add_middleware(WebhookIntake)  # the webhook's hot path, inside the body limit and the timing
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
                        metrics=metrics)
     app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
@@ -127,6 +128,7 @@ async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, r
 
     outbox = Outbox.from_settings(settings)
     outbox.attach(runner)
+    outbox.on_attempt = service.metrics.count_notification
     service.outbox = outbox
     stack.push_async_callback(outbox.close)
     if outbox.channels:

@@ -1,19 +1,26 @@
 """Prometheus exposition for `/metrics` (prometheus-client, one registry per app).
 
 Counters are counted by the process that did the work: alerts by the API, incident runs, LLM calls and
-actions by the embedded worker and the approve/reject handlers (a separate `aiops worker` process does
-its own runs; scrape the service for intake and queue figures). Gauges (queue depth/age, incidents by
-status, breaker state) are read fresh at scrape time.
+actions by the embedded worker and the approve/reject handlers, notification attempts by the outbox in
+the service (a separate `aiops worker` process does its own runs; scrape the service for intake and
+queue figures). Gauges (queue depth/age of the `alerts` queue and of every notification channel's
+queue, incidents by status, the oldest pending approval, breaker state) are read fresh at scrape time.
+
+What watching aiops itself looks like (alert rules and their promtool tests in
+`docs/deploy/prometheus/`, a Grafana dashboard in `docs/deploy/grafana/`): `tests/unit/test_monitoring.py`
+keeps those files to the names defined here.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from core.models import IncidentStatus
 from core.resilience import all_breakers
 
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -44,11 +51,27 @@ class ServiceMetrics:
         self.latency = Histogram("aiops_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=r,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.alert_to_plan = Histogram(
+            "aiops_alert_to_plan_seconds", "from an alert's enqueue until its plan waits for a human, was "
+            "escalated to one, or was approved by the self-healing policy", ["outcome"], registry=r,
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
+        self.pending_age = Gauge("aiops_pending_approval_oldest_age_seconds",
+                                 "how long the longest-waiting plan has waited for a human (0: none)", registry=r)
+        self.notifications = Counter("aiops_notifications_total", "notification delivery attempts by outcome "
+                                     "(delivered, failed: retried later, dead_lettered: given up)",
+                                     ["channel", "outcome"], registry=r)
+        self.notifications_spilled = Gauge("aiops_notifications_spilled", "notifications kept on disk because "
+                                           "the queue's store was down (queued once it answers)", registry=r)
         self._seen: dict[str, tuple[int, int]] = {}  # incident -> (LLM calls, executions) already counted
 
-    def observe_outcome(self, outcome: Any) -> None:
-        """Count what a run added: a resumed incident's report repeats the calls made before the gate."""
+    def observe_outcome(self, outcome: Any, queued_at: float | None = None) -> None:
+        """Count what a run added: a resumed incident's report repeats the calls made before the gate.
+
+        `queued_at` (unix seconds) is when the worker's message was enqueued: the first run of an
+        incident that produced a plan then adds its alert-to-plan time."""
         report = outcome.report
+        if queued_at is not None and report.incident_id not in self._seen:
+            self._observe_plan(report, queued_at)
         calls_seen, runs_seen = self._seen.get(report.incident_id, (0, 0))
         for call in report.llm_calls[calls_seen:]:
             self.llm_calls.labels(call.provider, call.model, str(call.ok).lower()).inc()
@@ -61,13 +84,32 @@ class ServiceMetrics:
             self._seen.pop(next(iter(self._seen)))
         self.runs.labels(report.status.value).inc()
 
-    def render(self, queue_stats: Any | None, incident_counts: dict[str, int]) -> bytes:
-        if queue_stats is not None:
-            q = queue_stats.name
-            self.queue_depth.labels(q).set(queue_stats.depth)
-            self.queue_in_flight.labels(q).set(queue_stats.in_flight)
-            self.queue_age.labels(q).set(queue_stats.oldest_age_seconds)
-            self.dead_letters.labels(q).set(queue_stats.dead_letters)
+    def _observe_plan(self, report: Any, queued_at: float) -> None:
+        if report.plan is None:
+            return
+        if report.status in (IncidentStatus.AWAITING_APPROVAL, IncidentStatus.ESCALATED):
+            outcome, ready = report.status.value, time.time()  # the run stopped there: now is when
+        elif report.approval is not None and report.approval.channel == "policy":
+            outcome, ready = "auto_approved", report.approval.decided_at.timestamp()  # the run went on to execute
+        else:
+            return
+        self.alert_to_plan.labels(outcome).observe(max(0.0, ready - queued_at))
+
+    def count_notification(self, channel: str, outcome: str) -> None:
+        """The outbox's hook: one delivery attempt and how it ended."""
+        self.notifications.labels(channel, outcome).inc()
+
+    def render(self, queue_stats: list[Any], incident_counts: dict[str, int], pending_since: datetime | None = None,
+               spilled: int = 0) -> bytes:
+        """The exposition; `queue_stats` holds every queue that answered (alerts, notify.<channel>)."""
+        for stats in queue_stats:
+            q = stats.name
+            self.queue_depth.labels(q).set(stats.depth)
+            self.queue_in_flight.labels(q).set(stats.in_flight)
+            self.queue_age.labels(q).set(stats.oldest_age_seconds)
+            self.dead_letters.labels(q).set(stats.dead_letters)
+        self.pending_age.set(max(0.0, time.time() - pending_since.timestamp()) if pending_since else 0.0)
+        self.notifications_spilled.set(spilled)
         self.incidents.clear()
         for status, count in incident_counts.items():
             self.incidents.labels(status).set(count)

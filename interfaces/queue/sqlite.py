@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable
+from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class SqliteQueue:
     # -------------------------------------------------------------------------------- enqueue --
     async def enqueue(self, body: dict[str, Any], key: str = "", dedupe: bool = False) -> str:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(((self.name, key, json.dumps(body), time.time(), dedupe), fut))
+        self._pending.append(((self.name, key, encode(body), time.time(), dedupe), fut))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
