@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     WEBHOOK_TOKEN: str | None = None  # when set, Alertmanager must send "Authorization: Bearer <it>"
     WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
+    # processes besides `aiops serve` that accept webhooks on its port (0: it alone; 1 on 2 cores doubles intake)
+    API_INTAKE_PROCESSES: int = Field(0, ge=0, le=32)
 
     # --- Queue and workers ----------------------------------------------------------------------
     WORKER_CONCURRENCY: int = Field(2, ge=1, le=64)  # incident runs in parallel per worker process

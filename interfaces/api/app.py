@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
-from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
+from interfaces.api.metrics import IntakeCounters, LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
 from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
@@ -68,10 +68,11 @@ def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[Non
 
 
 def create_app(settings: Settings | None = None, *, worker: bool = True, concurrency: int | None = None,
-               announce_url: str | None = None) -> FastAPI:
-    """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does)."""
+               announce_url: str | None = None, intake: IntakeCounters | None = None) -> FastAPI:
+    """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does);
+    `intake` holds the webhook's figures when intake processes share them (slot 0 is this process)."""
     settings = settings or get_settings()
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(intake)
     _ = settings.api_users  # a malformed API_TOKENS fails at start-up, not at the first request
 
     @contextlib.asynccontextmanager
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
     app.add_middleware(WebhookIntake)  # the webhook's hot path, inside the body limit and the timing
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
                        metrics=metrics)
-    app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    app.add_middleware(LatencyMiddleware, metrics=metrics, skip=WEBHOOK_PATH)  # type: ignore[arg-type]
     return app
 
 
@@ -291,7 +292,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Callable[[Any], Awaitable[None]]) -> None:
-        self.metrics.alerts_rejected.labels("too_large").inc()
+        self.metrics.intake.rejected("too_large")
         payload = json.dumps({"detail": f"body larger than WEBHOOK_MAX_BYTES ({self.max_bytes} bytes)"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
@@ -310,21 +311,43 @@ def local_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None) -> int:
-    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers."""
+async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None,
+                intake_processes: int | None = None) -> int:
+    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers (and stop
+    the intake processes, see `interfaces.api.intake_processes`)."""
+    import asyncio
+
     import uvicorn
 
     from interfaces.api.discovery import ServiceRunning, find_service
+    from interfaces.api.intake_processes import IntakeProcesses, ServiceServer, listen
 
     running = find_service(settings)
     if running is not None:
         raise ServiceRunning(f"another aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}, {running.url})")
-    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port))
+    extra = settings.API_INTAKE_PROCESSES if intake_processes is None else intake_processes
+    counters = IntakeCounters(processes=1 + extra)
+    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port),
+                     intake=counters)
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if settings.DEBUG else "warning",
                             access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
-    server = uvicorn.Server(config)
+    server = ServiceServer(config)
     app.state.server = server  # open event streams end when it is told to exit, not 30 s later
     print(f"aiops serve: http://{host}:{port} (docs at /docs), worker "
-          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}", flush=True)
-    await server.serve()
+          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}"
+          f"{f', {extra} more intake processes' if extra else ''}", flush=True)
+    if not extra:
+        await server.serve()
+        return 0 if server.started else 1
+    sock = listen(host, port)
+    intake = IntakeProcesses(settings, sock, extra, counters)
+    intake.start()
+    supervisor = asyncio.create_task(intake.supervise())
+    server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
+    try:
+        await server.serve(sockets=[sock, intake.owner_sock])
+    finally:
+        supervisor.cancel()
+        sock.close()
     return 0 if server.started else 1
+

@@ -13,12 +13,16 @@ keeps those files to the names defined here.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime
+from multiprocessing import get_context
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from core.models import IncidentStatus
 from core.resilience import all_breakers
@@ -26,12 +30,77 @@ from core.resilience import all_breakers
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
+_REJECT_REASONS = ("unauthorized", "invalid", "too_large", "store_unavailable", "queue_unavailable")
+_WEBHOOK_STATUSES = ("202", "400", "401", "413", "422", "500", "503", "other")
+_WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class IntakeCounters:
+    """The webhook's figures, counted by every process that accepts webhooks: `aiops serve` and its
+    `--intake-processes` (`interfaces.api.intake_processes`), which share them through one array of
+    shared memory, a slot per process (each process writes only its own: no lock). The service's
+    /metrics sums the slots, so the figures are whole whichever process Prometheus's scrape reaches.
+
+    aiops_alerts_received_total, aiops_alerts_rejected_total{reason} and
+    aiops_webhook_request_duration_seconds{status} (the webhook's requests are timed here, not in
+    aiops_http_request_duration_seconds, which covers the other routes)."""
+
+    _HISTOGRAM = len(_WEBHOOK_BUCKETS) + 2  # per status: a count per bucket, then +Inf, then the sum
+    SLOT = 1 + len(_REJECT_REASONS) + len(_WEBHOOK_STATUSES) * _HISTOGRAM
+
+    def __init__(self, processes: int = 1, *, shared: Any | None = None, slot: int = 0) -> None:
+        self.shared = shared if shared is not None else get_context("spawn").RawArray("d", self.SLOT * processes)
+        self.processes = len(self.shared) // self.SLOT
+        if not 0 <= slot < self.processes:
+            raise ValueError(f"slot {slot} outside the {self.processes} intake processes")
+        self._base = slot * self.SLOT
+
+    def process(self, slot: int) -> IntakeCounters:
+        """The same shared figures, written by process `slot` (0: `aiops serve` itself)."""
+        return IntakeCounters(shared=self.shared, slot=slot)
+
+    def received(self, alerts: int) -> None:
+        self.shared[self._base] += alerts
+
+    def rejected(self, reason: str) -> None:
+        self.shared[self._base + 1 + _REJECT_REASONS.index(reason)] += 1
+
+    def observe(self, status: int, seconds: float) -> None:
+        code = str(status) if str(status) in _WEBHOOK_STATUSES else "other"
+        at = self._base + 1 + len(_REJECT_REASONS) + _WEBHOOK_STATUSES.index(code) * self._HISTOGRAM
+        self.shared[at + bisect.bisect_left(_WEBHOOK_BUCKETS, seconds)] += 1  # le: bound >= seconds
+        self.shared[at + self._HISTOGRAM - 1] += seconds
+
+    def _sum(self, offset: int) -> float:
+        return sum(self.shared[slot * self.SLOT + offset] for slot in range(self.processes))
+
+    def collect(self) -> Iterator[Metric]:
+        received = CounterMetricFamily("aiops_alerts_received", "alerts accepted by the webhook")
+        received.add_metric([], self._sum(0))
+        yield received
+        rejected = CounterMetricFamily("aiops_alerts_rejected", "webhook notifications refused", labels=["reason"])
+        for i, reason in enumerate(_REJECT_REASONS):
+            rejected.add_metric([reason], self._sum(1 + i))
+        yield rejected
+        latency = HistogramMetricFamily("aiops_webhook_request_duration_seconds",
+                                        "webhook requests, from arrival to the answer (202 after the durable "
+                                        "enqueue)", labels=["status"])
+        for i, code in enumerate(_WEBHOOK_STATUSES):
+            at = 1 + len(_REJECT_REASONS) + i * self._HISTOGRAM
+            counts = [self._sum(at + b) for b in range(len(_WEBHOOK_BUCKETS) + 1)]
+            if not any(counts):
+                continue
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [(repr(le), n) for le, n in zip(_WEBHOOK_BUCKETS, cumulative, strict=False)]
+            latency.add_metric([code], [*buckets, ("+Inf", cumulative[-1])], self._sum(at + self._HISTOGRAM - 1))
+        yield latency
+
+
 class ServiceMetrics:
-    def __init__(self) -> None:
+    def __init__(self, intake: IntakeCounters | None = None) -> None:
         r = self.registry = CollectorRegistry()
-        self.alerts_received = Counter("aiops_alerts_received_total", "alerts accepted by the webhook", registry=r)
-        self.alerts_rejected = Counter("aiops_alerts_rejected_total", "webhook notifications refused",
-                                       ["reason"], registry=r)
+        self.intake = intake or IntakeCounters()
+        r.register(self.intake)
         self.queue_depth = Gauge("aiops_queue_depth", "messages stored, not yet acknowledged", ["queue"], registry=r)
         self.queue_in_flight = Gauge("aiops_queue_in_flight", "messages held by a worker", ["queue"], registry=r)
         self.queue_age = Gauge("aiops_queue_oldest_age_seconds", "age of the oldest unacknowledged message",
@@ -124,15 +193,17 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 
 
 class LatencyMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware overhead): times each request by its route template."""
+    """Pure ASGI (no BaseHTTPMiddleware overhead): times each request by its route template. The
+    webhook's own path (`skip`) is timed by its handler into `IntakeCounters`, across processes."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, skip: str = "") -> None:
         self.app = app
         self.metrics = metrics
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == self.skip:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -84,7 +84,7 @@ async def webhook_auth(request: Request) -> None:
     try:
         _svc(request).auth.webhook(request)
     except HTTPException:
-        _svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
+        _svc(request).metrics.intake.rejected("unauthorized")
         raise
 
 
@@ -154,21 +154,21 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
     try:
         webhook = parse_webhook(raw, s.settings, source="webhook body")
     except PayloadError as exc:
-        s.metrics.alerts_rejected.labels("invalid").inc()
+        s.metrics.intake.rejected("invalid")
         text = _line(exc)
         status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
         raise HTTPException(status, text) from None
     job, key = AlertJob.from_webhook(webhook)
     if store_open(s.settings.DATABASE_URL):  # accepted work could not be registered: let Alertmanager re-send
-        s.metrics.alerts_rejected.labels("store_unavailable").inc()
+        s.metrics.intake.rejected("store_unavailable")
         raise unavailable("incident store (postgres) unavailable, retry later: circuit 'postgres' is open",
                           "postgres")
     try:
         msg_id = await s.queue.enqueue(job.message(), key=key, dedupe=True)
     except QueueUnavailable as exc:
-        s.metrics.alerts_rejected.labels("queue_unavailable").inc()
+        s.metrics.intake.rejected("queue_unavailable")
         raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
-    s.metrics.alerts_received.inc(len(webhook.alerts))
+    s.metrics.intake.received(len(webhook.alerts))
     # Built directly (the response model documents it, and is what it is).
     return {"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id, "message_id": msg_id}
 

@@ -262,8 +262,7 @@ def test_metrics_that_watch_aiops_itself(tmp_path: Path) -> None:
         text = c.get("/metrics").text
         assert sample(text, "aiops_alert_to_plan_seconds_count", outcome="awaiting_approval") == 1.0
         assert sample(text, "aiops_pending_approval_oldest_age_seconds") > 0.0
-        assert sample(text, "aiops_http_request_duration_seconds_count", method="POST",
-                      route="/webhook/alertmanager", status="202") == 1.0
+        assert sample(text, "aiops_webhook_request_duration_seconds_count", status="202") == 1.0
         assert sample(text, "aiops_queue_depth", queue="alerts") == 0.0
         assert sample(text, "aiops_queue_dead_letters", queue="notify.slack") == 0.0
         assert sample(text, "aiops_notifications_spilled") == 0.0
