@@ -24,7 +24,7 @@ lint: setup
 	.venv/bin/mypy core agents graphs interfaces memory tools evals --explicit-package-bases
 
 docs: setup
-	.venv/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict
 
 evals: setup
 	.venv/bin/aiops eval nezha --out out/nezha.json

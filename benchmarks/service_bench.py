@@ -1,7 +1,7 @@
 """Service benchmarks: webhook ingest, and alert-to-plan latency, through a real `aiops serve`.
 
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py ingest [--seconds 10] [--rate 5000]
-                                  [--clients 64] [--alerts 1 20] [--queues sqlite redis]
+                                  [--clients 64] [--alerts 1 20] [--queues sqlite redis] [--intake-processes 0 1]
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py plan [--alerts 30] [--concurrency 2]
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py {ingest,plan} --smoke     # seconds; CI runs it
 
@@ -13,8 +13,9 @@ The load generator shares the machine's cores with the server, so it is kept lea
 asyncio streams (uvloop), one keep-alive connection per client, bodies pre-built (each request is a
 distinct notification: its own group key and fingerprints, so the queue stores every one).
 
-ingest   `aiops serve --no-worker` (nothing consumes: only intake is measured), per queue and per
-         payload size (alerts per request), two ways:
+ingest   `aiops serve --no-worker` (nothing consumes: only intake is measured), per queue, per number
+         of extra intake processes (`--intake-processes`: 0 is the service process alone, 1 a second
+         process on the same port) and per payload size (alerts per request), two ways:
          - open loop: requests are sent on a fixed schedule at `--rate` alerts/s whatever the server
            does, and latency counts from each request's scheduled time, so a server that falls behind
            shows it (no coordinated omission). This is the goal's question: at 5,000 alerts/s, is p99
@@ -156,8 +157,8 @@ class Result:
     def alerts_per_s(self) -> float:
         return self.requests * self.alerts / self.wall if self.wall else 0.0
 
-    def row(self, queue: str) -> str:
-        return (f"{queue:<7} {self.alerts:>6} {self.mode:<22} {self.requests:>8} {self.errors:>6} "
+    def row(self, where: str) -> str:
+        return (f"{where} {self.alerts:>6} {self.mode:<22} {self.requests:>8} {self.errors:>6} "
                 f"{self.requests / self.wall:>8.0f} {self.alerts_per_s:>9.0f} {pct(self.latencies, 50) * 1000:>7.1f} "
                 f"{pct(self.latencies, 99) * 1000:>7.1f} {max(self.latencies, default=0) * 1000:>7.1f}")
 
@@ -259,15 +260,15 @@ def queue_env(queue: str) -> Iterator[dict[str, str]]:
 def run_ingest(args: argparse.Namespace) -> int:
     print(f"webhook ingest through aiops serve --no-worker: cpus={os.cpu_count()}, load average before "
           f"{os.getloadavg()[0]:.2f}; target >= {TARGET_ALERTS_PER_S:,} alerts/s at p99 < {TARGET_P99_MS:.0f} ms")
-    print(f"{'queue':<7} {'alerts':>6} {'load':<22} {'requests':>8} {'errors':>6} {'req/s':>8} {'alerts/s':>9} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(f"{'queue':<7} {'procs':>5} {'alerts':>6} {'load':<22} {'requests':>8} {'errors':>6} {'req/s':>8} "
+          f"{'alerts/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     failures = 0
-    for queue in args.queues:
+    for queue, procs in [(q, n) for q in args.queues for n in args.intake_processes]:
         with tempfile.TemporaryDirectory(prefix="aiops-bench-") as tmp, queue_env(queue) as extra:
             for alerts in args.alerts:
                 data = Path(tmp) / f"var-{alerts}"
                 env = base_env(data, WEBHOOK_MAX_BYTES=str(4 * 1024 * 1024), **extra)
-                with aiops_serve(env, Path(f"{data}.log"), "--no-worker") as svc:
+                with aiops_serve(env, Path(f"{data}.log"), "--no-worker", "--intake-processes", str(procs)) as svc:
                     warm = run_async(closed_loop(svc.url, 1, 4, 0.5, first=10**8))  # connections, first commits
                     results = []
                     if args.rate:
@@ -280,8 +281,8 @@ def run_ingest(args: argparse.Namespace) -> int:
                 for r in results:
                     met = r.mode.startswith("open") and r.errors == 0 and r.alerts_per_s >= 0.97 * args.rate and \
                         pct(r.latencies, 99) * 1000 < TARGET_P99_MS
-                    print(r.row(queue) + ("   target met" if met and args.rate >= TARGET_ALERTS_PER_S else ""),
-                          flush=True)
+                    print(r.row(f"{queue:<7} {1 + procs:>5}") + ("   target met" if met and args.rate >= TARGET_ALERTS_PER_S
+                                                                  else ""), flush=True)
                     failures += r.errors
                 if received != sent:
                     print(f"  MISMATCH: the service counted {received:.0f} alerts received, the client {sent}")
@@ -367,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--clients", type=int, default=64, help="closed loop: connections (0: skip)")
     i.add_argument("--alerts", type=int, nargs="+", default=[1, 20], help="alerts per request")
     i.add_argument("--queues", nargs="+", default=["sqlite", "redis"], choices=["sqlite", "redis"])
+    i.add_argument("--intake-processes", type=int, nargs="+", default=[0, 1],
+                   help="extra processes accepting webhooks (aiops serve --intake-processes)")
     pl = sub.add_parser("plan")
     pl.add_argument("--alerts", type=int, default=30)
     pl.add_argument("--concurrency", type=int, default=2)
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--smoke", action="store_true", help="a few seconds, for CI: the benchmark still runs")
     args = p.parse_args(argv)
     if args.smoke and args.what == "ingest":
-        args.seconds, args.rate, args.clients, args.queues = 1.0, 200.0, 4, ["sqlite"]
+        args.seconds, args.rate, args.clients, args.queues, args.intake_processes = 1.0, 200.0, 4, ["sqlite"], [1]
     elif args.smoke:
         args.alerts = 2
     runs: dict[str, Callable[[argparse.Namespace], int]] = {"ingest": run_ingest, "plan": run_plan}

@@ -80,7 +80,8 @@ class IntakeCounters:
         yield received
         rejected = CounterMetricFamily("aiops_alerts_rejected", "webhook notifications refused", labels=["reason"])
         for i, reason in enumerate(_REJECT_REASONS):
-            rejected.add_metric([reason], self._sum(1 + i))
+            if count := self._sum(1 + i):  # like a labelled Counter: a reason appears once it happened
+                rejected.add_metric([reason], count)
         yield rejected
         latency = HistogramMetricFamily("aiops_webhook_request_duration_seconds",
                                         "webhook requests, from arrival to the answer (202 after the durable "
