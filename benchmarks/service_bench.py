@@ -22,6 +22,7 @@ ingest   `aiops serve --no-worker` (nothing consumes: only intake is measured), 
            under 50 ms?
          - closed loop (saturation): `--clients` connections each send as soon as the last answer came
            back, for the capacity. Latency here is mostly queueing (p50 ~ clients / throughput).
+         The last column is the load generator's CPU per request (it runs on the same cores).
          Afterwards the figures are checked against the service's own: `aiops_alerts_received_total`
          and the queue depth must equal what the client saw accepted.
 plan     `aiops serve` with its embedded worker in rule mode, memory off. Each alert is a host-disk
@@ -148,6 +149,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     wall: float = 0.0
+    client_cpu: float = 0.0  # the load generator's own CPU seconds: what it took from the shared cores
 
     @property
     def requests(self) -> int:
@@ -160,7 +162,8 @@ class Result:
     def row(self, where: str) -> str:
         return (f"{where} {self.alerts:>6} {self.mode:<22} {self.requests:>8} {self.errors:>6} "
                 f"{self.requests / self.wall:>8.0f} {self.alerts_per_s:>9.0f} {pct(self.latencies, 50) * 1000:>7.1f} "
-                f"{pct(self.latencies, 99) * 1000:>7.1f} {max(self.latencies, default=0) * 1000:>7.1f}")
+                f"{pct(self.latencies, 99) * 1000:>7.1f} {max(self.latencies, default=0) * 1000:>7.1f} "
+                f"{self.client_cpu / max(1, self.requests) * 1e6:>9.0f}")
 
 
 async def _connections(url: str, count: int) -> list[Connection]:
@@ -187,9 +190,9 @@ async def closed_loop(url: str, alerts: int, clients: int, seconds: float, first
             else:
                 result.errors += 1
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client(c) for c in conns))
-    result.wall = time.perf_counter() - began
+    result.wall, result.client_cpu = time.perf_counter() - began, time.process_time() - cpu
     for c in conns:
         c.close()
     return result
@@ -219,7 +222,7 @@ async def open_loop(url: str, alerts: int, rate: float, seconds: float, first: i
             result.errors += 1
 
     tasks: set[asyncio.Task[None]] = set()
-    n = 0
+    n, cpu = 0, time.process_time()
     while n < total:
         now = time.perf_counter()
         due = start + n / per_s
@@ -232,7 +235,7 @@ async def open_loop(url: str, alerts: int, rate: float, seconds: float, first: i
             task.add_done_callback(tasks.discard)
             n += 1
     await asyncio.gather(*tasks)
-    result.wall = time.perf_counter() - start
+    result.wall, result.client_cpu = time.perf_counter() - start, time.process_time() - cpu
     while not idle.empty():
         idle.get_nowait().close()
     return result
@@ -261,7 +264,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     print(f"webhook ingest through aiops serve --no-worker: cpus={os.cpu_count()}, load average before "
           f"{os.getloadavg()[0]:.2f}; target >= {TARGET_ALERTS_PER_S:,} alerts/s at p99 < {TARGET_P99_MS:.0f} ms")
     print(f"{'queue':<7} {'procs':>5} {'alerts':>6} {'load':<22} {'requests':>8} {'errors':>6} {'req/s':>8} "
-          f"{'alerts/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+          f"{'alerts/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'client us':>9}")
     failures = 0
     for queue, procs in [(q, n) for q in args.queues for n in args.intake_processes]:
         with tempfile.TemporaryDirectory(prefix="aiops-bench-") as tmp, queue_env(queue) as extra:

@@ -3,9 +3,10 @@
 Each recurrence is the bundled `disk-full` recording replayed with fresh stand-in files; the fix is
 the real `cleanup_rotated_logs` playbook run by ansible-runner against the recording's local
 inventory. The clock the guards read advances 6 minutes per recurrence. A human "resolves" each
-escalated incident (the resolved webhook) so the next recurrence is a new incident. The ten-times
-scenario runs here with the default policy; `benchmarks/loop_safety.py` runs it for every policy
-variant and prints the figures (the variants here use fewer recurrences to keep the suite fast).
+escalated incident (the resolved webhook) so the next recurrence is a new incident. Here each policy
+runs as few recurrences as show its guard (every recurrence after the first is the same decision, and
+each costs a real Ansible run); `benchmarks/loop_safety.py` runs the ten-times scenario for every policy
+variant and prints the figures (CI runs its --smoke).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ async def _recur(settings: Settings, path: Path, times: int = 10) -> list[dict[s
 
 
 def test_recurring_fault_flap_guard_sends_the_second_one_to_a_human(settings: Settings):
-    runs = asyncio.run(_recur(settings, recording("disk-full")))
-    assert [r["auto_actions"] for r in runs] == [1] + [0] * 9
+    runs = asyncio.run(_recur(settings, recording("disk-full"), times=4))  # 18 minutes: all in the flap window
+    assert [r["auto_actions"] for r in runs] == [1] + [0] * 3
     assert runs[0]["status"] == "resolved" and runs[0]["rule"] == "rotated-log-cleanup"
     assert runs[0]["left"] == ["app.log", "app.log.1"]  # the real playbook ran
     assert all(r["status"] == "awaiting_approval" and r["rule"] == "flap-guard" for r in runs[1:])
