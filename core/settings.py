@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     WEBHOOK_TOKEN: str | None = None  # when set, Alertmanager must send "Authorization: Bearer <it>"
     WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
-    # processes besides `aiops serve` that accept webhooks on its port (0: it alone; 1 on 2 cores doubles intake)
+    # processes besides `aiops serve` that accept webhooks on its port (0: it alone; on 2 cores, 1 uses the second)
     API_INTAKE_PROCESSES: int = Field(0, ge=0, le=32)
 
     # --- Queue and workers ----------------------------------------------------------------------
