@@ -9,7 +9,7 @@
     aiops show INCIDENT_ID                   print one incident's report
     aiops bot                                the Telegram bot (long polling) with notification delivery
     aiops notify flush|dead-letters|stats    the notification outbox
-    aiops serve [--no-worker]                the HTTP service (API + embedded workers)
+    aiops serve [--no-worker] [--intake-processes N]   the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
