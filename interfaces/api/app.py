@@ -340,7 +340,7 @@ async def serve(settings: Settings, *, host: str, port: int, worker: bool, concu
         await server.serve()
         return 0 if server.started else 1
     sock = listen(host, port)
-    intake = IntakeProcesses(settings, sock, extra, counters)
+    intake = IntakeProcesses(settings, sock, extra, counters, target=intake_main)
     intake.start()
     supervisor = asyncio.create_task(intake.supervise())
     server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
@@ -351,3 +351,48 @@ async def serve(settings: Settings, *, host: str, port: int, worker: bool, concu
         sock.close()
     return 0 if server.started else 1
 
+
+def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCounters) -> FastAPI:
+    """An intake process's app: the webhook's hot path in front, the service behind it for the rest."""
+    from interfaces.api.intake_processes import OwnerProxy
+
+    metrics = ServiceMetrics(counters)
+    proxy = OwnerProxy(owner_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        queue = open_queue(settings, QUEUE)
+        app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
+                                metrics=metrics, version=_version())
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await queue.close()
+            await proxy.client.aclose()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.mount("/", proxy)
+    _error_handlers(app, settings)
+    app.add_middleware(WebhookIntake)
+    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
+                       metrics=metrics)
+    return app
+
+
+def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slot: int) -> None:
+    """One intake process (spawned by `serve` through `IntakeProcesses`): the intake app on the shared socket."""
+    import os
+
+    import uvicorn
+
+    from interfaces.api.intake_processes import die_with_parent
+
+    die_with_parent()
+    if os.getppid() == 1:  # the service is already gone
+        return
+    app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
+    config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -8,7 +8,8 @@ them). An intake process serves `POST /webhook/alertmanager` exactly as the serv
 passes every other request, unchanged and streamed (server-sent events too), to the service process
 over a private Unix socket: only the service process owns the data dir's stores, runs the workers and
 decides plans. The webhook's figures (`IntakeCounters`) live in shared memory, so the service's
-/metrics counts every process's requests.
+/metrics counts every process's requests. The intake process's app is `interfaces.api.app.create_intake_app`
+(its entry point `intake_main`); this module is the plumbing: the shared socket, the processes, the proxy.
 
 An intake process dies with the service (PR_SET_PDEATHSIG) and is restarted if it dies alone.
 """
@@ -18,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -33,10 +32,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from core.settings import Settings
-from interfaces.api.metrics import IntakeCounters, ServiceMetrics
+from interfaces.api.metrics import IntakeCounters
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +59,11 @@ def listen(host: str, port: int) -> socket.socket:
 class IntakeProcesses:
     """The N intake processes of one `aiops serve`, and the private socket they reach it by."""
 
-    def __init__(self, settings: Settings, sock: socket.socket, count: int, counters: IntakeCounters) -> None:
-        self.settings, self.sock, self.count, self.counters = settings, sock, count, counters
+    def __init__(self, settings: Settings, sock: socket.socket, count: int, counters: IntakeCounters,
+                 target: Callable[[Settings, socket.socket, str, Any, int], None]) -> None:
+        """`target(settings, sock, owner_path, shared counters, slot)` runs one intake process (it must be
+        importable by name: the processes are spawned)."""
+        self.settings, self.sock, self.count, self.counters, self.target = settings, sock, count, counters, target
         self._dir = Path(tempfile.mkdtemp(prefix="aiops-serve-"))  # 0700: only this user reaches the service
         self.owner_path = str(self._dir / "service.sock")
         self.owner_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -77,7 +78,7 @@ class IntakeProcesses:
 
     def _spawn(self, slot: int) -> None:
         proc = get_context("spawn").Process(  # type: ignore[attr-defined]
-            target=_intake_main, name=f"aiops-intake-{slot}", daemon=True,
+            target=self.target, name=f"aiops-intake-{slot}", daemon=True,
             args=(self.settings, self.sock, self.owner_path, self.counters.shared, slot))
         proc.start()
         self._procs[slot] = proc
@@ -187,51 +188,7 @@ async def _json(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def intake_app(settings: Settings, owner_path: str, counters: IntakeCounters) -> FastAPI:
-    """An intake process's app: the webhook's hot path in front, the service behind it for the rest."""
-    from interfaces.api.app import BodyLimit, _error_handlers, _version
-    from interfaces.api.auth import Authenticator
-    from interfaces.api.routes import Service
-    from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
-    from interfaces.intake import QUEUE
-    from interfaces.queue import open_queue
-
-    metrics = ServiceMetrics(counters)
-    proxy = OwnerProxy(owner_path)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        queue = open_queue(settings, QUEUE)
-        app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
-                                metrics=metrics, version=_version())
-        gc.collect()
-        gc.freeze()
-        try:
-            yield
-        finally:
-            await queue.close()
-            await proxy.client.aclose()
-
-    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
-    app.mount("/", proxy)
-    _error_handlers(app, settings)
-    app.add_middleware(WebhookIntake)
-    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
-                       metrics=metrics)
-    return app
-
-
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """PR_SET_PDEATHSIG: a SIGKILLed service takes its intake processes with it."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def _intake_main(settings: Settings, sock: socket.socket, owner_path: str, shared: Any, slot: int) -> None:
-    _die_with_parent()
-    if os.getppid() == 1:  # the service is already gone
-        return
-    app = intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
-    config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
-                            lifespan="on", timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run(sockets=[sock])
