@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
+# Not passed on (RFC 9110 7.6.1). Host is: the service sees the request as the client sent it (origin checks).
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-               b"transfer-encoding", b"upgrade", b"host"}
+               b"transfer-encoding", b"upgrade"}
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -166,7 +166,7 @@ def test_intake_processes_share_the_port_the_queue_and_the_figures(tmp_path: Pat
 
             threading.Thread(target=resume).start()
             # taken by the intake process (the service is stopped), answered by the service once it runs
-            listed = httpx.get(f"{svc.url}/api/v1/incidents", timeout=30)
+            listed = httpx.get(f"{svc.url}/api/v1/incidents", timeout=30, headers={"Host": "aiops.example:8000"})
         finally:
             os.kill(svc.proc.pid, signal.SIGCONT)
         assert listed.status_code == 200 and listed.json() == {"incidents": []}  # no worker: nothing ran yet
