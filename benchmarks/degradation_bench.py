@@ -1,6 +1,7 @@
 """Degradation benchmark: per dependency, the time from its failure to the fallback answering.
 
     PYTHONPATH=. .venv/bin/python benchmarks/degradation_bench.py [--only KEY ...] [--repeat N] [--json]
+    PYTHONPATH=. .venv/bin/python benchmarks/degradation_bench.py --smoke     # seconds; CI runs it
 
 Runs the fault-injection scenarios of tests/faults/ (the same ones the fault tests assert on) against
 real servers (redis-server, prometheus, postgres) and the wire simulators of tests/sim/, and prints one
@@ -24,12 +25,16 @@ from core import resilience  # noqa: E402
 from tests.faults.scenario import Degradation, load_all  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=None, help="scenario keys (default: all)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="two scenarios once (a dead LLM port, a hanging Proxmox): the benchmark still runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.only, args.repeat = args.only or ["llm-dead-port", "proxmox-hang"], 1
     os.environ.setdefault("ENABLE_MEMORY", "false")
     scenarios = load_all()
     keys = args.only or sorted(scenarios)
@@ -52,7 +57,7 @@ def main() -> None:
                      "fallback_ms_max": round(max(ms), 1), "runs": len(ms), "other_ms_median": extra})
     if args.json:
         print(json.dumps(rows, indent=2))
-        return
+        return 0
     print(f"{'scenario':30} {'breaker':8} {'median ms':>10} {'max ms':>9}  other timings (median ms)")
     for r in rows:
         other = ", ".join(f"{k.removesuffix('_ms')} {v:g}" for k, v in r["other_ms_median"].items())
@@ -60,7 +65,8 @@ def main() -> None:
     print()
     for r in rows:
         print(f"{r['scenario']}: {r['behaviour']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

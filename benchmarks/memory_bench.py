@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/memory_bench.py [--sizes 10000 100000] [--queries 200]
                                                             [--variants]
+    PYTHONPATH=. .venv/bin/python benchmarks/memory_bench.py --smoke     # seconds; CI runs it
 
 Not a test: it prints figures. The stored incidents are SYNTHETIC: random unit vectors (384-d, the
 MiniLM dimension) with realistic scalar fields (50 services, 40 alert names, labels, actions), and
@@ -232,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", action="store_true", help="compare index/flush choices at the first size")
     p.add_argument("--embed", action="store_true", help="also time the query embedding (loads the model)")
     p.add_argument("--uniform", action="store_true", help="structureless random vectors (ANN worst case)")
+    p.add_argument("--smoke", action="store_true", help="1,000 incidents, 20 queries: the benchmark still runs")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.queries = [1000], 20
     kind = "uniform random" if args.uniform else f"clustered ({CLUSTERS} incident kinds, cosine ~0.8 to centre)"
     print(f"SYNTHETIC store: {kind} 384-d unit vectors + realistic scalar fields; queries are synthetic too")
     if args.variants:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     CONSOLE_SESSION_HOURS: float = Field(12.0, gt=0, le=24 * 30)
     WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
+    # processes besides `aiops serve` that accept webhooks on its port (0: it alone; on 2 cores, 1 uses the second)
+    API_INTAKE_PROCESSES: int = Field(0, ge=0, le=32)
 
     # --- Queue and workers ----------------------------------------------------------------------
     WORKER_CONCURRENCY: int = Field(2, ge=1, le=64)  # incident runs in parallel per worker process

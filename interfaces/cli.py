@@ -9,7 +9,7 @@
     aiops show INCIDENT_ID                   print one incident's report
     aiops bot                                the Telegram bot (long polling) with notification delivery
     aiops notify flush|dead-letters|stats    the notification outbox
-    aiops serve [--no-worker]                the HTTP service (API + embedded workers)
+    aiops serve [--no-worker] [--intake-processes N]   the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
     aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
@@ -396,7 +396,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         return await serve(settings, host=args.host or settings.API_HOST, port=args.port or settings.API_PORT,
-                           worker=not args.no_worker, concurrency=args.concurrency)
+                           worker=not args.no_worker, concurrency=args.concurrency,
+                           intake_processes=args.intake_processes)
     except ServiceRunning as exc:
         raise CLIError(str(exc)) from None
 
@@ -467,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, help="port (default: API_PORT)")
     sv.add_argument("--no-worker", action="store_true", help="API only: run `aiops worker` elsewhere")
     sv.add_argument("--concurrency", type=int, help="embedded worker runs in parallel (default: WORKER_CONCURRENCY)")
+    sv.add_argument("--intake-processes", type=int, metavar="N",
+                    help="more processes accepting webhooks on the same port (default: API_INTAKE_PROCESSES)")
 
     w = sub.add_parser("worker", help="run workers alone, consuming the alert queue")
     w.add_argument("--concurrency", type=int, help="runs in parallel (default: WORKER_CONCURRENCY)")

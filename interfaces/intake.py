@@ -48,6 +48,11 @@ class AlertJob(BaseModel):
                   source=source or {"kind": "live"})
         return job, key
 
+    def message(self) -> dict[str, Any]:
+        """The queue body: what `model_dump(mode="json")` gives, without walking the (already JSON-ready)
+        webhook a second time on the intake's hot path."""
+        return {"incident_id": self.incident_id, "webhook": self.webhook, "source": self.source}
+
 
 def parse_time_range(value: str) -> timedelta:
     """'15m', '1h', '2d' (up to 30 days); ValueError otherwise."""

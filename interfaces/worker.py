@@ -30,7 +30,7 @@ from interfaces.queue import Message, MessageQueue, QueueUnavailable, open_queue
 
 log = logging.getLogger(__name__)
 
-OutcomeHook = Callable[[Any], None]
+OutcomeHook = Callable[[Any, float], None]  # (the run's outcome, when its message was enqueued: unix s)
 
 
 class Worker:
@@ -129,7 +129,7 @@ class Worker:
         await self._quiet(self.queue.ack(msg))  # not acked (queue down)? redelivered later, idempotently
         self.processed += 1
         if outcome is not None and self.on_outcome is not None:
-            self.on_outcome(outcome)
+            self.on_outcome(outcome, msg.enqueued_at)
 
     async def _run_while_store_down(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
         """Run; when the incident store (Postgres) is down, keep the message (heartbeating it), wait and

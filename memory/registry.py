@@ -407,6 +407,16 @@ class IncidentRegistry:
             rows = c.execute("SELECT status, COUNT(*) FROM aiops_incidents GROUP BY status").fetchall()
         return {str(status): int(count) for status, count in rows}
 
+    def oldest_pending_since(self) -> datetime | None:
+        """When the longest-waiting plan started waiting for a human (for /metrics), or None.
+
+        A paused run's row is written (`updated_at`) when it reaches the gate, and nothing rewrites it
+        while the plan is pending: correlated alerts join elsewhere, a decision moves `decision_state`."""
+        with self._conn() as c:
+            row = c.execute("SELECT MIN(updated_at) FROM aiops_incidents WHERE status = 'awaiting_approval' "
+                            "AND decision_state = 'pending'").fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
 
 class _PgAdapter:
     """Lets the sqlite-flavoured SQL above ('?' placeholders) run on psycopg."""

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # downloads a browser of its own).
 APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql chromium)
 need_apt=()
-for bin in redis-server prometheus promtool prometheus-alertmanager chromium; do
+for bin in redis-server prometheus promtool prometheus-alertmanager amtool chromium; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=(yes)
 done
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

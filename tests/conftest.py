@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,41 @@ _AMBIENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_BASE_URL", "REDIS_URL",
             "ADMIN_CHAT_ID", "TELEGRAM_APPROVER_IDS", "TELEGRAM_API_URL", "ENABLE_EMAIL_NOTIFICATIONS", "SMTP_HOST",
             "SMTP_TO", "ENABLE_SLACK_NOTIFICATIONS", "SLACK_WEBHOOK_URL", "ENABLE_PAGERDUTY", "PAGERDUTY_ROUTING_KEY",
             "NOTIFY_ROUTES")
+
+
+# Markers by directory, so that `-m` really separates the fast tests from the slow ones (a module may add
+# e2e itself: the security tests that drive the CLI as processes do). `make test-fast` runs
+# `-m "not integration and not e2e and not faults"`; the fixture below keeps those tests server-free.
+SLOW_MARKS = ("integration", "e2e", "faults")
+_BY_DIR = {"unit": "unit", "security": "security", "integration": "integration", "e2e": "e2e", "faults": "faults"}
+# Longest first (e2e, then faults, integration): the two xdist workers finish on short tests, not on a
+# two-minute one that started last.
+_ORDER = {"e2e": 0, "faults": 1, "integration": 2, "security": 3, "unit": 4}
+
+
+def _folder(item: pytest.Item) -> str:
+    parts = Path(str(item.fspath)).resolve().relative_to(REPO / "tests").parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        mark = _BY_DIR.get(_folder(item))
+        if mark:
+            item.add_marker(mark)
+    items.sort(key=lambda item: _ORDER.get(_folder(item), 5))  # stable: file order within a folder
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    from tests import servers
+
+    slow = any(request.node.get_closest_marker(m) for m in SLOW_MARKS)
+    servers.FAST_TEST = None if slow else request.node.nodeid
+    try:
+        yield
+    finally:
+        servers.FAST_TEST = None
 
 
 @pytest.fixture(autouse=True)

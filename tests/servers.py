@@ -32,6 +32,17 @@ class ServerUnavailable(RuntimeError):
     """The server binary is not installed."""
 
 
+# Set by tests/conftest.py to the running test's id when that test is a fast one (not marked
+# integration, e2e or faults): such a test must not need a server, and `make test-fast` relies on it.
+FAST_TEST: str | None = None
+
+
+def _not_in_a_fast_test(what: str) -> None:
+    if FAST_TEST is not None:
+        raise RuntimeError(f"{FAST_TEST} starts {what}, but it is marked as a fast test: move it to "
+                           "tests/integration (or tests/e2e), or mark it integration/e2e")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -69,6 +80,7 @@ class RedisServer:
     def start(self, wait: float = 10.0) -> None:
         if self.running:
             return
+        _not_in_a_fast_test("redis-server")
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -111,6 +123,7 @@ class RedisServer:
 @contextlib.contextmanager
 def start_redis(port: int | None = None) -> Iterator[RedisServer]:
     """Run a throw-away `redis-server` for the duration of the block."""
+    _not_in_a_fast_test("redis-server")
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable("redis-server is not installed (apt-get install redis-server)")
@@ -170,6 +183,7 @@ class AiopsProcess:
     def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int | None = None) -> None:
         import sys
 
+        _not_in_a_fast_test(f"aiops {args[0] if args else ''}".strip())
         self.args, self.env, self.log, self.port = args, env, log, port
         repo = Path(__file__).resolve().parents[1]
         out = log.open("ab")
@@ -219,6 +233,7 @@ def pg_database(prefix: str = "aiops_test") -> Iterator[str]:
 
     When no server answers there (and `AIOPS_TEST_PG` is not set), one private cluster is started
     for the whole test session instead (initdb + pg_ctl), so a clean machine runs these tests too."""
+    _not_in_a_fast_test("a PostgreSQL database")
     psycopg = pytest.importorskip("psycopg")
     admin_url = PG_ADMIN
     try:
@@ -290,6 +305,7 @@ class PrometheusServer:
     def start(self, wait: float = 60.0) -> None:
         if self.running:
             return
+        _not_in_a_fast_test("prometheus")
         log = open(self.workdir / "prometheus.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.data}",
@@ -328,6 +344,7 @@ class PrometheusServer:
 @contextlib.contextmanager
 def start_prometheus(workdir: Path | None = None, data: Path | None = None) -> Iterator[PrometheusServer]:
     """Run a throw-away `prometheus` for the duration of the block (ServerUnavailable if not installed)."""
+    _not_in_a_fast_test("prometheus")
     binary = shutil.which("prometheus")
     if binary is None:
         raise ServerUnavailable("prometheus is not installed (apt-get install prometheus)")
@@ -376,6 +393,7 @@ class PostgresServer:
         self._run(pg_binary("initdb") or "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 
     def start(self) -> None:
+        _not_in_a_fast_test("postgres")
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off "
                 "-c full_page_writes=off -c max_connections=40")  # fsync off: a stop is a process crash, not a power cut
         self._run(pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
@@ -388,6 +406,7 @@ class PostgresServer:
 @contextlib.contextmanager
 def start_postgres() -> Iterator[PostgresServer]:
     """A throw-away private PostgreSQL cluster; raises `ServerUnavailable` without initdb/pg_ctl."""
+    _not_in_a_fast_test("postgres")
     if pg_binary("initdb") is None or pg_binary("pg_ctl") is None:
         raise ServerUnavailable("initdb/pg_ctl are not installed (PostgreSQL server binaries)")
     with tempfile.TemporaryDirectory(prefix="aiops-pg-") as tmp:

@@ -28,15 +28,15 @@ from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
 from interfaces.api.docs import install_docs
-from interfaces.api.metrics import LatencyMiddleware, ServiceMetrics
+from interfaces.api.metrics import IntakeCounters, LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
+from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
 from interfaces.console.routes import install_console
 from interfaces.intake import QUEUE
 from interfaces.queue import open_queue
 
 log = logging.getLogger(__name__)
-WEBHOOK_PATH = "/webhook/alertmanager"
 
 
 def _version() -> str:
@@ -70,10 +70,11 @@ def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[Non
 
 
 def create_app(settings: Settings | None = None, *, worker: bool = True, concurrency: int | None = None,
-               announce_url: str | None = None) -> FastAPI:
-    """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does)."""
+               announce_url: str | None = None, intake: IntakeCounters | None = None) -> FastAPI:
+    """The app. With `announce_url`, it claims the data dir for the CLI (what `aiops serve` does);
+    `intake` holds the webhook's figures when intake processes share them (slot 0 is this process)."""
     settings = settings or get_settings()
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(intake)
     _ = settings.api_users  # a malformed API_TOKENS fails at start-up, not at the first request
 
     @contextlib.asynccontextmanager
@@ -116,9 +117,10 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
     install_console(app)  # the web console at /ui/
     _document_webhook_body(app)
     _error_handlers(app, settings)
+    app.add_middleware(WebhookIntake)  # the webhook's hot path, inside the body limit and the timing
     app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
                        metrics=metrics)
-    app.add_middleware(LatencyMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    app.add_middleware(LatencyMiddleware, metrics=metrics, skip=WEBHOOK_PATH)  # type: ignore[arg-type]
     return app
 
 
@@ -131,6 +133,7 @@ async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, r
 
     outbox = Outbox.from_settings(settings)
     outbox.attach(runner)
+    outbox.on_attempt = service.metrics.count_notification
     service.outbox = outbox
     stack.push_async_callback(outbox.close)
     if outbox.channels:
@@ -293,7 +296,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Callable[[Any], Awaitable[None]]) -> None:
-        self.metrics.alerts_rejected.labels("too_large").inc()
+        self.metrics.intake.rejected("too_large")
         payload = json.dumps({"detail": f"body larger than WEBHOOK_MAX_BYTES ({self.max_bytes} bytes)"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
@@ -312,21 +315,88 @@ def local_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None) -> int:
-    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers."""
+async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None,
+                intake_processes: int | None = None) -> int:
+    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers (and stop
+    the intake processes, see `interfaces.api.intake_processes`)."""
+    import asyncio
+
     import uvicorn
 
     from interfaces.api.discovery import ServiceRunning, find_service
+    from interfaces.api.intake_processes import IntakeProcesses, ServiceServer, listen
 
     running = find_service(settings)
     if running is not None:
         raise ServiceRunning(f"another aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}, {running.url})")
-    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port))
+    extra = settings.API_INTAKE_PROCESSES if intake_processes is None else intake_processes
+    counters = IntakeCounters(processes=1 + extra)
+    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port),
+                     intake=counters)
     config = uvicorn.Config(app, host=host, port=port, log_level="debug" if settings.DEBUG else "warning",
                             access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
-    server = uvicorn.Server(config)
+    server = ServiceServer(config)
     app.state.server = server  # open event streams end when it is told to exit, not 30 s later
     print(f"aiops serve: http://{host}:{port} (console at /ui/, docs at /docs), worker "
-          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}", flush=True)
-    await server.serve()
+          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}"
+          f"{f', {extra} more intake processes' if extra else ''}", flush=True)
+    if not extra:
+        await server.serve()
+        return 0 if server.started else 1
+    sock = listen(host, port)
+    intake = IntakeProcesses(settings, sock, extra, counters, target=intake_main)
+    intake.start()
+    supervisor = asyncio.create_task(intake.supervise())
+    server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
+    try:
+        await server.serve(sockets=[sock, intake.owner_sock])
+    finally:
+        supervisor.cancel()
+        sock.close()
     return 0 if server.started else 1
+
+
+def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCounters) -> FastAPI:
+    """An intake process's app: the webhook's hot path in front, the service behind it for the rest."""
+    from interfaces.api.intake_processes import OwnerProxy
+
+    metrics = ServiceMetrics(counters)
+    proxy = OwnerProxy(owner_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        queue = open_queue(settings, QUEUE)
+        app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
+                                metrics=metrics, version=_version())
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await queue.close()
+            await proxy.client.aclose()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.mount("/", proxy)
+    _error_handlers(app, settings)
+    app.add_middleware(WebhookIntake)
+    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
+                       metrics=metrics)
+    return app
+
+
+def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slot: int) -> None:
+    """One intake process (spawned by `serve` through `IntakeProcesses`): the intake app on the shared socket."""
+    import os
+
+    import uvicorn
+
+    from interfaces.api.intake_processes import die_with_parent
+
+    die_with_parent()
+    if os.getppid() == 1:  # the service is already gone
+        return
+    app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
+    config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])

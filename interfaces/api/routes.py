@@ -84,7 +84,7 @@ async def webhook_auth(request: Request) -> None:
     try:
         _svc(request).auth.webhook(request)
     except HTTPException:
-        _svc(request).metrics.alerts_rejected.labels("unauthorized").inc()
+        _svc(request).metrics.intake.rejected("unauthorized")
         raise
 
 
@@ -112,14 +112,19 @@ async def health(s: ServiceDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response, tags=["service"],
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
 async def metrics(s: ServiceDep) -> Response:
-    try:
-        stats = await s.queue.stats()
-    except QueueUnavailable:
-        stats = None
-    counts = await asyncio.to_thread(s.runner.registry.status_counts)
+    queues = [s.queue, *(s.outbox.queues.values() if s.outbox is not None else ())]
+    stats = []
+    for queue in queues:  # a queue whose store is down is left out (its gauges keep their last value)
+        try:
+            stats.append(await queue.stats())
+        except QueueUnavailable:
+            pass
+    registry = s.runner.registry
+    counts, pending_since = await asyncio.to_thread(lambda: (registry.status_counts(), registry.oldest_pending_since()))
+    spilled = len(s.outbox.backlog) if s.outbox is not None else 0
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    return Response(s.metrics.render(stats, counts), media_type=CONTENT_TYPE_LATEST)
+    return Response(s.metrics.render(stats, counts, pending_since, spilled), media_type=CONTENT_TYPE_LATEST)
 
 
 # ---------------------------------------------------------------------------------- intake --
@@ -133,31 +138,39 @@ async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
     """Alertmanager's webhook receiver (payload v4). 202 only once the notification is stored durably;
     503 when the queue is down, so Alertmanager retries.
 
+    `interfaces.api.webhook.WebhookIntake` serves this path ahead of FastAPI's routing (the hot path:
+    routing and dependency resolution cost more than the work itself); this route is its OpenAPI entry,
+    and both call `accept_webhook`."""
+    return JSONResponse(await accept_webhook(s, await request.body()), status_code=202)
+
+
+async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
+    """Parse, store durably, and say what was accepted (the 202 body); HTTPException otherwise.
+
     The body goes through `core.payload.parse_webhook`, like the CLI's `--alert FILE`: one set of limits
     (size, UTF-8, JSON depth, alerts per payload, label lengths) for every entry point."""
     from core.payload import PayloadError, parse_webhook
 
     try:
-        webhook = parse_webhook(await request.body(), s.settings, source="webhook body")
+        webhook = parse_webhook(raw, s.settings, source="webhook body")
     except PayloadError as exc:
-        s.metrics.alerts_rejected.labels("invalid").inc()
+        s.metrics.intake.rejected("invalid")
         text = _line(exc)
         status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
         raise HTTPException(status, text) from None
     job, key = AlertJob.from_webhook(webhook)
     if store_open(s.settings.DATABASE_URL):  # accepted work could not be registered: let Alertmanager re-send
-        s.metrics.alerts_rejected.labels("store_unavailable").inc()
+        s.metrics.intake.rejected("store_unavailable")
         raise unavailable("incident store (postgres) unavailable, retry later: circuit 'postgres' is open",
                           "postgres")
     try:
-        msg_id = await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
+        msg_id = await s.queue.enqueue(job.message(), key=key, dedupe=True)
     except QueueUnavailable as exc:
-        s.metrics.alerts_rejected.labels("queue_unavailable").inc()
+        s.metrics.intake.rejected("queue_unavailable")
         raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
-    s.metrics.alerts_received.inc(len(webhook.alerts))
-    # The hot path: the body is built directly (the response model documents it, and is what it is).
-    return JSONResponse({"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id,
-                         "message_id": msg_id}, status_code=202)
+    s.metrics.intake.received(len(webhook.alerts))
+    # Built directly (the response model documents it, and is what it is).
+    return {"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id, "message_id": msg_id}
 
 
 @router.post("/api/v1/analyze", status_code=202, response_model=AnalyzeAccepted, responses={

@@ -218,6 +218,8 @@ class Outbox:
         self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
         self._stop = asyncio.Event()
         self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
+        # Told of every delivery attempt as (channel, "delivered" | "failed" | "dead_lettered"): /metrics.
+        self.on_attempt: Callable[[str, str], None] | None = None
         # Not queued yet because the queue's store was down. Mirrored in a file under AIOPS_DATA_DIR so
         # a restart while Redis is down does not lose them; a new outbox picks them up from there.
         self.spill: PendingRecords[Notification] = PendingRecords(
@@ -410,6 +412,7 @@ class Outbox:
             log.error("notify: %s refused %s permanently: %s", name, msg.key, exc)
             await queue.dead_letter(msg, f"permanent: {exc}")
             await self.ledger.mark(msg.key, "dead")
+            self._count(name, "dead_lettered")
             return 0.0
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
@@ -417,6 +420,7 @@ class Outbox:
                 log.error("notify: %s gave up on %s after %d attempts: %s", name, msg.key, msg.deliveries, reason)
                 await queue.dead_letter(msg, f"{msg.deliveries} attempts, last: {reason}")
                 await self.ledger.mark(msg.key, "dead")
+                self._count(name, "dead_lettered")
                 return 0.0
             wait = backoff(msg.deliveries, s.NOTIFY_BACKOFF_SECONDS, s.NOTIFY_BACKOFF_MAX_SECONDS)
             if isinstance(exc, RetryLater) and exc.after:
@@ -424,11 +428,17 @@ class Outbox:
             log.warning("notify: %s attempt %d for %s failed (%s); retrying in %.1f s", name, msg.deliveries,
                         msg.key, reason, wait)
             await queue.release(msg)
+            self._count(name, "failed")
             return wait
         await self.ledger.mark(msg.key, "delivered")
         await queue.ack(msg)
         self.delivered.append(msg.key)
+        self._count(name, "delivered")
         return 0.0
+
+    def _count(self, channel: str, outcome: str) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(channel, outcome)
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Deliver until every channel queue is empty (True) or `timeout` passes (False): the CLI and tests."""

@@ -28,9 +28,21 @@ again; consumers still use it to make that redelivery idempotent.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 from pydantic import BaseModel, Field
+
+
+def encode(body: dict[str, Any]) -> str:
+    """A message body as stored. orjson on the intake's hot path (a tenth of `json.dumps`'s time for a
+    20-alert notification); what it cannot encode (a non-string key, an integer over 64 bits) takes
+    the standard library's path, so every body `json.dumps` accepted is still accepted."""
+    try:
+        return orjson.dumps(body).decode()
+    except TypeError:
+        return json.dumps(body)
 
 
 class QueueUnavailable(RuntimeError):

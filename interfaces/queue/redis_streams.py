@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from core.redis_errors import redis_outage
 from core.resilience import CircuitOpenError, guarded
-from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable
+from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
 
 T = TypeVar("T")
 GROUP = "aiops"
@@ -110,7 +110,7 @@ class RedisStreamQueue:
         """Concurrent enqueues share one pipelined round trip (each still answered only once Redis has
         stored it), which is what lets 64 webhook clients through one event loop."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(((key, json.dumps(body), repr(time.time()), dedupe), fut))
+        self._pending.append(((key, encode(body), repr(time.time()), dedupe), fut))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -211,7 +211,7 @@ class RedisStreamQueue:
 
     async def _move_dead(self, msg: Message, reason: str) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.dead, {"id": msg.id, "key": msg.key, "body": json.dumps(msg.body),
+            pipe.xadd(self.dead, {"id": msg.id, "key": msg.key, "body": encode(msg.body),
                                   "at": repr(msg.enqueued_at), "deliveries": str(msg.deliveries),
                                   "reason": reason[:500], "failed_at": repr(time.time())})
             pipe.xack(self.stream, GROUP, msg.id)

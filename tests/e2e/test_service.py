@@ -133,3 +133,48 @@ def test_http_approval_resumes_a_plan_the_cli_created(tmp_path: Path) -> None:
         result = done.json()
         assert result["incident_id"] == plan["incident_id"] and result["approval"]["approver"] == "alice"
         assert result["report"]["approval"]["channel"] == "http" and result["report"]["executions"]
+
+
+def test_intake_processes_share_the_port_the_queue_and_the_figures(tmp_path: Path) -> None:
+    """`aiops serve --intake-processes 1`: a second process accepts on the same port. With the service
+    process stopped (SIGSTOP), only the intake process can accept: it takes webhooks on its own, and passes
+    other requests to the service, which answers them once it runs again."""
+    import os
+    import signal
+
+    env = cli_env(tmp_path, LLM_MODE="rules", WEBHOOK_TOKEN="wh-token-0123456789abcdef")
+    hook = {"Authorization": "Bearer wh-token-0123456789abcdef"}
+    with aiops_serve(env, tmp_path / "serve.log", "--no-worker", "--intake-processes", "1") as svc:
+        assert "1 more intake processes" in svc.output()
+        children = subprocess.run(["pgrep", "-P", str(svc.proc.pid), "-f", "spawn_main"], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) == 1, svc.output()
+        os.kill(svc.proc.pid, signal.SIGSTOP)
+        try:
+            with httpx.Client(timeout=30) as c:  # each request on a new connection: any process may take it
+                for n in range(3):
+                    body = webhook()
+                    body["groupKey"] = f"intake-{n}"
+                    accepted = c.post(f"{svc.url}/webhook/alertmanager", json=body, headers=hook,
+                                      extensions={"timeout": {"pool": 5}})
+                    assert accepted.status_code == 202, accepted.text
+                assert c.post(f"{svc.url}/webhook/alertmanager", json=webhook()).status_code == 401
+
+            def resume() -> None:
+                time.sleep(1.0)
+                os.kill(svc.proc.pid, signal.SIGCONT)
+
+            threading.Thread(target=resume).start()
+            # taken by the intake process (the service is stopped), answered by the service once it runs
+            listed = httpx.get(f"{svc.url}/api/v1/incidents", timeout=30, headers={"Host": "aiops.example:8000"})
+        finally:
+            os.kill(svc.proc.pid, signal.SIGCONT)
+        assert listed.status_code == 200 and listed.json() == {"incidents": []}  # no worker: nothing ran yet
+        metrics = httpx.get(f"{svc.url}/metrics").text  # the intake process's counts, summed by the service
+        assert "aiops_alerts_received_total 3.0" in metrics
+        assert 'aiops_alerts_rejected_total{reason="unauthorized"} 1.0' in metrics
+        assert "depth 3" in httpx.get(f"{svc.url}/health").json()["components"]["queue"]["detail"]
+        with httpx.stream("GET", f"{svc.url}/api/v1/events", timeout=30) as events:  # streamed through either
+            assert events.status_code == 200 and next(events.iter_lines()) == ": connected"
+    alive = subprocess.run(["ps", "-p", children[0]], capture_output=True, text=True)
+    assert alive.returncode != 0, "the intake process outlived the service"

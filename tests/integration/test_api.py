@@ -6,6 +6,7 @@ incidents exactly as `aiops serve` does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -235,3 +236,60 @@ def test_resolved_notification_closes_the_open_incident(tmp_path: Path) -> None:
         closing = c.post("/webhook/alertmanager", json=resolved).json()
         assert closing["incident_id"] != opened["incident_id"]  # a changed notification: its own run
         wait_for(c, opened["incident_id"], "resolved", headers={})
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus exposition (labels in any order); KeyError when absent."""
+    for line in exposition.splitlines():
+        metric, _, value = line.rpartition(" ")
+        base, _, rest = metric.partition("{")
+        if base == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            return float(value)
+    raise KeyError(f"{name}{labels} not in the exposition")
+
+
+def test_metrics_that_watch_aiops_itself(tmp_path: Path) -> None:
+    """Alert-to-plan, the oldest pending approval, notification outcomes and queues (docs/deploy/monitoring)."""
+    from tests.sim.webhooks import slack_double
+
+    with slack_double() as slack, client(tmp_path, API_TOKENS=f"alice:{ALICE}", APPROVERS="alice",
+                                         ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url) as c:
+        text = c.get("/metrics").text
+        assert sample(text, "aiops_pending_approval_oldest_age_seconds") == 0.0
+        accepted = c.post("/webhook/alertmanager", json=webhook()).json()
+        row = wait_for(c, accepted["incident_id"], "awaiting_approval")
+        time.sleep(0.05)
+        text = c.get("/metrics").text
+        assert sample(text, "aiops_alert_to_plan_seconds_count", outcome="awaiting_approval") == 1.0
+        assert sample(text, "aiops_pending_approval_oldest_age_seconds") > 0.0
+        assert sample(text, "aiops_webhook_request_duration_seconds_count", status="202") == 1.0
+        assert sample(text, "aiops_queue_depth", queue="alerts") == 0.0
+        assert sample(text, "aiops_queue_dead_letters", queue="notify.slack") == 0.0
+        assert sample(text, "aiops_notifications_spilled") == 0.0
+        decided = c.post(f"/api/v1/plans/{row['plan_id']}/approve", headers=auth(ALICE),
+                         json={"plan_hash": row["plan_hash"]})
+        assert decided.status_code == 200, decided.text
+        deadline = time.monotonic() + 20
+        delivered = 0.0
+        while delivered < 3 and time.monotonic() < deadline:  # opened, awaiting approval, decision, ...
+            text = c.get("/metrics").text
+            with contextlib.suppress(KeyError):
+                delivered = sample(text, "aiops_notifications_total", channel="slack", outcome="delivered")
+            time.sleep(0.05)
+        assert delivered >= 3 and len(slack.received) >= 3
+        assert sample(text, "aiops_pending_approval_oldest_age_seconds") == 0.0
+        assert sample(text, "aiops_alert_to_plan_seconds_count", outcome="awaiting_approval") == 1.0  # not again
+
+
+def test_webhook_hot_path_crash_is_one_line_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webhook is served ahead of FastAPI's routing: an unexpected error still ends as the app's 500."""
+    settings = load_settings(AIOPS_DATA_DIR=tmp_path / "var", ENABLE_MEMORY=False, LLM_MODE="rules")
+    with TestClient(create_app(settings, worker=False), raise_server_exceptions=False) as c:
+        async def broken(*_args: Any, **_kw: Any) -> str:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(c.app.state.svc.queue, "enqueue", broken)  # type: ignore[attr-defined]
+        resp = c.post("/webhook/alertmanager", json=webhook())
+        assert resp.status_code == 500
+        assert resp.json() == {"detail": "internal error (RuntimeError); see the service log"}
+        assert c.get("/webhook/alertmanager").status_code == 405  # other methods still go through the router

@@ -6,6 +6,7 @@ every message arrives exactly once when the channel comes back."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,7 @@ def test_outage_500_and_hang_then_recovery_delivers_each_exactly_once(tmp_path: 
         async def main() -> Any:
             outbox = Outbox.from_settings(settings)
             other = Outbox.from_settings(settings)  # a second process delivering from the same queues
+            outbox.on_attempt = other.on_attempt = lambda channel, outcome: attempts.append((channel, outcome))
             first, last = await incident(settings, outbox=outbox)
             again = await outbox.publish_outcome(last)  # the same outcome again (a redelivered run)
             done = await asyncio.gather(outbox.drain(30), other.drain(30))
@@ -173,8 +175,11 @@ def test_outage_500_and_hang_then_recovery_delivers_each_exactly_once(tmp_path: 
                 await o.close()
             return first, again, done, dead
 
+        attempts: list[tuple[str, str]] = []  # what /metrics counts (aiops_notifications_total)
         first, again, done, dead = asyncio.run(main())
         assert again == 0 and all(done) and dead == []
+        assert Counter(attempts) == {("slack", "failed"): 4, ("slack", "delivered"): 5,
+                                     ("pagerduty", "failed"): 2, ("pagerduty", "delivered"): 3}
         keys = [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received]
         assert keys == ["incident opened", "plan awaiting approval", "decision", "executed", "verified"]
         assert slack.attempts == 5 + 4  # each failure retried, each success once
@@ -190,14 +195,17 @@ def test_channel_down_for_good_is_dead_lettered_after_max_attempts(tmp_path: Pat
 
         async def main() -> Any:
             outbox = Outbox.from_settings(settings)
+            outbox.on_attempt = lambda channel, outcome: attempts.append((channel, outcome))
             await incident(settings, decision=None, outbox=outbox)
             done = await outbox.drain(20)
             dead = await outbox.dead_letters()
             await outbox.close()
             return done, dead
 
+        attempts: list[tuple[str, str]] = []
         done, dead = asyncio.run(main())
         assert done and slack.received == [] and slack.attempts == 2 * 3
+        assert Counter(attempts) == {("slack", "failed"): 2 * 2, ("slack", "dead_lettered"): 2}
         assert {d.key.split("|")[1] for d in dead} == {"incident_opened", "plan_awaiting_approval"}
         assert all(d.deliveries == 3 and "Slack answered 503" in d.reason for d in dead)
 

@@ -147,3 +147,31 @@ async def test_dedupe_while_waiting_or_in_flight(queue: MessageQueue) -> None:
     again = await queue.enqueue({"copy": 4}, key="group|fp", dedupe=True)  # acknowledged: a new message
     assert again != first
     assert [m.body for m in await queue.consume("w", block=0.1)] == [{"copy": 4}]
+
+
+async def test_sqlite_writer_waits_for_another_process_lock_then_gives_up(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the write lock: an enqueue waits for it (in steps of at most 5 ms, not
+    SQLite's own 1-100 ms busy sleeps), and past LOCK_TIMEOUT the queue is unavailable (503 upstream)."""
+    import sqlite3
+
+    from interfaces.queue import sqlite as sqlite_queue
+
+    path = tmp_path / "queue.sqlite"
+    q = SqliteQueue(path, "alerts")
+    await q.enqueue({"n": 0}, key="k0")  # the schema exists
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the other process's write transaction
+    waiting = asyncio.create_task(q.enqueue({"n": 1}, key="k1"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    other.execute("COMMIT")
+    assert await asyncio.wait_for(waiting, 5)  # stored as soon as the lock was released
+    monkeypatch.setattr(sqlite_queue, "LOCK_TIMEOUT", 0.2)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(QueueUnavailable, match="locked"):
+        await q.enqueue({"n": 2}, key="k2")
+    other.execute("ROLLBACK")
+    other.close()
+    assert (await q.stats()).depth == 2
+    await q.close()

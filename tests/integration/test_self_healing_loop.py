@@ -3,9 +3,10 @@
 Each recurrence is the bundled `disk-full` recording replayed with fresh stand-in files; the fix is
 the real `cleanup_rotated_logs` playbook run by ansible-runner against the recording's local
 inventory. The clock the guards read advances 6 minutes per recurrence. A human "resolves" each
-escalated incident (the resolved webhook) so the next recurrence is a new incident. The ten-times
-scenario runs here with the default policy; `benchmarks/loop_safety.py` runs it for every policy
-variant and prints the figures (the variants here use fewer recurrences to keep the suite fast).
+escalated incident (the resolved webhook) so the next recurrence is a new incident. Here each policy
+runs as few recurrences as show its guard (every recurrence after the first is the same decision, and
+each costs a real Ansible run); `benchmarks/loop_safety.py` runs the ten-times scenario for every policy
+variant and prints the figures (CI runs its --smoke).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ async def _recur(settings: Settings, path: Path, times: int = 10) -> list[dict[s
 
 
 def test_recurring_fault_flap_guard_sends_the_second_one_to_a_human(settings: Settings):
-    runs = asyncio.run(_recur(settings, recording("disk-full")))
-    assert [r["auto_actions"] for r in runs] == [1] + [0] * 9
+    runs = asyncio.run(_recur(settings, recording("disk-full"), times=4))  # 18 minutes: all in the flap window
+    assert [r["auto_actions"] for r in runs] == [1] + [0] * 3
     assert runs[0]["status"] == "resolved" and runs[0]["rule"] == "rotated-log-cleanup"
     assert runs[0]["left"] == ["app.log", "app.log.1"]  # the real playbook ran
     assert all(r["status"] == "awaiting_approval" and r["rule"] == "flap-guard" for r in runs[1:])
@@ -85,14 +86,19 @@ def test_recurring_fault_flap_guard_sends_the_second_one_to_a_human(settings: Se
     assert len(store_for(settings).history(T0 + timedelta(hours=2))) == 1
 
 
-def test_recurring_fault_without_flap_guard_stops_at_the_rate_limit(settings: Settings):
-    no_flap = settings.model_copy(update={"FLAP_WINDOW_SECONDS": 0})
-    runs = asyncio.run(_recur(no_flap, recording("disk-full"), times=4))
+def test_recurring_fault_without_flap_guard_stops_at_the_rate_limit(settings: Settings, tmp_path: Path):
+    # One automatic action per target and hour: the end-to-end path of the rate limit in two recurrences
+    # (the default's 3 per target is tests/unit/test_policy.py's; the benchmark runs it ten times).
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - {name: rotated-log-cleanup, actions: [cleanup_rotated_logs], targets: ['*'], "
+                      "max_risk: low}\nlimits: {per_target: 1, global: 20, period_seconds: 3600, cooldown_seconds: 0}\n")
+    no_flap = settings.model_copy(update={"FLAP_WINDOW_SECONDS": 0, "POLICY_FILE": policy})
+    runs = asyncio.run(_recur(no_flap, recording("disk-full"), times=2))
     autos = [r["auto_actions"] for r in runs]
-    assert autos == [1, 1, 1, 0]  # the default policy: 3 per target per hour
-    assert all(r["status"] == "awaiting_approval" and r["rule"] == "rate-limit-target" for r in runs[3:])
+    assert autos == [1, 0]
+    assert runs[1]["status"] == "awaiting_approval" and runs[1]["rule"] == "rate-limit-target"
     history = store_for(no_flap).history(T0 + timedelta(hours=2))
-    assert [h.verified for h in history] == [True, True, True]
+    assert [h.verified for h in history] == [True]
 
 
 def test_kill_switch_off_means_zero_actions(settings: Settings):
