@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from agents.degraded import outage_note
 from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
-from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
+from agents.infrastructure import settle, toolset_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
 from tools.logs.types import LogQuery, LogSourceError
@@ -96,15 +96,13 @@ async def verify(evidence: list[Evidence], component: str, executions: list[Exec
             except LogSourceError as exc:
                 dep = getattr(exc, "dependency", "") or toolbox.logs.name
                 unread.setdefault(dep, outage_note("logs", exc, dep))
-        elif ev.tool.startswith("proxmox") and (check := await infrastructure_check(ev, executions, toolbox)):
-            checks.append(check)  # the guest's status and RRD series, read from PVE again
-    checks += await router_checks(executions, evidence, toolbox)  # RouterOS changes read back
+    checks += await toolset_checks(evidence, component, executions, toolbox)  # each toolset reads its own again
     if unread:
-        return _unverifiable(unread, checks, await confirm_router_changes(executions, False, toolbox))
+        return _unverifiable(unread, checks, await settle(executions, False, toolbox))
     if not checks:
         return Verification(recovered=None, note=f"not verified: no re-runnable evidence for {component}")
     recovered = all(c.recovered for c in checks)
-    confirmed = await confirm_router_changes(executions, recovered, toolbox)  # revert jobs: removed only now
+    confirmed = await settle(executions, recovered, toolbox)  # e.g. revert timers: removed only now
     return Verification(recovered=recovered, checks=checks,
                         note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline{confirmed}")
 

@@ -18,6 +18,7 @@ from core.settings import Settings
 from tools.executor import ActionExecutor
 from tools.logs.types import LogSource
 from tools.metrics.types import MetricsSource
+from tools.registry import toolset
 from tools.replay.recording import load_recorded
 from tools.replay.standins import prepare_stand_ins
 
@@ -31,19 +32,15 @@ def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
 
 
 def live_metrics(settings: Settings) -> MetricsSource | None:
-    if not settings.PROMETHEUS_URL:
-        return None
-    from tools.metrics.prometheus import PrometheusSource
-
-    return PrometheusSource.from_settings(settings)
+    """The metrics toolset's source, when the settings configure one."""
+    source: MetricsSource | None = toolset("metrics").connect(settings)
+    return source
 
 
 def live_logs(settings: Settings) -> LogSource | None:
-    if not (settings.ELASTICSEARCH_URL or settings.LOG_FILES):
-        return None
-    from tools.logs.sources import log_source_from_settings
-
-    return log_source_from_settings(settings)
+    """The logs toolset's source, when the settings configure one."""
+    source: LogSource | None = toolset("logs").connect(settings)
+    return source
 
 
 def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
@@ -71,6 +68,6 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
                        call_graph=topology.calls or None,
                        settings=settings, executor=executor, source_spec=spec, cache=cache,
-                       proxmox=executor.proxmox, routeros=executor.routeros)
+                       clients={k: v for k, v in executor.clients.items() if v is not None})
 
     return factory
