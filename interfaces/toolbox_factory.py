@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.correlation import Topology
+from agents.policy import load_policy
 from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
 from tools.executor import ActionExecutor
 from tools.logs.types import LogSource
 from tools.metrics.types import MetricsSource
-from tools.registry import toolset
+from tools.registry import toolset, toolsets
 from tools.replay.recording import load_recorded
 from tools.replay.standins import prepare_stand_ins
 
@@ -55,6 +56,11 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
         memory = IncidentMemory.from_settings(settings)  # cheap: Milvus and the model load on first use
 
     topology = Topology.load(settings.TOPOLOGY_FILE)  # the same call graph correlation uses
+    # Refused at start, in one line, rather than at the first incident: a self-healing rule that could
+    # never fire (an action without auto-approval bounds), and a toolset's invalid settings.
+    load_policy(settings.POLICY_FILE)
+    for ts in toolsets():
+        ts.settings(settings)
 
     def factory(spec: dict[str, Any]) -> Toolbox:
         if spec.get("kind") == "replay":

@@ -28,6 +28,8 @@ from tools.params import Param, service_param
 # Where each path parameter may point (after normalisation). Anything else is refused at planning.
 CLEANUP_ROOTS = ("/var/log", "/var/tmp", "/tmp", "/srv", "/opt", "/data", "/mnt")
 CONFIG_ROOTS = ("/etc", "/opt", "/srv", "/usr/local/etc")
+JOURNAL_ROOTS = ("/var/log/journal", "/run/log/journal")
+APT_ROOTS = ("/var/cache/apt",)
 # The only globs an automatic cleanup may delete: rotated and compressed logs, never "*" or "*.log".
 ROTATED_LOG_GLOBS = frozenset({"*.gz", "*.[0-9]", "*.old", "*.bz2", "*.xz", "*.zst", "*.[0-9].gz",
                                "*.log.[0-9]", "*.log.[0-9].gz", "*.log-[0-9]*"})
@@ -94,6 +96,22 @@ def entries() -> list[CatalogEntry]:
                                            pattern=r".", about=["service"])],
                     never=_HOST_NEVER, always_human=True, suggest_without_evidence=["service_down"])),
         CatalogEntry(
+            name="restart_failed_unit", kind=ActionKind.RESTART_SERVICE, risk=Risk.MEDIUM,
+            description="Restart a systemd unit that failed once (not one that is crash-looping)",
+            verification="the unit is active again",
+            parameters={"service": service_param()}, playbook="restart_service.yml",
+            bounds=AutoBounds(note="none beyond the fit: only a unit the host itself shows failed, with fewer than "
+                                   "HOST_CRASHLOOP_RESTARTS restarts"),
+            fit=Fit(categories=["service_down", "availability"], domains=HOST_SOFTWARE,
+                    requires=[EvidenceNeed(name="unit failed", signals=["state"], about=["host", "service"],
+                                           description="the host shows the unit failed, and not crash-looping "
+                                                       "(systemctl show)",
+                                           pattern=r"failed \(.*\), not crash-looping")],
+                    forbid=[EvidenceNeed(name="a crash-looping unit (a restart would not hold)", signals=["state"],
+                                         about=["host", "service"], description="crash-looping",
+                                         pattern=r"crash-looping: \d+ restarts")],
+                    never=_HOST_NEVER, suggest_without_evidence=[])),
+        CatalogEntry(
             name="rollback_config", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.MEDIUM,
             description="Restore a service's last known-good configuration file and restart it",
             verification="the service stays up (restart count stops increasing)",
@@ -107,6 +125,41 @@ def entries() -> list[CatalogEntry]:
                                                        "file",
                                            pattern=r"config|yaml|json|parse|invalid|syntax")],
                     never=_HOST_NEVER, always_human=True)),
+        CatalogEntry(
+            name="journald_vacuum", kind=ActionKind.CLEANUP_DISK, risk=Risk.LOW,
+            description="Shrink the systemd journal to its size limit (journalctl --vacuum-size: oldest archived "
+                        "files only, never the active journal)",
+            verification="the journal is within its limit and filesystem usage back under the alert threshold",
+            parameters={"path": Param(description="journal directory", type="path", roots=JOURNAL_ROOTS,
+                                      names="path"),
+                        "max_size_mb": Param(description="size to shrink the journal to, in MiB", type="int",
+                                             minimum=1, maximum=1024 * 1024)},
+            playbook="journald_vacuum.yml",
+            bounds=AutoBounds(note="the journal directory only, kept at 64 MiB or more",
+                              params={"path": ParamBound(under=JOURNAL_ROOTS),
+                                      "max_size_mb": ParamBound(minimum=64, unit="MiB")}),
+            fit=Fit(categories=["disk"], domains=["host", "virtualization", "other"], alert_kind=_DISK_ALERT,
+                    alert_kind_description="a host filesystem-usage alert",
+                    requires=[_FS_USAGE,
+                              EvidenceNeed(name="journal over its limit", signals=["state"], about=["host", "path"],
+                                           description="the host's journal larger than its limit, with archived "
+                                                       "files to drop", pattern=r"journal on \S+: .* over its limit")],
+                    never=_DISK_NEVER, suggest_without_evidence=["disk"])),
+        CatalogEntry(
+            name="apt_clean", kind=ActionKind.CLEANUP_DISK, risk=Risk.LOW,
+            description="Empty the package cache (apt-get clean: downloaded .deb files, never installed packages)",
+            verification="the package cache is empty and filesystem usage back under the alert threshold",
+            parameters={"path": Param(description="package cache directory", type="path", roots=APT_ROOTS,
+                                      names="path")},
+            defaults={"path": "/var/cache/apt"}, playbook="apt_clean.yml",
+            bounds=AutoBounds(note="the package cache only", params={"path": ParamBound(under=APT_ROOTS)}),
+            fit=Fit(categories=["disk"], domains=["host", "virtualization", "other"], alert_kind=_DISK_ALERT,
+                    alert_kind_description="a host filesystem-usage alert",
+                    requires=[_FS_USAGE,
+                              EvidenceNeed(name="package cache large", signals=["state"], about=["host", "path"],
+                                           description="the host's package cache holding enough to matter",
+                                           pattern=r"package cache on \S+: \d+ \.deb files")],
+                    never=_DISK_NEVER, suggest_without_evidence=["disk"])),
         CatalogEntry(
             name="run_generated_playbook", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.HIGH,
             description="Run a playbook written for this incident (only when no catalog action fits): vetted "

@@ -10,40 +10,64 @@ the evidence shows filling, the configuration file the service's own logs quote.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.models import Action, Evidence
-from tools.ansible.entries import CONFIG_ROOTS, entries
+from core.models import Action, Evidence, ExecutionResult, VerificationCheck
+from tools.ansible.entries import CONFIG_ROOTS, ROTATED_LOG_GLOBS, entries
 from tools.ansible.generated import GeneratedPlaybookRefused, ansible_lint
 from tools.ansible.inventory import is_controller, load_inventory
+from tools.ansible.reads import TOOL, ReadLimits, observations
 from tools.ansible.runner import AnsibleTool
 from tools.catalog_entry import CatalogEntry
 from tools.objects import evidence_objects, under
-from tools.toolset import Candidate, Outcome, PlanContext, Toolset, Vetting, bound
+from tools.result import UNREAD, Observation
+from tools.toolset import Candidate, Outcome, PlanContext, ReadContext, Reading, Toolset, Vetting, bound
 
+# The host reading each fix is verified against (host_read.yml's items).
+_REREAD = {"cleanup_rotated_logs": "rotated", "journald_vacuum": "journal", "apt_clean": "apt",
+           "restart_failed_unit": "unit", "restart_service": "unit"}
 _HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
 _CONFIG_FILE = re.compile(r"\.(ya?ml|json|conf|cfg|toml|ini)$")
 _LOG_DIR = re.compile(r"^(.*?/(?:log|logs))(?:/|$)")
 
 
-class AnsibleSettings(BaseModel):
-    """Which hosts exist (the inventory) and how long one playbook run may take (core settings names)."""
+class AnsibleSettings(BaseSettings):
+    """Which hosts exist (the inventory) and how long one playbook run may take (the core settings carry
+    these two), and what a host reading must show before a fix may rely on it (read here)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     ANSIBLE_INVENTORY: str | None = None
     ANSIBLE_TIMEOUT: int = 300
+    HOST_RECLAIM_MIN_MB: int = Field(100, ge=1)  # rotated logs / journal / package cache this large are worth freeing
+    HOST_CRASHLOOP_RESTARTS: int = Field(3, ge=2)  # a failed unit restarted this often is crash-looping
 
 
 class AnsibleClient:
     """The inventory and the guarded runner, plus the vetting results of generated playbooks."""
 
-    def __init__(self, inventory: str | None, timeout: int = 300) -> None:
+    def __init__(self, inventory: str | None, timeout: int = 300, limits: ReadLimits | None = None) -> None:
         self.tool = AnsibleTool(inventory, timeout)
+        self.limits = limits or ReadLimits()
         self._vetted: dict[tuple[str, str], Vetting] = {}
+
+    def read(self, host: str, *, disk: bool, unit: str) -> list[Observation]:
+        """One run of host_read.yml: the host's disk items and unit, one observation each."""
+        extravars = {"disk": disk, "unit": unit, "rotated_globs": ",".join(sorted(ROTATED_LOG_GLOBS))}
+        try:
+            run = self.tool.run("host_read.yml", host, extravars)
+        except ValueError as exc:  # the host left the inventory, the playbook failed its lint
+            return observations(host, None, unit, self.limits, str(exc))
+        data = (run.data or {}).get("aiops_read")
+        return observations(host, data if run.status == "successful" else None, unit, self.limits, run.summary)
 
     @property
     def inventory(self) -> str | None:
@@ -70,7 +94,46 @@ class AnsibleToolset(Toolset):
 
     def connect(self, settings: Any) -> AnsibleClient:
         s = self.settings(settings)
-        return AnsibleClient(s.ANSIBLE_INVENTORY, s.ANSIBLE_TIMEOUT)
+        return AnsibleClient(s.ANSIBLE_INVENTORY, s.ANSIBLE_TIMEOUT,
+                             ReadLimits(reclaim_min_bytes=s.HOST_RECLAIM_MIN_MB * 1024**2,
+                                        crashloop_restarts=s.HOST_CRASHLOOP_RESTARTS))
+
+    async def investigate(self, client: AnsibleClient, ctx: ReadContext) -> Reading:
+        """The host's own view of its disk (when the alert is about a filesystem) and of the unit the
+        alert names, when the host is in the inventory (no other host is ever touched, not even read)."""
+        v = ctx.verdict
+        host = v.host if v is not None and v.host else ""
+        if not host or not client.reachable(host):
+            return Reading()
+        disk = bool(ctx.labels.get("mountpoint")) or (v is not None and v.category == "disk")
+        unit = v.service if v is not None and v.service and v.service != host else ""
+        if not disk and not unit:
+            return Reading()
+        return Reading(observations=await asyncio.to_thread(client.read, host, disk=disk, unit=unit))
+
+    async def verify(self, client: AnsibleClient | None, evidence: list[Evidence], executions: list[ExecutionResult],
+                     component: str) -> list[VerificationCheck]:
+        """Read the host again after a host fix: the unit is active, the freed item is gone."""
+        done = [e for e in executions if e.status == "ok" and e.action in _REREAD]
+        if client is None or not done:
+            return []
+        checks = []
+        for ex in done:
+            unit = str(ex.details.get("service") or "")
+            item = _REREAD[ex.action]
+            after = await asyncio.to_thread(client.read, ex.target, disk=item != "unit", unit=unit)
+            now = next((o for o in after if o.query.startswith(f"host_read {ex.target} {item}")), None)
+            cited = next((e for e in evidence if e.tool == TOOL and e.query.startswith(f"host_read {ex.target} {item}")
+                          and e.anomalous), None)
+            if now is None or now.excerpt.startswith(UNREAD):
+                checks.append(VerificationCheck(evidence_id=cited.id if cited else f"exec:{ex.action}",
+                                                query=f"host_read {ex.target} {item}", recovered=False,
+                                                note=now.excerpt if now else f"{item} could not be read again"))
+                continue
+            checks.append(VerificationCheck(evidence_id=cited.id if cited else f"exec:{ex.action}", query=now.query,
+                                            before=cited.value if cited else None, after=now.value,
+                                            recovered=not now.anomalous, note=now.excerpt[:300]))
+        return checks
 
     def _entry(self, name: str) -> CatalogEntry:
         return next(e for e in self.entries() if e.name == name)
@@ -81,6 +144,9 @@ class AnsibleToolset(Toolset):
         for host, service, why in _service_hosts(ctx):
             out += bound(self._entry("restart_service"), host, {"service": service},
                          f"{service} on {host} ({why}); a restart clears a failed or wedged unit")
+            out += bound(self._entry("restart_failed_unit"), host, {"service": service},
+                         f"the unit {service} on {host} failed once ({why}); restarting it brings it back",
+                         score=0.5)
             for path, ev_id in _config_paths(ctx, service):
                 out += bound(self._entry("rollback_config"), host, {"service": service, "config_path": path},
                              f"{service} on {host} fails on its configuration {path} ({ev_id}); restoring the last "
@@ -89,7 +155,18 @@ class AnsibleToolset(Toolset):
             for mount, path in _log_dirs(ctx, host):
                 out += bound(self._entry("cleanup_rotated_logs"), host, {"path": path},
                              f"{host}: {mount} is filling up; rotated logs older than 3 days under {path} are the "
-                             "usual, safe space to free")
+                             "usual, safe space to free", score=_freed(ctx, host, path))
+            for mount in _mounts(ctx, host):
+                if under("/var/log/journal", mount) and (limit := _journal_limit_mb(ctx, host)):
+                    out += bound(self._entry("journald_vacuum"), host,
+                                 {"path": "/var/log/journal", "max_size_mb": limit},
+                                 f"{host}: {mount} is filling up and the journal is over its limit; vacuuming it to "
+                                 f"{limit} MiB drops its oldest archived files",
+                                 score=_freed(ctx, host, "/var/log/journal"))
+                if under("/var/cache/apt", mount):
+                    out += bound(self._entry("apt_clean"), host, {"path": "/var/cache/apt"},
+                                 f"{host}: {mount} is filling up; the package cache holds downloaded packages "
+                                 "apt can fetch again", score=_freed(ctx, host, "/var/cache/apt"))
         return out
 
     # ---------------------------------------------------------------------------- execution --
@@ -148,8 +225,9 @@ class AnsibleToolset(Toolset):
             return Outcome(status="dry_run", output=f"host {action.target} is not in the Ansible inventory "
                                                     f"(ANSIBLE_INVENTORY){why}; {entry.playbook} was not run")
         run = tool.run(entry.playbook, action.target, dict(action.parameters), allowed_roots=entry.path_roots())
+        service = {"service": str(action.parameters["service"])} if "service" in action.parameters else {}
         return Outcome(status="ok" if run.status == "successful" else "failed", output=run.summary,
-                       details={"ansible_run_id": run.run_id})
+                       details={"ansible_run_id": run.run_id, **service})
 
 
 def _vet(client: AnsibleClient, target: str, text: str) -> Vetting:
@@ -240,16 +318,38 @@ def _config_paths(ctx: PlanContext, service: str) -> list[tuple[str, str]]:
     return list(found.items())
 
 
+def _mounts(ctx: PlanContext, host: str) -> list[str]:
+    """The filling mount: the one the alert names, else those the host's own readings are about."""
+    mounts = set(ctx.objects.named.get("mount", set()))
+    if not mounts:
+        mounts = {m for m, ev_id in ctx.objects.observed.get("mount", {}).items()
+                  if _about_host(ctx.evidence, ev_id, host)}
+    return sorted(mounts)
+
+
+def _freed(ctx: PlanContext, host: str, path: str) -> float:
+    """How much the host's own reading says a fix of `path` frees, in GiB (ranks the disk fixes)."""
+    sizes = [e.value or 0.0 for e in ctx.evidence if e.tool == TOOL and e.about.get("host") == host
+             and e.about.get("path") == path and e.anomalous]
+    return max(sizes, default=0.0) / 1024**3
+
+
+def _journal_limit_mb(ctx: PlanContext, host: str) -> int | None:
+    """The journal's limit the host's reading shows, in MiB (what a vacuum shrinks it to)."""
+    for e in ctx.evidence:
+        if e.tool == TOOL and e.about.get("host") == host and e.about.get("path") == "/var/log/journal":
+            m = re.search(r"limit ([\d.]+) MiB", e.excerpt)
+            if m:
+                return max(1, int(float(m.group(1))))
+    return None
+
+
 def _log_dirs(ctx: PlanContext, host: str) -> list[tuple[str, str]]:
     """(filling mount, log directory on it): /var/log on a mount that holds it, the mount itself when it
     is a log directory, else the log directory the evidence quotes on that mount; nothing otherwise (a
     mount filling with data that is not logs)."""
-    mounts = set(ctx.objects.named.get("mount", set()))  # the alert is about its mount, if it names one
-    if not mounts:
-        mounts = {m for m, ev_id in ctx.objects.observed.get("mount", {}).items()
-                  if _about_host(ctx.evidence, ev_id, host)}
     out = []
-    for mount in sorted(mounts):
+    for mount in _mounts(ctx, host):
         if under("/var/log", mount):
             out.append((mount, "/var/log"))
         elif under(mount, "/var/log") or _LOG_DIR.match(mount + "/"):
