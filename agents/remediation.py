@@ -81,21 +81,24 @@ def plan_rules(ctx: PlanContext) -> tuple[list[Action], str, list[FitResult]]:
         _, best, fit = ranked[0]
         assert best.action is not None
         return [best.action], best.why, [fit]
-    situations = _situations(ctx)
-    notes = situations + [f for f in considered if f.action not in {n.action for n in situations}]
+    bound_names = {c.action.name for c in candidates if c.action is not None}
+    notes = considered + [f for f in _situations(ctx, bound_names) if f.action not in {n.action for n in considered}]
     why = "; ".join(f.note() for f in notes[:4]) or "no catalog action applies to this alert's objects"
     component = ctx.diagnosis.hypotheses[0].component if ctx.diagnosis.hypotheses else ctx.incident.alert.target
     return ([escalation(_safe_target(component))],
             f"no catalog action fits: {why}; escalating with the evidence", notes)
 
 
-def _situations(ctx: PlanContext) -> list[FitResult]:
-    """Why the entries meant for this kind of alert do not apply to this one (shown when it escalates)."""
+def _situations(ctx: PlanContext, bound_names: set[str]) -> list[FitResult]:
+    """Why the entries meant for this kind of alert do not apply to this one (shown when it escalates):
+    the alert is not of their kind, or nothing this incident names or read is an object of theirs."""
     out = []
     for entry in CATALOG.values():
         if entry.name == ESCALATE or not entry.fit.addresses(ctx.verdict):
             continue
         refusals = entry.fit.situation(ctx.verdict, ctx.labels)
+        if not refusals and entry.name not in bound_names:
+            refusals = ["nothing this incident names or read is an object it acts on"]
         if refusals:
             out.append(FitResult(action=entry.name, status="refused", reasons=refusals))
     return out

@@ -1,7 +1,7 @@
 """Verification: re-run the evidence queries that showed the problem and judge recovery.
 
 A metric has recovered when its recent value is back within half the distance between the anomalous
-value and its baseline; a log template has recovered when its rate per minute is back near baseline.
+value and its baseline, or past the baseline in the good direction; a log template has recovered when its rate per minute is back near baseline.
 Nothing is verified when nothing really executed (dry runs, skips): that is reported, not assumed.
 A signal whose source cannot be read now (Prometheus down, its breaker open) is never taken as
 recovered: the verification says "could not verify (prometheus down)" and `recovered` is None, or
@@ -22,7 +22,7 @@ from agents.infrastructure import settle, toolset_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, Verification, VerificationCheck
 from tools.logs.types import LogQuery, LogSourceError
-from tools.metrics.types import MetricsQueryError
+from tools.metrics.types import MetricsQueryError, back_to_baseline
 
 VERIFY_WINDOW = timedelta(minutes=5)
 
@@ -40,7 +40,7 @@ async def _check_metric(ev: Evidence, toolbox: Toolbox, start: datetime, end: da
         return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
                                  note="no data after the change")
     after = statistics.median(values)
-    recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
+    recovered = back_to_baseline(ev.value, ev.baseline, after)
     return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
                              recovered=recovered,
                              note=f"baseline {ev.baseline:.4g}, during incident {ev.value:.4g}, now {after:.4g}")

@@ -240,13 +240,13 @@ class ProxmoxSim:
                 return node, node.guests[vmid]
         raise KeyError(vmid)
 
-    def heat(self, vmid: int, minutes_ago: float = 6, *, memory: bool = False) -> None:
-        """Make a guest burn CPU (with `memory`, also want more memory than it has) since `minutes_ago`:
-        the incident the tests diagnose. The default is shorter than the sustained window (10 min) a
-        resize needs: a spike, which at most a reboot addresses."""
+    def heat(self, vmid: int, minutes_ago: float = 6, *, cpu: bool = True, memory: bool = False) -> None:
+        """Make a guest burn CPU (and/or want more memory than it has) since `minutes_ago`: the incident
+        the tests diagnose. The default is shorter than the sustained window (10 min) a resize needs: a
+        spike, which at most a reboot addresses."""
         _, g = self.guest(vmid)
         g.hot_since = self.now() - minutes_ago * 60
-        g.hot_cores = 0.96 * g.cores
+        g.hot_cores = 0.96 * g.cores if cpu else 0.0
         g.hot_mem_mb = int(0.96 * g.memory_mb) if memory else 0
 
     def past_task(self, node: Node, g: Guest, op: str, user: str, at: float, exitstatus: str = "OK") -> str:
@@ -402,7 +402,7 @@ class ProxmoxSim:
         if g.status != "running" or t < g.started_at:
             return 0.0
         wobble = 0.02 * math.sin(t / 420.0 + g.vmid)
-        if g.hot_since is not None and t >= g.hot_since:  # the work it wants, over the cores it had then
+        if g.hot_since is not None and t >= g.hot_since and g.hot_cores:  # the work it wants, over its cores then
             return min(1.0, g.hot_cores / g.cores_at(t) + 0.01 * math.sin(t / 60.0))
         return max(0.0, g.base_cpu + wobble)
 

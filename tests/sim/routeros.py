@@ -275,7 +275,9 @@ def default_router() -> Router:
     # ether1-isp-a has been flapping for the last ten minutes: 20 downs, 57 since boot.
     for k in range(20, 0, -1):
         r.flap(r.clock - k * r.flap_every)
-    r.iface("ether1-isp-a").link_downs = 57
+    uplink = r.iface("ether1-isp-a")
+    assert uplink is not None
+    uplink.link_downs = 57
     return r
 
 

@@ -32,7 +32,7 @@ from tools.toolset import Candidate, Outcome, PlanContext, ReadContext, Reading,
 
 # The host reading each fix is verified against (host_read.yml's items).
 _REREAD = {"cleanup_rotated_logs": "rotated", "journald_vacuum": "journal", "apt_clean": "apt",
-           "restart_failed_unit": "unit", "restart_service": "unit"}
+           "restart_failed_unit": "unit", "restart_service": "unit", "rollback_config": "unit"}
 _HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
 _CONFIG_FILE = re.compile(r"\.(ya?ml|json|conf|cfg|toml|ini)$")
 _LOG_DIR = re.compile(r"^(.*?/(?:log|logs))(?:/|$)")

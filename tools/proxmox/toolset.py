@@ -195,19 +195,27 @@ class ProxmoxToolset(Toolset):
 
     async def verify(self, client: ProxmoxClient | None, evidence: list[Evidence], executions: list[ExecutionResult],
                      component: str) -> list[VerificationCheck]:
-        """Re-read the guest's status and the RRD series the evidence cited, after a change."""
+        """After a change to a guest, read that guest again: its status (running after a start, reboot or
+        resize; stopped after a stop or shutdown) and the RRD series the evidence cited about it."""
         if client is None:
             return []
         from tools.proxmox.verify import check_metric, check_status
 
         checks = []
-        mine = [e for e in evidence if e.anomalous and e.component == component]
-        top = max((e.score or 0.0 for e in mine if e.signal == "metric"), default=0.0)
-        for ev in mine:
-            if ev.tool == "proxmox_rrd" and ev.signal == "metric" and (ev.score or 0.0) >= 0.5 * top:
-                checks.append(await asyncio.to_thread(check_metric, client, ev))
-            elif ev.tool == "proxmox" and ev.signal == "state" and ev.query.endswith("/status/current"):
-                checks.append(await asyncio.to_thread(check_status, client, ev, executions))
+        for ex in executions:
+            if ex.status != "ok" or not ex.details.get("vmid") or not ex.details.get("kind"):
+                continue
+            vmid, node, kind = str(ex.details["vmid"]), str(ex.details["node"]), str(ex.details["kind"])
+            mine = [e for e in evidence if e.about.get("vmid") == vmid and e.anomalous]
+            status = next((e for e in evidence if e.about.get("vmid") == vmid and e.tool == "proxmox"
+                           and e.query.endswith("/status/current")), None)
+            status = status or Evidence(id=f"exec:{ex.action}", tool="proxmox", excerpt="", signal="state",
+                                        query=f"GET /nodes/{node}/{kind}/{vmid}/status/current")
+            checks.append(await asyncio.to_thread(check_status, client, status, executions))
+            top = max((e.score or 0.0 for e in mine if e.signal == "metric"), default=0.0)
+            for ev in mine:
+                if ev.tool == "proxmox_rrd" and ev.signal == "metric" and (ev.score or 0.0) >= 0.5 * top:
+                    checks.append(await asyncio.to_thread(check_metric, client, ev))
         return checks
 
     def inverse(self, action: Action, result: ExecutionResult | None) -> Action | None:
