@@ -315,12 +315,18 @@ def _settings(w: World) -> Any:
 
 
 def _factory(settings: Any, w: World) -> Callable[[dict[str, Any]], Any]:
-    from interfaces.toolbox_factory import make_toolbox_factory
-
-    inner = make_toolbox_factory(settings)
+    """Live toolboxes, as `aiops serve` builds them (every toolset connected from the settings), in rule
+    mode and without memory."""
+    from agents.toolbox import Toolbox
+    from core.llm import LLMChain
+    from tools.executor import ActionExecutor
+    from tools.registry import toolset
 
     def factory(spec: dict[str, Any]) -> Any:
-        box = inner(spec)
+        executor = ActionExecutor(settings)
+        box = Toolbox(metrics=toolset("metrics").connect(settings), logs=toolset("logs").connect(settings),
+                      llm=LLMChain([]), settings=settings, executor=executor, source_spec=spec,
+                      clients={k: v for k, v in executor.clients.items() if v is not None})
         if w.mounts:  # node_exporter's filesystem series; the clock pinned to the alert, as in a replay
             from tests.sim.node_exporter import NodeExporterSim
 
