@@ -289,8 +289,8 @@ class Risk(StrEnum):
 
 
 class ActionKind(StrEnum):
-    """The kinds every deployment has. A toolset declares its own kinds as plain strings (e.g. a
-    hypervisor's "proxmox_vm"): `Action.kind` is a `str`, so core names no toolset."""
+    """The kinds every deployment has. A toolset declares its own kinds as plain strings (a hypervisor's
+    guest operations, a router's interface changes): `Action.kind` is a `str`, so core names no toolset."""
 
     ANSIBLE_PLAYBOOK = "ansible_playbook"
     RESTART_SERVICE = "restart_service"

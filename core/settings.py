@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     TOPOLOGY_FILE: Path | None = None  # YAML: service -> list of services it calls
     POLICY_FILE: Path | None = None  # YAML self-healing policy (default: agents/policy_default.yaml)
     SELF_HEALING: bool = True  # false: no action ever runs without a human (the run-time switch also counts)
-    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # same fingerprint again this soon after an automatic fix: human
+    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # the same fix due again this soon after it ran automatically: human
     WATCH_SERVICES: str | None = None  # comma-separated services the anomaly watcher scans
     WATCH_INTERVAL_SECONDS: int = Field(60, ge=5)
 

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 ParamValue = str | int | float | bool
 
-# Characters a shell (or RouterOS script, or Jinja) gives meaning to. A parameter may allow a few back
-# explicitly (`allow`), e.g. globs allow `* ? [ ]` and RouterOS ids start with `*`.
+# Characters a shell (or a router's script language, or Jinja) gives meaning to. A parameter may allow a
+# few back explicitly (`allow`), e.g. globs allow `* ? [ ]` and a router's item ids start with `*`.
 SHELL_META = frozenset(";&|$`<>\\'\"(){}[]!*?~#%^= ,\t")
 _TEMPLATE_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
 _ANSIBLE_PATTERNS = frozenset({"all", "ungrouped"})
