@@ -39,8 +39,8 @@ SUITE = "fixes"
 # Every catalog action with auto-approval bounds, allowed on every target up to medium risk.
 POLICY = """rules:
   - name: typical-problems
-    actions: [cleanup_rotated_logs, journald_vacuum, apt_clean, restart_failed_unit, proxmox_guest_start,
-              routeros_interface_enable]
+    actions: [cleanup_rotated_logs, journald_vacuum, apt_clean, certbot_renew, restart_failed_unit,
+              proxmox_guest_start, routeros_interface_enable]
     targets: ["*"]
     max_risk: medium
 """
@@ -64,6 +64,8 @@ class World:
     hosts: dict[str, Any] = field(default_factory=dict)  # name -> StandInHost
     mounts: list[Any] = field(default_factory=list)  # node_exporter stand-ins
     log_lines: list[str] = field(default_factory=list)
+    acme: Any = None  # a local ACME CA (pebble) for certificate scenarios
+    after_hosts: list[Callable[[Path], None]] = field(default_factory=list)  # run once the stand-ins exist
     settings: dict[str, Any] = field(default_factory=dict)
     alert_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -232,6 +234,25 @@ def _unit(host: str, unit: str, restarts: int, alert: str, config_error: bool = 
     return step
 
 
+def _certificate(host: str, domain: str, days_left: float | None) -> Step:
+    """`host` runs certbot; with `days_left`, its lineage for `domain` (issued by the local ACME CA) expires
+    that soon. The probe's alert names the domain and the host serving it."""
+    def step(w: World) -> Any:
+        from tools.replay.recording import StandInHost
+
+        w.hosts[host] = StandInHost(vars={"aiops_acme_ca_bundle": w.acme.ca_file})
+        if days_left is not None:
+            def lineage(standins: Path, left: float = days_left) -> None:
+                w.acme.issue(standins / host, domain)
+                w.acme.age(standins / host, domain, left)
+
+            w.after_hosts.append(lineage)
+        return webhook({"alertname": "BlackboxSslCertificateWillExpireSoon", "instance": f"https://{domain}",
+                        "host": host, "job": "blackbox", "severity": "warning"},
+                       f"SSL certificate of https://{domain} expires soon")
+    return step
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("pve-guest-crashed", "a guest killed under the host (stopped, its last start OK, no stop task)", "pve",
              Expect(fix="proxmox_guest_start", automatic=True), [_crash(101, _pve_down(101))]),
@@ -267,6 +288,11 @@ SCENARIOS: list[Scenario] = [
              [_disk("log-01", _journal(6, 24, 64), capacity_mb=300, other_mb=120)]),
     Scenario("disk-package-cache", "a filling mount: the package cache", "host",
              Expect(fix="apt_clean", automatic=True), [_disk("build-01", _debs(8, 10))]),
+    Scenario("tls-certificate-expiring", "a certbot certificate 5 days from expiry (a real ACME CA, pebble)",
+             "acme", Expect(fix="certbot_renew", automatic=True),
+             [_certificate("web-01", "shop.example.test", 5)]),
+    Scenario("tls-certificate-not-certbot", "near-miss: the expiring certificate is not certbot's", "acme",
+             Expect(fix=None), [_certificate("web-01", "shop.example.test", None)]),
     Scenario("disk-non-log-data", "near-miss: /data filling with database files", "host",
              Expect(fix=None), [_disk("db-01", _data(80), mount="/data", other_mb=300)]),
     Scenario("disk-evidence-from-another-host", "near-miss: the alert names web-01, the readings are backup-01's",
@@ -287,6 +313,10 @@ def _world(scenario: Scenario, tmp: Path) -> Iterator[World]:
             w.settings.update(PROXMOX_HOST=w.pve.host, PROXMOX_USER=w.pve.user, PROXMOX_TOKEN_NAME=w.pve.token_name,
                               PROXMOX_TOKEN_VALUE=w.pve.token_value, PROXMOX_CA_BUNDLE=w.pve.ca_file,
                               PROXMOX_TASK_TIMEOUT=20)
+        if scenario.system == "acme":
+            from tests.sim.acme import pebble
+
+            w.acme = stack.enter_context(pebble())
         if scenario.system == "routeros":
             from tests.sim.routeros import RouterOSSim
 
@@ -306,6 +336,8 @@ def _settings(w: World) -> Any:
         from tools.replay.standins import prepare_hosts
 
         extra["ANSIBLE_INVENTORY"] = str(prepare_hosts(w.hosts, w.tmp / "standins"))
+        for hook in w.after_hosts:
+            hook(w.tmp / "standins")
     if w.log_lines:
         log = w.tmp / "syslog"
         log.write_text("\n".join(w.log_lines) + "\n")
@@ -457,19 +489,17 @@ def cli(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    from evals.report import finish
+
     unknown = set(args.only or []) - {s.name for s in SCENARIOS}
-    if unknown:
-        print(f"error: unknown scenarios {sorted(unknown)} (see --help)", file=sys.stderr)
-        return 2
     try:
+        if unknown:
+            raise RuntimeError(f"unknown scenarios {sorted(unknown)} (see --help)")
         report = run(args.only)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(summary_table(report))
-    from evals.report import write_report
-
-    return 0 if write_report(args.out, report) else 2
+    return finish(summary_table(report), report, args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover

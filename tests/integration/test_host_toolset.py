@@ -110,3 +110,27 @@ def test_cleanup_of_rotated_logs_is_read_back(host):
     assert sorted(p.name for p in (root / "var/log/app").iterdir()) == ["app.log"]
     (check,) = asyncio.run(TOOLSET.verify(client, [], [ex], ""))
     assert check.recovered
+
+
+def test_certbot_certificates_are_read_and_a_due_one_renewed(tmp_path: Path):
+    """The real certbot, its lineage on the stand-in issued by a local ACME CA (pebble) and aged to 5 days."""
+    import shutil
+
+    if not (shutil.which("certbot") and shutil.which("pebble")):
+        pytest.skip("certbot and pebble are not installed (scripts/setup.sh installs them)")
+    from tests.sim.acme import pebble
+
+    with pebble() as acme:
+        inventory = prepare_hosts({"web-01": StandInHost(vars={"aiops_acme_ca_bundle": acme.ca_file})},
+                                  tmp_path / "standins")
+        root = tmp_path / "standins" / "web-01"
+        acme.issue(root, "shop.example.test")
+        acme.age(root, "shop.example.test", 5)
+        client = AnsibleClient(str(inventory), 120)
+        (cert,) = client.read("web-01", disk=False, unit="", certs=True)
+        assert cert.anomalous and cert.about == {"host": "web-01", "certificate": "shop.example.test"}
+        assert "(domains shop.example.test)" in cert.excerpt and "due for renewal (within 30 days)" in cert.excerpt
+        ex = _run(client, "certbot_renew", cert_name="shop.example.test")
+        assert ex.status == "ok" and "renewed certificate shop.example.test" in ex.output, ex.output
+        (check,) = asyncio.run(TOOLSET.verify(client, [], [ex], ""))
+        assert check.recovered and "not due" in check.note

@@ -161,6 +161,20 @@ def entries() -> list[CatalogEntry]:
                                            pattern=r"package cache on \S+: \d+ \.deb files")],
                     never=_DISK_NEVER, suggest_without_evidence=["disk"])),
         CatalogEntry(
+            name="certbot_renew", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.LOW,
+            description="Renew one certbot certificate that is due (certbot renew --cert-name, with the "
+                        "authenticator and deploy hooks its renewal configuration names)",
+            verification="the certificate's expiry is far away again",
+            parameters={"cert_name": Param(description="certbot certificate (lineage) name",
+                                           pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", names="certificate")},
+            playbook="certbot_renew.yml",
+            bounds=AutoBounds(note="none beyond the fit: only a certificate the host's certbot shows due"),
+            fit=Fit(categories=["certificate"],
+                    requires=[EvidenceNeed(name="certificate due", signals=["state"], about=["host", "certificate"],
+                                           description="the host's certbot shows that certificate due for "
+                                                       "renewal", pattern=r"due for renewal")],
+                    never=[HARDWARE, ORCHESTRATED, WINDOWS])),
+        CatalogEntry(
             name="run_generated_playbook", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.HIGH,
             description="Run a playbook written for this incident (only when no catalog action fits): vetted "
                         "(allow-listed modules, no Jinja, no become, the target only, syntax, ansible-lint, "

@@ -24,6 +24,7 @@ COMMAND_PROGRAMS = frozenset({"systemctl", "journalctl", "apt-get", "certbot"})
 TASK_KEYWORDS = frozenset({
     "name", "when", "loop", "loop_control", "register", "become", "vars", "tags", "notify",
     "changed_when", "failed_when", "ignore_errors", "with_items", "until", "retries", "delay", "no_log",
+    "environment",
 })
 TASK_SECTIONS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 

@@ -8,7 +8,9 @@ and becomes one observation (or one "could not read X" observation when it faile
   journald's own cap of 4 GiB): what `journald_vacuum` frees;
 - the package cache (`.deb` files under /var/cache/apt/archives): what `apt_clean` frees;
 - the unit the alert names (`systemctl show`: ActiveState, Result, NRestarts): failed once, or
-  crash-looping (HOST_CRASHLOOP_RESTARTS restarts or more).
+  crash-looping (HOST_CRASHLOOP_RESTARTS restarts or more);
+- certbot's certificates (`certbot certificates`): each lineage's domains and expiry, due for
+  renewal within HOST_CERT_RENEW_DAYS.
 
 Every observation is about the host and the path (or service) it measured, so a fix on another host
 or another directory can never cite it.
@@ -34,6 +36,27 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 class ReadLimits(BaseModel):
     reclaim_min_bytes: int = 100 * 1024**2  # a reading this large (or larger) is worth freeing
     crashloop_restarts: int = 3  # a unit restarted this often is crash-looping, not merely failed
+    cert_renew_days: int = 30  # a certificate expiring within this many days is due for renewal
+
+
+class Certificate(BaseModel):
+    name: str
+    domains: list[str]
+    expiry: str
+    days: int | None  # None: expired
+
+
+def certificates(text: str) -> list[Certificate]:
+    """The lineages `certbot certificates` lists (name, domains, expiry, days of validity left)."""
+    out: list[Certificate] = []
+    for block in re.split(r"\n\s*Certificate Name: ", "\n" + (text or ""))[1:]:
+        name = block.split("\n", 1)[0].strip()
+        domains = re.search(r"Domains: (.*)", block)
+        expiry = re.search(r"Expiry Date: (\S+ \S+) \((?:VALID: (\d+) days?|INVALID: [^)]*)\)", block)
+        if name and expiry:
+            out.append(Certificate(name=name, domains=(domains.group(1).split() if domains else []),
+                                   expiry=expiry.group(1), days=int(expiry.group(2)) if expiry.group(2) else None))
+    return out
 
 
 def _mib(n: float) -> str:
@@ -101,6 +124,21 @@ def observations(host: str, data: dict[str, Any] | None, unit: str, limits: Read
             value=float(size), anomalous=size >= limits.reclaim_min_bytes,
             about={"host": host, "path": "/var/cache/apt"},
             excerpt=f"package cache on {host}: {d.get('files', 0)} .deb files, {_mib(size)} (/var/cache/apt/archives)"))
+    if (d := item("certs", "certbot's certificates", {"host": host})) is not None:
+        found = certificates(str(d.get("text") or ""))
+        if not found:
+            out.append(Observation(tool=TOOL, query=f"host_read {host} cert", component=host, signal="state",
+                                   about={"host": host}, excerpt=f"certbot on {host} manages no certificates"))
+        for c in found:
+            due = c.days is None or c.days <= limits.cert_renew_days
+            left = "EXPIRED" if c.days is None else f"{c.days} days left"
+            out.append(Observation(
+                tool=TOOL, query=f"host_read {host} cert {c.name}", component=host, signal="state",
+                value=float(c.days if c.days is not None else -1), anomalous=due,
+                about={"host": host, "certificate": c.name},
+                excerpt=(f"certificate {c.name} on {host} (domains {' '.join(c.domains)}): expires {c.expiry} "
+                         f"({left}), " + (f"due for renewal (within {limits.cert_renew_days} days)" if due else
+                                          f"not due (renewal within {limits.cert_renew_days} days)"))))
     if unit and (d := item("unit", f"the state of unit {unit}", {"host": host, "service": unit})) is not None:
         st = unit_state(str(d.get("text") or ""))
         state, restarts = st.get("ActiveState", "?"), int(st.get("NRestarts") or 0)

@@ -32,7 +32,8 @@ from tools.toolset import Candidate, Outcome, PlanContext, ReadContext, Reading,
 
 # The host reading each fix is verified against (host_read.yml's items).
 _REREAD = {"cleanup_rotated_logs": "rotated", "journald_vacuum": "journal", "apt_clean": "apt",
-           "restart_failed_unit": "unit", "restart_service": "unit", "rollback_config": "unit"}
+           "restart_failed_unit": "unit", "restart_service": "unit", "rollback_config": "unit",
+           "certbot_renew": "cert"}
 _HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
 _CONFIG_FILE = re.compile(r"\.(ya?ml|json|conf|cfg|toml|ini)$")
 _LOG_DIR = re.compile(r"^(.*?/(?:log|logs))(?:/|$)")
@@ -49,6 +50,7 @@ class AnsibleSettings(BaseSettings):
     ANSIBLE_TIMEOUT: int = 300
     HOST_RECLAIM_MIN_MB: int = Field(100, ge=1)  # rotated logs / journal / package cache this large are worth freeing
     HOST_CRASHLOOP_RESTARTS: int = Field(3, ge=2)  # a failed unit restarted this often is crash-looping
+    HOST_CERT_RENEW_DAYS: int = Field(30, ge=1)  # a certbot certificate expiring this soon is due
 
 
 class AnsibleClient:
@@ -59,9 +61,9 @@ class AnsibleClient:
         self.limits = limits or ReadLimits()
         self._vetted: dict[tuple[str, str], Vetting] = {}
 
-    def read(self, host: str, *, disk: bool, unit: str) -> list[Observation]:
-        """One run of host_read.yml: the host's disk items and unit, one observation each."""
-        extravars = {"disk": disk, "unit": unit, "rotated_globs": ",".join(sorted(ROTATED_LOG_GLOBS))}
+    def read(self, host: str, *, disk: bool, unit: str, certs: bool = False) -> list[Observation]:
+        """One run of host_read.yml: the host's disk items, unit and certificates, one observation each."""
+        extravars = {"disk": disk, "unit": unit, "certs": certs, "rotated_globs": ",".join(sorted(ROTATED_LOG_GLOBS))}
         try:
             run = self.tool.run("host_read.yml", host, extravars)
         except ValueError as exc:  # the host left the inventory, the playbook failed its lint
@@ -96,7 +98,8 @@ class AnsibleToolset(Toolset):
         s = self.settings(settings)
         return AnsibleClient(s.ANSIBLE_INVENTORY, s.ANSIBLE_TIMEOUT,
                              ReadLimits(reclaim_min_bytes=s.HOST_RECLAIM_MIN_MB * 1024**2,
-                                        crashloop_restarts=s.HOST_CRASHLOOP_RESTARTS))
+                                        crashloop_restarts=s.HOST_CRASHLOOP_RESTARTS,
+                                        cert_renew_days=s.HOST_CERT_RENEW_DAYS))
 
     async def investigate(self, client: AnsibleClient, ctx: ReadContext) -> Reading:
         """The host's own view of its disk (when the alert is about a filesystem) and of the unit the
@@ -106,10 +109,11 @@ class AnsibleToolset(Toolset):
         if not host or not client.reachable(host):
             return Reading()
         disk = bool(ctx.labels.get("mountpoint")) or (v is not None and v.category == "disk")
-        unit = v.service if v is not None and v.service and v.service != host else ""
-        if not disk and not unit:
+        certs = v is not None and v.category == "certificate"
+        unit = v.service if v is not None and v.service and v.service != host and not certs else ""
+        if not disk and not unit and not certs:
             return Reading()
-        return Reading(observations=await asyncio.to_thread(client.read, host, disk=disk, unit=unit))
+        return Reading(observations=await asyncio.to_thread(client.read, host, disk=disk, unit=unit, certs=certs))
 
     async def verify(self, client: AnsibleClient | None, evidence: list[Evidence], executions: list[ExecutionResult],
                      component: str) -> list[VerificationCheck]:
@@ -121,7 +125,10 @@ class AnsibleToolset(Toolset):
         for ex in done:
             unit = str(ex.details.get("service") or "")
             item = _REREAD[ex.action]
-            after = await asyncio.to_thread(client.read, ex.target, disk=item != "unit", unit=unit)
+            if item == "cert":
+                item = f"cert {ex.details.get('cert_name', '')}"
+            after = await asyncio.to_thread(client.read, ex.target, disk=item in ("rotated", "journal", "apt"),
+                                            unit=unit, certs=item.startswith("cert"))
             now = next((o for o in after if o.query.startswith(f"host_read {ex.target} {item}")), None)
             cited = next((e for e in evidence if e.tool == TOOL and e.query.startswith(f"host_read {ex.target} {item}")
                           and e.anomalous), None)
@@ -152,6 +159,10 @@ class AnsibleToolset(Toolset):
                              f"{service} on {host} fails on its configuration {path} ({ev_id}); restoring the last "
                              "known-good configuration removes the trigger", score=1.0)
         for host in _hosts(ctx):
+            for name, days in _due_certificates(ctx, host):
+                out += bound(self._entry("certbot_renew"), host, {"cert_name": name},
+                             f"the certificate {name} on {host} expires in {days}; certbot renews it with the "
+                             "authenticator it was issued with", score=1.0)
             for mount, path in _log_dirs(ctx, host):
                 out += bound(self._entry("cleanup_rotated_logs"), host, {"path": path},
                              f"{host}: {mount} is filling up; rotated logs older than 3 days under {path} are the "
@@ -225,9 +236,9 @@ class AnsibleToolset(Toolset):
             return Outcome(status="dry_run", output=f"host {action.target} is not in the Ansible inventory "
                                                     f"(ANSIBLE_INVENTORY){why}; {entry.playbook} was not run")
         run = tool.run(entry.playbook, action.target, dict(action.parameters), allowed_roots=entry.path_roots())
-        service = {"service": str(action.parameters["service"])} if "service" in action.parameters else {}
+        named = {k: str(v) for k, v in action.parameters.items() if k in ("service", "cert_name")}
         return Outcome(status="ok" if run.status == "successful" else "failed", output=run.summary,
-                       details={"ansible_run_id": run.run_id, **service})
+                       details={"ansible_run_id": run.run_id, **named})
 
 
 def _vet(client: AnsibleClient, target: str, text: str) -> Vetting:
@@ -316,6 +327,22 @@ def _config_paths(ctx: PlanContext, service: str) -> list[tuple[str, str]]:
             if _CONFIG_FILE.search(p) and any(under(p, r) for r in CONFIG_ROOTS):
                 found.setdefault(p, ev.id)
     return list(found.items())
+
+
+def _due_certificates(ctx: PlanContext, host: str) -> list[tuple[str, str]]:
+    """(lineage, how soon) of the host's certbot certificates serving a name the alert names (a probe's
+    target, a `cn` label), or all of them when the alert names none but the host."""
+    named = ctx.objects.named.get("host", set()) | {ctx.labels.get(k, "") for k in ("cn", "subject_CN", "domain")}
+    found = []
+    for e in ctx.evidence:
+        name = e.about.get("certificate")
+        if e.tool != TOOL or e.about.get("host") != host or not name:
+            continue
+        m = re.search(r"\(domains ([^)]*)\): expires \S+ \S+ \(([^)]*)\)", e.excerpt)
+        domains = set(m.group(1).split()) if m else set()
+        if domains & named or not (named - {host, ""}):
+            found.append((name, m.group(2) if m else "soon"))
+    return found
 
 
 def _mounts(ctx: PlanContext, host: str) -> list[str]:

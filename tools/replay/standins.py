@@ -50,8 +50,9 @@ def prepare_hosts(hosts: dict[str, StandInHost], root: Path) -> Path:
             path = host_root / UNIT_STATE_DIR / f"{unit}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(state))
+        extra = "".join(f" {k}={v}" for k, v in sorted(spec.vars.items()))
         lines.append(f"{host} ansible_connection=local aiops_root={host_root.resolve()} aiops_sandbox=true "
-                     f"ansible_python_interpreter={sys.executable}")
+                     f"ansible_python_interpreter={sys.executable}{extra}")
     inventory = root / "inventory.ini"
     inventory.write_text("\n".join(lines) + "\n")
     return inventory
