@@ -223,3 +223,26 @@ def test_verification_failed(settings: Settings):
     assert not verification_failed(ok, Verification(recovered=True))
     dry = [ExecutionResult(action="x", target="h", status="dry_run", dry_run=True)]
     assert not verification_failed(dry, Verification(recovered=None))
+
+
+def test_a_history_from_before_the_object_column_is_migrated(settings: Settings):
+    """A data dir whose aiops_auto_actions predates the object column: the store adds it at open, old rows
+    read with no object, new rows keep theirs."""
+    import sqlite3
+
+    from memory.self_healing import SelfHealingStore
+
+    settings.AIOPS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(settings.AIOPS_DATA_DIR / "incidents.sqlite")
+    db.execute("CREATE TABLE aiops_auto_actions (id INTEGER PRIMARY KEY, incident_id TEXT NOT NULL, plan_id TEXT "
+               "NOT NULL, fingerprint TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, rule TEXT NOT NULL, "
+               "at DOUBLE PRECISION NOT NULL, verified INTEGER)")
+    db.execute("INSERT INTO aiops_auto_actions (incident_id, plan_id, fingerprint, target, action, rule, at) "
+               "VALUES ('inc-0', 'plan-0', 'fp', 'h', 'cleanup_rotated_logs', 'r', ?)", [T0.timestamp()])
+    db.commit()
+    db.close()
+    store = SelfHealingStore(settings)
+    store.decide_and_record(incident_id="inc-1", plan_id="plan-1", fingerprint="fp", now=T0,
+                            actions=[("cleanup_rotated_logs", "h", "path=/var/log")], decide=lambda h, s: (True, "r", ""))
+    assert [h.object for h in store.history(T0)] == ["", "path=/var/log"]
+    store.close()
