@@ -1,11 +1,13 @@
 """The approval policy and the checks every human decision must pass before anything executes.
 
-Auto-approval is only for low-risk known fixes whose every parameter is one of the policy's own safe
-values: the catalog allows more (a human may approve a cleanup of /data/log), the policy allows only
-what it declares here - a cleanup under `AUTO_APPROVE_LOG_ROOTS`, of rotated-log globs from a fixed
-allow-list, of files at least a day old, on at most `MAX_TARGETS_PER_AUTO_PLAN` hosts. An entry with
-no declared bounds is never auto-approved, so a value picked by a model or taken from an alert
-outside these bounds always reaches a human. The reason is recorded either way.
+Auto-approval is only for known fixes whose every parameter is within the bounds its catalog entry
+declares (`CatalogEntry.bounds`, beside the toolset's code): the catalog allows more (a human may
+approve a cleanup of /data/log), the bounds only what is safe without one - e.g. a cleanup under
+`AUTO_APPROVE_LOG_ROOTS`, of rotated-log globs from a fixed allow-list, of files at least a day old -
+on at most `MAX_TARGETS_PER_AUTO_PLAN` hosts. An entry with no declared bounds is never auto-approved,
+so a value picked by a model or taken from an alert outside these bounds always reaches a human.
+Low risk is the default; medium risk only under an explicit self-healing policy rule; high never.
+The reason is recorded either way.
 
 A human decision is accepted only if it names the plan's current content hash, comes from an
 authorised approver, arrives before expiry, and has not been used before (the gate consumes it).
@@ -16,52 +18,27 @@ or too much of one inventory group, whoever approves them.
 from __future__ import annotations
 
 import math
-import posixpath
 from datetime import datetime
 from typing import Any
 
 from core.models import Action, Approval, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
-
-# The only globs an automatic cleanup may delete: rotated and compressed logs, never "*" or "*.log".
-ROTATED_LOG_GLOBS = frozenset({"*.gz", "*.[0-9]", "*.old", "*.bz2", "*.xz", "*.zst", "*.[0-9].gz",
-                               "*.log.[0-9]", "*.log.[0-9].gz", "*.log-[0-9]*"})
-MIN_CLEANUP_AGE_DAYS = 1
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    norm = posixpath.normpath(path)
-    return any(norm == r.rstrip("/") or norm.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def _cleanup_bounds(a: Action, settings: Settings) -> str | None:
-    p = a.parameters
-    roots = settings.auto_approve_log_roots
-    if not _under(str(p.get("path", "")), roots):
-        return f"cleanup path {p.get('path')} is outside AUTO_APPROVE_LOG_ROOTS ({', '.join(roots)})"
-    odd = sorted(set(str(p.get("patterns", "")).split(",")) - ROTATED_LOG_GLOBS)
-    if odd:
-        return f"patterns {', '.join(odd)} are not rotated-log globs ({', '.join(sorted(ROTATED_LOG_GLOBS))})"
-    age = p.get("older_than_days")
-    if isinstance(age, bool) or not isinstance(age, int) or age < MIN_CLEANUP_AGE_DAYS:
-        return f"older_than_days {age} is below {MIN_CLEANUP_AGE_DAYS} day"
-    return None
-
-
-# Per catalog entry: why its parameters are outside the policy's bounds, or None. Entries not listed
-# here are never auto-approved.
-_BOUNDS = {
-    "cleanup_rotated_logs": _cleanup_bounds,
-    "escalate_to_oncall": lambda a, s: None,
-}
+from tools.catalog import CATALOG
 
 
 def auto_approval_verdict(plan: Plan, settings: Settings) -> tuple[bool, str]:
-    """(auto-approve?, why) - the why is recorded in the plan's checks or the approval's comment."""
+    """(auto-approve?, why) - the why is recorded in the plan's checks or the approval's comment.
+
+    Every action needs its catalog entry's auto-approval bounds (`CatalogEntry.bounds`, declared by its
+    toolset) and every parameter within them. A low-risk action may go on those alone; a medium-risk
+    one only where a self-healing policy rule explicitly allows it at that risk (POLICY_FILE); a
+    high-risk one never."""
+    from agents.policy import load_policy
+
     if not settings.AUTO_APPROVE_LOW_RISK:
         return False, "auto-approval is off (AUTO_APPROVE_LOW_RISK=false)"
-    if plan.risk != Risk.LOW:
-        return False, f"risk is {plan.risk.value}: a human decides"
+    if plan.risk == Risk.HIGH:
+        return False, "risk is high: a human decides"
     if not plan.known_fix:
         return False, "not a known fix: a human decides"
     targets = {a.target for a in plan.actions}
@@ -69,13 +46,15 @@ def auto_approval_verdict(plan: Plan, settings: Settings) -> tuple[bool, str]:
         return False, (f"touches {len(targets)} hosts, more than MAX_TARGETS_PER_AUTO_PLAN "
                        f"({settings.MAX_TARGETS_PER_AUTO_PLAN}) for an automatic run")
     for a in plan.actions:
-        bounds = _BOUNDS.get(a.name)
-        if bounds is None:
+        entry = CATALOG.get(a.name)
+        if entry is None or entry.bounds is None:
             return False, f"{a.name} has no auto-approval bounds: a human decides"
-        problem = bounds(a, settings)
+        problem = entry.bounds.problem(a, settings)
         if problem:
             return False, f"{a.name}: {problem}: a human decides"
-    return True, "low-risk known fix, every parameter within the auto-approval bounds"
+        if a.risk != Risk.LOW and load_policy(settings.POLICY_FILE).rule_for(a.name, a.target, a.risk) is None:
+            return False, f"{a.name} is {a.risk.value} risk and no self-healing policy rule allows it: a human decides"
+    return True, "known fix, every parameter within the auto-approval bounds"
 
 
 def auto_approval(plan: Plan, settings: Settings, heal: SelfHealingDecision | None = None) -> Approval | None:

@@ -169,15 +169,17 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
             notable = [t for t in stats if t.is_new or (t.spike_ratio or 0) >= 3.0
                        or any(lv.lower() in ("error", "err", "crit", "critical", "fatal", "emerg", "alert")
                               for lv in t.levels)]
+            hosts = {r.host for r in records if r.host}
+            about = {"service": svc, **({"host": next(iter(hosts))} if len(hosts) == 1 else {})}
             for t in notable[:3]:
-                f.book.add(tool="logs", signal="log", component=svc, start=start, end=end,
+                f.book.add(tool="logs", signal="log", component=svc, start=start, end=end, about=about,
                            query=json.dumps({"service": svc, "template": t.template}),
                            value=float(t.count), baseline=float(t.baseline_count),
                            excerpt=(f"{t.count}x in {int((end - start).total_seconds() // 60)} min "
                                     f"(baseline {t.baseline_count}{', new' if t.is_new else ''}): {t.example}"))
     from agents.infrastructure import add_infrastructure_evidence
 
-    await add_infrastructure_evidence(incident, toolbox, f, start, end, baseline_start)
+    await add_infrastructure_evidence(incident, toolbox, f, start, end, baseline_start, verdict)
     return f
 
 

@@ -1,96 +1,80 @@
-"""Infrastructure evidence for diagnosis: what the Proxmox VE cluster and the RouterOS router say.
+"""The toolsets' part of diagnosis and verification: what each configured system says, read again.
 
-Diagnosis calls `add_infrastructure_evidence` after the metric ranking and the log templates. When a
-PVE cluster is configured, the alert's guest or node (if PVE knows it) is read: status, config,
-failed tasks with their logs, node status, storage, and RRD series ranked by the same anomaly
-ranking as Prometheus metrics (those suspects join the ranking). When a router is configured and
-the alert names an interface, the router's view of that interface is read. Every reading becomes
-cited evidence; an unreachable API becomes one evidence item saying so, not a failed diagnosis.
+Diagnosis calls `add_infrastructure_evidence` after the metric ranking and the log templates: every
+toolset in the registry with a connected client reads what it knows about the alert's objects (a
+hypervisor's guest and node, a router's interface, ...). Every reading becomes cited evidence; an item
+a toolset could not read is one evidence item saying so, and the others stay. Metric suspects a
+toolset finds (e.g. a hypervisor's RRD series) join the ranking. Verification calls `toolset_checks`
+to re-read what those toolsets showed and what their actions changed, then `settle` (e.g. remove a
+router's revert timer only when the change verified).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
 from agents.toolbox import Toolbox
-from core.models import Evidence, ExecutionResult, Incident, VerificationCheck
+from core.models import Evidence, ExecutionResult, Incident, TriageVerdict, VerificationCheck
+from tools.registry import toolsets
+from tools.toolset import ReadContext
+
+log = logging.getLogger(__name__)
 
 
 async def add_infrastructure_evidence(incident: Incident, toolbox: Toolbox, findings: Any, start: datetime,
-                                      end: datetime, baseline_start: datetime) -> None:
-    """Add PVE / RouterOS observations to `findings.book` and PVE RRD suspects to `findings.suspects`."""
-    labels = incident.alert.labels
-    book = findings.book
-    if toolbox.proxmox is not None:
-        from tools.proxmox.evidence import investigate, looks_like_pve
-
-        pve = await investigate(toolbox.proxmox, labels, start, end, baseline_start)
-        if pve.error and looks_like_pve(labels):
-            book.add(tool="proxmox", query="GET /cluster/resources", component=incident.alert.target,
-                     signal="state", anomalous=False, excerpt=f"Proxmox VE could not be read: {pve.error}"[:400])
-        for obs in pve.observations:
-            book.add(**obs.evidence_kwargs())
-        if pve.suspects:
-            findings.suspects = sorted([*findings.suspects, *pve.suspects], key=lambda s: -s.score)
-    if toolbox.routeros is not None:
-        from tools.routeros.evidence import interface_from_labels
-        from tools.routeros.evidence import investigate as investigate_router
-
-        if interface_from_labels(labels):
-            ros = await investigate_router(toolbox.routeros, labels)
-            if ros.error:
-                book.add(tool="routeros", query="/login", component=ros.interface or incident.alert.target,
-                         signal="state", anomalous=False, excerpt=f"RouterOS could not be read: {ros.error}"[:400])
-            for obs in ros.observations:
-                book.add(**obs.evidence_kwargs())
+                                      end: datetime, baseline_start: datetime,
+                                      verdict: TriageVerdict | None = None) -> None:
+    """Add every connected toolset's observations to `findings.book`, and its suspects to `findings.suspects`."""
+    ctx = ReadContext(labels=incident.alert.labels, verdict=verdict, start=start, end=end,
+                      baseline_start=baseline_start, target=incident.alert.target)
+    for ts in toolsets():
+        client = toolbox.clients.get(ts.name)
+        if client is None or ts.shared_source:
+            continue
+        try:
+            reading = await ts.investigate(client, ctx)
+        except Exception as exc:  # noqa: BLE001 - a toolset's own bug is one unread item, not a failed diagnosis
+            log.exception("toolset %s failed to read", ts.name)
+            findings.book.add(tool=ts.name, query="investigate", component=incident.alert.target, signal="state",
+                              anomalous=False, excerpt=f"could not read {ts.name}: {type(exc).__name__}: {exc}"[:400])
+            continue
+        for obs in reading.observations:
+            findings.book.add(**obs.evidence_kwargs())
+        if reading.suspects:
+            findings.suspects = sorted([*findings.suspects, *reading.suspects], key=lambda s: -s.score)
 
 
 def infrastructure_tools(toolbox: Toolbox) -> list[Any]:
-    """The read-only PVE / RouterOS tools the diagnosis model may call."""
+    """The read-only tools of every connected toolset that is not a shared source (those the diagnosis
+    builds itself), for the diagnosis model."""
     tools: list[Any] = []
-    if toolbox.proxmox is not None:
-        from tools.proxmox.tools import make_proxmox_tools
-
-        tools += make_proxmox_tools(toolbox.proxmox)
-    if toolbox.routeros is not None:
-        from tools.routeros.tools import make_routeros_tools
-
-        tools += make_routeros_tools(toolbox.routeros)
+    for ts in toolsets():
+        client = toolbox.clients.get(ts.name)
+        if client is not None and not ts.shared_source:
+            tools += ts.read_tools(client, now=toolbox.current_time, call_graph=toolbox.call_graph)
     return tools
 
 
-# -------------------------------------------------------------------------------- verification --
-async def infrastructure_check(ev: Evidence, executions: list[ExecutionResult],
-                               toolbox: Toolbox) -> VerificationCheck | None:
-    """Re-read a PVE evidence item after a change: the guest's status, or an RRD series it cited."""
-    if toolbox.proxmox is None:
-        return None
-    from tools.proxmox.verify import check_metric, check_status
-
-    if ev.tool == "proxmox_rrd" and ev.signal == "metric":
-        return await asyncio.to_thread(check_metric, toolbox.proxmox, ev)
-    if ev.tool == "proxmox" and ev.signal == "state" and ev.query.endswith("/status/current"):
-        return await asyncio.to_thread(check_status, toolbox.proxmox, ev, executions)
-    return None
+async def toolset_checks(evidence: list[Evidence], component: str, executions: list[ExecutionResult],
+                         toolbox: Toolbox) -> list[VerificationCheck]:
+    """Every connected toolset re-reads its evidence and its executed changes."""
+    checks: list[VerificationCheck] = []
+    for ts in toolsets():
+        client = toolbox.clients.get(ts.name)
+        if client is not None and not ts.shared_source:
+            checks += await ts.verify(client, evidence, executions, component)
+    return checks
 
 
-async def router_checks(executions: list[ExecutionResult], evidence: list[Evidence],
-                        toolbox: Toolbox) -> list[VerificationCheck]:
-    """Read every RouterOS change back (state, flaps since the change, where traffic goes now)."""
-    if toolbox.routeros is None:
-        return []
-    from tools.routeros.verify import checks
+async def settle(executions: list[ExecutionResult], recovered: bool, toolbox: Toolbox) -> str:
+    """After verification, each toolset keeps or disarms what its changes armed (a note for the report)."""
+    import asyncio
 
-    cited = next((e.id for e in evidence if e.tool == "routeros" and e.anomalous), "")
-    return await asyncio.to_thread(checks, toolbox.routeros, executions, cited)
-
-
-async def confirm_router_changes(executions: list[ExecutionResult], recovered: bool, toolbox: Toolbox) -> str:
-    """Remove the revert jobs of verified RouterOS changes; leave them armed otherwise."""
-    if toolbox.routeros is None:
-        return ""
-    from tools.routeros.verify import confirm
-
-    return await asyncio.to_thread(confirm, toolbox.routeros, executions, recovered)
+    notes = []
+    for ts in toolsets():
+        client = toolbox.clients.get(ts.name)
+        if client is not None and not ts.shared_source:
+            notes.append(await asyncio.to_thread(ts.settle, client, executions, recovered))
+    return "".join(notes)

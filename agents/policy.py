@@ -6,17 +6,23 @@ first that refuses wins, and its name is the recorded `rule`):
 
 1. `kill-switch`: `SELF_HEALING=false`, or the run-time switch (`POST /api/v1/self-healing`) is off;
 2. `no-rule`: some action of the plan matches no policy rule (action name, target glob, max risk);
-3. `failed-verification`: an automatic fix for this fingerprint failed (a step failed, or it ran and
-   verification did not confirm it): never retried automatically, a human decides (and is offered
-   the inverse where there is one);
-4. `flap-guard`: the same fingerprint fires again within `FLAP_WINDOW_SECONDS` of an automatic fix:
-   fixing it again would be a loop, so it goes to a human;
+3. `failed-verification`: the same action on the same target and object (as executed: action name,
+   target, and the objects its parameters name) ran automatically before and failed (a step failed,
+   or it ran and verification did not confirm it): never retried automatically, a human decides
+   (and is offered the inverse where there is one);
+4. `flap-guard`: the same action on the same target and object ran automatically within
+   `FLAP_WINDOW_SECONDS`: fixing it again would be a loop, so it goes to a human;
 5. `cooldown`: an automatic action ran on the same target less than `cooldown_seconds` ago;
 6. `rate-limit-target` / `rate-limit-global`: the per-target / global budget of automatic actions
    in the last `period_seconds` is spent.
 
+Every guard keys on what was executed, never on the Alertmanager `fingerprint` a sender supplies:
+four alerts about one guest that differ only in fingerprint get one automatic attempt, not three.
+
 When all pass, `rule` names the policy rule(s) that allowed the plan. The built-in policy is
-`agents/policy_default.yaml`; `POLICY_FILE` replaces it.
+`agents/policy_default.yaml`; `POLICY_FILE` replaces it. A rule naming an action that has no
+auto-approval bounds (its catalog entry declares none) is refused when the policy is loaded: it could
+never make that action automatic, and a rule that silently never fires is a lie.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.models import ActionKind, Incident, Plan, Risk, SelfHealingDecision, utcnow
+from core.models import Action, ActionKind, Incident, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 from memory.self_healing import AutoAction
 
@@ -100,7 +106,21 @@ def _load(path: str) -> Policy:
         unknown = [a for a in rule.actions if a != "*" and a not in CATALOG]
         if unknown:
             raise PolicyError(f"POLICY_FILE {path}: rule {rule.name!r} names unknown catalog actions {unknown}")
+        unbounded = [a for a in rule.actions if a != "*" and CATALOG[a].bounds is None]
+        if unbounded:
+            raise PolicyError(f"POLICY_FILE {path}: rule {rule.name!r} names {', '.join(unbounded)}, which "
+                              f"{'has' if len(unbounded) == 1 else 'have'} no auto-approval bounds and can never "
+                              "run without a human")
     return policy
+
+
+def executed_key(action: Action) -> tuple[str, str, str]:
+    """(action, target, object) of an action as it runs: what the guards compare."""
+    from tools.catalog import CATALOG
+    from tools.objects import object_key
+
+    entry = CATALOG.get(action.name)
+    return action.name, action.target, object_key(action, entry) if entry is not None else ""
 
 
 def self_healing_decision(plan: Plan, incident: Incident, history: Sequence[AutoAction], settings: Settings,
@@ -123,21 +143,21 @@ def self_healing_decision(plan: Plan, incident: Incident, history: Sequence[Auto
             return False, "no-rule", (f"no rule of the {policy.source} policy allows {a.name} "
                                       f"({a.risk.value} risk) on {a.target} without a human")
         rules.append(rule.name)
-    fp = incident.fingerprint
-    mine = [h for h in history if h.fingerprint == fp]
+    keys = {executed_key(a) for a in acting}
+    mine = [h for h in history if h.key in keys]
     failed = [h for h in mine if h.verified is False]
     if failed:
         f = failed[-1]
         return False, "failed-verification", (
-            f"the automatic {f.action} on {f.target} for this alert ({f.incident_id}, {f.at:%H:%M:%S}Z) "
-            "failed verification: it is never retried automatically")
+            f"the automatic {f.action} on {f.target}{_obj(f.object)} ({f.incident_id}, {f.at:%H:%M:%S}Z) failed "
+            "verification: the same action on the same object is never retried automatically")
     flap = timedelta(seconds=settings.FLAP_WINDOW_SECONDS)
     recent = [h for h in mine if h.at >= now - flap]
     if recent and settings.FLAP_WINDOW_SECONDS > 0:
         r = recent[-1]
         return False, "flap-guard", (
-            f"the same alert (fingerprint {fp}) fires again {int((now - r.at).total_seconds())} s after the "
-            f"automatic {r.action} on {r.target} ({r.incident_id}); within FLAP_WINDOW_SECONDS="
+            f"the same fix is due again {int((now - r.at).total_seconds())} s after the automatic {r.action} on "
+            f"{r.target}{_obj(r.object)} ({r.incident_id}); within FLAP_WINDOW_SECONDS="
             f"{settings.FLAP_WINDOW_SECONDS} a human decides instead of fixing it again")
     lim = policy.limits
     period_start = now - timedelta(seconds=lim.period_seconds)
@@ -159,6 +179,10 @@ def self_healing_decision(plan: Plan, incident: Incident, history: Sequence[Auto
     used = max(len([h for h in in_period if h.target == t]) for t in {a.target for a in acting}) + 1
     return True, names, (f"the {policy.source} policy allows {', '.join(a.name for a in acting)} on {targets} "
                          f"without a human (automatic action {used}/{lim.per_target} on the target this period)")
+
+
+def _obj(obj: str) -> str:
+    return f" ({obj})" if obj else ""
 
 
 def decision_model(result: tuple[bool, str, str]) -> SelfHealingDecision:

@@ -1,9 +1,12 @@
-"""Remediation planning: a typed, risk-rated plan built only from catalog actions.
+"""Remediation planning: a typed, risk-rated plan built only from catalog actions, bound to the incident.
 
-Rules map the triage category and the diagnosis to catalog entries. An LLM, when available, picks
-entries and fills their declared parameters; its choice is validated against the catalog (unknown
-actions or parameters are refused) and falls back to the rules when unusable. Every Ansible step is
-syntax-checked and dry-run (`--check`) where the host is reachable before anyone is asked to approve.
+In rule mode every toolset binds its catalog entries to the incident's objects (the host, guest,
+interface, service, mount or file the alert names or the evidence shows), each candidate's fit is
+checked, and the best is chosen (`plan_rules`): there is no branch per category. An LLM, when
+available, picks entries and fills their declared parameters; its choice is validated against the
+catalog (unknown actions or parameters are refused), against the incident's objects (an object nobody
+named or observed is refused with the reason) and against fit, and falls back to the rules when
+unusable. Every step is dry-run (`--check`, or the exact API call) before anyone is asked to approve.
 """
 
 from __future__ import annotations
@@ -18,13 +21,92 @@ from pydantic import BaseModel, Field
 from agents.prompts import REMEDIATION_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
-from tools.catalog import CATALOG, escalation
+from core.settings import Settings
+from tools.catalog import CATALOG, ESCALATE, escalation
 from tools.fit import FitResult
 from tools.fit import check as fit_check
+from tools.objects import Objects, object_values
 from tools.params import ParameterRefused
+from tools.registry import toolsets
+from tools.toolset import Candidate, PlanContext
 
-_CONFIG_ERROR = re.compile(r"config|yaml|json|parse|invalid|missing key|unknown field|syntax", re.I)
-_CONFIG_PATH = re.compile(r"(/etc/[\w.@/-]+\.(?:ya?ml|json|conf|cfg|toml|ini))")
+
+def planning_context(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
+                     settings: Settings) -> PlanContext:
+    """What planning binds actions from: the incident, its evidence, and the objects both name."""
+    names = [ts.names(incident.alert.labels) for ts in toolsets()]
+    objects = Objects.of(incident.alert.labels, verdict, evidence, names)
+    return PlanContext(incident=incident, verdict=verdict, diagnosis=diagnosis, evidence=evidence, objects=objects,
+                       settings=settings)
+
+
+def unbound(actions: list[Action], objects: Objects) -> list[str]:
+    """Why an action's object is not this incident's (16.4): every host, guest, interface, service and path
+    must be named by the alert or observed in this incident's evidence, whoever proposed it."""
+    return [p for a in actions if a.name != ESCALATE for p in objects.problems(a, CATALOG[a.name])]
+
+
+_STATUS_RANK = {"fits": 2, "suggest": 1, "refused": 0}
+
+
+def plan_rules(ctx: PlanContext) -> tuple[list[Action], str, list[FitResult]]:
+    """Every catalog action the toolsets can bind to this incident, checked for fit; the best one.
+
+    No branch per category: each toolset binds its entries to the incident's objects, every candidate's
+    fit is checked (a refused one is dropped), and the rest are ranked: one that fits (its evidence is
+    there) before a suggestion, one acting on the diagnosis' top component first, then the toolset's
+    own score (a rollback that removes the trigger before a plain restart), then the lower risk."""
+    top = {h.component for h in ctx.diagnosis.hypotheses[:1]}
+    ranked: list[tuple[tuple[int, int, float, int], Candidate, FitResult]] = []
+    considered: list[FitResult] = []
+    candidates = [c for ts in toolsets() for c in ts.candidates(ctx)]
+    hostile = [c.refused for c in candidates if c.hostile]
+    if hostile:  # a value from this incident would steer a template, a shell or a path: a human looks
+        return ([escalation(_host(ctx.incident, ctx.verdict))],
+                f"refused: {hostile[0]}; escalating to a human instead", [])
+    for c in candidates:
+        if c.action is None:
+            continue
+        entry = CATALOG[c.action.name]
+        if ctx.objects.problems(c.action, entry):
+            continue  # a toolset only binds what the incident names; never propose past that
+        fit = fit_check(c.action, entry, ctx.verdict, ctx.labels, ctx.evidence)
+        considered.append(fit)
+        if fit.status == "refused":
+            continue
+        on_top = int(any(v in top for _, v in object_values(c.action, entry)))
+        ranked.append(((_STATUS_RANK[fit.status], on_top, c.score, -c.action.risk.rank), c, fit))
+    if ranked:
+        ranked.sort(key=lambda r: r[0], reverse=True)
+        _, best, fit = ranked[0]
+        assert best.action is not None
+        return [best.action], best.why, [fit]
+    bound_names = {c.action.name for c in candidates if c.action is not None}
+    notes = considered + [f for f in _situations(ctx, bound_names) if f.action not in {n.action for n in considered}]
+    why = "; ".join(f.note() for f in notes[:4]) or "no catalog action applies to this alert's objects"
+    component = ctx.diagnosis.hypotheses[0].component if ctx.diagnosis.hypotheses else ctx.incident.alert.target
+    return ([escalation(_safe_target(component))],
+            f"no catalog action fits: {why}; escalating with the evidence", notes)
+
+
+def _situations(ctx: PlanContext, bound_names: set[str]) -> list[FitResult]:
+    """Why the entries meant for this kind of alert do not apply to this one (shown when it escalates):
+    the alert is not of their kind, or nothing this incident names or read is an object of theirs."""
+    out = []
+    for entry in CATALOG.values():
+        if entry.name == ESCALATE or not entry.fit.addresses(ctx.verdict):
+            continue
+        refusals = entry.fit.situation(ctx.verdict, ctx.labels)
+        if not refusals and entry.name not in bound_names:
+            refusals = ["nothing this incident names or read is an object it acts on"]
+        if refusals:
+            out.append(FitResult(action=entry.name, status="refused", reasons=refusals))
+    return out
+
+
+def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[list[Action], str]:
+    component = diagnosis.hypotheses[0].component if diagnosis.hypotheses else incident.alert.target
+    return [escalation(_safe_target(component))], why
 
 
 def _host(incident: Incident, verdict: TriageVerdict | None = None) -> str:
@@ -35,76 +117,6 @@ def _host(incident: Incident, verdict: TriageVerdict | None = None) -> str:
         if labels.get(key):
             return labels[key].rsplit(":", 1)[0] if key == "instance" else labels[key]
     return incident.alert.target
-
-
-def plan_rules(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
-               evidence: list[Evidence]) -> tuple[list[Action], str]:
-    labels = incident.alert.labels
-    top = diagnosis.hypotheses[0] if diagnosis.hypotheses else None
-    component = top.component if top else incident.alert.target
-    cited = {e.id: e for e in evidence}
-    top_logs = " ".join(cited[i].excerpt for i in (top.evidence_ids if top else []) if i in cited)
-    host = _host(incident, verdict)
-    cat = verdict.category
-    if cat == "service_down" and verdict.service and host:
-        svc = verdict.service
-        if not _runs_on(labels, verdict):
-            return ([CATALOG["escalate_to_oncall"].action(svc)],
-                    f"{svc} is down, but the alert does not say which machine runs it ({verdict.exporter} "
-                    "reports it from elsewhere); escalating")
-        return ([CATALOG["restart_service"].action(host, service=svc)],
-                f"{svc} on {host} is down ({incident.alert.name}); restarting the unit is the usual first fix")
-    if cat == "disk":
-        path = labels.get("mountpoint", "/")
-        path = "/var/log" if path == "/" else path.rstrip("/") + "/log"
-        return ([CATALOG["cleanup_rotated_logs"].action(host, path=path)],
-                f"{host}: {path} is filling up; rotated logs older than 3 days are the usual, safe space to free")
-    if cat == "crashloop":
-        svc = labels.get("service") or verdict.service or component
-        config: str | None = labels.get("config_path") or next(iter(_CONFIG_PATH.findall(top_logs)), None)
-        if _CONFIG_ERROR.search(top_logs) and config:
-            return ([CATALOG["rollback_config"].action(host, service=svc, config_path=config)],
-                    f"{svc} crashes at start-up on a configuration error in {config}; restoring the last "
-                    "known-good configuration removes the trigger")
-        return ([CATALOG["restart_service"].action(host, service=svc)],
-                f"{svc} is crash-looping; a clean restart clears transient state")
-    if cat == "network" and (labels.get("interface") or labels.get("ifName")):
-        iface = labels.get("interface") or labels["ifName"]
-        return ([CATALOG["routeros_interface_disable"].action(host, interface=iface)],
-                f"{iface} on {host} is flapping; disabling it lets traffic settle on the backup path "
-                "until the carrier is fixed")
-    if cat in ("cpu", "memory", "latency", "errors", "anomaly") and top is not None:
-        svc = labels["service"] if cat in ("cpu", "memory") and labels.get("service") else component
-        if svc in (host, incident.alert.target) and not labels.get("service"):
-            # The evidence points at the machine, not at a service on it.
-            if labels.get("vmid") and labels.get("pve_node"):
-                return ([CATALOG["proxmox_vm_reboot"].action(labels["pve_node"], node=labels["pve_node"],
-                                                               vmid=labels["vmid"])],
-                        f"{host} (Proxmox guest {labels['vmid']}) is saturated and no single service explains "
-                        "it; a guest reboot is the remaining fix (high risk: full outage while it boots)")
-            return ([CATALOG["escalate_to_oncall"].action(host)],
-                    f"{host} is {cat}-bound but no service on it stands out; a human should look")
-        return ([CATALOG["restart_service"].action(host, service=svc)],
-                f"{svc} is the most likely root cause ({top.cause}); restarting it is the least risky fix "
-                "that clears runaway work")
-    return ([CATALOG["escalate_to_oncall"].action(component)],
-            "no catalog action fits this diagnosis safely; escalating with the evidence")
-
-
-_HOST_AGENTS = re.compile(r"^(node|node-exporter|systemd|process|process-exporter|namedprocess)$")
-
-
-def _runs_on(labels: dict[str, str], verdict: TriageVerdict) -> bool:
-    """Is the host the alert names the machine the service runs on? Yes for an explicit host label, for
-    a host agent (node/systemd/process exporter) reporting its own machine, and for an exporter that
-    reports the service it sits beside; not for remote exporters (cloud APIs, service catalogues)."""
-    return (any(labels.get(k) for k in ("host", "hostname", "nodename"))
-            or bool(_HOST_AGENTS.match(verdict.exporter)) or verdict.service == verdict.exporter)
-
-
-def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[list[Action], str]:
-    component = diagnosis.hypotheses[0].component if diagnosis.hypotheses else incident.alert.target
-    return [escalation(_safe_target(component))], why
 
 
 def incident_targets(incident: Incident, verdict: TriageVerdict | None = None) -> set[str]:
@@ -142,7 +154,7 @@ async def _vet_generated(actions: list[Action], incident: Incident, verdict: Tri
         if a.target not in targets:
             return (f"generated playbook refused at hosts: {a.target!r} is not among the incident's targets "
                     f"({', '.join(sorted(targets)) or 'none'})")
-        vet = getattr(toolbox.executor, "vet_generated", None)
+        vet = getattr(toolbox.executor, "vet", None)
         if vet is None:
             return "generated playbook refused: no executor to syntax-check, lint and --check it"
         vetting = await asyncio.to_thread(vet, a)
@@ -160,8 +172,8 @@ def fit_actions(actions: list[Action], incident: Incident, verdict: TriageVerdic
                 evidence: list[Evidence]) -> tuple[list[FitResult], bool]:
     """The fit of each non-escalation action, and whether all of them may be auto-approved (known fix
     with its evidence present)."""
-    results = [fit_check(a, CATALOG[a.name].fit, verdict, incident.alert.labels, evidence)
-               for a in actions if a.name != "escalate_to_oncall"]
+    results = [fit_check(a, CATALOG[a.name], verdict, incident.alert.labels, evidence)
+               for a in actions if a.name != ESCALATE]
     auto = bool(results) and all(r.status == "fits" and CATALOG[r.action].known_fix
                                  and not CATALOG[r.action].fit.always_human for r in results)
     return results, auto
@@ -169,7 +181,7 @@ def fit_actions(actions: list[Action], incident: Incident, verdict: TriageVerdic
 
 def is_escalation(p: Plan) -> bool:
     """A plan that only hands the incident to a human: it notifies and ends, nothing waits for approval."""
-    return bool(p.actions) and all(a.name == "escalate_to_oncall" for a in p.actions)
+    return bool(p.actions) and all(a.name == ESCALATE for a in p.actions)
 
 
 class PlanStep(BaseModel):
@@ -207,8 +219,7 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
     """The remembered fix as catalog actions, None, or why it is refused now (a str, shown in the plan)."""
     if not known_fix:
         return None
-    from tools.catalog import CATALOG as catalog
-
+    catalog = CATALOG
     actions = []
     for a in known_fix.get("actions") or []:
         entry = catalog.get(a.get("name", ""))
@@ -230,13 +241,8 @@ def _within_blast_radius(actions: list[Action], rationale: str, incident: Incide
                          toolbox: Toolbox) -> tuple[list[Action], str]:
     """The plan, or an escalation saying why it touches too much at once (MAX_TARGETS_PER_PLAN, groups)."""
     from agents.approval import blast_radius
-    from tools.ansible import load_inventory
 
-    inventory = getattr(getattr(toolbox.executor, "ansible", None), "inventory", None)
-    try:
-        groups = load_inventory(inventory or toolbox.settings.ANSIBLE_INVENTORY).groups
-    except ValueError:
-        groups = {}
+    groups: dict[str, frozenset[str]] = getattr(toolbox.executor, "groups", dict)()
     problem = blast_radius(actions, toolbox.settings, groups)
     if problem is None:
         return actions, rationale
@@ -245,25 +251,30 @@ def _within_blast_radius(actions: list[Action], rationale: str, incident: Incide
 
 async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis, evidence: list[Evidence],
                toolbox: Toolbox, calls: list[LLMCall], known_fix: dict[str, Any] | None = None) -> tuple[Plan, bool]:
-    """Catalog actions for this incident, each checked for fit before it is proposed.
+    """Catalog actions for this incident, each bound to its objects and checked for fit before it is proposed.
 
-    A remembered fix, the LLM's choice and the rules' choice all pass the same check: an action that
-    does not belong here is dropped (the incident escalates), one whose evidence is missing stays a
-    suggestion for a human, and only a known fix whose evidence is present may be auto-approved.
+    A remembered fix, the LLM's choice and the rules' choice all pass the same checks: an action on an
+    object the incident never named or observed is refused with that reason (16.4); one that does not
+    belong here is dropped (the incident escalates); one whose evidence is missing stays a suggestion
+    for a human; and only a known fix whose evidence, about its own objects, is present may be
+    auto-approved.
     """
+    ctx = planning_context(incident, verdict, diagnosis, evidence, toolbox.settings)
     actions: list[Action] | None = None
     rationale = ""
-    refused = ""  # why a model's plan was not used
+    refused = ""  # why a model's (or memory's) plan was not used
     used_llm = False
     generated_refused = ""  # why the model's generated playbook was refused (the plan then escalates)
     remembered = _remembered(known_fix)
     if isinstance(remembered, str):  # memory is untrusted: its values failed the catalog's checks
         refused = remembered
     elif remembered is not None:  # a plan that worked before for this signature comes first, if it still fits
+        foreign = unbound(remembered[0], ctx.objects)
         fits, _ = fit_actions(remembered[0], incident, verdict, evidence)
         vetted = await _vet_generated(remembered[0], incident, verdict, toolbox)
-        if vetted is not None:
-            refused = f"the remembered fix from {(known_fix or {}).get('incident_id')} was refused: {vetted}"
+        if foreign or vetted is not None:
+            refused = (f"the remembered fix from {(known_fix or {}).get('incident_id')} was refused: "
+                       f"{'; '.join(foreign) or vetted}")
         elif not any(r.status == "refused" for r in fits):
             actions, rationale = _within_blast_radius(*remembered, incident, toolbox)
             p = Plan(incident_id=incident.id, actions=actions, rationale=rationale,
@@ -274,20 +285,24 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
         top = diagnosis.hypotheses[:3]
         key = {"node": "remediation", "alert": incident.alert.name, "labels": incident.alert.labels,
                "category": verdict.category, "hypotheses": [[h.component, h.cause] for h in top]}
+        objects = {k: sorted(ctx.objects.values(k)) for k in sorted({*ctx.objects.named, *ctx.objects.observed})}
         out = await toolbox.cached("playbook", key, lambda: toolbox.llm.structured("remediation", [
             SystemMessage(REMEDIATION_SYSTEM),
             HumanMessage(f"Plan the remediation of this {verdict.category} incident.\n"
                          + fence("alert labels", incident.alert.labels) + "\nDIAGNOSIS\n"
                          + fence("diagnosis (derived from alert and telemetry text)",
                                  "\n".join(f"- {h.component}: {h.cause} (confidence {h.confidence})" for h in top))
+                         + "\nOBJECTS\n" + fence("objects named by the alert or observed in the evidence", objects)
                          + f"\nCATALOG (trusted: the only actions that exist)\n{_catalog_brief()}"),
         ], RemediationPlan, calls), RemediationPlan)
         if out is not None:
             actions, why = _validate(out)
             if actions is not None:
-                misfits = [r for r in fit_actions(actions, incident, verdict, evidence)[0] if r.status == "refused"]
-                if misfits:
-                    actions, why = None, "refused: " + "; ".join(r.note() for r in misfits)
+                wrong = [r.note() for r in fit_actions(actions, incident, verdict, evidence)[0]
+                         if r.status == "refused"]
+                wrong += unbound(actions, ctx.objects)  # 16.4: an object nobody named or observed
+                if wrong:
+                    actions, why = None, "refused: " + "; ".join(wrong)
             if actions is not None:
                 vetted = await _vet_generated(actions, incident, verdict, toolbox)
                 if vetted is not None:
@@ -302,26 +317,24 @@ async def plan(incident: Incident, verdict: TriageVerdict, diagnosis: Diagnosis,
             if actions is None and calls and calls[-1].node == "remediation":
                 # Paid for but unusable: say so in the cost record; the catalog rules take over.
                 calls[-1] = calls[-1].model_copy(update={"ok": False, "error": why})
+    notes: list[FitResult] = []
     if actions is None and generated_refused:
         actions = [escalation(_host(incident, verdict))]
         rationale = f"{generated_refused}; escalating to a human instead"
     if actions is None:
-        try:
-            actions, rationale = plan_rules(incident, verdict, diagnosis, evidence)
-        except ParameterRefused as exc:  # an alert/log value failed its catalog constraint: a human decides
-            actions = [escalation(_host(incident, verdict))]
-            rationale = f"refused: {exc}; escalating to a human instead"
+        actions, rationale, notes = plan_rules(ctx)
         if refused:
             rationale = f"{rationale} (not used: {refused})"
     actions, rationale = _within_blast_radius(actions, rationale, incident, toolbox)
     fits, auto = fit_actions(actions, incident, verdict, evidence)
     misfits = [r for r in fits if r.status == "refused"]
-    if misfits:
+    foreign = unbound(actions, ctx.objects)
+    if misfits or foreign:
         actions, rationale = _escalation(incident, diagnosis, "no catalog action fits: " + "; ".join(
-            r.note() for r in misfits) + "; escalating with the evidence")
+            [*foreign, *(r.note() for r in misfits)]) + "; escalating with the evidence")
         auto = False
     p = Plan(incident_id=incident.id, actions=actions, rationale=rationale, known_fix=auto,
-             fit=[r.note() for r in fits])
+             fit=[r.note() for r in (fits or notes)])
     p = p.with_expiry(toolbox.settings.APPROVAL_TTL_SECONDS)
     return p, used_llm
 

@@ -4,9 +4,9 @@
   over the recorded history, taken and recorded in one transaction (memory/self_healing.py);
 - `record_verification` stores whether the automatic fix was confirmed: a failed one is never
   retried automatically (the `failed-verification` guard);
-- `inverse_plan` is the next plan after a failed automatic fix: the action that undoes it where the
-  catalog has one (RouterOS disable -> enable; a Proxmox change -> roll back to the snapshot it took
-  first; a stopped guest -> start), else an escalation. It always waits for a human;
+- `inverse_plan` is the next plan after a failed automatic fix: the action that undoes it, as its
+  toolset declares it (a disable -> the enable; a change preceded by a snapshot -> the rollback to
+  it), else an escalation. It always waits for a human;
 - `set_self_healing` is the run-time kill switch (`POST /api/v1/self-healing {"enabled": false}`).
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from agents.policy import decision_model, load_policy, self_healing_decision
+from agents.policy import decision_model, executed_key, load_policy, self_healing_decision
 from agents.toolbox import Toolbox
 from core.models import (
     Action,
@@ -31,16 +31,7 @@ from core.models import (
 from core.settings import Settings
 from memory.self_healing import AutoAction, SelfHealingStore, SwitchState
 from tools.catalog import CATALOG
-
-# action -> the catalog action that undoes it with the same parameters
-_SAME_PARAMS_INVERSE = {
-    "routeros_interface_disable": "routeros_interface_enable",
-    "routeros_interface_enable": "routeros_interface_disable",
-    "routeros_route_disable": "routeros_route_enable",
-    "routeros_route_enable": "routeros_route_disable",
-    "proxmox_guest_shutdown": "proxmox_guest_start",
-    "proxmox_guest_stop": "proxmox_guest_start",
-}
+from tools.registry import toolset
 
 
 @lru_cache(maxsize=32)
@@ -71,7 +62,7 @@ def authorize(plan: Plan, incident: Incident, toolbox: Toolbox) -> SelfHealingDe
 
     result = store_for(settings).decide_and_record(
         incident_id=incident.id, plan_id=plan.id, fingerprint=incident.fingerprint,
-        actions=[(a.name, a.target) for a in acting], now=now, decide=decide)
+        actions=[executed_key(a) for a in acting], now=now, decide=decide)
     return decision_model(result)
 
 
@@ -98,16 +89,11 @@ def verification_failed(executions: list[ExecutionResult], verification: Verific
 
 
 def _inverse(action: Action, result: ExecutionResult | None) -> Action | None:
-    name = _SAME_PARAMS_INVERSE.get(action.name)
-    if result is not None and result.details.get("snapshot") and action.kind == ActionKind.PROXMOX_VM:
-        # The change was preceded by a snapshot: rolling back to it undoes exactly this change.
-        params = {k: action.parameters[k] for k in ("node", "vmid")}
-        return CATALOG["proxmox_snapshot_rollback"].action(action.target, **params,
-                                                           snapname=str(result.details["snapshot"]))
-    if name is None:
+    """What undoes `action`, as the toolset that ran it declares (None: nothing does)."""
+    entry = CATALOG.get(action.name)
+    if entry is None or not entry.toolset:
         return None
-    entry = CATALOG[name]
-    return entry.action(action.target, **{k: v for k, v in action.parameters.items() if k in entry.parameters})
+    return toolset(entry.toolset).inverse(action, result)
 
 
 def inverse_plan(plan: Plan, executions: list[ExecutionResult], settings: Settings) -> Plan:

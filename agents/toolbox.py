@@ -18,8 +18,6 @@ from core.models import Action, Approval, ExecutionResult, Plan, utcnow
 from core.settings import Settings, get_settings
 from tools.logs.types import LogSource
 from tools.metrics.types import MetricsSource
-from tools.proxmox.client import ProxmoxClient
-from tools.routeros.client import RouterOSClient
 
 if TYPE_CHECKING:  # memory.incidents pulls in pymilvus: only its types are needed here
     from memory.cache import Cache
@@ -60,8 +58,9 @@ class Toolbox:
     metrics: MetricsSource | None = None
     logs: LogSource | None = None
     call_graph: dict[str, list[str]] | None = None  # caller -> callees
-    proxmox: ProxmoxClient | None = None  # PVE cluster the alerts' guests/nodes live on (live runs)
-    routeros: RouterOSClient | None = None  # the MikroTik router network alerts are about (live runs)
+    # The connected clients of the toolsets (tools/registry.py) that read live systems, by toolset name
+    # (live runs only: a replay reads its recording, never the real infrastructure).
+    clients: dict[str, Any] = field(default_factory=dict)
     now: datetime | None = None  # pinned "current time" for replays; None = wall clock
     llm: LLMChain = field(default_factory=LLMChain)
     memory: IncidentMemoryPort | None = None  # past incidents and runbooks, when memory is enabled
@@ -93,14 +92,11 @@ class Toolbox:
 
     def notes(self) -> str:
         """The notes for the model of every toolset this toolbox has (appended to a system prompt)."""
-        import tools.logs
-        import tools.metrics
-        import tools.proxmox
-        import tools.routeros
+        from tools.registry import toolsets
 
-        present = [(self.metrics, tools.metrics.NOTES), (self.logs, tools.logs.NOTES),
-                   (self.proxmox, tools.proxmox.NOTES), (self.routeros, tools.routeros.NOTES)]
-        return "".join("\n\n" + notes.strip() for backend, notes in present if backend is not None)
+        backends = {"metrics": self.metrics, "logs": self.logs, **self.clients}
+        return "".join("\n\n" + ts.notes().strip() for ts in toolsets()
+                       if backends.get(ts.name) is not None and ts.notes().strip())
 
     async def cached(self, kind: str, payload: dict[str, Any], fn: Callable[[], Awaitable[M | None]],
                      model: type[M]) -> M | None:

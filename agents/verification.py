@@ -1,7 +1,7 @@
 """Verification: re-run the evidence queries that showed the problem and judge recovery.
 
 A metric has recovered when its recent value is back within half the distance between the anomalous
-value and its baseline; a log template has recovered when its rate per minute is back near baseline.
+value and its baseline, or past the baseline in the good direction; a log template has recovered when its rate per minute is back near baseline.
 Nothing is verified when nothing really executed (dry runs, skips): that is reported, not assumed.
 A signal whose source cannot be read now (Prometheus down, its breaker open) is never taken as
 recovered: the verification says "could not verify (prometheus down)" and `recovered` is None, or
@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 
 from agents.degraded import outage_note
 from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
-from agents.infrastructure import confirm_router_changes, infrastructure_check, router_checks
+from agents.infrastructure import settle, toolset_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, MetricSeries, Verification, VerificationCheck
 from tools.logs.types import LogQuery, LogSourceError
-from tools.metrics.types import MetricsQueryError
+from tools.metrics.types import MetricsQueryError, back_to_baseline
 
 VERIFY_WINDOW = timedelta(minutes=5)
 
@@ -40,7 +40,7 @@ async def _check_metric(ev: Evidence, toolbox: Toolbox, start: datetime, end: da
         return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
                                  note="no data after the change")
     after = statistics.median(values)
-    recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
+    recovered = back_to_baseline(ev.value, ev.baseline, after)
     return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
                              recovered=recovered, series=MetricSeries.from_points(series[0].points),
                              checked_at=end,
@@ -97,15 +97,13 @@ async def verify(evidence: list[Evidence], component: str, executions: list[Exec
             except LogSourceError as exc:
                 dep = getattr(exc, "dependency", "") or toolbox.logs.name
                 unread.setdefault(dep, outage_note("logs", exc, dep))
-        elif ev.tool.startswith("proxmox") and (check := await infrastructure_check(ev, executions, toolbox)):
-            checks.append(check)  # the guest's status and RRD series, read from PVE again
-    checks += await router_checks(executions, evidence, toolbox)  # RouterOS changes read back
+    checks += await toolset_checks(evidence, component, executions, toolbox)  # each toolset reads its own again
     if unread:
-        return _unverifiable(unread, checks, await confirm_router_changes(executions, False, toolbox))
+        return _unverifiable(unread, checks, await settle(executions, False, toolbox))
     if not checks:
         return Verification(recovered=None, note=f"not verified: no re-runnable evidence for {component}")
     recovered = all(c.recovered for c in checks)
-    confirmed = await confirm_router_changes(executions, recovered, toolbox)  # revert jobs: removed only now
+    confirmed = await settle(executions, recovered, toolbox)  # e.g. revert timers: removed only now
     return Verification(recovered=recovered, checks=checks,
                         note=f"{sum(c.recovered for c in checks)}/{len(checks)} signals back to baseline{confirmed}")
 

@@ -307,6 +307,9 @@ class Evidence(_Model):
     score: float | None = None  # how abnormal (anomaly score), where the tool gives one
     anomalous: bool = True
     series: MetricSeries | None = None  # what the metric did over the baseline and window, for charts
+    # The objects this reading is about, by kind ("host", "service", "vmid", "node", "interface", "path",
+    # "mount", ...): what an action's object must match before this item may justify it.
+    about: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("excerpt")
     @classmethod
@@ -339,19 +342,19 @@ class Risk(StrEnum):
 
 
 class ActionKind(StrEnum):
+    """The kinds every deployment has. A toolset declares its own kinds as plain strings (a hypervisor's
+    guest operations, a router's interface changes): `Action.kind` is a `str`, so core names no toolset."""
+
     ANSIBLE_PLAYBOOK = "ansible_playbook"
     RESTART_SERVICE = "restart_service"
     CLEANUP_DISK = "cleanup_disk"
-    PROXMOX_VM = "proxmox_vm"
-    ROUTEROS_INTERFACE = "routeros_interface"
-    ROUTEROS_ROUTE = "routeros_route"
     NOTIFY_ONLY = "notify_only"
 
 
 class Action(_Model):
     """A typed catalog entry. An LLM may choose and parametrise these; it never writes commands."""
 
-    kind: ActionKind
+    kind: str  # an ActionKind, or a kind its toolset declares
     name: str  # catalog id, e.g. "cleanup_rotated_logs"
     target: str
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)

@@ -35,7 +35,10 @@ def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | 
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+    # extra="allow": a toolset's settings passed by name (or found in .env) are kept for the toolset,
+    # which validates them with its own model (tools/<name>/settings.py); the environment itself is
+    # read by that model.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="allow",
                                       env_ignore_empty=True)
 
     # --- HTTP API -------------------------------------------------------------------------------
@@ -136,22 +139,9 @@ class Settings(BaseSettings):
     DATASETS_DIR: Path = Path("../shared/datasets")
 
     # --- Infrastructure targets -----------------------------------------------------------------
-    PROXMOX_HOST: str | None = None
-    PROXMOX_USER: str = "root@pam"
-    PROXMOX_TOKEN_NAME: str | None = None
-    PROXMOX_TOKEN_VALUE: str | None = None
-    PROXMOX_VERIFY_SSL: bool = True
-    PROXMOX_CA_BUNDLE: Path | None = None  # CA file for the PVE certificate (instead of turning verification off)
-    PROXMOX_TIMEOUT: float = Field(30.0, gt=0)  # seconds per API request
-    PROXMOX_TASK_TIMEOUT: float = Field(300.0, gt=0)  # how long an action waits for its PVE task to end
-    PROXMOX_MAX_MEMORY_MB: int = Field(65536, ge=512)  # a resize never goes above this ...
-    PROXMOX_MAX_CORES: int = Field(16, ge=1)  # ... nor above this many cores (nor above the node's own)
-    MIKROTIK_HOST: str | None = None
-    MIKROTIK_PORT: int = Field(8728, ge=1, le=65535)
-    MIKROTIK_USER: str | None = None
-    MIKROTIK_PASSWORD: str | None = None
-    MIKROTIK_TIMEOUT: float = Field(15.0, gt=0)  # seconds per API connection/reply
-    MIKROTIK_REVERT_SECONDS: int = Field(300, ge=30)  # a risky change reverts itself after this unless verified
+    # Each toolset declares its own settings in its folder (tools/<name>/settings.py: a hypervisor's or
+    # a router's API address and token): they are read from the environment there, and values passed
+    # here by name (tests, `load_settings(<NAME>=...)`) are kept as extras and handed on to the toolset.
     ANSIBLE_INVENTORY: str | None = None  # inventory file; hosts outside it are only dry-run
     ANSIBLE_TIMEOUT: int = Field(300, ge=1)
 
@@ -178,7 +168,7 @@ class Settings(BaseSettings):
     TOPOLOGY_FILE: Path | None = None  # YAML: service -> list of services it calls
     POLICY_FILE: Path | None = None  # YAML self-healing policy (default: agents/policy_default.yaml)
     SELF_HEALING: bool = True  # false: no action ever runs without a human (the run-time switch also counts)
-    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # same fingerprint again this soon after an automatic fix: human
+    FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # the same fix due again this soon after it ran automatically: human
     WATCH_SERVICES: str | None = None  # comma-separated services the anomaly watcher scans
     WATCH_INTERVAL_SECONDS: int = Field(60, ge=5)
 

@@ -19,3 +19,9 @@ def write_report(path: Path | None, report: dict[str, Any], prog: str = "error")
         print(f"{prog}: cannot write {path}: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def finish(table: str, report: dict[str, Any], path: Path | None) -> int:
+    """A suite's last step: print its table, write its JSON report; the exit code."""
+    print(table)
+    return 0 if write_report(path, report) else 2

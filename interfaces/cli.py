@@ -11,7 +11,7 @@
     aiops notify flush|dead-letters|stats    the notification outbox
     aiops serve [--no-worker] [--intake-processes N]   the HTTP service (API + embedded workers)
     aiops worker [--concurrency N]           workers alone, consuming the alert queue
-    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts)
+    aiops eval <suite> ...                   offline evals (nezha, loghub, runbooks, alerts, fixes)
     aiops memory <command> ...               incident/runbook memory (ingest, stats)
     aiops watch [--once]                     anomaly watcher over WATCH_SERVICES (raises AiopsAnomalyDetected)
     aiops self-healing [status|on|off]       the run-time kill switch of automatic actions
@@ -474,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run workers alone, consuming the alert queue")
     w.add_argument("--concurrency", type=int, help="runs in parallel (default: WORKER_CONCURRENCY)")
 
-    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts} --help", add_help=False)
+    sub.add_parser("eval", help="offline evals: aiops eval {nezha,loghub,runbooks,alerts,fixes} --help", add_help=False)
     sub.add_parser("memory", help="memory: aiops memory {ingest-runbooks,ingest-postmortems,stats} --help",
                    add_help=False)
     return p
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
-                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts} [options]")
+                raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts,fixes} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
             return _passthrough("memory.cli", argv[1:])

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.correlation import Topology
+from agents.policy import load_policy
 from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
 from tools.executor import ActionExecutor
 from tools.logs.types import LogSource
 from tools.metrics.types import MetricsSource
+from tools.registry import toolset, toolsets
 from tools.replay.recording import load_recorded
 from tools.replay.standins import prepare_stand_ins
 
@@ -31,19 +33,15 @@ def replay_spec(recording: str | Path, settings: Settings) -> dict[str, Any]:
 
 
 def live_metrics(settings: Settings) -> MetricsSource | None:
-    if not settings.PROMETHEUS_URL:
-        return None
-    from tools.metrics.prometheus import PrometheusSource
-
-    return PrometheusSource.from_settings(settings)
+    """The metrics toolset's source, when the settings configure one."""
+    source: MetricsSource | None = toolset("metrics").connect(settings)
+    return source
 
 
 def live_logs(settings: Settings) -> LogSource | None:
-    if not (settings.ELASTICSEARCH_URL or settings.LOG_FILES):
-        return None
-    from tools.logs.sources import log_source_from_settings
-
-    return log_source_from_settings(settings)
+    """The logs toolset's source, when the settings configure one."""
+    source: LogSource | None = toolset("logs").connect(settings)
+    return source
 
 
 def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
@@ -58,6 +56,11 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
         memory = IncidentMemory.from_settings(settings)  # cheap: Milvus and the model load on first use
 
     topology = Topology.load(settings.TOPOLOGY_FILE)  # the same call graph correlation uses
+    # Refused at start, in one line, rather than at the first incident: a self-healing rule that could
+    # never fire (an action without auto-approval bounds), and a toolset's invalid settings.
+    load_policy(settings.POLICY_FILE)
+    for ts in toolsets():
+        ts.settings(settings)
 
     def factory(spec: dict[str, Any]) -> Toolbox:
         if spec.get("kind") == "replay":
@@ -71,6 +74,6 @@ def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
         return Toolbox(metrics=live_metrics(settings), logs=live_logs(settings), llm=chain, memory=memory,
                        call_graph=topology.calls or None,
                        settings=settings, executor=executor, source_spec=spec, cache=cache,
-                       proxmox=executor.proxmox, routeros=executor.routeros)
+                       clients={k: v for k, v in executor.clients.items() if v is not None})
 
     return factory

@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 # /usr/lib/postgresql/<version>/bin) when no server answers on 127.0.0.1:5432.
 # chromium: the web console's browser test drives Debian's chromium headless (Playwright never
 # downloads a browser of its own).
-APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql chromium)
+# certbot + pebble: the certificate-renewal fix is tested with the real certbot against Let's Encrypt's
+# own test ACME server, run locally.
+APT_PACKAGES=(redis-server prometheus prometheus-alertmanager python3-venv postgresql chromium certbot pebble)
 need_apt=()
-for bin in redis-server prometheus promtool prometheus-alertmanager amtool chromium; do
+for bin in redis-server prometheus promtool prometheus-alertmanager amtool chromium certbot pebble; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=(yes)
 done
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -23,7 +25,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
   # Debian's packages start services; the tests start their own servers on free ports.
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql; do
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter postgresql certbot.timer; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

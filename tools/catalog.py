@@ -1,90 +1,55 @@
 """The action catalog: every step the platform can execute, typed, risk-rated and verifiable.
 
 Planning (rules or LLM) may only pick entries from here and fill their declared parameters; the
-executor maps each entry to exactly one tool call. Nothing else runs. Every parameter declares a
-type and a constraint (`tools/params.py`), and `CatalogEntry.action()` - the only way an `Action`
-is built from a plan, a model's answer, a remembered fix or a toolset - validates every value and
-the target, raising `ParameterRefused` with the reason.
+executor hands each entry to the toolset that declares it. Nothing else runs. The entries come from
+the toolsets in `tools/registry.py` (each declares its own, beside the code that runs them), plus the
+one step every deployment has: hand the incident to a human. Every parameter declares a type and a
+constraint (`tools/params.py`), and `CatalogEntry.action()` - the only way an `Action` is built from a
+plan, a model's answer, a remembered fix or a toolset - validates every value and the target,
+raising `ParameterRefused` with the reason.
 """
 
 from __future__ import annotations
 
 from core.models import Action, ActionKind, Risk
-from tools.catalog_entry import CatalogEntry
-from tools.fit import NO_FIT
-from tools.params import Param, ParameterRefused, playbook_param, service_param
+from tools.catalog_entry import AutoBounds, CatalogEntry
+from tools.fit import ALL_CATEGORIES, Fit
+from tools.params import ParameterRefused
+from tools.registry import toolsets
 
-__all__ = ["CATALOG", "CatalogEntry", "escalation"]
+__all__ = ["CATALOG", "ESCALATE", "CatalogEntry", "escalation", "toolset_of"]
 
-# Where each path parameter may point (after normalisation). Anything else is refused at planning.
-CLEANUP_ROOTS = ("/var/log", "/var/tmp", "/tmp", "/srv", "/opt", "/data", "/mnt")
-CONFIG_ROOTS = ("/etc", "/opt", "/srv", "/usr/local/etc")
+ESCALATE = "escalate_to_oncall"
+
+_ESCALATION = CatalogEntry(
+    name=ESCALATE, kind=ActionKind.NOTIFY_ONLY, risk=Risk.LOW, target_kind="",
+    description="No safe automatic fix: hand the diagnosis to the on-call engineer",
+    verification="a human acknowledges", parameters={}, dry_runnable=False,
+    fit=Fit(categories=ALL_CATEGORIES), bounds=AutoBounds(note="changes nothing"))
 
 
-CATALOG: dict[str, CatalogEntry] = {e.name: e for e in [
-    CatalogEntry(
-        name="cleanup_rotated_logs", kind=ActionKind.CLEANUP_DISK, risk=Risk.LOW, known_fix=True,
-        description="Delete rotated/compressed logs older than N days to free disk space",
-        verification="filesystem usage back under the alert threshold",
-        parameters={"path": Param(description="directory to clean", type="path", roots=CLEANUP_ROOTS),
-                    "patterns": Param(description="comma-separated globs of rotated log file names", type="globs",
-                                      allow="*?[],"),
-                    "older_than_days": Param(description="minimum age in days", type="int", minimum=0,
-                                             maximum=3650)},
-        defaults={"path": "/var/log", "patterns": "*.gz,*.[0-9],*.old", "older_than_days": 3},
-        playbook="cleanup_rotated_logs.yml"),
-    CatalogEntry(
-        name="restart_service", kind=ActionKind.RESTART_SERVICE, risk=Risk.MEDIUM,
-        description="Restart one service on a host (brief unavailability of that service)",
-        verification="the service's error/saturation metrics return to baseline",
-        parameters={"service": service_param()}, playbook="restart_service.yml"),
-    CatalogEntry(
-        name="rollback_config", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.MEDIUM,
-        description="Restore a service's last known-good configuration file and restart it",
-        verification="the service stays up (restart count stops increasing)",
-        parameters={"service": service_param("service name"),
-                    "config_path": Param(description="configuration file path", type="path", roots=CONFIG_ROOTS)},
-        playbook="rollback_config.yml"),
-    CatalogEntry(
-        name="run_generated_playbook", kind=ActionKind.ANSIBLE_PLAYBOOK, risk=Risk.HIGH,
-        description="Run a playbook written for this incident (only when no catalog action fits): vetted "
-                    "(allow-listed modules, no Jinja, no become, the target only, syntax, ansible-lint, "
-                    "--check --diff) before a human sees it; never automatic",
-        verification="the alert's signals return to baseline",
-        parameters={"playbook": playbook_param()}),
-    CatalogEntry(
-        name="escalate_to_oncall", kind=ActionKind.NOTIFY_ONLY, risk=Risk.LOW,
-        description="No safe automatic fix: hand the diagnosis to the on-call engineer",
-        verification="a human acknowledges", parameters={}, dry_runnable=False),
-]}
+def _collect() -> dict[str, CatalogEntry]:
+    catalog = {ESCALATE: _ESCALATION}
+    for ts in toolsets():
+        for entry in ts.entries():
+            if entry.name in catalog:
+                raise RuntimeError(f"catalog entry {entry.name} is declared twice")
+            catalog[entry.name] = entry.model_copy(update={"toolset": ts.name})
+    return catalog
+
+
+CATALOG: dict[str, CatalogEntry] = _collect()
+
+
+def toolset_of(action_name: str) -> str:
+    """The toolset that runs an entry ("" for the escalation, which runs nowhere)."""
+    entry = CATALOG.get(action_name)
+    return entry.toolset if entry is not None else ""
 
 
 def escalation(target: str) -> Action:
     """The always-available step: hand it to a human (target kept only if it is a valid name)."""
     try:
-        return CATALOG["escalate_to_oncall"].action(target)
+        return CATALOG[ESCALATE].action(target)
     except ParameterRefused:
-        return CATALOG["escalate_to_oncall"].action("unknown")
-
-
-def _register_toolsets() -> None:
-    """Toolsets declare their entries beside the code that runs them (tools/<toolset>/actions.py)."""
-    from tools.proxmox.actions import catalog_entries as proxmox_entries
-    from tools.routeros.actions import catalog_entries as routeros_entries
-
-    for entry in [*proxmox_entries(), *routeros_entries()]:
-        if entry.name in CATALOG:
-            raise RuntimeError(f"catalog entry {entry.name} is declared twice")
-        CATALOG[entry.name] = entry
-
-
-def _declare_fits() -> None:
-    """Every entry's fit, declared in one place (tools/fit.py) so the situations can be read side by side."""
-    from tools.fit import FITS
-
-    for name, entry in CATALOG.items():
-        entry.fit = FITS.get(name, NO_FIT)
-
-
-_register_toolsets()
-_declare_fits()
+        return CATALOG[ESCALATE].action("unknown")

@@ -1,31 +1,94 @@
 """One catalog entry: a typed, risk-rated, verifiable action the platform may execute.
 
-Kept apart from the catalog itself (`tools/catalog.py`) so the toolsets (`tools/<name>/actions.py`) can
-declare their entries without importing the catalog that registers them (no import cycle).
+Each toolset declares its entries in its own folder (`Toolset.entries()`); `tools/catalog.py` collects
+them through the registry. An entry says what it does, its parameters (each typed and constrained,
+`tools/params.py`, and marked when it names an object), where it fits and on which evidence
+(`tools/fit.py`), the values an automatic run may have (`bounds`: without them it never runs without
+a human, and a self-healing policy rule naming it is refused at start), and which entry undoes it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from core.models import Action, ActionKind, Risk
-from tools.ansible.generated import GeneratedPlaybookRefused, check_hosts, parse
+from core.models import Action, Risk
 from tools.fit import NO_FIT, Fit
+from tools.objects import norm_path, under
 from tools.params import Param, ParameterRefused, ParamValue, check_target
+
+
+class ParamBound(BaseModel):
+    """What one parameter may hold in an automatic run (stricter than what a human may approve)."""
+
+    under: tuple[str, ...] = ()  # a path at or under one of these ...
+    under_setting: str = ""  # ... or one of the comma-separated roots of this setting
+    subset_of: frozenset[str] | None = None  # comma-separated values, every one from this set
+    minimum: int | None = None
+    maximum: int | None = None
+    what: str = ""  # what the allowed set is, in words ("rotated-log globs")
+    unit: str = ""  # of minimum/maximum ("day")
+
+    def problem(self, name: str, value: Any, settings: Any) -> str | None:
+        if self.under or self.under_setting:
+            roots = list(self.under)
+            if self.under_setting:
+                roots += [r.strip() for r in str(getattr(settings, self.under_setting, "") or "").split(",")
+                          if r.strip()]
+            if not any(under(str(value), r) and r != "/" for r in roots) and norm_path(str(value)) not in roots:
+                where = f"{self.under_setting} ({', '.join(roots)})" if self.under_setting else ", ".join(roots)
+                return f"{name} {value} is outside {where}"
+        if self.subset_of is not None:
+            odd = sorted(set(str(value).split(",")) - self.subset_of)
+            if odd:
+                return (f"{name} {', '.join(odd)} are not {self.what or 'allowed values'} "
+                        f"({', '.join(sorted(self.subset_of))})")
+        if self.minimum is not None or self.maximum is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{name} {value!r} is not a number"
+            unit = f" {self.unit}" if self.unit else ""
+            if self.minimum is not None and value < self.minimum:
+                return f"{name} {value} is below {self.minimum}{unit}"
+            if self.maximum is not None and value > self.maximum:
+                return f"{name} {value} is above {self.maximum}{unit}"
+        return None
+
+
+class AutoBounds(BaseModel):
+    """The auto-approval bounds of an entry: every parameter of an automatic run within these."""
+
+    params: dict[str, ParamBound] = Field(default_factory=dict)
+    note: str = ""  # what they mean, in words (docs, the approver)
+
+    def problem(self, action: Action, settings: Any) -> str | None:
+        for name, bound in self.params.items():
+            why = bound.problem(name, action.parameters.get(name), settings)
+            if why:
+                return why
+        return None
 
 
 class CatalogEntry(BaseModel):
     name: str
-    kind: ActionKind
+    kind: str
     risk: Risk
     description: str
     verification: str
     parameters: dict[str, Param] = Field(default_factory=dict)
     defaults: dict[str, ParamValue] = Field(default_factory=dict)
     playbook: str | None = None
-    known_fix: bool = False  # a well-understood, reversible or harmless fix (eligible for auto-approval)
     dry_runnable: bool = True
+    toolset: str = ""  # set by the catalog from the toolset that declares it
+    target_kind: str = "host"  # what the target names: a host, a PVE node, a router ("" : nothing checked)
     fit: Fit = NO_FIT  # where it belongs and the evidence it needs (tools/fit.py); the default fits nothing
+    bounds: AutoBounds | None = None  # None: never without a human
+    inverse: str | None = None  # the entry that undoes it with the same parameters
+
+    @property
+    def known_fix(self) -> bool:
+        """A well-understood, reversible or harmless fix: eligible for auto-approval within its bounds."""
+        return self.bounds is not None
 
     def validate_parameters(self, params: dict[str, ParamValue], target: str | None = None) -> dict[str, ParamValue]:
         """Every declared parameter present and within its constraint (normalised), or ParameterRefused.
@@ -39,17 +102,10 @@ class CatalogEntry(BaseModel):
         missing = [p for p in self.parameters if p not in merged]
         if missing:
             raise ParameterRefused(self.name, ",".join(missing), "", f"missing parameters {missing}", whole=True)
-        checked = {name: spec.check(self.name, name, merged[name]) for name, spec in self.parameters.items()}
-        for name in self.playbook_parameters():
-            if target is not None:
-                try:
-                    check_hosts(parse(str(checked[name])), target)
-                except GeneratedPlaybookRefused as exc:
-                    raise ParameterRefused(self.name, name, "", str(exc), whole=True) from None
-        return checked
+        return {name: spec.check(self.name, name, merged[name], target) for name, spec in self.parameters.items()}
 
     def playbook_parameters(self) -> list[str]:
-        """Parameters holding generated playbook text (vetted by tools/ansible/generated.py)."""
+        """Parameters holding generated playbook text (vetted by their toolset)."""
         return [n for n, p in self.parameters.items() if p.type == "playbook"]
 
     def action(self, target: str, **params: ParamValue) -> Action:

@@ -22,11 +22,13 @@ reach a host are checked against a strict pattern here too.
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from pydantic import BaseModel, Field
 
 from core.models import Action, Category, Domain, Evidence, TriageVerdict
+from tools.objects import ObjectSpec, about_object, contradicts
+from tools.result import UNREAD
 
 FitStatus = Literal["fits", "suggest", "refused"]
 _SAFE_PARAM = re.compile(r"^[A-Za-z0-9@._/:*,\[\]-]{1,128}$")
@@ -41,14 +43,19 @@ class EvidenceNeed(BaseModel):
     pattern: str  # regex over the item's tool, query and excerpt (case-insensitive)
     anomalous: bool = True  # the item must show something abnormal (not a flat series)
     alert_evidence: bool = False  # may the alert's own record (tool "alertmanager") satisfy it?
-    about_subject: bool = False  # must the item be about the action's service/target?
+    # The action's objects the item must be about (kinds: "host", "service", "vmid", "interface", "path",
+    # ...; tools/objects.py). Whatever the kinds, an item whose `about` names *another* object of a kind
+    # the action has (another host, another guest) never counts.
+    about: list[str] = Field(default_factory=list)
 
-    def met_by(self, evidence: list[Evidence], subjects: set[str]) -> Evidence | None:
+    def met_by(self, evidence: list[Evidence], action: Action, entry: ObjectSpec) -> Evidence | None:
         rx = re.compile(self.pattern, re.I)
         for e in evidence:
             if e.signal not in self.signals or (e.tool == "alertmanager" and not self.alert_evidence):
                 continue
-            if self.about_subject and e.component not in subjects:
+            if e.excerpt.startswith(UNREAD) or contradicts(e, action, entry):
+                continue
+            if self.about and not about_object(e, action, entry, self.about):
                 continue
             if self.anomalous and not e.anomalous and e.tool != "alertmanager":
                 continue
@@ -84,9 +91,36 @@ class Fit(BaseModel):
     # Where the alert alone is reason enough to put the action before a human even without the
     # evidence (a failed unit says "restart me"); elsewhere missing evidence means not proposed at all.
     suggest_without_evidence: list[Category] = Field(default_factory=list)
-    # Parameters vetted by their own pipeline (a generated playbook's text: tools/ansible/generated.py),
+    # Parameters vetted by their own pipeline (a generated playbook's text, vetted by its toolset),
     # not by the safe-name pattern below.
     vetted_params: list[str] = Field(default_factory=list)
+    # Evidence that rules the action out whatever else holds (a guest the HA manager owns, an interface a
+    # person disabled): any matching item about the action's object refuses it.
+    forbid: list[EvidenceNeed] = Field(default_factory=list)
+
+    def addresses(self, verdict: TriageVerdict) -> bool:
+        return verdict.category in self.categories
+
+    def situation(self, verdict: TriageVerdict, labels: dict[str, str]) -> list[str]:
+        """Why the action does not belong to this alert at all, before any parameter (empty: it may)."""
+        text = alert_text(verdict, labels)
+        plain = alert_text(verdict, labels, metrics=False)
+        refusals: list[str] = []
+        if not self.categories:
+            refusals.append("declares no situation it fits")
+        elif verdict.category not in self.categories:
+            refusals.append(f"does not address {verdict.category} alerts (only {', '.join(self.categories)})")
+        if self.domains and verdict.domain not in self.domains:
+            refusals.append(f"not for {verdict.domain.replace('_', ' ')} alerts")
+        if self.alert_kind and not re.search(self.alert_kind, text, re.I):
+            refusals.append(f"the alert is not {self.alert_kind_description or 'of the kind it addresses'}")
+        for never in self.never:
+            if never.hit(verdict, plain):
+                refusals.append(f"never for {never.name}")
+        for alternatives in self.needs_labels:
+            if not any(labels.get(k) for k in alternatives):
+                refusals.append(f"the alert names no {' / '.join(alternatives)}")
+        return refusals
 
 
 class FitResult(BaseModel):
@@ -110,27 +144,20 @@ def alert_text(verdict: TriageVerdict, labels: dict[str, str], metrics: bool = T
     return f"{name} {' '.join(verdict.metrics) if metrics else ''} {from_labels}"
 
 
-def check(action: Action, fit: Fit, verdict: TriageVerdict, labels: dict[str, str],
+class Entry(ObjectSpec, Protocol):
+    """What the fit check reads of a catalog entry (tools.catalog_entry.CatalogEntry): its fit and its
+    objects."""
+
+    @property
+    def fit(self) -> Fit: ...
+
+
+def check(action: Action, entry: Entry, verdict: TriageVerdict, labels: dict[str, str],
           evidence: list[Evidence]) -> FitResult:
-    """Does `action` belong to this incident, and is the evidence it needs there?"""
+    """Does `action` belong to this incident, and is the evidence it needs there, about its objects?"""
+    fit = entry.fit
     res = FitResult(action=action.name, status="fits")
-    text = alert_text(verdict, labels)
-    plain = alert_text(verdict, labels, metrics=False)
-    refusals: list[str] = []
-    if not fit.categories:
-        refusals.append("declares no situation it fits")
-    elif verdict.category not in fit.categories:
-        refusals.append(f"does not address {verdict.category} alerts (only {', '.join(fit.categories)})")
-    if fit.domains and verdict.domain not in fit.domains:
-        refusals.append(f"not for {verdict.domain.replace('_', ' ')} alerts")
-    if fit.alert_kind and not re.search(fit.alert_kind, text, re.I):
-        refusals.append(f"the alert is not {fit.alert_kind_description or 'of the kind it addresses'}")
-    for never in fit.never:
-        if never.hit(verdict, plain):
-            refusals.append(f"never for {never.name}")
-    for alternatives in fit.needs_labels:
-        if not any(labels.get(k) for k in alternatives):
-            refusals.append(f"the alert names no {' / '.join(alternatives)}")
+    refusals = fit.situation(verdict, labels)
     for key, value in action.parameters.items():
         if key in fit.vetted_params:
             continue
@@ -138,18 +165,22 @@ def check(action: Action, fit: Fit, verdict: TriageVerdict, labels: dict[str, st
             refusals.append(f"parameter {key}={value[:40]!r} is not a safe name")
     if not _SAFE_PARAM.match(action.target):
         refusals.append(f"target {action.target[:40]!r} is not a safe host name")
+    for need in fit.forbid:
+        hit = need.met_by(evidence, action, entry)
+        if hit is not None:
+            refusals.append(f"never for {need.name}: {hit.id}")
     if refusals:
         return res.model_copy(update={"status": "refused", "reasons": refusals})
-    subjects = {action.target, *(str(v) for k, v in action.parameters.items() if k in ("service", "interface"))}
     for need in fit.requires:
-        hit = need.met_by(evidence, subjects)
+        hit = need.met_by(evidence, action, entry)
         if hit is None:
             res.missing.append(need.description)
         else:
             res.evidence_ids.append(hit.id)
             res.reasons.append(f"{need.name}: {hit.id}")
     if res.missing and verdict.category not in fit.suggest_without_evidence:
-        return res.model_copy(update={"status": "refused", "reasons": ["its required evidence is missing"]})
+        return res.model_copy(update={"status": "refused", "reasons": ["its required evidence is missing"],
+                                      "missing": res.missing})
     if res.missing:
         res.status = "suggest"
     elif fit.always_human:
@@ -157,113 +188,25 @@ def check(action: Action, fit: Fit, verdict: TriageVerdict, labels: dict[str, st
     return res
 
 
-# ------------------------------------------------------------------------------ declarations --
-_HARDWARE = Never(name="hardware faults (SMART, IPMI, RAID, sensors, power)", categories=["hardware"],
-                  domains=["hardware"],
-                  pattern=r"\bsmart|smartctl|ipmi|\braid\b|\bmdadm|edac|nvme|sensor|temperature|\bups\b")
-_STORAGE_CLUSTER = Never(name="storage-cluster components (Ceph, MinIO, ZFS pools, OpenEBS)",
-                         domains=["storage_cluster"], pattern=r"\bceph|\bminio|\bzfs|\bzpool|\bosd\b|openebs")
-_FAILING_DISK = Never(name="a disk that is offline, failing or read-only",
-                      pattern=r"offline|fail(ing|ed|ure)|faulty|read ?only|device error|\bio error|degraded")
-_WINDOWS = Never(name="Windows hosts (the playbooks manage Linux services and log directories)",
-                 pattern=r"\bjob=windows|\bwindows")
-_IN_A_POD = Never(name="a pod or container (its orchestrator restarts it, not systemd)",
-                  pattern=r"\bpod=|\bcontainer=|\bcontainer_name=")
-_ORCHESTRATED = Never(name="workloads an orchestrator or provider manages (Kubernetes, containers, cloud)",
-                      domains=["kubernetes", "container", "cloud"])
+# -------------------------------------------------------------------------- shared situations --
+# Where no host-level action belongs; toolsets use these in their entries' `never`.
+HARDWARE = Never(name="hardware faults (SMART, IPMI, RAID, sensors, power)", categories=["hardware"],
+                 domains=["hardware"],
+                 pattern=r"\bsmart|smartctl|ipmi|\braid\b|\bmdadm|edac|nvme|sensor|temperature|\bups\b")
+STORAGE_CLUSTER = Never(name="storage-cluster components (Ceph, MinIO, ZFS pools, OpenEBS)",
+                        domains=["storage_cluster"], pattern=r"\bceph|\bminio|\bzfs|\bzpool|\bosd\b|openebs")
+FAILING_DISK = Never(name="a disk that is offline, failing or read-only",
+                     pattern=r"offline|fail(ing|ed|ure)|faulty|read ?only|device error|\bio error|degraded")
+WINDOWS = Never(name="Windows hosts (the playbooks manage Linux services and log directories)",
+                pattern=r"\bjob=windows|\bwindows")
+IN_A_POD = Never(name="a pod or container (its orchestrator restarts it, not systemd)",
+                 pattern=r"\bpod=|\bcontainer=|\bcontainer_name=")
+ORCHESTRATED = Never(name="workloads an orchestrator or provider manages (Kubernetes, containers, cloud)",
+                     domains=["kubernetes", "container", "cloud"])
 
-# The service parameter of restart_service / rollback_config must name a host service unit.
-_HOST_SOFTWARE: list[Domain] = ["host", "virtualization", "database", "broker", "proxy", "runtime", "data",
-                                "orchestrator", "ci", "network", "observability", "other"]
-
-FITS: dict[str, Fit] = {
-    "cleanup_rotated_logs": Fit(
-        categories=["disk"], domains=["host", "virtualization", "other"],
-        alert_kind=r"filesystem|disk space|out of disk|disk (usage|full|almost)|node_filesystem_(avail|free|size)"
-                   r"|filesystem_used|mountpoint=",
-        alert_kind_description="a host filesystem-usage alert",
-        needs_labels=[["instance", "host", "nodename"]],
-        requires=[
-            EvidenceNeed(name="filesystem usage", signals=["metric"],
-                         description="a filesystem-usage series of the host that rose (metrics)",
-                         pattern=r"filesystem|disk_used|disk_usage|fs_used|used_percent"),
-            EvidenceNeed(name="log growth", signals=["log", "metric", "state"],
-                         description="evidence that the mount fills with logs (rotated log files in the logs, "
-                                     "or a disk-usage reading of the log directory)",
-                         pattern=r"/var/log/\S+|\.log\.\d+(\.gz)?\b|logrotate|log_dir(ectory)?_bytes|du /var/log"),
-        ],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _FAILING_DISK, _ORCHESTRATED, _WINDOWS,
-               Never(name="inode exhaustion", pattern=r"inode|files_free"),
-               Never(name="database-managed storage", domains=["database"])],
-        suggest_without_evidence=["disk"]),
-    "restart_service": Fit(
-        categories=["service_down", "crashloop", "cpu", "memory", "latency", "errors", "anomaly"],
-        domains=_HOST_SOFTWARE,
-        requires=[EvidenceNeed(name="service symptom", signals=["metric", "log", "state"],
-                               description="an observation of the service itself misbehaving (a failed unit, "
-                                           "an anomalous metric or error logs of that service)",
-                               pattern=r".", about_subject=True)],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD],
-        always_human=True, suggest_without_evidence=["service_down"]),
-    "rollback_config": Fit(
-        categories=["crashloop", "service_down", "config", "errors"], domains=_HOST_SOFTWARE,
-        requires=[EvidenceNeed(name="configuration error", signals=["log"],
-                               description="log lines of the service failing on its configuration file",
-                               pattern=r"config|yaml|json|parse|invalid|syntax")],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD], always_human=True),
-    "escalate_to_oncall": Fit(categories=list(get_args(Category))),
-    # A model's own playbook: only ever a proposal for a human (high risk, no known fix, always_human),
-    # for host software where the catalog's playbooks apply, never where they are ruled out.
-    "run_generated_playbook": Fit(
-        categories=["disk", "service_down", "crashloop", "cpu", "memory", "latency", "errors", "config", "anomaly"],
-        domains=_HOST_SOFTWARE,
-        requires=[EvidenceNeed(name="symptom on the target", signals=["metric", "log", "state"],
-                               description="an observation of the target host misbehaving", pattern=r".",
-                               about_subject=True)],
-        never=[_HARDWARE, _STORAGE_CLUSTER, _ORCHESTRATED, _WINDOWS, _IN_A_POD], always_human=True,
-        suggest_without_evidence=["disk", "service_down", "crashloop", "cpu", "memory", "latency", "errors",
-                                  "config", "anomaly"],
-        vetted_params=["playbook"]),
-    "proxmox_vm_reboot": Fit(
-        categories=["cpu", "memory", "latency", "errors", "anomaly"], domains=["host", "virtualization"],
-        needs_labels=[["vmid"], ["pve_node", "node"]],
-        requires=[EvidenceNeed(name="guest saturation", signals=["metric", "state"],
-                               description="an anomalous CPU/memory/latency series of the guest",
-                               pattern=r"cpu|mem|latency|load|proxmox")],
-        # A saturated guest the alert names by vmid may be put before a human (high risk, never automatic).
-        never=[_HARDWARE, _STORAGE_CLUSTER], always_human=True, suggest_without_evidence=["cpu", "memory"]),
-    "proxmox_guest_start": Fit(
-        categories=["availability", "service_down"], domains=["virtualization"], needs_labels=[["vmid", "id"]],
-        requires=[EvidenceNeed(name="guest stopped", signals=["state"], anomalous=False,
-                               description="the Proxmox API shows the guest stopped", pattern=r"stopped")],
-        never=[_HARDWARE, _STORAGE_CLUSTER], always_human=True),
-    "proxmox_guest_shutdown": Fit(),  # operator tools: never proposed by the loop itself
-    "proxmox_guest_stop": Fit(),
-    "proxmox_snapshot_rollback": Fit(),
-    "proxmox_snapshot_create": Fit(),
-    "proxmox_guest_set_memory": Fit(
-        categories=["memory"], domains=["virtualization", "host"], needs_labels=[["vmid"]],
-        requires=[EvidenceNeed(name="memory pressure", signals=["metric"], description="an anomalous memory "
-                               "series of the guest", pattern=r"mem")], always_human=True),
-    "proxmox_guest_set_cores": Fit(
-        categories=["cpu"], domains=["virtualization", "host"], needs_labels=[["vmid"]],
-        requires=[EvidenceNeed(name="CPU saturation", signals=["metric"], description="an anomalous CPU series "
-                               "of the guest", pattern=r"cpu")], always_human=True),
-    "routeros_interface_disable": Fit(
-        categories=["network"], domains=["network", "other"], alert_kind=r"flap|carrier|link (up|down) (changes|events)",
-        alert_kind_description="a link-flapping alert", needs_labels=[["interface", "ifName"]],
-        requires=[EvidenceNeed(name="link flapping", signals=["metric", "state"],
-                               description="carrier changes / link up-down events on that interface",
-                               pattern=r"carrier|link.?(down|up|flap)|routeros")],
-        never=[Never(name="host network cards", domains=["host", "kubernetes", "container", "cloud"])],
-        always_human=True),
-    "routeros_interface_enable": Fit(
-        categories=["network", "availability"], domains=["network", "other"], needs_labels=[["interface", "ifName"]],
-        requires=[EvidenceNeed(name="interface disabled", signals=["state"], anomalous=False,
-                               description="the router shows the interface administratively disabled",
-                               pattern=r"disabled")], always_human=True),
-    "routeros_route_disable": Fit(),
-    "routeros_route_enable": Fit(),
-}
+# Where a host service unit may live (restart, rollback, a generated playbook).
+HOST_SOFTWARE: list[Domain] = ["host", "virtualization", "database", "broker", "proxy", "runtime", "data",
+                               "orchestrator", "ci", "network", "observability", "other"]
+ALL_CATEGORIES: list[Category] = list(get_args(Category))
 
 NO_FIT = Fit()

@@ -22,12 +22,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.ansible.generated import MAX_PLAYBOOK_BYTES, GeneratedPlaybookRefused, static_check
-
 ParamValue = str | int | float | bool
 
-# Characters a shell (or RouterOS script, or Jinja) gives meaning to. A parameter may allow a few back
-# explicitly (`allow`), e.g. globs allow `* ? [ ]` and RouterOS ids start with `*`.
+# Characters a shell (or a router's script language, or Jinja) gives meaning to. A parameter may allow a
+# few back explicitly (`allow`), e.g. globs allow `* ? [ ]` and a router's item ids start with `*`.
 SHELL_META = frozenset(";&|$`<>\\'\"(){}[]!*?~#%^= ,\t")
 _TEMPLATE_MARKERS = ("{{", "}}", "{%", "%}", "{#", "#}")
 _ANSIBLE_PATTERNS = frozenset({"all", "ungrouped"})
@@ -40,9 +38,13 @@ GLOB = re.compile(r"^[A-Za-z0-9._*?\[\]-]{1,64}$")
 class ParameterRefused(ValueError):
     """A value (or the target) of a catalog action failed its declared constraint; nothing was planned."""
 
-    def __init__(self, entry: str, parameter: str, value: object, reason: str, *, whole: bool = False) -> None:
+    def __init__(self, entry: str, parameter: str, value: object, reason: str, *, whole: bool = False,
+                 hostile: bool = False) -> None:
         self.entry, self.parameter, self.reason = entry, parameter, reason
         self.value = str(value)[:80]
+        # The value carries text that would steer a template, a shell or a path (not merely out of range):
+        # whoever sent it, the incident is not one to automate.
+        self.hostile = hostile
         super().__init__(f"{entry}: {reason}" if whole else f"{entry}: {parameter} {self.value!r} refused: {reason}")
 
 
@@ -69,6 +71,7 @@ def check_target(entry: str, target: object) -> str:
     """A plan's target is a host (or device) name or an IP address, nothing else."""
     text = str(target)
     problem = text_problem(text) if isinstance(target, str) else "is not a string"
+    hostile = problem is not None
     if problem is None and len(text) > 253:
         problem = "is longer than 253 characters"
     if problem is None and not HOST_NAME.fullmatch(text):
@@ -81,7 +84,7 @@ def check_target(entry: str, target: object) -> str:
     if problem is None and text.lower() in _ANSIBLE_PATTERNS:
         problem = f"{text!r} is an Ansible host pattern that means every host, not one host"
     if problem:
-        raise ParameterRefused(entry, "target", target, problem)
+        raise ParameterRefused(entry, "target", target, problem, hostile=hostile)
     return text
 
 
@@ -100,8 +103,11 @@ class Param(BaseModel):
     allow: str = ""  # shell metacharacters this parameter may contain (globs: "*?[],")
     max_length: int = 128
     max_items: int = 10  # globs
-    become: bool = False  # playbook: may it escalate privileges?
-    allow_commands: bool = False  # playbook: may it use shell/command/raw/script?
+    # A playbook's own vetting (its toolset's): (text, target or None) -> the text, or ValueError.
+    vet: Callable[[str, str | None], str] | None = None
+    # What kind of object the value names ("service", "vmid", "node", "interface", "path", ...): it must
+    # be named by the alert or observed in this incident (tools/objects.py). None: a setting, not an object.
+    names: str | None = None
 
     def constraint(self) -> str:
         """The constraint in words (shown to the model and in the catalog brief)."""
@@ -113,13 +119,13 @@ class Param(BaseModel):
             return "absolute path under " + ", ".join(self.roots)
         if self.type == "playbook":
             return ("YAML playbook text: plays with hosts = the target only, allow-listed ansible.builtin modules, "
-                    "no Jinja, no " + ("" if self.become else "become, no ") + "roles/imports/when")
+                    "no Jinja, no become, no roles/imports/when")
         if self.type == "globs":
             return f"comma-separated file-name globs (no '/'), at most {self.max_items}"
         return f"matching {self.pattern}" if self.pattern else "plain text"
 
-    def check(self, entry: str, name: str, value: object) -> ParamValue:
-        """The value, normalised, or ParameterRefused."""
+    def check(self, entry: str, name: str, value: object, target: str | None = None) -> ParamValue:
+        """The value, normalised, or ParameterRefused (a playbook is also checked against `target`)."""
         def refuse(reason: str) -> ParameterRefused:
             return ParameterRefused(entry, name, value, reason)
 
@@ -136,10 +142,12 @@ class Param(BaseModel):
             return number
         if not isinstance(value, str):
             raise refuse(f"is a {type(value).__name__}, not text")
-        if self.type == "playbook":  # multi-line text with its own vetting (tools/ansible/generated.py)
+        if self.type == "playbook":  # multi-line text with its own vetting (its toolset's `vet`)
+            if self.vet is None:
+                raise refuse("has no vetting: a playbook parameter must declare one")
             try:
-                return static_check(value, None, become=self.become, allow_commands=self.allow_commands)
-            except GeneratedPlaybookRefused as exc:
+                return self.vet(value, target)
+            except ValueError as exc:
                 raise ParameterRefused(entry, name, "", str(exc), whole=True) from None
         if not value:
             raise refuse("is empty")
@@ -147,7 +155,7 @@ class Param(BaseModel):
             raise refuse(f"is longer than {self.max_length} characters")
         problem = text_problem(value, self.allow)
         if problem:
-            raise refuse(problem)
+            raise ParameterRefused(entry, name, value, problem, hostile=True)
         if self.type == "path":
             return self._check_path(value, refuse)
         if self.type == "globs":
@@ -179,9 +187,5 @@ class Param(BaseModel):
         return norm
 
 
-def playbook_param(description: str = "the generated playbook (YAML text)") -> Param:
-    return Param(description=description, type="playbook", max_length=MAX_PLAYBOOK_BYTES)
-
-
 def service_param(description: str = "service (systemd unit) name") -> Param:
-    return Param(description=description, pattern=SERVICE_NAME)
+    return Param(description=description, pattern=SERVICE_NAME, names="service")

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool, StructuredTool
 
 Signal = Literal["metric", "log", "memory", "runbook", "state"]
+# How the excerpt of a failed read starts: "could not read the status of guest web-01: 403 ...". One
+# such item stands for one item a toolset could not read (the others stay); it never satisfies a fit.
+UNREAD = "could not read"
 
 
 class Observation(BaseModel):
@@ -37,6 +40,7 @@ class Observation(BaseModel):
     baseline: float | None = None
     score: float | None = None
     anomalous: bool = False
+    about: dict[str, str] = Field(default_factory=dict)  # the objects it is about, by kind (core.models.Evidence)
     extra: dict[str, Any] = Field(default_factory=dict, exclude=True)  # toolset-private details
 
     def evidence_kwargs(self) -> dict[str, Any]:

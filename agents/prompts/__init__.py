@@ -61,7 +61,9 @@ Prefer the component whose own anomaly started first or explains its callers' sy
 REMEDIATION_SYSTEM = """You are planning the remediation of a diagnosed incident.
 Choose one to three steps ONLY from the action catalog given (by its exact name) and fill in their
 declared parameters within each parameter's stated constraint; never invent commands. Target only the
-host the alert is about. Prefer the least risky step that addresses the root cause. If nothing in the
+host the alert is about, and name only objects (hosts, guests, interfaces, services, paths) listed as
+named by the alert or observed in the evidence: any other object is refused. Prefer the least risky
+step that addresses the root cause. If nothing in the
 catalog fits safely, choose escalate_to_oncall. Only if no other catalog action can fix it and you can
 write the fix as a short Ansible playbook, choose run_generated_playbook with the YAML text in its
 playbook parameter (hosts: the target only; it is vetted and always decided by a human). Explain why in

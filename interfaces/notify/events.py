@@ -77,14 +77,14 @@ def _summary(kind: EventKind, r: IncidentReport) -> str:
 
 def _escalation_reason(r: IncidentReport) -> str | None:
     if r.status.value == "escalated" and not (r.plan and r.plan.actions and all(
-            a.kind.value == "notify_only" for a in r.plan.actions)):
+            a.kind == "notify_only" for a in r.plan.actions)):
         return "escalated: " + (r.plan.rationale if r.plan else r.triage.reason)[:300]
     if r.status.value == "failed" or any(e.status == "failed" for e in r.executions):
         bad = next((e for e in r.executions if e.status == "failed"), None)  # the step that failed, and why
         return "an action failed" + (f": {bad.action} on {bad.target}: {bad.output}"[:300] if bad else "")
     if r.verification is not None and r.verification.recovered is False and r.executions:
         return "the fix did not recover the service"
-    if r.plan is not None and r.plan.actions and all(a.kind.value == "notify_only" for a in r.plan.actions):
+    if r.plan is not None and r.plan.actions and all(a.kind == "notify_only" for a in r.plan.actions):
         return "no catalog action fits this diagnosis: on-call must look"
     if r.status.value not in ("awaiting_approval", "resolved", "rejected") and (r.plan is None or not r.plan.actions):
         return "no automatic remediation is available"

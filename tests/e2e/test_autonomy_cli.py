@@ -63,3 +63,15 @@ def test_self_healing_switch_is_seen_by_another_process(tmp_path: Path):
     assert status["enabled"] is False and status["changed_by"] == "alice"
     bad = aiops(tmp_path, "self-healing", POLICY_FILE=str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2 and bad.stderr.startswith("aiops: error: cannot read POLICY_FILE")
+
+
+def test_a_policy_rule_that_could_never_fire_stops_the_start_in_one_line(tmp_path: Path):
+    """Issue 17: a POLICY_FILE rule naming an action without auto-approval bounds used to be accepted and
+    never fire; the worker (and serve, analyze) now refuses to start, with one line saying why."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - {name: restart-web, actions: [restart_service], targets: ['web-*'], "
+                      "max_risk: medium}\n")
+    out = aiops(tmp_path, "worker", "--concurrency", "1", POLICY_FILE=str(policy))
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.strip() == (f"aiops: error: POLICY_FILE {policy}: rule 'restart-web' names restart_service, "
+                                  "which has no auto-approval bounds and can never run without a human")

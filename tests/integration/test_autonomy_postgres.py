@@ -58,9 +58,10 @@ def test_self_healing_history_and_switch_on_postgres(settings, database_url):  #
 
     for i in range(3):
         store.decide_and_record(incident_id=f"inc-{i}", plan_id=f"plan-{i}", fingerprint="fp", now=T0,
-                                actions=[("cleanup_rotated_logs", "h")], decide=allow)
+                                actions=[("cleanup_rotated_logs", "h", "path=/var/log")], decide=allow)
     history = store.history(T0)
     assert [h.plan_id for h in history] == ["plan-0", "plan-1"]
+    assert [h.key for h in history] == [("cleanup_rotated_logs", "h", "path=/var/log")] * 2
     store.set_verified("plan-1", False)
     assert [h.verified for h in store.history(T0)] == [None, False]
     assert store.set_switch(False, "alice", T0).enabled is False

@@ -56,6 +56,9 @@ def cited(report, tool_prefix: str) -> list:
 
 
 def test_proxmox_guest_alert_diagnosed_approved_executed_verified(tmp_path):
+    """A guest pegged on CPU for longer than the sustained window: a resize within PROXMOX_MAX_CORES is
+    proposed (less disruptive than the reboot, which needs no sustained window), a human approves, PVE
+    runs it, and verification reads the guest and its RRD series again."""
     with ProxmoxSim() as pve:
         pve.heat(101, minutes_ago=12)
         settings = settings_for(tmp_path, pve=pve)
@@ -67,18 +70,33 @@ def test_proxmox_guest_alert_diagnosed_approved_executed_verified(tmp_path):
         evidence = cited(r, "proxmox")
         assert any(e.tool == "proxmox_rrd" and e.query.startswith("pve_guest_cpu_ratio{") for e in evidence)
         assert any(e.query == "GET /nodes/pve-01/qemu/101/status/current" for e in evidence)
-        assert out.status.value == "awaiting_approval" and r.plan.actions[0].name == "proxmox_vm_reboot"
-        assert "guest web-01 is running" in r.plan.checks[0] and "a snapshot is taken first" in r.plan.checks[0]
+        assert out.status.value == "awaiting_approval"
+        (action,) = r.plan.actions
+        assert (action.name, action.parameters) == ("proxmox_guest_set_cores", {"node": "pve-01", "vmid": 101,
+                                                                                "cores": 4})
+        assert "sustained CPU saturation" in r.plan.fit[0] and "always decided by a human" in r.plan.fit[0]
+        assert "guest web-01 is running" in r.plan.checks[0] and "cores -> 4 is within limits" in r.plan.checks[0]
         assert pve.guest(101)[1].events == []  # nothing ran before the approval
 
         done = asyncio.run(approve(settings, out.plan_id))
         ex = done.report.executions[0]
-        assert ex.status == "ok" and "exit status OK" in ex.output and ex.details["snapshot"]
-        assert pve.guest(101)[1].events[-1] == "reboot"
+        assert ex.status == "ok" and "exit status OK" in ex.output, ex.output
+        assert pve.guest(101)[1].cores == 4 and pve.guest(101)[1].events[-1] == "config:cores=4"
         v = done.report.verification
         assert v.recovered is True and done.status.value == "resolved", v
         assert any("guest web-01 is running" in c.note for c in v.checks)
         assert any(c.note.startswith("PVE RRD") for c in v.checks)
+
+
+def test_a_cpu_spike_shorter_than_the_sustained_window_gets_a_reboot_proposal(tmp_path):
+    with ProxmoxSim() as pve:
+        pve.heat(101, minutes_ago=5)
+        settings = settings_for(tmp_path, pve=pve)
+        hook = webhook({"alertname": "HostHighCpuLoad", "host": "web-01", "instance": "web-01:9100",
+                        "pve_node": "pve-01", "vmid": "101", "severity": "warning"}, "Host high CPU load on web-01")
+        r = asyncio.run(analyze(settings, hook)).report
+        assert [a.name for a in r.plan.actions] == ["proxmox_vm_reboot"]
+        assert "a snapshot is taken first" in r.plan.checks[0] and not r.plan.known_fix
 
 
 def test_pve_exporter_alert_cites_simulator_evidence(tmp_path):
@@ -101,8 +119,8 @@ def test_router_interface_alert_diagnosed_approved_executed_verified(tmp_path):
         r = out.report
         assert r.triage.category == "network" and r.hypotheses[0].component == "ether1-isp-a"
         evidence = cited(r, "routeros")
-        assert any("flapping now" in e.excerpt for e in evidence)
-        assert any(e.signal == "log" and "ether1-isp-a link down" in e.excerpt for e in evidence)
+        assert any(e.signal == "log" and "ether1-isp-a flapping: 20 'link down'" in e.excerpt for e in evidence)
+        assert any("backup path available" in e.excerpt for e in r.evidence)
         assert out.status.value == "awaiting_approval" and r.plan.actions[0].name == "routeros_interface_disable"
         assert "management path" in r.plan.checks[0] and "re-enables it after 300 s" in r.plan.checks[0]
         assert not rtr.router.iface("ether1-isp-a").disabled
@@ -121,6 +139,8 @@ def test_management_interface_alert_plan_is_refused_at_preflight(tmp_path):
     with RouterOSSim() as rtr:
         settings = settings_for(tmp_path, rtr=rtr)
         rtr.router.iface("ether5-mgmt").flapping = True
+        for k in (5, 4, 3):  # it has flapped over the last few minutes (in the router's log)
+            rtr.router.flap(rtr.router.clock - k * 60)
         hook = webhook({"alertname": "RouterInterfaceFlapping", "instance": "rtr-edge-01", "host": "rtr-edge-01",
                         "interface": "ether5-mgmt", "job": "snmp", "severity": "warning"},
                        "Interface ether5-mgmt on rtr-edge-01 is flapping")
@@ -145,7 +165,7 @@ def test_unreachable_api_is_evidence_not_a_crash(tmp_path, which):
                                  MIKROTIK_PORT=9, MIKROTIK_USER="aiops", MIKROTIK_TIMEOUT=2)
         labels = {"alertname": "RouterInterfaceFlapping", "interface": "ether1-isp-a", "host": "rtr-edge-01"}
     r = asyncio.run(analyze(settings, webhook(labels, "x"))).report
-    assert any("could not be read" in e.excerpt for e in r.evidence)
+    assert any(e.excerpt.startswith("could not read") for e in r.evidence)
 
 
 def test_llm_diagnosis_calls_the_router_tools_and_cites_them(tmp_path):

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from core.models import Action, ActionKind, Risk, utcnow
+from core.models import Action, Risk, utcnow
 from tests.sim.proxmox import READ_PRIVS, ProxmoxSim
 from tools.catalog import CATALOG
 from tools.params import ParameterRefused
@@ -165,7 +165,7 @@ def test_not_configured_is_a_dry_run_naming_the_call():
     out = actions.execute(act("proxmox_vm_reboot", node="pve-01", vmid="101"), None)
     assert out.status == "dry_run" and "POST /api2/json/nodes/pve-01/{qemu|lxc}/101/status/reboot" in out.output
     entry = CATALOG["proxmox_vm_reboot"]
-    assert entry.kind == ActionKind.PROXMOX_VM and entry.risk == Risk.HIGH
+    assert entry.kind == "proxmox_vm" and entry.risk == Risk.HIGH
 
 
 def test_evidence_for_a_pve_exporter_guest_alert(pve):

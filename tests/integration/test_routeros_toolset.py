@@ -100,20 +100,52 @@ def test_pre_643_challenge_login_also_works(rtr):
 
 
 def test_evidence_for_a_flapping_uplink(rtr):
+    """The flaps are in the router's log over the window (a counter read twice milliseconds apart shows
+    nothing: issue 17), and the default route it carries has another path that is up."""
     labels = {"alertname": "RouterInterfaceFlapping", "host": "rtr-edge-01", "interface": "ether1-isp-a"}
     found = asyncio.run(investigate(client_for(rtr), labels))
     assert found.interface == "ether1-isp-a" and not found.error
     iface = found.observations[0]
-    assert iface.anomalous and "flapping now" in iface.excerpt and iface.component == "ether1-isp-a"
+    assert "link-downs 57 since boot" in iface.excerpt and iface.component == "ether1-isp-a"
+    assert iface.about == {"interface": "ether1-isp-a", "router": "rtr-edge-01"}
     log = next(o for o in found.observations if o.signal == "log")
-    assert log.anomalous and "ether1-isp-a link down" in log.excerpt
+    assert log.anomalous and log.excerpt.startswith("ether1-isp-a flapping: 20 'link down' in the router's log in "
+                                                    "the last 10 min")
     route = next(o for o in found.observations if "route *1" in o.excerpt)
     assert "0.0.0.0/0 via 203.0.113.1" in route.excerpt
+    assert "backup path available: route *2 via 198.51.100.1 (ether2-isp-b, up)" in route.excerpt
     assert any("firewall input drop" in o.excerpt for o in found.observations)
     assert any(o.query == "/system/resource/print" for o in found.observations)
     # snmp_exporter's IF-MIB labels name the interface too; junk does not pass as a name
     assert interface_from_labels({"ifDescr": "ether2-isp-b"}) == "ether2-isp-b"
     assert interface_from_labels({"ifName": 'x"];/system reset'}) is None
+
+
+def test_one_unreadable_path_is_one_item_the_rest_stay(rtr):
+    """A user whose policy cannot read the log: one "could not read the router's log" item, and the
+    interface, routes, neighbours and resources are still read (issue 17: it used to lose them all)."""
+    rtr.router.denied = {"log"}
+    labels = {"alertname": "RouterInterfaceFlapping", "host": "rtr-edge-01", "interface": "ether1-isp-a"}
+    found = asyncio.run(investigate(client_for(rtr), labels))
+    assert not found.error
+    unread = [o for o in found.observations if o.excerpt.startswith("could not read")]
+    assert [o.excerpt for o in unread] == ["could not read the router's log: routeros 127.0.0.1:"
+                                           f"{rtr.port}: /log/print: router said: not enough permissions (9)"]
+    assert any("route *1" in o.excerpt for o in found.observations)
+    assert any(o.query == "/system/resource/print" for o in found.observations)
+    assert not any(o.signal == "log" for o in found.observations)
+
+
+def test_a_person_disabling_an_interface_is_in_the_log(rtr):
+    rtr.router.iface("ether2-isp-b").disabled = True
+    rtr.router.changed_by("ether2-isp-b", "alice", True)
+    rtr.router.iface("ether4").disabled = True  # nobody's change on record
+    by_alice = asyncio.run(investigate(client_for(rtr), {"interface": "ether2-isp-b"}))
+    assert any(o.excerpt.startswith("ether2-isp-b was disabled by a person: changed by alice")
+               for o in by_alice.observations)
+    nobody = asyncio.run(investigate(client_for(rtr), {"interface": "ether4"}))
+    assert any(o.anomalous and o.excerpt.startswith("ether4 is disabled and no one changed it")
+               for o in nobody.observations)
 
 
 def test_disable_schedules_a_revert_and_verification_removes_it(rtr):

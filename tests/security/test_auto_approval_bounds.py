@@ -75,16 +75,18 @@ def _disk_alert(mountpoint: str) -> AlertmanagerWebhook:
 
 
 def test_an_alerts_mountpoint_does_not_choose_an_auto_approved_directory(settings):
+    """The alert says /srv is filling; the recording's logs show rotated logs under /var/log only. A
+    cleanup is bound to the mount the alert names and a log directory the evidence shows on it: there is
+    none on /srv (issue 17: it used to plan `/srv/log`, a directory nobody had seen), so nothing is
+    cleaned and a human takes it."""
     async def go():
         async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
             return await runner.analyze(_disk_alert("/srv"), replay_spec(recording("disk-full"), settings))
 
     out = asyncio.run(go())
-    assert out.status.value == "awaiting_approval"  # /srv/log: a valid cleanup, but a human decides
-    assert out.report.plan.actions[0].parameters["path"] == "/srv/log"
-    assert any("auto-approval: cleanup_rotated_logs: cleanup path /srv/log is outside" in c
-               for c in out.report.plan.checks)
-    assert out.report.executions == []
+    assert out.status.value == "escalated" and out.report.executions == []
+    assert [a.name for a in out.report.plan.actions] == ["escalate_to_oncall"]
+    assert out.report.approval is None
 
 
 def test_a_models_wide_cleanup_waits_for_a_human(settings):

@@ -135,14 +135,14 @@ def test_each_bad_playbook_is_refused_at_its_step(text, step, reason):
 def test_a_syntax_error_is_refused_by_ansible_playbook(box):
     executor, sandbox = box
     text = good(sandbox).replace("  gather_facts: false\n", "  gather_facts: false\n  vars: [1, 2]\n")
-    vetting = executor.vet_generated(ENTRY.action("localhost", playbook=text))  # steps 1-5 pass
+    vetting = executor.vet(ENTRY.action("localhost", playbook=text))  # steps 1-5 pass
     assert not vetting.ok and vetting.refused.startswith("syntax-check: ")
     assert "Vars in a Play must be specified as a dictionary" in vetting.refused
 
 
 def test_an_ansible_lint_failure_is_refused(box):
     executor, sandbox = box
-    vetting = executor.vet_generated(ENTRY.action("localhost", playbook=good(sandbox).replace(
+    vetting = executor.vet(ENTRY.action("localhost", playbook=good(sandbox).replace(
         '        mode: "0644"\n', "")))
     assert not vetting.ok and vetting.refused.startswith("ansible-lint: risky-file-permissions")
 
@@ -156,13 +156,13 @@ def test_ansible_lint_that_cannot_run_says_so(monkeypatch):
 
 def test_a_group_or_a_host_outside_the_incident_is_never_offered(box):
     executor, sandbox = box
-    group = executor.vet_generated(ENTRY.action("web", playbook=good(sandbox, host="web")))
+    group = executor.vet(ENTRY.action("web", playbook=good(sandbox, host="web")))
     assert not group.ok and group.refused == "hosts: 'web' is an inventory group, not one host"
     p = _plan(executor, {"action": "run_generated_playbook", "target": "other-01",
                          "parameters": {"playbook": good(sandbox, host="other-01")}})
     assert is_escalation(p)
-    assert "generated playbook refused at hosts: 'other-01' is not among the incident's targets (localhost)" \
-        in p.rationale
+    # refused before vetting: the model named a host the incident never named nor observed (issue 16.4)
+    assert "refused: run_generated_playbook: host 'other-01' is neither named by the alert nor observed" in p.rationale
 
 
 def test_a_model_proposing_a_malicious_playbook_gets_an_escalation_and_nothing_runs(tmp_path):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from tools.ansible import AnsibleTool
-from tools.catalog import CATALOG, CONFIG_ROOTS
+from tools.ansible.entries import CONFIG_ROOTS
+from tools.catalog import CATALOG
 from tools.params import ParameterRefused
 
 

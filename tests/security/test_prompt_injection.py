@@ -106,10 +106,10 @@ def test_an_obedient_model_runs_nothing_outside_the_catalog_and_the_gate(setting
     plan = out.report.plan
     # The model's plan was refused (a target that is every host, a Jinja service, a '..' path) ...
     assert "(not used: the model's plan was refused:" in plan.rationale and "target 'all' refused" in plan.rationale
-    # ... and what remains is a catalog plan, within its constraints, waiting at the gate.
-    # (the rules plan from the model's diagnosis, which cites no config error: a restart of the service)
+    # ... and what remains is a catalog plan, within its constraints, waiting at the gate: the rules bind
+    # the crash loop to the configuration file payments-api's own logs quote (not the model's '..' path)
     assert [(a.name, a.target, a.parameters) for a in plan.actions] == [
-        ("restart_service", "app-02", {"service": "payments-api"})]
+        ("rollback_config", "app-02", {"service": "payments-api", "config_path": "/etc/payments-api/config.yaml"})]
     assert out.status.value == "awaiting_approval" and out.report.executions == []
     assert next(c for c in out.report.llm_calls if c.node == "remediation").ok is False
 

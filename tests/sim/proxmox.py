@@ -13,13 +13,18 @@ Proxmox VE cannot run on the build machines, so `tools.proxmox` is tested with t
   `VM.Config.Memory`, `Sys.Audit`, `Datastore.Audit`);
 * cluster resources, node status and RRD data, storage, guests (qemu and lxc) with status,
   config, snapshots and RRD data whose state the actions change;
+* HA resources (`/cluster/ha/resources`, and `ha.managed` in a guest's status);
+* a task history per node: each running guest's start at boot (by root@pam), and `past_task`,
+  `stop_by` (someone's stop/shutdown task) and `crash` (a guest killed under the host: stopped, and
+  no task says so) for the tests' stories;
 * tasks with real UPIDs (`UPID:node:pid:pstart:starttime:type:id:user:`): a state-changing call
   returns the UPID, `/tasks/{upid}/status` says `running` and then (after `task_polls` reads)
   `stopped` with `exitstatus` `OK` or an error, and `/tasks/{upid}/log` has the task's lines; a
   guest may be told to fail its next task (`fail_next`), e.g. a start that QEMU refuses.
 
 Time: the simulator keeps a virtual clock. RRD points are one per minute up to that clock; a guest
-that is `hot` shows high CPU (and memory) since `hot_since`. A finished task that changes a guest's
+that is `hot` shows high CPU (and memory) since `hot_since`: its demand is a number of cores (and
+MiB), so a resize lowers the ratio from the time it was applied on. A finished task that changes a guest's
 power state cools it and moves the clock forward by `settle_seconds`: what a real cluster shows a
 few minutes after a reboot, so verification can read the aftermath without the test waiting.
 
@@ -81,12 +86,25 @@ class Guest:
     disk_storage: str = "local-zfs"
     disk_gb: int = 32
     hot_since: float | None = None  # virtual time since which the guest burns CPU
+    hot_cores: float = 0.0  # while hot: how many cores' worth of work it wants (more cores: a lower ratio)
+    hot_mem_mb: int = 0  # while hot on memory: how much it wants (more memory: a lower ratio)
     base_cpu: float = 0.12
     base_mem: float = 0.45
     started_at: float = 0.0
     fail_next: str | None = None  # the next task on this guest fails with this exit status
+    ha_managed: bool = False  # an HA resource (vm:<vmid>): the HA manager starts and stops it
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)  # what was done to it, for tests
+    cores_since: list[tuple[float, int]] = field(default_factory=list)  # (virtual time, cores) after a resize
+    memory_since: list[tuple[float, int]] = field(default_factory=list)
+
+    def cores_at(self, t: float) -> int:
+        return next((c for at, c in reversed(self.cores_since) if at <= t), self.cores_since[0][1]
+                    if self.cores_since else self.cores)
+
+    def memory_at(self, t: float) -> int:
+        return next((m for at, m in reversed(self.memory_since) if at <= t), self.memory_since[0][1]
+                    if self.memory_since else self.memory_mb)
 
     def config(self) -> dict[str, Any]:
         if self.kind == "qemu":
@@ -203,6 +221,15 @@ class ProxmoxSim:
                          "local-lvm": Storage("local-lvm", "lvmthin", 400 * 1024**3, 90 * 1024**3)}
         pve2.guests = {110: Guest(110, "ci-runner-01", "qemu", status="stopped", disk_storage="local-lvm")}
         self.nodes = {n.name: n for n in (pve1, pve2)}
+        # The task history PVE keeps: each running guest was started at boot by root; the CI runner was
+        # started a week ago and shut down on purpose by an operator the next day.
+        for node in self.nodes.values():
+            for g in node.guests.values():
+                if g.status == "running":
+                    self.past_task(node, g, "start", "root@pam", g.started_at)
+        ci = pve2.guests[110]
+        self.past_task(pve2, ci, "start", "root@pam", now - 86400 * 7)
+        self.past_task(pve2, ci, "shutdown", "alice@pve", now - 86400 * 6)
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -213,10 +240,37 @@ class ProxmoxSim:
                 return node, node.guests[vmid]
         raise KeyError(vmid)
 
-    def heat(self, vmid: int, minutes_ago: float = 12) -> None:
-        """Make a guest burn CPU since `minutes_ago` (the incident the tests diagnose)."""
+    def heat(self, vmid: int, minutes_ago: float = 6, *, cpu: bool = True, memory: bool = False) -> None:
+        """Make a guest burn CPU (and/or want more memory than it has) since `minutes_ago`: the incident
+        the tests diagnose. The default is shorter than the sustained window (10 min) a resize needs: a
+        spike, which at most a reboot addresses."""
         _, g = self.guest(vmid)
         g.hot_since = self.now() - minutes_ago * 60
+        g.hot_cores = 0.96 * g.cores if cpu else 0.0
+        g.hot_mem_mb = int(0.96 * g.memory_mb) if memory else 0
+
+    def past_task(self, node: Node, g: Guest, op: str, user: str, at: float, exitstatus: str = "OK") -> str:
+        """A finished power task in the guest's history (PVE keeps them in the node's task list)."""
+        self._pid += 1
+        type_ = {"qemu": "qm", "lxc": "vz"}[g.kind] + op
+        upid = f"UPID:{node.name}:{self._pid:08X}:{0x12D687:08X}:{int(at):08X}:{type_}:{g.vmid}:{user}:"
+        self.tasks[upid] = Task(upid, node.name, type_, str(g.vmid), user, int(at), ["TASK OK"], exitstatus=exitstatus,
+                                endtime=int(at) + 3)
+        return upid
+
+    def crash(self, vmid: int) -> None:
+        """The guest dies under the host (the OOM killer took its QEMU process): stopped, and no task says
+        so (PVE logs no stop task for a killed guest)."""
+        _, g = self.guest(vmid)
+        g.status, g.hot_since = "stopped", None
+        g.events.append("crash")
+
+    def stop_by(self, vmid: int, user: str = "root@pam", how: str = "shutdown") -> None:
+        """Someone stopped the guest on purpose: its stop/shutdown task is in the history."""
+        node, g = self.guest(vmid)
+        self.past_task(node, g, how, user, self.now() - 60)
+        g.status, g.hot_since = "stopped", None
+        g.events.append(f"{how} by {user}")
 
     # ----------------------------------------------------------------------------- server --
     def __enter__(self) -> ProxmoxSim:
@@ -291,6 +345,10 @@ class ProxmoxSim:
             return {"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"}
         if p == ["cluster", "resources"] and method == "GET":
             return self._resources(q.get("type"), privs)
+        if p == ["cluster", "ha", "resources"] and method == "GET":
+            self._need(privs, "Sys.Audit", "/")
+            return [{"sid": f"vm:{g.vmid}", "type": "vm", "state": "started", "max_restart": 1, "max_relocate": 1}
+                    for n in self.nodes.values() for g in n.guests.values() if g.ha_managed]
         if p == ["nodes"] and method == "GET":
             return [self._node_row(n) for n in self.nodes.values()]
         if len(p) >= 2 and p[0] == "nodes":
@@ -344,15 +402,17 @@ class ProxmoxSim:
         if g.status != "running" or t < g.started_at:
             return 0.0
         wobble = 0.02 * math.sin(t / 420.0 + g.vmid)
-        if g.hot_since is not None and t >= g.hot_since:
-            return min(1.0, 0.96 + 0.01 * math.sin(t / 60.0))
+        if g.hot_since is not None and t >= g.hot_since and g.hot_cores:  # the work it wants, over its cores then
+            return min(1.0, g.hot_cores / g.cores_at(t) + 0.01 * math.sin(t / 60.0))
         return max(0.0, g.base_cpu + wobble)
 
     def _mem(self, g: Guest, t: float) -> float:
         if g.status != "running" or t < g.started_at:
             return 0.0
         hot = g.hot_since is not None and t >= g.hot_since
-        return min(0.99, (0.88 if hot else g.base_mem) + 0.01 * math.sin(t / 300.0))
+        if hot and g.hot_mem_mb:
+            return min(0.99, g.hot_mem_mb / g.memory_at(t) + 0.005 * math.sin(t / 300.0))
+        return min(0.99, g.base_mem + 0.01 * math.sin(t / 300.0))
 
     def _guest_row(self, node: Node, g: Guest) -> dict[str, Any]:
         t = self.now()
@@ -481,7 +541,9 @@ class ProxmoxSim:
         if rest == ["status", "current"]:
             self._need(privs, "VM.Audit", obj)
             row = self._guest_row(node, g)
-            return {**row, "qmpstatus": g.status, "ha": {"managed": 0}, "pid": 4242 if g.status == "running" else None}
+            ha = {"managed": 1, "state": "started" if g.status == "running" else "stopped"} if g.ha_managed else \
+                {"managed": 0}
+            return {**row, "qmpstatus": g.status, "ha": ha, "pid": 4242 if g.status == "running" else None}
         if rest == ["config"] and method == "GET":
             self._need(privs, "VM.Audit", obj)
             return g.config()
@@ -591,11 +653,18 @@ class ProxmoxSim:
             raise ApiError(500, "detected modified configuration - file changed by other user? Try again.")
 
         def apply() -> None:
+            t = self.now()
             if "memory" in q:
+                g.memory_since = g.memory_since or [(0.0, g.memory_mb)]
                 g.memory_mb = int(q["memory"])
+                g.memory_since.append((t, g.memory_mb))
             if "cores" in q:
+                g.cores_since = g.cores_since or [(0.0, g.cores)]
                 g.cores = int(q["cores"])
+                g.cores_since.append((t, g.cores))
             g.events.append("config:" + ",".join(f"{k}={q[k]}" for k in sorted(q) if k != "digest"))
+            if method == "POST":  # a qemu config task: read a few minutes later, like a power task
+                self.offset += self.settle_seconds
 
         if method == "PUT":  # the synchronous variant: applied now, returns null
             apply()

@@ -15,11 +15,15 @@ client against this double over TCP. The protocol, as MikroTik's "API" manual de
   challenge (`/login` answered `=ret=<hex>`, then `=response=00<md5>`) works too; any other command
   before a login is `!fatal not logged in`.
 
-The router: interfaces with counters and link state (`ether1-isp-a` flaps: every read of it while it
-is enabled sees one more link down/up, in its counters and in /log), addresses, routes whose
+The router: interfaces with counters and link state (`ether1-isp-a` flaps: once per `flap_every`
+seconds of router time while it is enabled, in its counters and in /log; the router's clock follows the
+wall clock, or `router.advance(seconds)`; the log starts with the last ten minutes of flaps, 20 "link
+down" lines, `link-downs` 57), addresses, routes whose
 `active` flag follows the interfaces (a disabled primary uplink moves the default route to the
 backup), ARP, neighbours, firewall filter counters, system resource/identity/clock, and the
-scheduler. `fire(name)` runs a scheduler job's on-event script now (what the timer would do); the
+scheduler. A change made through the API is logged as RouterOS does, "interface settings changed by
+api:<user>@<address> (/interface set <name> disabled=yes)"; `router.changed_by(...)` logs one made by a
+person in Winbox. `fire(name)` runs a scheduler job's on-event script now (what the timer would do); the
 script interpreter knows only the statements `tools.routeros` schedules (enable/disable/set disabled
 by `[find name="x"]` or `*id`, and removing a scheduler job by name).
 
@@ -36,6 +40,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +124,7 @@ class Iface:
     tx_byte: int = 0
     rx_error: int = 0
     comment: str = ""
+    last_down: str = ""
 
 
 @dataclass
@@ -144,18 +150,57 @@ class Router:
     filters: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, str]] = field(default_factory=list)
     scheduler: list[dict[str, str]] = field(default_factory=list)
+    denied: set[str] = field(default_factory=set)  # menus the API user's group may not read ("log", ...)
     clock: int = 18 * 3600 + 5 * 60  # seconds since midnight (router-local "now")
+    flap_every: int = 30  # a flapping link goes down and up once per this many seconds of router time
     _next_id: int = 0x40
+    _wall: float = field(default_factory=time.monotonic)  # when the clock was last advanced
+    _since_flap: float = 0.0
 
     def new_id(self) -> str:
         self._next_id += 1
         return f"*{self._next_id:X}"
 
-    def log(self, topics: str, message: str) -> None:
-        self.clock += 7
-        h, m, s = self.clock // 3600 % 24, self.clock // 60 % 60, self.clock % 60
-        self.logs.append({".id": self.new_id(), "time": f"{h:02d}:{m:02d}:{s:02d}", "topics": topics,
-                          "message": message})
+    def stamp(self, at: int | None = None) -> str:
+        c = self.clock if at is None else at
+        return f"{c // 3600 % 24:02d}:{c // 60 % 60:02d}:{c % 60:02d}"
+
+    def log(self, topics: str, message: str, at: int | None = None) -> None:
+        self.logs.append({".id": self.new_id(), "time": self.stamp(at), "topics": topics, "message": message})
+
+    def advance(self, seconds: float | None = None) -> None:
+        """Router time passes: by `seconds`, or by the wall-clock time since the last call. A flapping,
+        enabled link goes down and up once per `flap_every` seconds of it (a counter read twice a few
+        milliseconds apart sees nothing new, as on a real router)."""
+        now = time.monotonic()
+        step = (now - self._wall) if seconds is None else seconds
+        self._wall = now
+        whole = int(step)
+        self.clock += whole
+        self._since_flap += whole
+        while self._since_flap >= self.flap_every:
+            self._since_flap -= self.flap_every
+            self.flap(self.clock - int(self._since_flap))
+        for i in self.ifaces:
+            if not i.disabled:
+                i.rx_byte += 1_000_000 * whole
+                i.tx_byte += 400_000 * whole
+
+    def flap(self, at: int | None = None) -> None:
+        """Each flapping, enabled link goes down and up once (its counters and two log lines)."""
+        for i in self.ifaces:
+            if i.flapping and not i.disabled:
+                i.link_downs += 1
+                i.rx_error += 3
+                i.last_down = self.stamp(at)
+                self.log("interface,info", f"{i.name} link down", at)
+                self.log("interface,info", f"{i.name} link up (speed 1G, full duplex)", (at or self.clock) + 2)
+
+    def changed_by(self, name: str, user: str, disabled: bool, via: str = "winbox-3.40/tcp-msg(winbox)",
+                   address: str = "192.168.88.10") -> None:
+        """What RouterOS logs when someone changes an interface: who, from where, the command."""
+        self.log("system,info", f"interface settings changed by {via}:{user}@{address} "
+                                f"(/interface set {name} disabled={'yes' if disabled else 'no'})")
 
     def iface(self, name: str) -> Iface | None:
         return next((i for i in self.ifaces if i.name == name or i.id == name), None)
@@ -182,18 +227,6 @@ class Router:
         rivals = [o for o in self.routes if o.dst == r.dst and self.route_usable(o)]
         return min(rivals, key=lambda o: (o.distance, o.id)) is r
 
-    def touch_flapping(self) -> None:
-        """Time passes between reads: a flapping, enabled link goes down and up once more."""
-        for i in self.ifaces:
-            if i.flapping and not i.disabled:
-                i.link_downs += 1
-                i.rx_error += 3
-                self.log("interface,info", f"{i.name} link down")
-                self.log("interface,info", f"{i.name} link up (speed 1G, full duplex)")
-        for i in self.ifaces:
-            if not i.disabled:
-                i.rx_byte += 1_000_000
-                i.tx_byte += 400_000
 
 
 def default_router() -> Router:
@@ -239,8 +272,12 @@ def default_router() -> Router:
                   "comment": "drop wan input", "bytes": 3_400_000, "packets": 51_000},
                  {".id": "*3", "chain": "forward", "action": "fasttrack-connection", "bytes": 9_100_000_000,
                   "packets": 8_000_000}]
-    for _ in range(3):
-        r.touch_flapping()
+    # ether1-isp-a has been flapping for the last ten minutes: 20 downs, 57 since boot.
+    for k in range(20, 0, -1):
+        r.flap(r.clock - k * r.flap_every)
+    uplink = r.iface("ether1-isp-a")
+    assert uplink is not None
+    uplink.link_downs = 57
     return r
 
 
@@ -371,9 +408,10 @@ class RouterOSSim:
         }
         if menu not in tables:
             raise Trap("no such command prefix", 0)
+        if menu in r.denied:  # the user's group policy does not allow this menu
+            raise Trap("not enough permissions (9)", 0)
+        r.advance()
         if verb == "print":
-            if menu == "interface":
-                r.touch_flapping()
             rows = [dict(x) for x in tables[menu]()]
             rows = [x for x in rows if _query(queries, x)]
             if "proplist" in api:
@@ -413,11 +451,12 @@ class RouterOSSim:
             if verb == "set" and "disabled" in attrs:
                 disabled = attrs["disabled"] in ("yes", "true")
             for ident in target.split(","):
-                self._set_disabled(menu, ident, disabled, attrs.get("comment"))
+                self._set_disabled(menu, ident, disabled, attrs.get("comment"), by=self.user)
             return []
         raise Trap("no such command", 0)
 
-    def _set_disabled(self, menu: str, ident: str, disabled: bool | None, comment: str | None) -> None:
+    def _set_disabled(self, menu: str, ident: str, disabled: bool | None, comment: str | None,
+                      by: str | None = None) -> None:
         r = self.router
         if menu == "interface":
             i = r.iface(ident)
@@ -426,6 +465,8 @@ class RouterOSSim:
             if disabled is not None and disabled != i.disabled:
                 i.disabled = disabled
                 i.running = not disabled
+                if by:  # an API user's change is logged with who made it
+                    r.changed_by(i.name, by, disabled, via="api", address="127.0.0.1")
                 r.log("interface,info", f"{i.name} {'disabled' if disabled else 'enabled'}")
                 if disabled:
                     r.log("interface,info", f"{i.name} link down")
@@ -452,7 +493,7 @@ class RouterOSSim:
                          "disabled": i.disabled, "link-downs": i.link_downs, "rx-byte": i.rx_byte, "tx-byte": i.tx_byte,
                          "rx-packet": i.rx_byte // 900, "tx-packet": i.tx_byte // 900, "rx-error": i.rx_error,
                          "tx-error": 0, "rx-drop": 0, "tx-drop": 0, "comment": i.comment,
-                         "last-link-down-time": "mar/12/2026 18:04:51" if i.link_downs else "",
+                         "last-link-down-time": f"mar/12/2026 {i.last_down}" if i.last_down else "",
                          "last-link-up-time": "mar/12/2026 18:04:53"})
         return rows
 

@@ -1,4 +1,4 @@
-"""The documentation cannot rot silently: every setting is documented (docs/configuration.md and
+"""The documentation cannot rot silently: every setting (core and toolsets) is documented (docs/configuration.md and
 .env.example) and nothing documented is gone; the README stays a front door whose links resolve; every
 page is in the site's navigation. (`mkdocs build --strict` in CI checks the links between pages.)"""
 
@@ -10,12 +10,18 @@ from pathlib import Path
 import yaml
 
 from core.settings import Settings
+from tools.registry import toolsets
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def settings_names() -> set[str]:
-    return set(Settings.model_fields)
+    """The core settings and every toolset's own (tools/<toolset>/settings.py)."""
+    names = set(Settings.model_fields)
+    for ts in toolsets():
+        if ts.settings_model is not None:
+            names |= set(ts.settings_model.model_fields)
+    return names
 
 
 def configuration_rows() -> set[str]:

@@ -14,7 +14,7 @@ from core.models import AlertmanagerWebhook, Diagnosis, Evidence, Hypothesis, Tr
 from core.settings import load_settings
 from graphs.incident import incident_from_webhook
 from tools.catalog import CATALOG
-from tools.fit import FITS, check
+from tools.fit import check
 from tools.params import ParameterRefused
 
 
@@ -41,17 +41,22 @@ def _cleanup():
     return CATALOG["cleanup_rotated_logs"].action("backup-01")
 
 
-def test_every_catalog_entry_declares_its_fit():
-    assert set(CATALOG) == set(FITS)
-    assert all(e.fit is FITS[name] for name, e in CATALOG.items())
+def test_every_catalog_entry_declares_its_fit_in_its_toolset():
+    from tools.registry import toolset
+
+    for name, e in CATALOG.items():
+        if name == "escalate_to_oncall":
+            continue
+        declared = next(d for d in toolset(e.toolset).entries() if d.name == name)
+        assert e.fit == declared.fit, name
 
 
 def test_log_cleanup_fits_only_with_filesystem_and_log_evidence():
-    ok = check(_cleanup(), FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY, FS_SERIES, LOG_GROWTH])
+    ok = check(_cleanup(), CATALOG["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY, FS_SERIES, LOG_GROWTH])
     assert ok.status == "fits" and ok.evidence_ids == ["ev-2", "ev-4"]
-    only_series = check(_cleanup(), FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY, FS_SERIES])
+    only_series = check(_cleanup(), CATALOG["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY, FS_SERIES])
     assert only_series.status == "suggest" and len(only_series.missing) == 1 and "logs" in only_series.missing[0]
-    alone = check(_cleanup(), FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY])
+    alone = check(_cleanup(), CATALOG["cleanup_rotated_logs"], HOST_DISK, DISK, [ALERT_ONLY])
     assert alone.status == "suggest" and len(alone.missing) == 2  # the alert itself proves neither
 
 
@@ -68,7 +73,7 @@ def test_log_cleanup_fits_only_with_filesystem_and_log_evidence():
 ])
 def test_log_cleanup_is_refused_where_it_cannot_help(labels, verdict, why):
     v = HOST_DISK.model_copy(update=verdict)
-    res = check(_cleanup(), FITS["cleanup_rotated_logs"], v, labels, [FS_SERIES, LOG_GROWTH])
+    res = check(_cleanup(), CATALOG["cleanup_rotated_logs"], v, labels, [FS_SERIES, LOG_GROWTH])
     assert res.status == "refused" and why in res.note(), res.note()
 
 
@@ -83,10 +88,10 @@ def _raw(name: str, target: str, **params):
 
 def test_untrusted_parameters_never_fit():
     bad = _raw("cleanup_rotated_logs", "backup-01", path="/var/log; rm -rf /")
-    res = check(bad, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH])
+    res = check(bad, CATALOG["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH])
     assert res.status == "refused" and "not a safe name" in res.note()
     escape = _raw("cleanup_rotated_logs", "backup-01", path="/var/log/../../etc")
-    assert check(escape, FITS["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH]).status == "refused"
+    assert check(escape, CATALOG["cleanup_rotated_logs"], HOST_DISK, DISK, [FS_SERIES, LOG_GROWTH]).status == "refused"
 
 
 def test_restart_is_a_suggestion_for_a_failed_unit_and_refused_in_a_pod():
@@ -95,13 +100,13 @@ def test_restart_is_a_suggestion_for_a_failed_unit_and_refused_in_a_pod():
     v = TriageVerdict(kind="incident", category="service_down", reason="r", domain="host", host="web-01",
                       service="nginx", exporter="node")
     restart = CATALOG["restart_service"].action("web-01", service="nginx")
-    assert check(restart, FITS["restart_service"], v, labels, []).status == "suggest"
+    assert check(restart, CATALOG["restart_service"], v, labels, []).status == "suggest"
     in_pod = {**labels, "pod": "nginx-5d9c-x2x4k"}
-    assert check(restart, FITS["restart_service"], v, in_pod, []).status == "refused"
+    assert check(restart, CATALOG["restart_service"], v, in_pod, []).status == "refused"
     cpu = v.model_copy(update={"category": "cpu"})  # a CPU alert alone is no reason to restart anything
-    assert check(restart, FITS["restart_service"], cpu, labels, []).status == "refused"
+    assert check(restart, CATALOG["restart_service"], cpu, labels, []).status == "refused"
     symptom = Evidence(id="ev-3", tool="metrics", query="cpu", component="nginx", excerpt="cpu up", signal="metric")
-    fits = check(restart, FITS["restart_service"], cpu, labels, [symptom])
+    fits = check(restart, CATALOG["restart_service"], cpu, labels, [symptom])
     assert fits.status == "fits" and "always decided by a human" in fits.note()
 
 

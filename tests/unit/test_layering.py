@@ -216,3 +216,32 @@ def test_the_checks_catch_what_they_should() -> None:
              Edge("tools.b", "tools.a", "x:3"), Edge("agents.x", "tools.a", "x:4")]
     assert layer_violations(edges) == [edges[0]]
     assert cycles(edges) == [["tools.a", "tools.b"]]
+
+
+def test_a_toolset_is_named_only_by_its_folder_and_the_registry():
+    """Issue 17: a toolset is a plugin. Adding one is its folder plus one line in tools/registry.py, so no
+    other module of the product imports it: the executor, diagnosis, planning, verification and the
+    self-healing policy reach it through the registry. (Metrics and logs are the shared evidence sources
+    every layer reads by type, and are exempt.)"""
+    from tools.registry import toolsets
+
+    edges = import_edges()
+    for ts in toolsets():
+        if ts.shared_source:
+            continue
+        pkg = ts.__module__.rsplit(".", 1)[0]
+
+        def inside(module: str, pkg: str = pkg) -> bool:
+            return module == pkg or module.startswith(pkg + ".")
+
+        offenders = [e for e in edges if inside(e.dst) and not inside(e.src) and e.src != "tools.registry"]
+        assert not offenders, f"{pkg} is imported outside its folder and the registry:\n" + \
+            "\n".join(f"  {e}" for e in offenders)
+
+
+def test_every_registered_toolset_is_a_folder_with_its_toolset_module():
+    from tools.registry import TOOLSETS
+
+    for module in TOOLSETS:
+        assert module.startswith("tools.") and module.endswith(".toolset"), module
+        assert (REPO / Path(*module.split(".")).with_suffix(".py")).exists(), module

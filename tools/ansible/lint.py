@@ -17,9 +17,14 @@ ALLOWED_MODULES = frozenset({
     "ansible.builtin.service", "ansible.builtin.systemd_service", "ansible.builtin.debug",
     "ansible.builtin.fail", "ansible.builtin.assert", "ansible.builtin.wait_for",
 })
+# Catalog playbooks only (never generated text): reading a file on the target, publishing what a read
+# found, and running one of a few programs by argv (no shell, the program named literally).
+CATALOG_ONLY_MODULES = frozenset({"ansible.builtin.slurp", "ansible.builtin.set_stats", "ansible.builtin.command"})
+COMMAND_PROGRAMS = frozenset({"systemctl", "journalctl", "apt-get", "certbot"})
 TASK_KEYWORDS = frozenset({
     "name", "when", "loop", "loop_control", "register", "become", "vars", "tags", "notify",
     "changed_when", "failed_when", "ignore_errors", "with_items", "until", "retries", "delay", "no_log",
+    "environment",
 })
 TASK_SECTIONS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 
@@ -55,5 +60,19 @@ def lint_plays(plays: Any, name: str, allowed: Iterable[str] = ALLOWED_MODULES,
 
 
 def lint_playbook(path: Path) -> list[str]:
-    """Return the modules a playbook uses; raise PlaybookRejected if one is not allow-listed."""
-    return lint_plays(yaml.safe_load(path.read_text()), path.name)
+    """Return the modules a catalog playbook uses; raise PlaybookRejected if one is not allow-listed.
+    `command` only with an `argv` list whose program is one of COMMAND_PROGRAMS, named literally."""
+    plays = yaml.safe_load(path.read_text())
+    used = lint_plays(plays, path.name, ALLOWED_MODULES | CATALOG_ONLY_MODULES)
+    for play in plays:
+        for section in TASK_SECTIONS:
+            for task in play.get(section) or []:
+                args = task.get("ansible.builtin.command")
+                if "ansible.builtin.command" not in task:
+                    continue
+                argv = args.get("argv") if isinstance(args, dict) else None
+                if (not isinstance(args, dict) or set(args) != {"argv"} or not isinstance(argv, list) or not argv
+                        or argv[0] not in COMMAND_PROGRAMS):
+                    raise PlaybookRejected(f"{path.name}: task {task.get('name')!r}: command only as argv: "
+                                           f"[one of {', '.join(sorted(COMMAND_PROGRAMS))}, ...]")
+    return used

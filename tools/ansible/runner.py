@@ -87,6 +87,7 @@ class PlaybookRun:
     summary: str  # the lines worth showing: our debug messages, failures, recap
     run_id: str = ""
     diff: str = ""  # --diff output (a --check --diff run shows it to the approver)
+    data: dict[str, Any] | None = None  # what a read playbook reported with set_stats (its artifact data)
 
 
 _RECAP = re.compile(r"^\S+\s+:\s+ok=\d+.*$", re.M)
@@ -141,6 +142,18 @@ def new_run_id() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _artifact_data(runner: Any) -> dict[str, Any] | None:
+    """The data a playbook published with `set_stats` (the stats event's artifact data), if any."""
+    try:
+        for event in runner.events:
+            if event.get("event") == "playbook_on_stats":
+                data = (event.get("event_data") or {}).get("artifact_data")
+                return dict(data) if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - no event stream (killed early): nothing was published
+        return None
+    return None
 
 
 def _launcher(bin_dir: Path) -> None:
@@ -248,6 +261,7 @@ class AnsibleTool:
                 stats = runner.stats  # read from the artifacts, before the directory goes
             except Exception:  # no event stream (killed early): the recap in stdout is all there is
                 stats = None
+            data = _artifact_data(runner)
         status = runner.status or "failed"
         if not syntax_only and host in unreachable_hosts(stats, stdout):
             status = "unreachable"
@@ -257,4 +271,4 @@ class AnsibleTool:
         if syntax_only and runner.rc == 0:
             status = "syntax_ok"
         return PlaybookRun(status=status, rc=int(runner.rc or 0), summary=_summarise(stdout), run_id=run_id,
-                           diff=_diff(stdout) if check else "")
+                           diff=_diff(stdout) if check else "", data=data)

@@ -57,3 +57,11 @@ class MetricsUnavailable(MetricsQueryError):
 def utc(dt: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted. Everything inside is UTC."""
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def back_to_baseline(value: float, baseline: float, after: float) -> bool:
+    """Has a series that moved from `baseline` to `value` recovered, now that it reads `after`? Yes when it
+    is back within half the distance to the baseline, or past the baseline in the good direction (a
+    cleanup that frees more than the incident filled, a resize that spreads the same load thinner)."""
+    direction = 1.0 if value >= baseline else -1.0
+    return direction * (after - baseline) <= 0.5 * abs(value - baseline) + 1e-9

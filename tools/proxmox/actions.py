@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from core.models import Action, ActionKind, Risk
-from tools.params import Param
+from core.models import Action
 from tools.proxmox.client import (
-    MAX_VMID,
-    MIN_VMID,
-    NODE_NAME,
     SNAPSHOT_NAME,
     GuestRef,
     ProxmoxClient,
@@ -30,9 +26,7 @@ from tools.proxmox.client import (
     check_node,
     check_vmid,
 )
-
-if TYPE_CHECKING:
-    from tools.catalog_entry import CatalogEntry
+from tools.toolset import Outcome
 
 MIN_MEMORY_MB = 512
 GROWTH = 2.0  # a resize at most doubles (or halves) what the guest has
@@ -58,69 +52,6 @@ OPS: dict[str, Op] = {
 }
 
 MAX_MEMORY_MB, MAX_CORES = 4 * 1024 * 1024, 512  # the catalog's bounds; settings and the node narrow them
-
-
-def _guest_params() -> dict[str, Param]:
-    return {"node": Param(description="PVE node the guest is on (host name, e.g. pve-01)", pattern=NODE_NAME.pattern[1:-1]),
-            "vmid": Param(description="guest id", type="int", minimum=MIN_VMID, maximum=MAX_VMID)}
-
-
-def catalog_entries() -> list[CatalogEntry]:
-    """This toolset's catalog entries (tools/catalog.py registers them into CATALOG).
-
-    A function, so the entries are built when the catalog registers them.
-    """
-    from tools.catalog_entry import CatalogEntry
-
-    k = ActionKind.PROXMOX_VM
-    return [
-        CatalogEntry(name="proxmox_guest_start", kind=k, risk=Risk.MEDIUM, parameters=_guest_params(),
-                     description="Start a stopped Proxmox VE guest (VM or container)",
-                     verification="the guest is running and its CPU/memory look normal"),
-        CatalogEntry(name="proxmox_guest_shutdown", kind=k, risk=Risk.HIGH, parameters=_guest_params(),
-                     description="Cleanly shut down a Proxmox VE guest (ACPI / container shutdown; snapshot first "
-                                 "when its storage allows)",
-                     verification="the guest is stopped"),
-        CatalogEntry(name="proxmox_vm_reboot", kind=k, risk=Risk.HIGH, parameters=_guest_params(),
-                     description="Reboot a Proxmox VE guest (full outage of the guest while it boots; snapshot "
-                                 "first when its storage allows)",
-                     verification="the guest is running and its CPU/memory return to baseline"),
-        CatalogEntry(name="proxmox_guest_stop", kind=k, risk=Risk.HIGH, parameters=_guest_params(),
-                     description="Hard-stop a hung Proxmox VE guest (like pulling the plug; snapshot first when "
-                                 "its storage allows)",
-                     verification="the guest is stopped"),
-        CatalogEntry(name="proxmox_snapshot_create", kind=k, risk=Risk.LOW,
-                     parameters={**_guest_params(), "snapname": Param(description="snapshot name: a letter, then letters, digits, "
-                                                                    "_ or -", pattern=SNAPSHOT_NAME.pattern[1:-1])},
-                     description="Take a snapshot of a Proxmox VE guest (no change to the running guest)",
-                     verification="the snapshot exists"),
-        CatalogEntry(name="proxmox_snapshot_rollback", kind=k, risk=Risk.HIGH,
-                     parameters={**_guest_params(), "snapname": Param(description="existing snapshot to roll back to",
-                                                                    pattern=SNAPSHOT_NAME.pattern[1:-1])},
-                     description="Roll a Proxmox VE guest back to a snapshot (loses changes since; the current "
-                                 "state is snapshotted first when its storage allows)",
-                     verification="the guest runs the snapshot's configuration"),
-        CatalogEntry(name="proxmox_guest_set_memory", kind=k, risk=Risk.MEDIUM,
-                     parameters={**_guest_params(), "memory_mb": Param(
-                         type="int", minimum=MIN_MEMORY_MB, maximum=MAX_MEMORY_MB,
-                         description="new memory in MiB (up to PROXMOX_MAX_MEMORY_MB, at most double/half the current)")},
-                     description="Resize a Proxmox VE guest's memory within limits (qemu: applied live with "
-                                 "hotplug, else at next boot)",
-                     verification="the guest's configured memory is the new size and memory pressure eases"),
-        CatalogEntry(name="proxmox_guest_set_cores", kind=k, risk=Risk.MEDIUM,
-                     parameters={**_guest_params(), "cores": Param(
-                         type="int", minimum=1, maximum=MAX_CORES,
-                         description="new core count (up to PROXMOX_MAX_CORES and the node's CPUs, at most "
-                                     "double/half the current)")},
-                     description="Resize a Proxmox VE guest's CPU cores within limits",
-                     verification="the guest's configured cores are the new count and CPU saturation eases"),
-    ]
-
-
-class Outcome(BaseModel):
-    status: Literal["ok", "failed", "dry_run", "skipped"]
-    output: str
-    details: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class Refused(ValueError):

@@ -3,7 +3,8 @@
 A guest check passes when the guest is in the state the action meant (running after a start/reboot/
 resize, stopped after a stop/shutdown) and is no longer saturated; an RRD check re-reads the series
 an evidence item cited and passes when its latest samples are back within half the distance between
-the anomalous value and the baseline (the same rule as every other metric check).
+the anomalous value and the baseline (the rule of every other metric check), or past the baseline in
+the good direction (a resize spreads the same demand over more cores or memory).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import statistics
 
 from core.models import Evidence, ExecutionResult, VerificationCheck
+from tools.metrics.types import back_to_baseline
 from tools.proxmox.client import ProxmoxClient, ProxmoxError
 from tools.proxmox.metrics import reread
 
@@ -30,7 +32,7 @@ def check_metric(client: ProxmoxClient, ev: Evidence, points: int = 5) -> Verifi
         return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, recovered=False,
                                  note="no RRD data after the change")
     after = statistics.median(values)
-    recovered = abs(after - ev.baseline) <= 0.5 * abs(ev.value - ev.baseline) + 1e-9
+    recovered = back_to_baseline(ev.value, ev.baseline, after)
     return VerificationCheck(evidence_id=ev.id, query=ev.query, before=ev.value, after=round(after, 4),
                              recovered=recovered, note=f"PVE RRD: baseline {ev.baseline:.4g}, during incident "
                                                        f"{ev.value:.4g}, now {after:.4g} (last {len(values)} samples)")

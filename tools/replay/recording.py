@@ -45,6 +45,10 @@ class SandboxFile(BaseModel):
 
 class StandInHost(BaseModel):
     files: list[SandboxFile] = Field(default_factory=list)
+    # A stand-in has no service manager: each unit's state is what `systemctl show` would say
+    # (ActiveState, SubState, Result, NRestarts), kept as JSON where the host toolset reads it.
+    units: dict[str, dict[str, str | int]] = Field(default_factory=dict)
+    vars: dict[str, str] = Field(default_factory=dict)  # more inventory variables (e.g. aiops_acme_ca_bundle)
 
 
 class RecordedIncident(BaseModel):

@@ -16,23 +16,19 @@ After the change a new API session reads the item back (which also proves we can
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from core.models import Action, ActionKind, Risk
-from tools.params import Param
+from core.models import Action
 from tools.routeros.client import (
-    INTERFACE_NAME,
     RouterOSClient,
     RouterOSError,
     Session,
     check_interface,
     check_item_id,
 )
-
-if TYPE_CHECKING:
-    from tools.catalog_entry import CatalogEntry
+from tools.toolset import Outcome
 
 
 class Op(BaseModel):
@@ -47,40 +43,6 @@ OPS: dict[str, Op] = {
     "routeros_route_disable": Op(what="route", disable=True, risky=True),
     "routeros_route_enable": Op(what="route", disable=False, risky=False),
 }
-
-
-def catalog_entries() -> list[CatalogEntry]:
-    """This toolset's catalog entries (registered into CATALOG by tools/catalog.py)."""
-    from tools.catalog_entry import CatalogEntry
-
-    iface = {"interface": Param(description="RouterOS interface name (letters, digits, - _ . /)",
-                                pattern=INTERFACE_NAME.pattern[1:-1], max_length=63)}
-    route = {"route": Param(description="RouterOS route id, e.g. *1A (from the route evidence)",
-                            pattern=r"\*[0-9A-Fa-f]{1,8}", allow="*")}
-    return [
-        CatalogEntry(name="routeros_interface_disable", kind=ActionKind.ROUTEROS_INTERFACE, risk=Risk.HIGH,
-                     parameters=iface,
-                     description="Administratively disable a flapping RouterOS interface so traffic fails over "
-                                 "(refused on the management path; reverts itself unless verified)",
-                     verification="no more link up/down events; traffic flows on the backup path"),
-        CatalogEntry(name="routeros_interface_enable", kind=ActionKind.ROUTEROS_INTERFACE, risk=Risk.MEDIUM,
-                     parameters=iface, description="Enable a disabled RouterOS interface again",
-                     verification="the interface is running and its link stays up"),
-        CatalogEntry(name="routeros_route_disable", kind=ActionKind.ROUTEROS_ROUTE, risk=Risk.HIGH,
-                     parameters=route,
-                     description="Disable a static RouterOS route so another route takes over (refused for the "
-                                 "route to us; reverts itself unless verified)",
-                     verification="the route is disabled and another route for its destination is active"),
-        CatalogEntry(name="routeros_route_enable", kind=ActionKind.ROUTEROS_ROUTE, risk=Risk.MEDIUM,
-                     parameters=route, description="Enable a disabled static RouterOS route again",
-                     verification="the route is active"),
-    ]
-
-
-class Outcome(BaseModel):
-    status: Literal["ok", "failed", "dry_run", "skipped"]
-    output: str
-    details: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class Refused(ValueError):

@@ -91,6 +91,8 @@ class RouterOSConfig(BaseModel):
     password: str = ""
     timeout: float = 15.0
     revert_seconds: int = 300
+    flap_window_seconds: int = 600  # how far back the log is read for link flaps ...
+    flap_min_downs: int = 3  # ... and how many "link down" lines in it make a flapping link
 
     @classmethod
     def from_settings(cls, settings: Any) -> RouterOSConfig | None:
@@ -98,7 +100,8 @@ class RouterOSConfig(BaseModel):
         if not (s.MIKROTIK_HOST and s.MIKROTIK_USER):
             return None
         return cls(host=s.MIKROTIK_HOST, port=s.MIKROTIK_PORT, user=s.MIKROTIK_USER, password=s.MIKROTIK_PASSWORD or "",
-                   timeout=s.MIKROTIK_TIMEOUT, revert_seconds=s.MIKROTIK_REVERT_SECONDS)
+                   timeout=s.MIKROTIK_TIMEOUT, revert_seconds=s.MIKROTIK_REVERT_SECONDS,
+                   flap_window_seconds=s.MIKROTIK_FLAP_WINDOW_SECONDS, flap_min_downs=s.MIKROTIK_FLAP_MIN_DOWNS)
 
 
 class ManagementPath(BaseModel):
@@ -173,6 +176,10 @@ class Session:
 
     def resource(self) -> dict[str, Any]:
         rows = self.call("/system/resource/print")
+        return rows[0] if rows else {}
+
+    def clock(self) -> dict[str, Any]:
+        rows = self.call("/system/clock/print")
         return rows[0] if rows else {}
 
     def identity(self) -> str:
