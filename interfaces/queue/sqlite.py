@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable
+from memory.errors import corrupted, is_corruption
 
 T = TypeVar("T")
 
@@ -47,6 +48,7 @@ _SCHEMA = (
         failed_at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS queue_dead_letters_q ON queue_dead_letters (queue, id)",
+    "CREATE TABLE IF NOT EXISTS queue_probe (queue TEXT PRIMARY KEY, written_at REAL NOT NULL)",
 )
 
 
@@ -85,6 +87,8 @@ class SqliteQueue:
             except sqlite3.Error as exc:
                 if self._conn is not None and self._conn.in_transaction:
                     self._conn.rollback()
+                if is_corruption(exc):  # not an outage that passes: say which file and what to do
+                    raise QueueUnavailable(str(corrupted(self.path, "queue", exc))) from exc
                 raise QueueUnavailable(f"queue {self.path}: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
@@ -190,6 +194,12 @@ class SqliteQueue:
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def writable(self) -> None:
+        # A committed one-row upsert: the same WAL append and fsync as an enqueue, no message.
+        await self._run(lambda db: db.execute(
+            "INSERT INTO queue_probe VALUES (?, ?) ON CONFLICT (queue) DO UPDATE SET written_at = excluded.written_at",
+            [self.name, time.time()]))
 
     async def close(self) -> None:
         def shut(db: sqlite3.Connection) -> None:
