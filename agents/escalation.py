@@ -44,16 +44,13 @@ async def escalate(incident: Incident, verdict: TriageVerdict, diagnosis: Diagno
 
 
 def after_crash(incident: Incident, verdict: TriageVerdict | None, step: str, error: BaseException,
-                ttl_seconds: int, approved: Plan | None = None) -> tuple[Plan, TriageVerdict]:
-    """A step failed unexpectedly (a bug, a RecursionError on a model's deeply nested output): the plan
-    that hands the incident to a human, saying which step failed and how, and the triage verdict to
-    report it under (the one the run had, else a neutral one when triage itself failed). `approved` is
-    the plan that was running when a step after the approval failed: the human is told what it was."""
+                ttl_seconds: int) -> tuple[Plan, TriageVerdict]:
+    """A step failed unexpectedly before anything acted (a bug, a RecursionError on a model's deeply
+    nested output): the plan that hands the incident to a human, saying which step failed and how, and
+    the triage verdict to report it under (the one the run had, else a neutral one when triage itself
+    failed)."""
     text = " ".join(str(error).split())[:200]
     why = f"the {step} step failed unexpectedly ({type(error).__name__}{': ' + text if text else ''})"
-    if approved is not None:
-        steps = ", ".join(f"{a.name} on {a.target}" for a in approved.actions)
-        why += f" while running {approved.id} ({steps}): an action may have run, check the target first"
     verdict = verdict or TriageVerdict(kind="incident", reason=why, severity=incident.severity)
     target = verdict.host or verdict.service or incident.alert.target
     plan = Plan(incident_id=incident.id, actions=[escalation(target)],

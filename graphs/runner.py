@@ -41,6 +41,8 @@ ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
 log = logging.getLogger(__name__)
 ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
+# Steps after which an action may have run: a failure there is an interrupted execution, not a hand-over.
+ACTING = ("execute", "verify", "fallback")
 
 
 class DecisionRefused(Exception):
@@ -345,16 +347,22 @@ class IncidentRunner:
     async def _invoke(self, graph_input: Any, config: dict[str, Any], toolbox: Toolbox) -> dict[str, Any]:
         """Run the graph until it pauses or ends.
 
-        An unexpected failure inside a step (a bug; a RecursionError on a model's deeply nested YAML or
-        JSON) does not leave a dead run behind: the incident escalates to a human, naming the step, with
-        a notification and a report. An outage (a store, the disk) is not the run's fault and
-        propagates: the worker keeps its message and retries, the API answers 503."""
+        An unexpected failure inside a step before anything acted (a bug; a RecursionError on a model's
+        deeply nested YAML or JSON) does not leave a dead run behind: the incident escalates to a human,
+        naming the step, with a notification and a report. A failure once an action may have run
+        (ACTING) keeps the interrupted-execution protocol: the incident is `interrupted` and only an
+        explicit `--after-interruption` decision runs it again. An outage (a store, the disk) is not
+        the run's fault and propagates: the worker keeps its message and retries, the API answers 503."""
         try:
             return dict(await self.graph.ainvoke(graph_input, config, context=toolbox))
         except Exception as exc:
-            if outage(exc, self.settings.DATABASE_URL):
+            if outage(exc, self.settings.DATABASE_URL) or await self._failed_step(config) in ACTING:
                 raise
             return await self._hand_over(config, toolbox, exc)
+
+    async def _failed_step(self, config: dict[str, Any]) -> str:
+        snap = await self.graph.aget_state(config)
+        return next((t.name for t in snap.tasks if t.error), None) or (snap.next[0] if snap.next else "graph")
 
     async def _hand_over(self, config: dict[str, Any], toolbox: Toolbox, exc: Exception) -> dict[str, Any]:
         """The failed step's incident goes to a human: through the graph's own escalation (notify, report)
@@ -362,16 +370,14 @@ class IncidentRunner:
         from agents import escalation as escalation_agent
 
         for _ in range(2):
-            snap = await self.graph.aget_state(config)
-            step = next((t.name for t in snap.tasks if t.error), None) or (snap.next[0] if snap.next else "graph")
+            step = await self._failed_step(config)
             log.error("incident %s: the %s step failed (%s: %s); escalating to a human", config["configurable"]
                       ["thread_id"], step, type(exc).__name__, str(exc)[:200], exc_info=exc)
-            values = dict(snap.values)
+            values = dict((await self.graph.aget_state(config)).values)
             incident = Incident.model_validate(values["incident"])
-            running = Plan.model_validate(values["plan"]) if values.get("plan") and values.get("approval") else None
             plan, verdict = escalation_agent.after_crash(
                 incident, TriageVerdict.model_validate(values["triage"]) if values.get("triage") else None, step, exc,
-                self.settings.APPROVAL_TTL_SECONDS, running)
+                self.settings.APPROVAL_TTL_SECONDS)
             update = {"plan": plan.model_dump(mode="json"), "triage": verdict.model_dump(mode="json"),
                       "failed_step": step, "status": IncidentStatus.RUNNING.value}
             if step in ("escalate", "report"):
