@@ -155,8 +155,9 @@ class Correlator:
         self.topology = topology if topology is not None else Topology.load(settings.TOPOLOGY_FILE)
         self.clock = clock
 
-    def correlate(self, webhook: AlertmanagerWebhook, new_incident_id: str) -> Correlation:
-        """Firing alerts: join the open incident they belong to, or register `new_incident_id` for them."""
+    def correlate(self, webhook: AlertmanagerWebhook, new_incident_id: str, *, defer_join: bool = False) -> Correlation:
+        """Firing alerts: join the open incident they belong to, or register `new_incident_id` for them
+        (`defer_join`: see `CorrelationStore.correlate`)."""
         firing = [a for a in webhook.alerts if a.status == "firing"]
         if not firing:
             raise ValueError("correlate() takes a notification with firing alerts; use resolve() for the rest")
@@ -172,7 +173,7 @@ class Correlator:
             return Correlation(incident_id=new_incident_id, joined_to=None, reason="correlation is off")
         landing = self.store.correlate(list(keys.values()), alert_service(head, self.topology) or head.target,
                                        members, new_incident_id, self.clock(), self.window,
-                                       lambda match: join_reason(match, head, self.topology))
+                                       lambda match: join_reason(match, head, self.topology), defer_join)
         return Correlation(incident_id=landing.incident_id, joined_to=landing.incident_id if landing.joined else None,
                            reason=landing.reason)
 

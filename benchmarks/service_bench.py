@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from tests.servers import free_port, start_redis, wait_http  # noqa: E402
 
 # A host-disk alert: with no telemetry configured, rule mode still plans a (catalog) cleanup for approval.
-ALERT = json.loads((REPO / "evals" / "incidents" / "disk-full.json").read_text())["webhook"]
+ALERT = json.loads((REPO / "tools" / "replay" / "incidents" / "disk-full.json").read_text())["webhook"]
 
 
 def notification(n: int, alerts: int) -> bytes:

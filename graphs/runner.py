@@ -8,6 +8,7 @@ the incident's recorded `source` spec on resume, which is what lets another proc
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -118,6 +119,7 @@ class IncidentRunner:
         # never allowed to fail the run.
         self.listeners: list[OutcomeListener] = []
         self.owner = this_owner()  # who claims work in the registry: this process
+        self._seen_open: dict[str, float] = {}  # joined incident -> when the registry last said it is open
 
     async def __aenter__(self) -> IncidentRunner:
         from agents.policy import load_policy
@@ -238,19 +240,30 @@ class IncidentRunner:
                               f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
                               incident.severity)
 
-    def _join(self, webhook: AlertmanagerWebhook, incident: Incident) -> Correlation | None:
-        """Firing alerts: the other open incident they join, or None (they are `incident.id`'s own)."""
+    def _join(self, webhook: AlertmanagerWebhook, incident: Incident, intake: bool = False) -> Correlation | None:
+        """Firing alerts: the other open incident they join, or None (they are `incident.id`'s own).
+
+        The joined incident is checked in the registry (closed there since, e.g. interrupted: stale in
+        the index, correlate again). At `intake` (the webhook's hot path: in a storm hundreds of
+        notifications a second join one incident) that check is skipped for an incident this process
+        saw open in the last second, and the join's details are left to the run (see `admit`)."""
         if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
         if incident.alert.name == ON_DEMAND_ALERT:
             return None  # POST /api/v1/analyze: every request investigates anew
-        c = self.correlator.correlate(webhook, incident.id)
+        c = self.correlator.correlate(webhook, incident.id, defer_join=intake)
         if c.incident_id == incident.id:  # it opened this incident (now, or before: a re-send): run it
             return None
-        row = self.registry.get(c.incident_id)
-        if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
-            self.correlator.close_incident(c.incident_id)
-            c = self.correlator.correlate(webhook, incident.id)
+        now = time.monotonic()
+        if not intake or now - self._seen_open.get(c.incident_id, -2.0) > 1.0:
+            row = self.registry.get(c.incident_id)
+            if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
+                self.correlator.close_incident(c.incident_id)
+                c = self.correlator.correlate(webhook, incident.id, defer_join=intake)
+            elif intake:
+                if len(self._seen_open) > 1000:
+                    self._seen_open.clear()
+                self._seen_open[c.incident_id] = now
         return c if c.joined and c.incident_id != incident.id else None
 
     def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
@@ -261,7 +274,7 @@ class IncidentRunner:
         incident = incident_from_webhook(webhook).model_copy(update={"id": incident_id})
         if all(a.status == "resolved" for a in webhook.alerts):
             return self.correlator.owner_of(webhook) or incident_id
-        c = self._join(webhook, incident)
+        c = self._join(webhook, incident, intake=True)  # the run records the join's details, re-checked
         return c.incident_id if c is not None else incident_id
 
     def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,

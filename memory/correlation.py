@@ -103,12 +103,15 @@ class CorrelationStore:
         self._db.close()
 
     def correlate(self, keys: list[Key], origin: str, members: list[Member], new_incident_id: str,
-                  now: datetime, window_seconds: float, reason_for: Callable[[Match], str]) -> Landing:
+                  now: datetime, window_seconds: float, reason_for: Callable[[Match], str],
+                  defer_join: bool = False) -> Landing:
         """Join the best-matching open incident seen within the window, or open `new_incident_id`.
 
         A notification admitted before (the same `new_incident_id`) lands where it landed then while that
         incident is open. Otherwise the members are recorded under the match, with `reason_for(match)`,
-        or under `new_incident_id`, opened (or re-opened) for them.
+        or under `new_incident_id`, opened (or re-opened) for them. `defer_join` (the webhook's hot path)
+        records only where a joining notification landed; its keys and alerts are recorded when its run
+        admits it again. An incident it opens is recorded at once, so the rest of a storm joins it.
         """
         if not keys:
             raise ValueError("an alert has at least its fingerprint as a key")
@@ -134,8 +137,9 @@ class CorrelationStore:
                 # Best key kind first, then the most recently active incident.
                 key_text, incident_id, key_origin, _ = min(rows, key=lambda r: (by_text[r[0]].rank, -r[3]))
                 reason = reason_for(Match(incident_id=incident_id, key=by_text[key_text], origin=key_origin))
-                self._record(tx, incident_id, keys, origin, [
-                    Member(m.fingerprint, m.alertname, m.service, m.target, reason) for m in members], now_ts)
+                if not defer_join:
+                    self._record(tx, incident_id, keys, origin, [
+                        Member(m.fingerprint, m.alertname, m.service, m.target, reason) for m in members], now_ts)
                 self._admit(tx, new_incident_id, incident_id, reason)
                 return Landing(incident_id=incident_id, joined=True, reason=reason)
             tx.execute("INSERT INTO aiops_corr_incidents (incident_id, opened_at, last_seen) VALUES (?, ?, ?) "
