@@ -26,8 +26,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
+from core.config_files import ConfigFileError, read_yaml
 from core.models import Alert, AlertmanagerWebhook, utcnow
 from core.settings import Settings
 from memory.correlation import CorrelationStore, Key, Match, Member
@@ -51,11 +50,9 @@ class Topology:
         if path is None:
             return cls()
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise TopologyError(f"cannot read TOPOLOGY_FILE {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise TopologyError(f"TOPOLOGY_FILE {path} is not YAML: {exc}") from None
+            data = read_yaml(path, "TOPOLOGY_FILE")
+        except ConfigFileError as exc:
+            raise TopologyError(str(exc)) from None
         if data is None:
             return cls()
         if not isinstance(data, dict):
@@ -158,8 +155,9 @@ class Correlator:
         self.topology = topology if topology is not None else Topology.load(settings.TOPOLOGY_FILE)
         self.clock = clock
 
-    def correlate(self, webhook: AlertmanagerWebhook, new_incident_id: str) -> Correlation:
-        """Firing alerts: join the open incident they belong to, or register `new_incident_id` for them."""
+    def correlate(self, webhook: AlertmanagerWebhook, new_incident_id: str, *, defer_join: bool = False) -> Correlation:
+        """Firing alerts: join the open incident they belong to, or register `new_incident_id` for them
+        (`defer_join`: see `CorrelationStore.correlate`)."""
         firing = [a for a in webhook.alerts if a.status == "firing"]
         if not firing:
             raise ValueError("correlate() takes a notification with firing alerts; use resolve() for the rest")
@@ -171,20 +169,22 @@ class Correlator:
         members = [Member(a.effective_fingerprint(), a.name, alert_service(a, self.topology), a.target,
                           "opened the incident" if i == 0 else "opened the incident (same notification)")
                    for i, a in enumerate(firing)]
-        reason = ""
-
-        def reason_for(match: Match) -> str:
-            nonlocal reason
-            reason = join_reason(match, head, self.topology)
-            return reason
-
         if self.window <= 0:
             return Correlation(incident_id=new_incident_id, joined_to=None, reason="correlation is off")
-        match = self.store.correlate(list(keys.values()), alert_service(head, self.topology) or head.target, members,
-                                     new_incident_id, self.clock(), self.window, reason_for)
-        if match is None:
-            return Correlation(incident_id=new_incident_id, joined_to=None, reason="no open incident matches")
-        return Correlation(incident_id=match.incident_id, joined_to=match.incident_id, reason=reason)
+        landing = self.store.correlate(list(keys.values()), alert_service(head, self.topology) or head.target,
+                                       members, new_incident_id, self.clock(), self.window,
+                                       lambda match: join_reason(match, head, self.topology), defer_join)
+        return Correlation(incident_id=landing.incident_id, joined_to=landing.incident_id if landing.joined else None,
+                           reason=landing.reason)
+
+    def owner_of(self, webhook: AlertmanagerWebhook) -> str | None:
+        """The open incident the notification's resolved alerts belong to (read only), if any."""
+        for alert in webhook.alerts:
+            if alert.status == "resolved":
+                found = self.store.open_incident_of(alert.effective_fingerprint())
+                if found:
+                    return found
+        return None
 
     def resolve(self, webhook: AlertmanagerWebhook) -> tuple[list[str], list[str]]:
         """Resolved alerts: (incidents they belonged to, incidents that closed because nothing fires)."""

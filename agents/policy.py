@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.config_files import ConfigFileError, read_yaml
 from core.models import Action, ActionKind, Incident, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 from memory.self_healing import AutoAction
@@ -87,11 +87,9 @@ def load_policy(path: Path | None) -> Policy:
 @lru_cache(maxsize=8)
 def _load(path: str) -> Policy:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise PolicyError(f"cannot read POLICY_FILE {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"POLICY_FILE {path} is not YAML: {str(exc).splitlines()[0]}") from None
+        data = read_yaml(path, "POLICY_FILE") or {}
+    except ConfigFileError as exc:
+        raise PolicyError(str(exc)) from None
     if not isinstance(data, dict):
         raise PolicyError(f"POLICY_FILE {path}: expected a mapping with 'rules' and 'limits'")
     try:

@@ -146,7 +146,8 @@ def run_http(args: argparse.Namespace, data_dir: Path, extra: dict[str, Any], si
                              TOPOLOGY_FILE=None if args.no_topology else topo, **extra)
     notes = storm(args.alerts)
     latencies = []
-    with TestClient(create_app(settings, worker=True, concurrency=args.workers)) as c:
+    # a local client (loopback): the service serves anonymous callers only there
+    with TestClient(create_app(settings, worker=True, concurrency=args.workers), client=("127.0.0.1", 50000)) as c:
         queue = c.app.state.svc.queue  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         interval = args.seconds / len(notes)

@@ -491,6 +491,7 @@ class Escalation(_Model):
     reason: str  # why no action runs (no fitting action, or what evidence is missing)
     summary: str = ""  # the diagnosis, honestly scored
     suggestions: list[str] = Field(default_factory=list)  # catalog actions a human might consider
+    failed_step: str | None = None  # a graph step that failed unexpectedly (the run was handed over)
     at: datetime = Field(default_factory=utcnow)
 
 

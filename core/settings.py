@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import models
+from core.config_files import ConfigFileError, read_utf8
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     CONSOLE_SESSION_SECRET: str | None = None
     CONSOLE_SESSION_HOURS: float = Field(12.0, gt=0, le=24 * 30)
     WEBHOOK_MAX_BYTES: int = Field(1_048_576, ge=1024)  # larger webhook bodies get 413
+    API_MAX_BODY_BYTES: int = Field(65_536, ge=1024)  # any other request body larger than this gets 413
+    API_READ_TIMEOUT_SECONDS: float = Field(30.0, gt=0)  # a request's headers and body must arrive within this
+    # Off loopback, `aiops serve` needs WEBHOOK_TOKEN and a reader/user token; this overrides that (and lets
+    # anonymous clients off loopback in), loudly, at every start.
+    ALLOW_INSECURE_NO_AUTH: bool = False
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
     # processes besides `aiops serve` that accept webhooks on its port (0: it alone; on 2 cores, 1 uses the second)
     API_INTAKE_PROCESSES: int = Field(0, ge=0, le=32)
@@ -250,9 +256,9 @@ class Settings(BaseSettings):
         lines = [t for t in (self.API_TOKENS or "").split(",") if t.strip()]
         if self.API_TOKENS_FILE:
             try:
-                text = self.API_TOKENS_FILE.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise SettingsError(f"API_TOKENS_FILE {self.API_TOKENS_FILE}: {exc.strerror}") from None
+                text = read_utf8(self.API_TOKENS_FILE, "API_TOKENS_FILE")
+            except ConfigFileError as exc:
+                raise SettingsError(str(exc)) from None
             lines += [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         users: dict[str, str] = {}
         for entry in lines:

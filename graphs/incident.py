@@ -109,7 +109,8 @@ async def escalate_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
     diag = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses", [])],
                      summary=state.get("summary", ""))
     esc = await escalation_agent.escalate(incident, TriageVerdict.model_validate(state["triage"]), diag,
-                                          Plan.model_validate(state["plan"]), runtime.context)
+                                          Plan.model_validate(state["plan"]), runtime.context,
+                                          failed_step=state.get("failed_step"))
     return {"escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
-from agents.correlation import Correlator
+from agents.correlation import Correlation, Correlator
 from agents.toolbox import Toolbox
-from agents.triage import NOISE_ALERTS
 from core.models import (
     AlertmanagerWebhook,
     Approval,
+    Diagnosis,
+    Hypothesis,
     Incident,
     IncidentReport,
     IncidentStatus,
@@ -29,15 +30,18 @@ from core.models import (
     utcnow,
 )
 from core.settings import Settings
+from graphs.admission import Admission
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
 from memory.checkpoint import open_checkpointer
 from memory.lease import Heartbeat, this_owner
+from memory.outage import outage
 from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
 log = logging.getLogger(__name__)
-ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
+# Steps after which an action may have run: a failure there is an interrupted execution, not a hand-over.
+ACTING = ("execute", "verify", "fallback")
 
 
 class DecisionRefused(Exception):
@@ -115,10 +119,20 @@ class IncidentRunner:
         self.owner = this_owner()  # who claims work in the registry: this process
 
     async def __aenter__(self) -> IncidentRunner:
+        from agents.policy import load_policy
+
+        # The files every run may need are read now: a bad POLICY_FILE or TOPOLOGY_FILE stops start-up
+        # with one line naming it, not the first automatic decision hours later.
+        load_policy(self.settings.POLICY_FILE)
         self.registry = IncidentRegistry(self.settings)
-        saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
-        self.graph: Any = build_graph().compile(checkpointer=saver)
         self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
+        self.admission = Admission(self.correlator, self.registry)
+        try:
+            saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
+        except BaseException:
+            self.correlator.store.close()
+            raise
+        self.graph: Any = build_graph().compile(checkpointer=saver)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -170,10 +184,10 @@ class IncidentRunner:
         inputs = {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")}
         if duplicate_of is None and incident.alert.status == "firing":
             async with self._owning(incident.id):
-                result = await self.graph.ainvoke(inputs, config, context=toolbox)
+                result = await self._invoke(inputs, config, toolbox)
                 outcome = await self._finish(incident.id, result, toolbox, source)
         else:
-            result = await self.graph.ainvoke(inputs, config, context=toolbox)
+            result = await self._invoke(inputs, config, toolbox)
             outcome = await self._finish(incident.id, result, toolbox, source)
         triage = outcome.report.triage
         if triage.kind == "resolved":  # the alert cleared: close the incident it belonged to
@@ -217,20 +231,18 @@ class IncidentRunner:
         if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
             for incident_id in self.correlator.resolve(webhook)[1]:
                 self.registry.close(incident_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.alert.name})")
-        if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
-            return None  # heartbeats and info alerts never collect a storm
-        if incident.alert.name == ON_DEMAND_ALERT:
-            return None  # POST /api/v1/analyze: every request investigates anew
-        c = self.correlator.correlate(webhook, incident.id)
-        row = self.registry.get(c.incident_id) if c.joined else None
-        if row is not None and row.status not in OPEN_STATUSES:  # closed elsewhere since: stale in the index
-            self.correlator.close_incident(c.incident_id)
-            c = self.correlator.correlate(webhook, incident.id)
-        if not c.joined or c.incident_id == incident.id:  # a redelivery of the alert that opened it: run it
+        c = self._join(webhook, incident)
+        if c is None:
             return None
         return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
                               f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
                               incident.severity)
+
+    def _join(self, webhook: AlertmanagerWebhook, incident: Incident) -> Correlation | None:
+        return self.admission.join(webhook, incident)
+
+    def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
+        return self.admission.admit(webhook, incident_id)
 
     def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
                   duplicate_of: str, severity: str) -> RunOutcome:
@@ -290,7 +302,7 @@ class IncidentRunner:
             if after_interruption:
                 result = await self._resume_past_gate(config, payload, toolbox)
             else:
-                result = await self.graph.ainvoke(Command(resume=payload), config, context=toolbox)
+                result = await self._invoke(Command(resume=payload), config, toolbox)
             outcome = await self._finish(row.incident_id, result, toolbox, row.source)
         approval, plan = outcome.report.approval, outcome.report.plan
         if approval is not None and not approval.valid and plan is not None:
@@ -310,7 +322,61 @@ class IncidentRunner:
         state = await self.graph.aget_state(config)  # finished or not: the new decision forks from the gate
         plan = Plan.model_validate(state.values["plan"])
         await self.graph.aupdate_state(config, gate_update(payload, plan, self.settings), as_node="approval")
-        return await self.graph.ainvoke(None, config, context=toolbox)
+        return await self._invoke(None, config, toolbox)
+
+    async def _invoke(self, graph_input: Any, config: dict[str, Any], toolbox: Toolbox) -> dict[str, Any]:
+        """Run the graph until it pauses or ends.
+
+        An unexpected failure inside a step before anything acted (a bug; a RecursionError on a model's
+        deeply nested YAML or JSON) does not leave a dead run behind: the incident escalates to a human,
+        naming the step, with a notification and a report. A failure once an action may have run
+        (ACTING) keeps the interrupted-execution protocol: the incident is `interrupted` and only an
+        explicit `--after-interruption` decision runs it again. An outage (a store, the disk) is not
+        the run's fault and propagates: the worker keeps its message and retries, the API answers 503."""
+        try:
+            return dict(await self.graph.ainvoke(graph_input, config, context=toolbox))
+        except Exception as exc:
+            if outage(exc, self.settings.DATABASE_URL) or await self._failed_step(config) in ACTING:
+                raise
+            return await self._hand_over(config, toolbox, exc)
+
+    async def _failed_step(self, config: dict[str, Any]) -> str:
+        snap = await self.graph.aget_state(config)
+        return next((t.name for t in snap.tasks if t.error), None) or (snap.next[0] if snap.next else "graph")
+
+    async def _hand_over(self, config: dict[str, Any], toolbox: Toolbox, exc: Exception) -> dict[str, Any]:
+        """The failed step's incident goes to a human: through the graph's own escalation (notify, report)
+        when it can, else (the escalation or report step itself failed) written directly."""
+        from agents import escalation as escalation_agent
+
+        for _ in range(2):
+            step = await self._failed_step(config)
+            log.error("incident %s: the %s step failed (%s: %s); escalating to a human", config["configurable"]
+                      ["thread_id"], step, type(exc).__name__, str(exc)[:200], exc_info=exc)
+            values = dict((await self.graph.aget_state(config)).values)
+            incident = Incident.model_validate(values["incident"])
+            plan, verdict = escalation_agent.after_crash(
+                incident, TriageVerdict.model_validate(values["triage"]) if values.get("triage") else None, step, exc,
+                self.settings.APPROVAL_TTL_SECONDS)
+            update = {"plan": plan.model_dump(mode="json"), "triage": verdict.model_dump(mode="json"),
+                      "failed_step": step, "status": IncidentStatus.RUNNING.value}
+            if step in ("escalate", "report"):
+                break
+            await self.graph.aupdate_state(config, update, as_node="plan")  # routes to "escalate", then "report"
+            try:
+                return dict(await self.graph.ainvoke(None, config, context=toolbox))
+            except Exception as again:
+                if outage(again, self.settings.DATABASE_URL):
+                    raise
+                exc = again
+        diagnosis = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in values.get("hypotheses") or []],
+                              summary=values.get("summary", ""))
+        esc = await escalation_agent.escalate(incident, verdict, diagnosis, plan, toolbox, failed_step=step)
+        final = {**update, "escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
+        values.update(final)
+        final["report"] = build_report(values, report_mode(values, toolbox)).model_dump(mode="json")  # type: ignore[arg-type]
+        await self.graph.aupdate_state(config, final, as_node="report")
+        return {**values, **final}
 
     async def _finish(self, incident_id: str, result: dict[str, Any], toolbox: Toolbox,
                       source: dict[str, Any]) -> RunOutcome:
@@ -361,9 +427,13 @@ class IncidentRunner:
         if values.get("report"):
             report = IncidentReport.model_validate(values["report"])
             report.status = IncidentStatus(row.status)  # e.g. closed later by its resolved alerts
-        else:
+        elif values.get("incident") and values.get("triage"):
             values["status"] = row.status
             report = build_report(values, row.mode)  # type: ignore[arg-type]
+        else:  # claimed, not triaged yet: what the registry knows, not an error
+            report = IncidentReport(incident_id=incident_id, title=row.title, status=IncidentStatus(row.status),
+                                    mode=row.mode, created_at=row.created_at,
+                                    triage=TriageVerdict(kind="incident", reason="not triaged yet"))
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
         return report
 
@@ -407,9 +477,9 @@ class IncidentRunner:
                                            "message was redelivered)")
             status = getattr(IncidentStatus, "INTERRUPTED", IncidentStatus.FAILED)
             await self.graph.aupdate_state(config, {"status": status.value}, as_node="execute")
-            result = await self.graph.ainvoke(None, config, context=toolbox)
+            result = await self._invoke(None, config, toolbox)
         elif pending_nodes:
-            result = await self.graph.ainvoke(None, config, context=toolbox)
+            result = await self._invoke(None, config, toolbox)
         elif snap.values.get("report"):
             result = dict(snap.values)
         else:

@@ -370,12 +370,13 @@ async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.approval import authorised
     from agents.self_healing import self_healing_status, set_self_healing
 
     if args.state in ("on", "off"):
         if not args.by:
             raise CLIError("--by NAME is required to switch self-healing on or off")
-        if settings.approvers and args.by not in settings.approvers:
+        if not authorised(args.by, "cli", settings):  # the same gate as a decision, and as the API's switch
             raise CLIError(f"{args.by!r} is not an authorised approver (APPROVERS)")
         set_self_healing(settings, args.state == "on", args.by)
     status = self_healing_status(settings)
@@ -393,12 +394,14 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
     from interfaces.api.discovery import ServiceRunning
+    from interfaces.api.exposure import InsecureBind
+    from interfaces.watch import WatchNotConfigured
 
     try:
-        return await serve(settings, host=args.host or settings.API_HOST, port=args.port or settings.API_PORT,
+        return await serve(settings, host=args.host, port=args.port or settings.API_PORT,
                            worker=not args.no_worker, concurrency=args.concurrency,
                            intake_processes=args.intake_processes)
-    except ServiceRunning as exc:
+    except (ServiceRunning, InsecureBind, WatchNotConfigured) as exc:
         raise CLIError(str(exc)) from None
 
 

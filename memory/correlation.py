@@ -8,7 +8,15 @@ Three tables beside the incident registry:
   node) with when each was last seen. Correlating an alert is one indexed `key IN (...)` look-up,
   never a scan of incidents, so a storm of 10,000 alerts costs 10,000 look-ups;
 - `aiops_corr_alerts`: every alert of an incident (the one that opened it and the related ones), with
-  why it joined and whether it is still firing, so a resolved alert closes only what it belongs to.
+  why it joined and whether it is still firing, so a resolved alert closes only what it belongs to;
+- `aiops_corr_notifications`: where each notification landed (keyed by the incident id it would open,
+  which is derived from its content): admitting the same notification again (the webhook answers with
+  the landing at once, the worker runs it later; a re-send; a redelivery) gives the same answer, however
+  long after, for as long as that incident is open.
+
+An incident id is derived from the notification that opens it, so the same notification may open the
+same id again after it closed (e.g. it was re-sent after its run was dead-lettered): that re-opens the
+row, it is not a second incident.
 
 `correlate` and `resolve` each run in one exclusive transaction: two workers that receive alerts of
 the same problem at the same instant still open one incident.
@@ -35,6 +43,9 @@ _SCHEMA = (
         incident_id TEXT NOT NULL, fingerprint TEXT NOT NULL, alertname TEXT NOT NULL,
         service TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
         joined_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (incident_id, fingerprint))""",
+    """CREATE TABLE IF NOT EXISTS aiops_corr_notifications (
+        notification_id TEXT PRIMARY KEY, incident_id TEXT NOT NULL, reason TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS aiops_corr_notifications_inc ON aiops_corr_notifications (incident_id)",
     "CREATE INDEX IF NOT EXISTS aiops_corr_keys_seen ON aiops_corr_keys (key, last_seen)",
     "CREATE INDEX IF NOT EXISTS aiops_corr_alerts_fp ON aiops_corr_alerts (fingerprint, status)",
 )
@@ -71,6 +82,15 @@ class Match:
     origin: str  # the service of the alert that registered the key on the incident
 
 
+@dataclass(frozen=True)
+class Landing:
+    """Where a notification landed: the open incident it joined (`joined`, with why), or the one it opened."""
+
+    incident_id: str
+    joined: bool
+    reason: str
+
+
 def _ts(when: datetime) -> float:
     return when.timestamp()
 
@@ -83,17 +103,31 @@ class CorrelationStore:
         self._db.close()
 
     def correlate(self, keys: list[Key], origin: str, members: list[Member], new_incident_id: str,
-                  now: datetime, window_seconds: float, reason_for: Callable[[Match], str]) -> Match | None:
+                  now: datetime, window_seconds: float, reason_for: Callable[[Match], str],
+                  defer_join: bool = False) -> Landing:
         """Join the best-matching open incident seen within the window, or open `new_incident_id`.
 
-        Returns the match (the members were recorded as related alerts, with `reason_for(match)`), or
-        None when no open incident matched and `new_incident_id` was opened with the members.
+        A notification admitted before (the same `new_incident_id`) lands where it landed then while that
+        incident is open. Otherwise the members are recorded under the match, with `reason_for(match)`,
+        or under `new_incident_id`, opened (or re-opened) for them. `defer_join` (the webhook's hot path)
+        records only where a joining notification landed; its keys and alerts are recorded when its run
+        admits it again. An incident it opens is recorded at once, so the rest of a storm joins it.
         """
         if not keys:
             raise ValueError("an alert has at least its fingerprint as a key")
         by_text = {k.text: k for k in keys}
         now_ts = _ts(now)
         with self._db.transaction() as tx:
+            before = tx.rows(
+                "SELECT n.incident_id, n.reason FROM aiops_corr_notifications n JOIN aiops_corr_incidents i "
+                "ON i.incident_id = n.incident_id WHERE n.notification_id = ? AND i.closed_at IS NULL",
+                [new_incident_id])
+            if before:
+                incident_id, reason = before[0]
+                if incident_id != new_incident_id:
+                    members = [Member(m.fingerprint, m.alertname, m.service, m.target, reason) for m in members]
+                self._record(tx, incident_id, keys, origin, members, now_ts)
+                return Landing(incident_id=incident_id, joined=True, reason=reason)
             rows = tx.rows(
                 "SELECT k.key, k.incident_id, k.origin, k.last_seen FROM aiops_corr_keys k "
                 "JOIN aiops_corr_incidents i ON i.incident_id = k.incident_id "
@@ -102,15 +136,24 @@ class CorrelationStore:
             if rows:
                 # Best key kind first, then the most recently active incident.
                 key_text, incident_id, key_origin, _ = min(rows, key=lambda r: (by_text[r[0]].rank, -r[3]))
-                match = Match(incident_id=incident_id, key=by_text[key_text], origin=key_origin)
-                reason = reason_for(match)
-                self._record(tx, incident_id, keys, origin, [
-                    Member(m.fingerprint, m.alertname, m.service, m.target, reason) for m in members], now_ts)
-                return match
-            tx.execute("INSERT INTO aiops_corr_incidents (incident_id, opened_at, last_seen) VALUES (?, ?, ?)",
+                reason = reason_for(Match(incident_id=incident_id, key=by_text[key_text], origin=key_origin))
+                if not defer_join:
+                    self._record(tx, incident_id, keys, origin, [
+                        Member(m.fingerprint, m.alertname, m.service, m.target, reason) for m in members], now_ts)
+                self._admit(tx, new_incident_id, incident_id, reason)
+                return Landing(incident_id=incident_id, joined=True, reason=reason)
+            tx.execute("INSERT INTO aiops_corr_incidents (incident_id, opened_at, last_seen) VALUES (?, ?, ?) "
+                       "ON CONFLICT (incident_id) DO UPDATE SET closed_at = NULL, last_seen = excluded.last_seen",
                        [new_incident_id, now_ts, now_ts])
             self._record(tx, new_incident_id, keys, origin, members, now_ts)
-            return None
+            self._admit(tx, new_incident_id, new_incident_id, "opened the incident")
+            return Landing(incident_id=new_incident_id, joined=False, reason="no open incident matches")
+
+    @staticmethod
+    def _admit(tx: Tx, notification_id: str, incident_id: str, reason: str) -> None:
+        tx.execute("INSERT INTO aiops_corr_notifications (notification_id, incident_id, reason) VALUES (?, ?, ?) "
+                   "ON CONFLICT (notification_id) DO UPDATE SET incident_id = excluded.incident_id, "
+                   "reason = excluded.reason", [notification_id, incident_id, reason])
 
     @staticmethod
     def _record(t: Tx, incident_id: str, keys: list[Key], origin: str, members: list[Member],
@@ -163,6 +206,7 @@ class CorrelationStore:
         tx.execute("UPDATE aiops_corr_incidents SET closed_at = ? WHERE incident_id = ? AND closed_at IS NULL",
                    [_ts(now), incident_id])
         tx.execute("DELETE FROM aiops_corr_keys WHERE incident_id = ?", [incident_id])
+        tx.execute("DELETE FROM aiops_corr_notifications WHERE incident_id = ?", [incident_id])
 
     def open_incident_of(self, fingerprint: str) -> str | None:
         """The open incident this alert is firing in (as the one that opened it or as a related alert)."""

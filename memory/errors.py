@@ -7,6 +7,8 @@ and what to do about it, in one line. Interfaces map `StoreError` to that line (
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.resilience import DependencyUnavailable
@@ -28,9 +30,21 @@ def corrupted(path: Path, what: str, exc: BaseException) -> StoreError:
                       "with an empty one, or restore it from a backup")
 
 
+@contextmanager
+def named_if_corrupted(path: Path, what: str) -> Iterator[None]:
+    """Turn a damaged SQLite file into the one-line `StoreError` naming it; other errors pass through."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if is_corruption(exc):
+            raise corrupted(path, what, exc) from None
+        raise
+
+
 class StoreUnavailable(DependencyUnavailable):
     """The database server (Postgres) cannot be reached now; nothing was written. Callers answer 503
     or wait and try again: the data is where it was (the queue, Alertmanager's re-send)."""
 
     def __init__(self, message: str, dependency: str = "postgres") -> None:
         super().__init__(dependency, message)
+

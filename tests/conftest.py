@@ -12,6 +12,10 @@ from core.llm import LLMChain, Provider
 from core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
+# The address an in-process TestClient calls from: a client on this machine, as a local health check or
+# the CLI is (the default "testclient" is no address, and the service serves anonymous callers only on
+# loopback: interfaces/api/exposure.py).
+LOCAL_CLIENT = ("127.0.0.1", 50000)
 _AMBIENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_BASE_URL", "REDIS_URL", "DATABASE_URL", "PROMETHEUS_URL",
             "ELASTICSEARCH_URL", "MILVUS_URI", "LOG_FILES", "ANSIBLE_INVENTORY", "APPROVERS", "TELEGRAM_TOKEN",
             "AIOPS_DATA_DIR", "CHECKPOINT_DB", "LLM_MODE", "ENABLE_MEMORY", "PROXMOX_HOST", "PROXMOX_TOKEN_NAME",

@@ -15,7 +15,8 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -28,6 +29,8 @@ from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
 from interfaces.api.docs import install_docs
+from interfaces.api.intake_processes import IntakeClient
+from interfaces.api.limits import BodyLimit, deadline_protocol
 from interfaces.api.metrics import IntakeCounters, LatencyMiddleware, ServiceMetrics
 from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
@@ -37,6 +40,7 @@ from interfaces.intake import QUEUE
 from interfaces.queue import open_queue
 
 log = logging.getLogger(__name__)
+LOCAL_ANALYZE_PATH = "/api/v1/local/analyze"
 
 
 def _version() -> str:
@@ -92,8 +96,10 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             runner = await stack.enter_async_context(IncidentRunner(settings, make_toolbox_factory(settings)))
             queue = open_queue(settings, QUEUE)
             stack.push_async_callback(queue.close)
+            await _check_embedded_queue(queue)
             service = Service(settings=settings, runner=runner, queue=queue,
-                              auth=Authenticator(settings, local_token), metrics=metrics, version=_version())
+                              auth=Authenticator(settings, local_token), metrics=metrics, version=_version(),
+                              admit=runner.admit)
             if worker:
                 service.worker = Worker(settings, runner, queue, concurrency=concurrency or settings.WORKER_CONCURRENCY,
                                         on_outcome=metrics.observe_outcome)
@@ -118,10 +124,27 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
     _document_webhook_body(app)
     _error_handlers(app, settings)
     app.add_middleware(WebhookIntake)  # the webhook's hot path, inside the body limit and the timing
-    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
-                       metrics=metrics)
+    # Every body is bounded (interfaces/api/limits.py): the CLI's local analyze carries a whole alert file.
+    app.add_middleware(BodyLimit, default=settings.API_MAX_BODY_BYTES, metrics=metrics,  # type: ignore[arg-type]
+                       paths=_body_limits(settings), counted=WEBHOOK_PATH)
     app.add_middleware(LatencyMiddleware, metrics=metrics, skip=WEBHOOK_PATH)  # type: ignore[arg-type]
+    app.add_middleware(IntakeClient)  # requests passed on by intake processes: the client they came from
     return app
+
+
+async def _check_embedded_queue(queue: Any) -> None:
+    """The embedded queue is a file in the data dir: one that cannot be opened (damaged) stops start-up
+    with one line. A queue server (Redis) that is down is an outage instead: the service starts, answers
+    503 and /health says so until it is back."""
+    if queue.backend != "sqlite":
+        return
+    from interfaces.queue import QueueUnavailable
+    from memory.errors import StoreError
+
+    try:
+        await queue.ping()
+    except QueueUnavailable as exc:
+        raise StoreError(str(exc)) from None
 
 
 async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, runner: Any, service: Service) -> None:
@@ -248,60 +271,10 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
-Scope = MutableMapping[str, Any]
-
-
-class BodyLimit:
-    """413 for webhook bodies over WEBHOOK_MAX_BYTES, before anything parses them.
-
-    Pure ASGI: the body is read (up to the limit) and replayed to the app, so a chunked upload without
-    Content-Length is limited as well.
-    """
-
-    def __init__(self, app: Any, max_bytes: int, paths: tuple[str, ...], metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.paths = paths
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
-            return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._too_large(send)
-                return
-            if not message.get("more_body"):
-                break
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, send: Callable[[Any], Awaitable[None]]) -> None:
-        self.metrics.intake.rejected("too_large")
-        payload = json.dumps({"detail": f"body larger than WEBHOOK_MAX_BYTES ({self.max_bytes} bytes)"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+def _body_limits(settings: Settings) -> dict[str, tuple[int, str]]:
+    """The paths whose bodies have a limit of their own (the rest: API_MAX_BODY_BYTES)."""
+    return {WEBHOOK_PATH: (settings.WEBHOOK_MAX_BYTES, "WEBHOOK_MAX_BYTES"),
+            LOCAL_ANALYZE_PATH: (settings.MAX_PAYLOAD_BYTES + 65_536, "MAX_PAYLOAD_BYTES")}
 
 
 def local_url(host: str, port: int) -> str:
@@ -315,50 +288,81 @@ def local_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-async def serve(settings: Settings, *, host: str, port: int, worker: bool, concurrency: int | None,
+async def serve(settings: Settings, *, host: str | None, port: int, worker: bool, concurrency: int | None,
                 intake_processes: int | None = None) -> int:
-    """`aiops serve`: run until SIGTERM/SIGINT (uvicorn handles them), then drain the workers (and stop
-    the intake processes, see `interfaces.api.intake_processes`)."""
+    """`aiops serve`: run until SIGTERM/SIGINT, then drain the workers (and stop the intake processes,
+    see `interfaces.api.intake_processes`).
+
+    The address is `interfaces.api.exposure.choose_binding`'s (loopback unless both kinds of token are
+    set; `InsecureBind` off loopback without them). The app's start-up (stores, policy, topology) runs
+    here, before uvicorn, so a corrupted store or a bad file is an exception the CLI prints as one line
+    (exit 2), not a traceback inside uvicorn's lifespan log."""
     import asyncio
+    import signal
 
     import uvicorn
 
     from interfaces.api.discovery import ServiceRunning, find_service
+    from interfaces.api.exposure import choose_binding
     from interfaces.api.intake_processes import IntakeProcesses, ServiceServer, listen
 
+    binding = choose_binding(settings, host)
+    if binding.warning:  # ALLOW_INSECURE_NO_AUTH is said at every start, loudly
+        log.warning("%s", binding.warning)
+        print(binding.warning, file=sys.stderr, flush=True)
     running = find_service(settings)
     if running is not None:
         raise ServiceRunning(f"another aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}, {running.url})")
     extra = settings.API_INTAKE_PROCESSES if intake_processes is None else intake_processes
     counters = IntakeCounters(processes=1 + extra)
-    app = create_app(settings, worker=worker, concurrency=concurrency, announce_url=local_url(host, port),
-                     intake=counters)
-    config = uvicorn.Config(app, host=host, port=port, log_level="debug" if settings.DEBUG else "warning",
-                            access_log=settings.DEBUG, lifespan="on", timeout_graceful_shutdown=30)
-    server = ServiceServer(config)
-    app.state.server = server  # open event streams end when it is told to exit, not 30 s later
-    print(f"aiops serve: http://{host}:{port} (console at /ui/, docs at /docs), worker "
-          f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}"
-          f"{f', {extra} more intake processes' if extra else ''}", flush=True)
-    if not extra:
-        await server.serve()
-        return 0 if server.started else 1
-    sock = listen(host, port)
-    intake = IntakeProcesses(settings, sock, extra, counters, target=intake_main)
-    intake.start()
-    supervisor = asyncio.create_task(intake.supervise())
-    server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
+    # A signal during start-up or after uvicorn stops must not kill the process before the workers are
+    # drained: uvicorn re-raises the signal it stopped on once it returns, into this handler.
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        await server.serve(sockets=[sock, intake.owner_sock])
+        app = create_app(settings, worker=worker, concurrency=concurrency,
+                         announce_url=local_url(binding.host, port), intake=counters)
+        async with app.router.lifespan_context(app):
+            config = uvicorn.Config(app, host=binding.host, port=port, log_level="debug" if settings.DEBUG else "warning",
+                                    access_log=settings.DEBUG, lifespan="off", timeout_graceful_shutdown=30,
+                                    http=deadline_protocol(settings.API_READ_TIMEOUT_SECONDS))
+            server = ServiceServer(config)
+            app.state.server = server  # open event streams end when it is told to exit, not 30 s later
+            if stop:
+                return 0
+            print(f"aiops serve: http://{binding.host}:{port} (console at /ui/, docs at /docs), worker "
+                  f"{'embedded x' + str(concurrency or settings.WORKER_CONCURRENCY) if worker else 'off'}"
+                  f"{f', {extra} more intake processes' if extra else ''}"
+                  f"{'; ' + binding.note if binding.note else ''}", flush=True)
+            if not extra:
+                await server.serve()
+                return 0 if server.started else 1
+            sock = listen(binding.host, port)
+            intake = IntakeProcesses(settings, sock, extra, counters, target=intake_main)
+            intake.start()
+            supervisor = asyncio.create_task(intake.supervise())
+            server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
+            try:
+                await server.serve(sockets=[sock, intake.owner_sock])
+            finally:
+                supervisor.cancel()
+                sock.close()
+            return 0 if server.started else 1
     finally:
-        supervisor.cancel()
-        sock.close()
-    return 0 if server.started else 1
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCounters) -> FastAPI:
-    """An intake process's app: the webhook's hot path in front, the service behind it for the rest."""
+    """An intake process's app: the webhook's hot path in front, the service behind it for the rest.
+
+    It runs no incident, but decides where each notification lands itself (`graphs.admission`, over the
+    same stores as the service), so its 202 names the incident as the service's would."""
+    from agents.correlation import Correlator
+    from graphs.admission import Admission
     from interfaces.api.intake_processes import OwnerProxy
+    from memory.registry import IncidentRegistry
 
     metrics = ServiceMetrics(counters)
     proxy = OwnerProxy(owner_path)
@@ -366,22 +370,25 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue = open_queue(settings, QUEUE)
+        correlator = Correlator(settings)
+        admission = Admission(correlator, IncidentRegistry(settings))
         app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
-                                metrics=metrics, version=_version())
+                                metrics=metrics, version=_version(), admit=admission.admit)
         gc.collect()
         gc.freeze()
         try:
             yield
         finally:
             await queue.close()
+            correlator.store.close()
             await proxy.client.aclose()
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.mount("/", proxy)
     _error_handlers(app, settings)
     app.add_middleware(WebhookIntake)
-    app.add_middleware(BodyLimit, max_bytes=settings.WEBHOOK_MAX_BYTES, paths=(WEBHOOK_PATH,),  # type: ignore[arg-type]
-                       metrics=metrics)
+    app.add_middleware(BodyLimit, default=settings.API_MAX_BODY_BYTES, metrics=metrics,  # type: ignore[arg-type]
+                       paths=_body_limits(settings), counted=WEBHOOK_PATH)
     return app
 
 
@@ -398,5 +405,6 @@ def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slo
         return
     app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
     config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
-                            lifespan="on", timeout_graceful_shutdown=10)
+                            lifespan="on", timeout_graceful_shutdown=10,
+                            http=deadline_protocol(settings.API_READ_TIMEOUT_SECONDS))
     uvicorn.Server(config).run(sockets=[sock])

@@ -7,8 +7,12 @@
 - The local token is written by a running service into its data dir (`service.json`, mode 0600) for the
   CLI on the same machine: with it, `X-Aiops-Approver` names the approver on the `cli` channel, exactly as
   `aiops approve --by NAME` does without a service.
-- With no token configured at all, reads are open (a bare `aiops serve` on a laptop) and approvals over
-  HTTP are refused (401): nobody can be identified.
+- With no token configured at all, reads are open to loopback clients (a bare `aiops serve` on a laptop,
+  which then listens on 127.0.0.1 only) and approvals over HTTP are refused (401): nobody can be
+  identified. Off loopback an anonymous client gets nothing, not even `/health` or `/metrics`
+  (see `interfaces.api.exposure`), unless `ALLOW_INSECURE_NO_AUTH=true`.
+- Every switch (approve, reject, the self-healing kill switch) is behind the same gate as the CLI's:
+  `agents.approval.authorised` (`APPROVERS`; Telegram ids on Telegram).
 
 Every comparison is constant-time (`hmac.compare_digest`) and runs over the whole table, so timing says
 nothing about which token, or how much of one, matched.
@@ -21,7 +25,9 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
+from agents.approval import authorised
 from core.settings import Settings
+from interfaces.api.exposure import anonymous_allowed
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ def _same(a: str, b: str) -> bool:
 
 class Authenticator:
     def __init__(self, settings: Settings, local_token: str | None = None) -> None:
+        self.settings = settings
         self.users = settings.api_users  # token -> user
         self.service_token = settings.AIOPS_API_TOKEN
         self.webhook_token = settings.WEBHOOK_TOKEN
@@ -68,14 +75,23 @@ class Authenticator:
             found = found or Caller(who, "local", channel="cli")
         return found
 
+    def _anonymous_ok(self, request: Request) -> bool:
+        return anonymous_allowed(request.client.host if request.client else None, self.settings)
+
     def reader(self, request: Request) -> Caller:
         token = bearer(request)
         caller = self.identify(token, request)
         if caller is not None:
             return caller
-        if token is None and self.open_reads:
+        if token is None and self.open_reads and self._anonymous_ok(request):
             return Caller("anonymous", "anonymous")
         raise _unauthorised("a valid bearer token is required" if token is None else "invalid bearer token")
+
+    def prober(self, request: Request) -> Caller:
+        """`/health` and `/metrics`: anonymous from loopback (a local health check), else a reader."""
+        if bearer(request) is None and self._anonymous_ok(request):
+            return Caller("anonymous", "anonymous")
+        return self.reader(request)
 
     def approver(self, request: Request) -> Caller:
         token = bearer(request)
@@ -88,6 +104,15 @@ class Authenticator:
             raise HTTPException(403, "the service token (AIOPS_API_TOKEN) cannot approve: use a user token")
         return caller
 
+    def switcher(self, request: Request) -> Caller:
+        """A state-changing call that is not a plan decision (the self-healing switch): an approver who
+        passes the approval gate. Decisions go through the runner, which applies the same gate and
+        records a refusal in the plan's audit trail."""
+        caller = self.approver(request)
+        if not authorised(caller.name, caller.channel, self.settings):
+            raise HTTPException(403, f"{caller.name!r} is not an authorised approver for {caller.channel} (APPROVERS)")
+        return caller
+
     def local(self, request: Request) -> Caller:
         caller = self.identify(bearer(request), request)
         if caller is None or caller.kind != "local":
@@ -96,6 +121,8 @@ class Authenticator:
 
     def webhook(self, request: Request) -> None:
         if not self.webhook_token:
+            if not self._anonymous_ok(request):
+                raise _unauthorised("no WEBHOOK_TOKEN is configured: the webhook takes alerts from loopback only")
             return
         token = bearer(request)
         if token is None or not _same(token, self.webhook_token):

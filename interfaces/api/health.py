@@ -1,7 +1,8 @@
 """`GET /health`: a real, bounded check of every configured component, all at once.
 
-Unhealthy (503) when the queue or the incident store (Postgres, when `DATABASE_URL` is set) cannot be
-reached: Alertmanager's webhooks are refused then. Degraded
+Unhealthy (503) when the queue cannot be reached or refuses writes (a full disk, Redis over maxmemory),
+or the incident store (Postgres, when `DATABASE_URL` is set) cannot be reached: Alertmanager's webhooks
+are refused then. Degraded
 when another configured component fails (the service still takes alerts; runs will have less evidence).
 A component whose circuit breaker is open is an error even if the probe gets through: until the
 breaker lets calls through again, every caller takes its fallback (e.g. diagnosis without metrics).
@@ -44,6 +45,7 @@ def component_checks(settings: Settings, queue: MessageQueue) -> dict[str, Check
 
     async def check_queue() -> str:
         await queue.ping()
+        await queue.writable()  # answering reads is not enough: a full disk refuses every alert
         stats = await queue.stats()
         return f"{stats.backend}, depth {stats.depth}, oldest {stats.oldest_age_seconds:.0f}s"
 

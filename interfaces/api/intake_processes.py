@@ -44,6 +44,9 @@ Send = Callable[[Any], Awaitable[None]]
 # Not passed on (RFC 9110 7.6.1). Host is: the service sees the request as the client sent it (origin checks).
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
                b"transfer-encoding", b"upgrade"}
+# The address of the client an intake process passes a request on for: the service's own Unix socket has
+# no peer address, and who may call what depends on it (anonymous callers only from loopback).
+CLIENT_HEADER = b"x-aiops-intake-client"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -120,6 +123,24 @@ class ServiceServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class IntakeClient:
+    """The service side of `OwnerProxy`: a request that arrived on the service's Unix socket (reachable by
+    its intake processes only: a 0700 directory) is from the client the intake process names; a TCP
+    request keeps the peer uvicorn saw, whatever headers it sends."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and scope.get("client") is None and server and server[1] is None:
+            named = dict(scope.get("headers") or []).get(CLIENT_HEADER)
+            if named:
+                host, _, port = named.decode("latin-1").rpartition(":")
+                scope["client"] = (host, int(port) if port.isdigit() else 0)
+        await self.app(scope, receive, send)
+
+
 class OwnerProxy:
     """Every request an intake process does not serve itself, passed to the service process as is."""
 
@@ -144,7 +165,10 @@ class OwnerProxy:
 
         path = scope.get("raw_path") or scope["path"].encode()
         url = path.decode("latin-1") + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP and k.lower() != CLIENT_HEADER]
+        client = scope.get("client")
+        if client:  # as uvicorn saw it in this process (X-Forwarded-For already applied by its rules)
+            headers.append((CLIENT_HEADER, f"{client[0]}:{client[1]}".encode("latin-1")))
         request = self.client.build_request(scope["method"], url, headers=headers, content=body())
         try:
             response = await self.client.send(request, stream=True)

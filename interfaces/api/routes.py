@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -55,6 +55,8 @@ class Service:
     auth: Authenticator
     metrics: ServiceMetrics
     version: str
+    # graphs.admission.Admission.admit: the incident a webhook's alerts land in (the 202's incident_id)
+    admit: Callable[[AlertmanagerWebhook, str], str]
     worker: Any | None = None
     outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
     telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
@@ -80,6 +82,14 @@ async def approver(request: Request) -> Caller:
     return _svc(request).auth.approver(request)
 
 
+async def switcher(request: Request) -> Caller:
+    return _svc(request).auth.switcher(request)
+
+
+async def prober(request: Request) -> Caller:
+    return _svc(request).auth.prober(request)
+
+
 async def webhook_auth(request: Request) -> None:
     try:
         _svc(request).auth.webhook(request)
@@ -94,6 +104,8 @@ async def local_cli(request: Request) -> Caller:
 
 Reader = Annotated[Caller, Depends(reader)]
 Approver = Annotated[Caller, Depends(approver)]
+Switcher = Annotated[Caller, Depends(switcher)]
+Prober = Annotated[Caller, Depends(prober)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413,
                                                                                     422, 503)}
@@ -102,16 +114,18 @@ router = APIRouter()
 
 
 # ------------------------------------------------------------------------------------ health --
-@router.get("/health", response_model=HealthBody, responses={503: {"model": HealthBody}}, tags=["service"])
-async def health(s: ServiceDep) -> JSONResponse:
+@router.get("/health", response_model=HealthBody, responses={503: {"model": HealthBody}, 401: {"model": ErrorBody}},
+            tags=["service"])
+async def health(s: ServiceDep, _caller: Prober) -> JSONResponse:
     status, components = await check_all(s.settings, s.queue)
     body = HealthBody(status=status, version=s.version, components=components)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if status == "unhealthy" else 200)
 
 
 @router.get("/metrics", response_class=Response, tags=["service"],
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
-async def metrics(s: ServiceDep) -> Response:
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"},
+                       401: {"model": ErrorBody}})
+async def metrics(s: ServiceDep, _caller: Prober) -> Response:
     queues = [s.queue, *(s.outbox.queues.values() if s.outbox is not None else ())]
     stats = []
     for queue in queues:  # a queue whose store is down is left out (its gauges keep their last value)
@@ -169,8 +183,12 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
         s.metrics.intake.rejected("queue_unavailable")
         raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
     s.metrics.intake.received(len(webhook.alerts))
+    # Stored first, then admitted: where it lands (a new incident, or the open one it joins) is decided
+    # and recorded now, so the answer is the incident GET /api/v1/incidents/{id} shows. If the store is
+    # down here, the 503 makes Alertmanager re-send, which the queue deduplicates.
+    landed = await asyncio.to_thread(s.admit, webhook, job.incident_id)
     # Built directly (the response model documents it, and is what it is).
-    return {"accepted": len(webhook.alerts), "queued": True, "incident_id": job.incident_id, "message_id": msg_id}
+    return {"accepted": len(webhook.alerts), "queued": True, "incident_id": landed, "message_id": msg_id}
 
 
 @router.post("/api/v1/analyze", status_code=202, response_model=AnalyzeAccepted, responses={
@@ -396,9 +414,10 @@ async def self_healing(s: ServiceDep, _caller: Reader) -> SelfHealingStatus:
 
 
 @router.post("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
-async def switch_self_healing(body: SelfHealingSwitch, s: ServiceDep, caller: Approver) -> SelfHealingStatus:
+async def switch_self_healing(body: SelfHealingSwitch, s: ServiceDep, caller: Switcher) -> SelfHealingStatus:
     """The kill switch: `{"enabled": false}` stops every automatic action at once (every worker and process
-    reads it from the database); only an approver may flip it, and who did is recorded."""
+    reads it from the database); only an approver who passes the approval gate (`APPROVERS`, as for the
+    CLI) may flip it, and who did is recorded."""
     from agents.self_healing import self_healing_status, set_self_healing
 
     await asyncio.to_thread(set_self_healing, s.settings, body.enabled, caller.name)

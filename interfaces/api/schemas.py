@@ -9,9 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from interfaces.queue import DeadLetter
+
+
+class RequestBody(BaseModel):
+    """Every request body: strict types, so `"yes"`, `0` or `"1"` is never taken for a boolean (nor `1` for
+    a string): what a client sends is exactly what it means, or 422."""
+
+    model_config = ConfigDict(strict=True)
 
 
 class ErrorBody(BaseModel):
@@ -32,11 +39,12 @@ class HealthBody(BaseModel):
 class WebhookAccepted(BaseModel):
     accepted: int = Field(description="alerts in the notification")
     queued: bool
-    incident_id: str = Field(description="the incident this notification runs as (stable across re-sends)")
+    incident_id: str = Field(description="the incident the alerts landed in: the one they open, or the open "
+                                         "incident they joined (stable across re-sends)")
     message_id: str
 
 
-class AnalyzeRequest(BaseModel):
+class AnalyzeRequest(RequestBody):
     service_name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
     time_range: str = Field("1h", pattern=r"^\d{1,4}[smhd]$", description="how far back to look: 30m, 1h, 2d")
 
@@ -78,7 +86,7 @@ class PlanList(BaseModel):
     plans: list[PlanSummary]
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(RequestBody):
     plan_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="the content hash of the plan you reviewed")
     comment: str = Field("", max_length=2000)
 
@@ -114,14 +122,14 @@ class DeadLetterList(BaseModel):
     dead_letters: list[DeadLetter]
 
 
-class LocalAnalyzeRequest(BaseModel):
+class LocalAnalyzeRequest(RequestBody):
     """The CLI's `aiops analyze` while a service owns the data dir (local token only)."""
 
     webhook: dict[str, Any]
     source: dict[str, Any] = Field(default_factory=lambda: {"kind": "live"})
 
 
-class SelfHealingSwitch(BaseModel):
+class SelfHealingSwitch(RequestBody):
     """`POST /api/v1/self-healing`: the run-time kill switch of automatic actions."""
 
     enabled: bool

@@ -76,6 +76,11 @@ def _summary(kind: EventKind, r: IncidentReport) -> str:
 
 
 def _escalation_reason(r: IncidentReport) -> str | None:
+    if r.escalation is not None and r.escalation.failed_step:  # a step crashed: the run was handed over
+        return "escalated: " + r.escalation.reason[:300]
+    if r.status.value == "interrupted" and r.plan is not None and r.plan.actions:
+        return ("its execution was interrupted (the process or a step failed): an action may have run; check the "
+                "target, then decide again with --after-interruption")
     if r.status.value == "escalated" and not (r.plan and r.plan.actions and all(
             a.kind == "notify_only" for a in r.plan.actions)):
         return "escalated: " + (r.plan.rationale if r.plan else r.triage.reason)[:300]

@@ -55,6 +55,7 @@ from interfaces.queue import (
     RedisStreamQueue,
     SqliteQueue,
 )
+from memory.errors import named_if_corrupted
 from memory.pending import PendingRecords
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class SqliteLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as c:
+        with named_if_corrupted(path, "notification ledger"), self._conn() as c:
             c.execute("CREATE TABLE IF NOT EXISTS notify_ledger (key TEXT PRIMARY KEY, state TEXT NOT NULL, "
                       "updated_at REAL NOT NULL)")
             c.execute("CREATE TABLE IF NOT EXISTS notify_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "

@@ -108,4 +108,9 @@ class MessageQueue(Protocol):
         """Raise `QueueUnavailable` unless the store answers now."""
         ...
 
+    async def writable(self) -> None:
+        """Raise `QueueUnavailable` unless the store takes a durable write now: a store that answers
+        reads but refuses writes (a full disk, Redis over maxmemory) refuses every alert."""
+        ...
+
     async def close(self) -> None: ...

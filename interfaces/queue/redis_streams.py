@@ -246,6 +246,10 @@ class RedisStreamQueue:
     async def ping(self) -> None:
         await self._call(lambda: self._r.ping())  # type: ignore[arg-type]
 
+    async def writable(self) -> None:
+        # Redis answers PING while refusing writes (OOM over maxmemory, MISCONF after a failed save).
+        await self._call(lambda: self._r.set(f"aiops:queue:{self.name}:probe", str(time.time()), ex=60))
+
     async def close(self) -> None:
         for client in (self._r, self._blocking):
             try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
+from memory.errors import corrupted, is_corruption
 
 T = TypeVar("T")
 LOCK_TIMEOUT = 30.0  # seconds a write waits for another process's transaction before the queue is "unavailable"
@@ -48,6 +49,7 @@ _SCHEMA = (
         failed_at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS queue_dead_letters_q ON queue_dead_letters (queue, id)",
+    "CREATE TABLE IF NOT EXISTS queue_probe (queue TEXT PRIMARY KEY, written_at REAL NOT NULL)",
 )
 
 
@@ -98,6 +100,8 @@ class SqliteQueue:
                         time.sleep(wait)
                         wait = min(wait * 2, 0.005)
                         continue
+                    if is_corruption(exc):  # not an outage that passes: say which file and what to do
+                        raise QueueUnavailable(str(corrupted(self.path, "queue", exc))) from exc
                     raise QueueUnavailable(f"queue {self.path}: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
@@ -203,6 +207,12 @@ class SqliteQueue:
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def writable(self) -> None:
+        # A committed one-row upsert: the same WAL append and fsync as an enqueue, no message.
+        await self._run(lambda db: db.execute(
+            "INSERT INTO queue_probe VALUES (?, ?) ON CONFLICT (queue) DO UPDATE SET written_at = excluded.written_at",
+            [self.name, time.time()]))
 
     async def close(self) -> None:
         def shut(db: sqlite3.Connection) -> None:

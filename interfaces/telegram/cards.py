@@ -35,7 +35,13 @@ _locks: dict[str, asyncio.Lock] = {}
 class PlanAction(CallbackData, prefix="plan"):
     action: str  # "approve" | "reject" | "details"
     plan_id: str
-    hash: str
+    hash: str  # the first HASH_PREFIX hex digits of the plan's content hash (see valid_hash)
+
+
+def valid_hash(value: str) -> bool:
+    """A button's hash names a plan version: exactly HASH_PREFIX lowercase hex digits. Anything shorter
+    (empty) would match every version by prefix, so a decision could not be bound to what was seen."""
+    return len(value) == HASH_PREFIX and all(c in "0123456789abcdef" for c in value)
 
 
 def natural_stage(report: IncidentReport) -> int:

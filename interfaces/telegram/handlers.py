@@ -19,6 +19,7 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
+from agents.approval import authorised
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
 from graphs.runner import DecisionRefused, IncidentRunner
@@ -41,7 +42,8 @@ class BotContext:
 
 
 def is_approver(ctx: BotContext, user: User | None) -> bool:
-    return user is not None and not user.is_bot and str(user.id) in ctx.settings.admin_chat_ids
+    """The approval gate every channel uses (`agents.approval.authorised`), for the pressing user."""
+    return user is not None and not user.is_bot and authorised(str(user.id), "telegram", ctx.settings)
 
 
 def _who(user: User) -> str:
@@ -189,6 +191,13 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         if callback_data.action not in ("approve", "reject"):
             await query.answer("unknown action", show_alert=True)
             return
+        if not cards.valid_hash(callback_data.hash):  # a button binds a decision to the plan its card showed
+            log.warning("telegram: refused press %s on %s by user %s: the button carries no plan hash (%r)",
+                        callback_data.action, callback_data.plan_id, user.id, callback_data.hash[:40])
+            await query.answer("⛔ Refused: this button carries no plan hash, so it cannot say which version of "
+                               "the plan you saw. Nothing was executed: use the buttons of the current card.",
+                               show_alert=True)
+            return
         lock = cards.lock_for(callback_data.plan_id)
         if lock.locked():
             await query.answer(f"⛔ Refused: a decision on {callback_data.plan_id} is being processed right now "
@@ -211,6 +220,14 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                                           pressed=(chat_id, query.message.message_id if query.message else None))
         if chat_id is not None and (report is None or report.approval is None or not report.approval.valid):
             await bot.send_message(chat_id, answer)  # refused after all (another process decided): say so
+
+    @router.callback_query()
+    async def unknown_press(query: CallbackQuery) -> None:
+        """Callback data that is not one of our buttons (forged, or from an older version): refused, and
+        answered, so the client does not spin."""
+        log.warning("telegram: refused a press with unrecognised callback data from user %s", query.from_user.id)
+        await query.answer("⛔ Refused: this button is not one aiops sent (unrecognised data). Nothing was changed.",
+                           show_alert=True)
 
     async def precheck(data: cards.PlanAction) -> tuple[str | None, bool]:
         """Why a press cannot count, before anything is consumed: (reason, is-it-expiry)."""

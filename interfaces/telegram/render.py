@@ -14,6 +14,7 @@ from typing import Any
 from core.models import IncidentReport, Plan
 
 MAX_MESSAGE = 4096
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}  # what esc() changes (html.escape, quote=False)
 
 
 def esc(value: object) -> str:
@@ -28,30 +29,40 @@ def code(text: object) -> str:
     return f"<code>{esc(text)}</code>"
 
 
-def split(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+def units(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji outside the BMP is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split(text: str, limit: int = MAX_MESSAGE, *, markup: bool = True) -> list[str]:
     """Cut `text` into messages of at most `limit` characters, between lines.
 
-    A single line longer than `limit` (a huge log excerpt) is shown as escaped plain text in pieces, so
-    no piece ends inside a tag or an `&entity;`.
+    The markup counts too, so a part is never over Telegram's limit after its entities are parsed. A
+    single line longer than `limit` (a huge log excerpt) is shown as escaped plain text in pieces, so
+    no piece ends inside a tag or an `&entity;`; with `markup=False` (a plain-text message) it is cut
+    as it is.
     """
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
         pieces = [line]
-        if len(line) > limit:
-            plain = html.unescape(_strip_tags(line))
-            pieces, chunk = [], ""
+        if units(line) > limit:
+            plain = html.unescape(_strip_tags(line)) if markup else line
+            pieces, size = [], 0
+            chunk: list[str] = []
             for ch in plain:
-                e = esc(ch)
-                if len(chunk) + len(e) > limit:
-                    pieces.append(chunk)
-                    chunk = ""
-                chunk += e
+                e = _ESCAPES.get(ch, ch) if markup else ch
+                n = len(e) + (ord(ch) > 0xFFFF)  # units(e), without encoding each character
+                if size + n > limit:
+                    pieces.append("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(e)
+                size += n
             if chunk:
-                pieces.append(chunk)
+                pieces.append("".join(chunk))
         for piece in pieces:
             candidate = f"{current}\n{piece}" if current else piece
-            if len(candidate) > limit:
+            if units(candidate) > limit:
                 if current:
                     parts.append(current)
                 current = piece

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from memory.errors import named_if_corrupted
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cards (
         incident_id TEXT NOT NULL, chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL,
@@ -45,7 +47,7 @@ class TelegramStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as c:
+        with named_if_corrupted(path, "telegram cards"), self._conn() as c:
             for stmt in _SCHEMA:
                 c.execute(stmt)
             if "photo" not in {r[1] for r in c.execute("PRAGMA table_info(cards)")}:  # a store from before charts

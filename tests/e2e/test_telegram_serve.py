@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from interfaces.api.app import create_app
 from interfaces.toolbox_factory import replay_spec
-from tests.conftest import recording
+from tests.conftest import LOCAL_CLIENT, recording
 from tests.sim.telegram import TelegramSim, telegram_sim
 from tools.replay.recording import load_recorded
 
@@ -40,7 +40,7 @@ def test_serve_runs_the_bot_and_the_outbox(tmp_path: Path) -> None:
                                  LLM_MODE="rules", TELEGRAM_TOKEN=sim.token, TELEGRAM_API_URL=sim.url,
                                  ADMIN_CHAT_ID=str(ADMIN), TELEGRAM_POLL_TIMEOUT=1, API_TOKENS=f"alice:{TOKEN}")
         body = json.loads(recording("crashloop").read_text())["webhook"]
-        with TestClient(create_app(settings, worker=True, concurrency=1)) as api:
+        with TestClient(create_app(settings, worker=True, concurrency=1), client=LOCAL_CLIENT) as api:
             # 1. the recorded incident (telemetry + stand-in hosts) through the service's own runner, as
             #    `aiops analyze --replay` does via the service: a plan that waits for a human
             runner = api.app.state.svc.runner  # type: ignore[attr-defined]

@@ -39,6 +39,7 @@ from core import resilience
 from core.models import AlertmanagerWebhook, Evidence, ExecutionResult, TriageVerdict
 from core.settings import Settings, load_settings
 from graphs.incident import incident_from_webhook
+from tests.conftest import LOCAL_CLIENT
 from tests.faults.scenario import Degradation, degradation
 from tests.servers import start_prometheus
 from tests.sim.elasticsearch import ElasticsearchDouble
@@ -177,7 +178,7 @@ def prometheus_stopped(tmp: Path) -> Degradation:
         source = PrometheusSource.from_settings(settings)
         before = asyncio.run(source.list_components())  # up and answering: the breaker is closed
         assert resilience.breaker("prometheus").state == "closed"
-        with TestClient(create_app(settings, worker=True, concurrency=1)) as c:
+        with TestClient(create_app(settings, worker=True, concurrency=1), client=LOCAL_CLIENT) as c:
             prom.stop()  # the fault: the real process is gone, its port refuses connections
             t0 = time.perf_counter()
             accepted = c.post("/webhook/alertmanager", json=webhook()).json()

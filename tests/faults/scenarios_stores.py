@@ -20,6 +20,7 @@ from typing import Any
 
 from core import resilience
 from core.settings import Settings, load_settings
+from tests.conftest import LOCAL_CLIENT
 from tests.faults.scenario import Degradation, degradation
 
 ALICE = "alice-token-0123456789"
@@ -154,7 +155,8 @@ def redis_stopped_queue(tmp: Path) -> Degradation:
 
     with start_redis() as redis:
         s = _settings(tmp, REDIS_URL=redis.url)
-        with TestClient(create_app(s, worker=True, concurrency=1), raise_server_exceptions=False) as c:
+        with TestClient(create_app(s, worker=True, concurrency=1), raise_server_exceptions=False,
+                        client=LOCAL_CLIENT) as c:
             before = c.post("/webhook/alertmanager", json=_webhook("disk-full"))
             assert before.status_code == 202, before.text
             _wait(lambda: _incident(c, before.json()["incident_id"]))
@@ -211,7 +213,8 @@ def postgres_stopped(tmp: Path) -> Degradation:
 
     with start_postgres() as pg:
         s = _settings(tmp, DATABASE_URL=pg.url)
-        with TestClient(create_app(s, worker=True, concurrency=1), raise_server_exceptions=False) as c:
+        with TestClient(create_app(s, worker=True, concurrency=1), raise_server_exceptions=False,
+                        client=LOCAL_CLIENT) as c:
             first = c.post("/webhook/alertmanager", json=_webhook("disk-full"))
             assert first.status_code == 202, first.text
             row = _wait(lambda: _incident(c, first.json()["incident_id"]))

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from core.settings import load_settings
 from interfaces.api.app import create_app
-from tests.conftest import recording
+from tests.conftest import LOCAL_CLIENT, recording
 from tests.servers import RedisServer, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def client(tmp_path: Path, **env: Any) -> TestClient:
     base: dict[str, Any] = {"AIOPS_DATA_DIR": tmp_path / "var", "VERIFY_SETTLE_SECONDS": 0, "ENABLE_MEMORY": False,
                             "LLM_MODE": "rules", "WORKER_CLAIM_IDLE_SECONDS": 30}
     settings = load_settings(**{**base, **env})
-    return TestClient(create_app(settings, worker=True, concurrency=1))
+    return TestClient(create_app(settings, worker=True, concurrency=1), client=LOCAL_CLIENT)
 
 
 def wait_for(c: TestClient, incident_id: str, status: str | None = None, timeout: float = 60,
@@ -234,7 +234,8 @@ def test_resolved_notification_closes_the_open_incident(tmp_path: Path) -> None:
             alert["status"] = "resolved"
             alert["endsAt"] = "2026-03-11T10:30:00Z"
         closing = c.post("/webhook/alertmanager", json=resolved).json()
-        assert closing["incident_id"] != opened["incident_id"]  # a changed notification: its own run
+        # a changed notification: its own message (run), landing in the incident its alert belongs to
+        assert closing["message_id"] != opened["message_id"] and closing["incident_id"] == opened["incident_id"]
         wait_for(c, opened["incident_id"], "resolved", headers={})
 
 

@@ -59,11 +59,13 @@ def reboots(pve: ProxmoxSim) -> list[str]:
     return [t.upid for t in pve.tasks.values() if t.type == "qmreboot"]
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+def wait_for(cond: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Poll `cond` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():
-            return
+        value = cond()
+        if value:
+            return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 

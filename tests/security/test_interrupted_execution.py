@@ -158,7 +158,9 @@ def test_a_policy_approved_execution_that_fails_is_interrupted_and_blocks_its_fi
     assert done.status.value == "resolved" and [e.status for e in done.report.executions] == ["ok"]
 
 
-def test_an_analysis_that_fails_before_any_decision_does_not_block_the_next_alert(settings, monkeypatch):
+def test_an_analysis_that_fails_before_any_decision_is_handed_to_a_human(settings, monkeypatch):
+    """Issue 16: a step that fails before anything acted is not left `interrupted` with no plan; the
+    incident escalates, naming the step (open: a human has it, so the same alert again is its duplicate)."""
     import graphs.incident as incident_graph
 
     async def broken(*args, **kw):
@@ -166,11 +168,12 @@ def test_an_analysis_that_fails_before_any_decision_does_not_block_the_next_aler
 
     with monkeypatch.context() as m:
         m.setattr(incident_graph.diagnosis_agent, "diagnose", broken)
-        with pytest.raises(RuntimeError):
-            _analyze(settings, "crashloop")
+        crashed = _analyze(settings, "crashloop")
+    assert crashed.status.value == "escalated" and crashed.report.escalation.failed_step == "diagnosis"
+    assert "RuntimeError: diagnosis crashed" in crashed.report.escalation.reason
     from memory.registry import IncidentRegistry
 
     [row] = IncidentRegistry(settings).list()
-    assert (row.status, row.decision_state, row.owner) == ("interrupted", None, None)
-    fresh = _analyze(settings, "crashloop")  # nothing ran, so a new investigation starts
-    assert fresh.status.value == "awaiting_approval" and fresh.incident_id != row.incident_id
+    assert (row.status, row.owner) == ("escalated", None) and row.decision_state != "interrupted"
+    again = _analyze(settings, "crashloop")
+    assert again.status.value == "duplicate" and again.report.triage.duplicate_of == row.incident_id
