@@ -285,7 +285,7 @@ def test_metrics_that_watch_aiops_itself(tmp_path: Path) -> None:
 def test_webhook_hot_path_crash_is_one_line_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The webhook is served ahead of FastAPI's routing: an unexpected error still ends as the app's 500."""
     settings = load_settings(AIOPS_DATA_DIR=tmp_path / "var", ENABLE_MEMORY=False, LLM_MODE="rules")
-    with TestClient(create_app(settings, worker=False), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings, worker=False), raise_server_exceptions=False, client=LOCAL_CLIENT) as c:
         async def broken(*_args: Any, **_kw: Any) -> str:
             raise RuntimeError("disk on fire")
 

@@ -63,14 +63,14 @@ def _open(url: str) -> socket.socket:
 
 
 def _closed_while_dribbling(sock: socket.socket, data: bytes, every: float = 0.2, give_up: float = 20.0) -> int:
-    """Send `data` a byte at a time; return how many bytes went out before the server closed."""
+    """Send `data` a byte at a time; return how many bytes went out before the server closed or answered."""
     sock.settimeout(every)
     start = time.monotonic()
     for sent, byte in enumerate(data):
         try:
             sock.sendall(bytes([byte]))
-            if sock.recv(4096, socket.MSG_PEEK) == b"":
-                return sent
+            sock.recv(4096, socket.MSG_PEEK)  # closed (b"") or answered (a 408): the server cut us off
+            return sent
         except TimeoutError:
             pass  # nothing to read yet: the server is still waiting for us
         except (BrokenPipeError, ConnectionResetError):
