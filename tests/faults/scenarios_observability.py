@@ -218,6 +218,7 @@ def prometheus_stopped(tmp: Path) -> Degradation:
                   "skips metrics for the cycle; /health degraded",
         fallback_ms=fallback_ms, breaker_state=b.state,
         details={"components_before": before, "incident_status": row.get("status"),
+                 "escalation": report.get("escalation") or {},
                  "notes": notes_of([Evidence.model_validate(e) for e in report.get("evidence", [])]),
                  "summary": top.get("rationale", ""),
                  "top_hypothesis": {k: top.get(k) for k in ("component", "confidence", "cause")},

@@ -30,8 +30,11 @@ def test_prometheus_stopped_diagnosis_degrades_instead_of_dead_lettering(tmp_pat
         pytest.skip(str(exc))
     x = d.details
     assert d.breaker_state == "open" and x["breaker_api"]["state"] == "open"
-    # the incident was diagnosed (on the logs and the alert) and reached the approval gate, not the DLQ
-    assert x["incident_status"] == "awaiting_approval" and x["dead_letters"] == 0
+    # the incident was diagnosed (on the logs and the alert) and reached a human, not the DLQ: the alert
+    # names no host, so no action has an object to act on and the diagnosis is handed over as an escalation
+    assert x["incident_status"] == "escalated" and x["dead_letters"] == 0
+    assert "nothing this incident names or read is an object it acts on" in x["escalation"]["reason"]
+    assert x["escalation"]["summary"].startswith(f"{SERVICE}: logs:")
     assert x["notes"] == ["metrics unavailable: prometheus breaker open (connection refused)"]
     assert x["top_hypothesis"]["component"] == SERVICE and "logs:" in x["top_hypothesis"]["cause"]
     assert x["top_hypothesis"]["confidence"] <= 0.6  # logs alone corroborate it: capped accordingly
