@@ -6,7 +6,8 @@ node_exporter alert inside a guest only names the host (`host`, `nodename`, `ins
 guest's name in PVE. `resolve` tries them in that order against `/cluster/resources`.
 
 `investigate` reads the guest's status, config, recent tasks (with the log of any that failed), its
-node's status, the node's storage, and the RRD series of both, and ranks the series with the same
+node's status, the node's storage (for an alert about the node itself: what a reboot of it would take
+down, `node_reboot.impact`), and the RRD series of both, and ranks the series with the same
 anomaly ranking that reads Prometheus. Every reading is an `Observation` diagnosis can cite; an RRD
 anomaly's query is a selector `verify_metric` can re-run after a change.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools.proxmox import node_reboot
 from tools.proxmox.client import GuestRef, ProxmoxClient, ProxmoxError, check_node, check_vmid
 from tools.proxmox.metrics import guest_series, node_series, rrd_source, timeframe_for
 from tools.result import UNREAD, Observation
@@ -320,6 +322,12 @@ def _investigate(client: ProxmoxClient, labels: dict[str, str], start: datetime,
     if target.node is not None:
         node = check_node(target.node)
         _node_observations(client, node, target.storage, items)
+        if target.guest is None:  # the alert is about the node itself: what a reboot of it would take down
+            imp = items.read(f"what a reboot of node {node} would take down", "GET /cluster/status", {"node": node},
+                             lambda: node_reboot.impact(client, node))
+            if imp is not None:
+                items.obs.append(Observation(tool=TOOL, query="GET /cluster/status", component=node, signal="state",
+                                             about={"node": node}, excerpt=imp.reading()[:600]))
         series += items.read(f"the RRD series of node {node}", f"GET /nodes/{node}/rrddata", {"node": node},
                              lambda: node_series(client, node, timeframe)) or []
     return target, items.obs, series
