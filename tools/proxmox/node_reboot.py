@@ -3,7 +3,8 @@
 A node reboot is the last resort for a node whose CPU or memory stayed saturated (host-level load its
 guests do not explain: a runaway host process, a leak in a kernel module): it clears whatever burned on
 the host, and it takes every guest on the node down while it boots. So it is always a human's decision,
-and the approver is shown which guests run there and which of them start again at boot (`onboot`).
+and the approver is shown which guests run there, which of them start again at boot (`onboot`), and
+which stopped guests PVE will start at boot although someone stopped them.
 
 It is refused, and nothing is sent, when:
 
@@ -102,7 +103,11 @@ class NodeImpact(BaseModel):
             boot = "" if g.onboot is None else ", starts at boot" if g.onboot else \
                 ", does NOT start at boot: stays stopped"
             return f"{g.label}{boot}"
-        return f"takes down the {len(self.running)} guest(s) running on {self.node}: " + "; ".join(map(one, self.running))
+        line = f"takes down the {len(self.running)} guest(s) running on {self.node}: " + "; ".join(map(one, self.running))
+        woken = [g for g in self.guests if g.status == "stopped" and g.onboot]
+        if woken:  # PVE starts every onboot guest at boot, also one someone stopped
+            line += f"; stopped now but started at boot: {', '.join(g.label for g in woken)}"
+        return line
 
     def cluster_line(self) -> str:
         if not self.cluster:
@@ -120,7 +125,7 @@ class NodeImpact(BaseModel):
 
 
 def impact(client: ProxmoxClient, node: str, *, onboot: bool = False) -> NodeImpact:
-    """Read the cluster: the node, its guests (with `onboot`, one config read per running guest), what
+    """Read the cluster: the node, its guests (with `onboot`, one config read per guest), what
     the HA manager owns, and the cluster's membership and quorum."""
     node = check_node(node)
     row = next((r for r in client.cluster_resources("node") if r.get("node") == node), None)
@@ -133,7 +138,7 @@ def impact(client: ProxmoxClient, node: str, *, onboot: bool = False) -> NodeImp
         from tools.proxmox.client import GuestRef
 
         for g in guests:
-            if g.status == "running":
+            if g.status in ("running", "stopped"):
                 cfg = client.guest_config(GuestRef(node=node, kind=g.kind, vmid=g.vmid))  # type: ignore[arg-type]
                 g.onboot = str(cfg.get("onboot", "0")) in ("1", "true")
     status = client.cluster_status()
