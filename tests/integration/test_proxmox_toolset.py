@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from core.models import Action, Risk, utcnow
+from core.models import Action, Risk, TriageVerdict, utcnow
 from tests.sim.proxmox import READ_PRIVS, ProxmoxSim
 from tools.catalog import CATALOG
 from tools.params import ParameterRefused
@@ -297,3 +297,23 @@ def test_a_node_reboot_is_refused_live_where_it_must_not_happen(pve):
     pve.reboot_reads = (1, 10**6)  # a node that never comes back
     stuck = actions.execute(ha, client_for(pve, node_reboot_timeout=0.5))
     assert stuck.status == "failed" and "node pve-03 went down but is not back online after" in stuck.output
+
+
+def test_a_guest_alert_on_a_saturated_node_reads_what_a_node_reboot_would_take_down(pve):
+    """The node under a guest is saturated on its own: the reboot impact is read too, so planning refuses
+    the node reboot on the evidence (here: the default two-node cluster would lose quorum) rather than
+    putting before a human a plan the preflight would refuse; an unsaturated node is not read for it."""
+    c = client_for(pve)
+    guest_alert = {"alertname": "PveHighCpuUsage", "id": "qemu/101", "instance": "pve-exporter:9221"}
+    assert not any("reboot impact" in e.excerpt for e in _node_evidence(c, guest_alert))
+    pve.heat_node("pve-01", minutes_ago=14, memory=True, cpu=False)
+    evidence = _node_evidence(c, guest_alert)
+    assert any(e.query.startswith("pve_node_memory_used_ratio{") and "saturated" in e.excerpt for e in evidence)
+    reading = next(e for e in evidence if "reboot impact" in e.excerpt)
+    assert reading.about == {"node": "pve-01"} and "below quorum (2; one vote per node assumed)" in reading.excerpt
+    from tools.fit import check
+
+    verdict = TriageVerdict(kind="incident", category="memory", reason="r", domain="virtualization")
+    reboot = CATALOG["proxmox_node_reboot"].action("pve-01", node="pve-01")
+    fit = check(reboot, CATALOG["proxmox_node_reboot"], verdict, guest_alert, evidence)
+    assert fit.status == "refused" and fit.reasons[0].startswith("never for a reboot that would cost the cluster its quorum")
