@@ -132,6 +132,28 @@ def _pve_hot(vmid: int, memory: bool) -> Step:
     return step
 
 
+def _third_node(then: Step) -> Step:
+    """A three-node cluster (rebooting one keeps quorum): pve-03 runs app-03 (starts at boot) and
+    batch-03 (does not)."""
+    def step(w: World) -> Any:
+        from tests.sim.proxmox import Guest
+
+        w.pve.add_node("pve-03", {120: Guest(120, "app-03"), 121: Guest(121, "batch-03", onboot=False)})
+        return then(w)
+    return step
+
+
+def _pve_node_hot(node: str, minutes: float, memory: bool = False) -> Step:
+    """Host-level load on `node` since `minutes` ago; the pve-exporter alert about the node."""
+    def step(w: World) -> Any:
+        w.pve.heat_node(node, minutes_ago=minutes, cpu=not memory, memory=memory)
+        name = "PveHighMemoryUsage" if memory else "PveHighCpuUsage"
+        return webhook({"alertname": name, "id": f"node/{node}", "instance": "pve-exporter:9221", "job": "pve",
+                        "severity": "warning"}, f"PVE high {'memory' if memory else 'CPU'} usage (node/{node})",
+                       minutes_ago=min(minutes, 8))
+    return step
+
+
 # --------------------------------------------------------------------------------- RouterOS --
 def _flapping(iface: str) -> Step:
     def step(w: World) -> Any:
@@ -267,6 +289,12 @@ SCENARIOS: list[Scenario] = [
              Expect(fix="proxmox_guest_set_cores", may_propose=["proxmox_vm_reboot"]), [_pve_hot(101, memory=False)]),
     Scenario("pve-guest-memory-sustained", "a guest's memory saturated for the sustained window", "pve",
              Expect(fix="proxmox_guest_set_memory", may_propose=["proxmox_vm_reboot"]), [_pve_hot(102, memory=True)]),
+    Scenario("pve-node-cpu-sustained", "a node's own CPU saturated for the sustained window (3-node cluster)",
+             "pve", Expect(fix="proxmox_node_reboot"), [_third_node(_pve_node_hot("pve-03", 14))]),
+    Scenario("pve-node-cpu-brief", "near-miss: a node's CPU saturated for 5 minutes only", "pve",
+             Expect(fix=None), [_third_node(_pve_node_hot("pve-03", 5))]),
+    Scenario("pve-node-two-node-cluster", "near-miss: a node's memory saturated, but rebooting it costs quorum",
+             "pve", Expect(fix=None), [_pve_node_hot("pve-01", 14, memory=True)]),
     Scenario("router-uplink-flapping", "an uplink flapping (20 link downs in the router's log), backup route up",
              "routeros", Expect(fix="routeros_interface_disable"), [_flapping("ether1-isp-a")]),
     Scenario("router-flap-without-backup", "near-miss: flapping, but no other path for its routes", "routeros",

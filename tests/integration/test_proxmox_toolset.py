@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from core.models import Action, Risk, utcnow
+from core.models import Action, Risk, TriageVerdict, utcnow
 from tests.sim.proxmox import READ_PRIVS, ProxmoxSim
 from tools.catalog import CATALOG
 from tools.params import ParameterRefused
@@ -206,3 +206,114 @@ def test_llm_tools_return_one_result_type(pve):
     bad = {t.name: t for t in make_proxmox_tools(client_for(pve, token_value="nope"))}
     denied = json.loads(asyncio.run(bad["pve_cluster_resources"].ainvoke({})))
     assert denied["status"] == "error" and "authentication failed" in denied["error"]
+
+
+# --------------------------------------------------------------------------------- node reboot --
+NODE_ALERT = {"alertname": "PveHighCpuUsage", "id": "node/pve-03", "instance": "pve-exporter:9221", "job": "pve"}
+
+
+def _three_nodes(sim: ProxmoxSim) -> None:
+    from tests.sim.proxmox import Guest
+
+    sim.add_node("pve-03", {120: Guest(120, "app-03"), 121: Guest(121, "batch-03", onboot=False),
+                            122: Guest(122, "spare-03", status="stopped")})
+
+
+def _node_evidence(c: ProxmoxClient, labels: dict[str, str]) -> list:
+    from core.models import Evidence
+
+    end = utcnow()
+    found = asyncio.run(investigate(c, labels, end - timedelta(minutes=20), end, end - timedelta(minutes=65)))
+    return [Evidence(id=f"ev-{i}", **o.model_dump(exclude={"extra"})) for i, o in enumerate(found.observations, 2)]
+
+
+def test_a_saturated_node_is_rebooted_after_approval_and_verified(pve):
+    """Issue 17 item 3, node level, live: the node's own sustained saturation and what a reboot of it takes
+    down are read; the approver's preflight names its guests and which start at boot; the reboot is the
+    real PVE call (null answer, no task), watched until the node is back; verification reads it again."""
+    from tools.proxmox.toolset import TOOLSET
+
+    _three_nodes(pve)
+    pve.heat_node("pve-03", minutes_ago=14)
+    c = client_for(pve)
+    evidence = _node_evidence(c, NODE_ALERT)
+    sat = [e for e in evidence if "saturated" in e.excerpt]
+    assert [(e.query, e.about) for e in sat] == [('pve_node_cpu_ratio{node="pve-03",service="pve-03"}', {"node": "pve-03"})]
+    assert sat[0].excerpt.startswith("pve-03 CPU saturated: at or above 90% for the last 1")
+    reading = next(e for e in evidence if "reboot impact" in e.excerpt)
+    assert reading.excerpt.startswith("node pve-03 reboot impact: HA-managed guests: none; cluster homelab quorate, "
+                                      "3 of 3 nodes online, 2 stay online: a reboot keeps quorum; takes down the 2 "
+                                      "guest(s) running on pve-03: app-03 (qemu/120); batch-03 (qemu/121)")
+    reboot = CATALOG["proxmox_node_reboot"].action("pve-03", node="pve-03")
+    pre = actions.preflight(reboot, c)
+    assert pre == ("POST /api2/json/nodes/pve-03/status command=reboot; node pve-03 is online (up 288 h); takes down "
+                   "the 2 guest(s) running on pve-03: app-03 (qemu/120), starts at boot; batch-03 (qemu/121), does NOT "
+                   "start at boot: stays stopped; stopped now but started at boot: spare-03 (qemu/122); no HA-managed "
+                   "guests; cluster homelab quorate, 3 of 3 nodes online, "
+                   "2 stay online: a reboot keeps quorum; nothing undoes a reboot")
+    assert not any(m == "POST" for m, _ in pve.requests)  # reading and preflight change nothing
+
+    out = actions.execute(reboot, c, plan_id="plan-9")
+    assert out.status == "ok", out.output
+    assert out.output.startswith("node pve-03 rebooted: back online after ")
+    assert out.details["guests_running"] == "120,121" and out.details["guests_onboot"] == "120"
+    assert ("POST", "/nodes/pve-03/status") in pve.requests
+    node = pve.nodes["pve-03"]
+    assert node.online and node.hot_until is not None
+    assert [(g.name, g.status) for g in node.guests.values()] == [
+        ("app-03", "running"), ("batch-03", "stopped"), ("spare-03", "running")]  # PVE starts every onboot guest
+    assert [t.type for t in pve.tasks.values() if t.node == "pve-03" and t.user == "root@pam"][-4:] == [
+        "qmshutdown", "startall", "qmstart", "qmstart"]  # pve-guests stopped them and started the onboot ones
+
+    from core.models import ExecutionResult
+
+    ran = ExecutionResult(action=reboot.name, target="pve-03", status="ok", details=out.details)
+    checks = asyncio.run(TOOLSET.verify(c, evidence, [ran], "pve-03"))
+    assert checks and all(ch.recovered for ch in checks), [ch.note for ch in checks]
+    assert checks[0].note.startswith("node pve-03 is online (up ") and "guests that start at boot running: 1 of 1" \
+        in checks[0].note
+    assert any(ch.query.startswith("pve_node_cpu_ratio{") for ch in checks)
+    assert TOOLSET.inverse(reboot, ran) is None  # nothing undoes a reboot
+
+
+def test_a_node_reboot_is_refused_live_where_it_must_not_happen(pve):
+    c = client_for(pve)
+    two = CATALOG["proxmox_node_reboot"].action("pve-01", node="pve-01")  # the default cluster has two nodes
+    assert actions.preflight(two, c) == ("REFUSED: rebooting it would leave 1 of 2 nodes of cluster homelab online, "
+                                         "below quorum (2; one vote per node assumed)")
+    out = actions.execute(two, c)
+    assert out.status == "failed" and out.output.startswith("refused: rebooting it would leave 1 of 2")
+    _three_nodes(pve)
+    pve.guest(120)[1].ha_managed = True
+    ha = CATALOG["proxmox_node_reboot"].action("pve-03", node="pve-03")
+    assert actions.preflight(ha, c).startswith("REFUSED: HA-managed guests run on pve-03: app-03 (qemu/120)")
+    assert actions.execute(ha, c).status == "failed"
+    assert not any(m == "POST" for m, _ in pve.requests) and pve.nodes["pve-03"].online
+    pve.guest(120)[1].ha_managed = False
+    ro = ProxmoxSim(privileges=READ_PRIVS)  # a token without Sys.PowerMgmt: PVE refuses, reported as failed
+    pve.tokens.update({f"{ro.user}!ro": (ro.token_value, READ_PRIVS)})
+    denied = actions.execute(ha, client_for(pve, token_name="ro", token_value=ro.token_value))
+    assert denied.status == "failed" and "Permission check failed (/nodes/pve-03, Sys.PowerMgmt)" in denied.output
+    pve.reboot_reads = (1, 10**6)  # a node that never comes back
+    stuck = actions.execute(ha, client_for(pve, node_reboot_timeout=0.5))
+    assert stuck.status == "failed" and "node pve-03 went down but is not back online after" in stuck.output
+
+
+def test_a_guest_alert_on_a_saturated_node_reads_what_a_node_reboot_would_take_down(pve):
+    """The node under a guest is saturated on its own: the reboot impact is read too, so planning refuses
+    the node reboot on the evidence (here: the default two-node cluster would lose quorum) rather than
+    putting before a human a plan the preflight would refuse; an unsaturated node is not read for it."""
+    c = client_for(pve)
+    guest_alert = {"alertname": "PveHighCpuUsage", "id": "qemu/101", "instance": "pve-exporter:9221"}
+    assert not any("reboot impact" in e.excerpt for e in _node_evidence(c, guest_alert))
+    pve.heat_node("pve-01", minutes_ago=14, memory=True, cpu=False)
+    evidence = _node_evidence(c, guest_alert)
+    assert any(e.query.startswith("pve_node_memory_used_ratio{") and "saturated" in e.excerpt for e in evidence)
+    reading = next(e for e in evidence if "reboot impact" in e.excerpt)
+    assert reading.about == {"node": "pve-01"} and "below quorum (2; one vote per node assumed)" in reading.excerpt
+    from tools.fit import check
+
+    verdict = TriageVerdict(kind="incident", category="memory", reason="r", domain="virtualization")
+    reboot = CATALOG["proxmox_node_reboot"].action("pve-01", node="pve-01")
+    fit = check(reboot, CATALOG["proxmox_node_reboot"], verdict, guest_alert, evidence)
+    assert fit.status == "refused" and fit.reasons[0].startswith("never for a reboot that would cost the cluster its quorum")

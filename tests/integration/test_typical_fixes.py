@@ -79,6 +79,21 @@ def test_proxmox_near_misses_and_sustained_saturation():
         assert row["proposed"] == [fix] and not row["automatic"] and row["verified"], row  # a human approved it
 
 
+def test_a_saturated_node_is_rebooted_by_a_human_and_its_near_misses_are_left_alone():
+    rows = _rows("pve-node-cpu-sustained", "pve-node-cpu-brief", "pve-node-two-node-cluster")
+    node = rows["pve-node-cpu-sustained"]
+    assert node["proposed"] == ["proxmox_node_reboot"] and not node["automatic"], node
+    assert node["executed"] == ["proxmox_node_reboot"] and node["verified"] and node["status"] == "resolved", node
+    assert node["fit"][0].startswith("proxmox_node_reboot: fits — sustained node saturation: ev-")
+    brief = rows["pve-node-cpu-brief"]
+    assert brief["proposed"] == [] and brief["status"] == "escalated"
+    assert brief["fit"][0].startswith("proxmox_node_reboot: refused — its required evidence is missing")
+    two = rows["pve-node-two-node-cluster"]
+    assert two["proposed"] == [] and two["executed"] == [] and two["status"] == "escalated"
+    assert two["fit"][0].startswith("proxmox_node_reboot: refused — never for a reboot that would cost the cluster its "
+                                    "quorum: ev-")
+
+
 def test_routeros_flap_with_and_without_a_backup_path_and_a_disabled_interface():
     rows = _rows("router-uplink-flapping", "router-flap-without-backup", "router-interface-disabled",
                  "router-interface-disabled-by-person")

@@ -13,7 +13,13 @@ Proxmox VE cannot run on the build machines, so `tools.proxmox` is tested with t
   `VM.Config.Memory`, `Sys.Audit`, `Datastore.Audit`);
 * cluster resources, node status and RRD data, storage, guests (qemu and lxc) with status,
   config, snapshots and RRD data whose state the actions change;
-* HA resources (`/cluster/ha/resources`, and `ha.managed` in a guest's status);
+* HA resources (`/cluster/ha/resources`, and `ha.managed` in a guest's status), the cluster's membership
+  and quorum (`/cluster/status`; `cluster=""` is a standalone node);
+* a node reboot (`POST /nodes/{node}/status command=reboot`, `Sys.PowerMgmt`, answered with null as PVE
+  does): the node stays online for a read while pve-guests shuts its guests down (a `stopall` task and a
+  shutdown task per guest, by root@pam), is offline for a few reads (`reboot_reads`; its API calls
+  answer 595, `/cluster/resources` shows it `offline` and its guests `unknown`), then boots: uptime
+  restarts, a `startall` task starts the guests marked `onboot`, and host-level load (`heat_node`) is gone;
 * a task history per node: each running guest's start at boot (by root@pam), and `past_task`,
   `stop_by` (someone's stop/shutdown task) and `crash` (a guest killed under the host: stopped, and
   no task says so) for the tests' stories;
@@ -26,7 +32,9 @@ Time: the simulator keeps a virtual clock. RRD points are one per minute up to t
 that is `hot` shows high CPU (and memory) since `hot_since`: its demand is a number of cores (and
 MiB), so a resize lowers the ratio from the time it was applied on. A finished task that changes a guest's
 power state cools it and moves the clock forward by `settle_seconds`: what a real cluster shows a
-few minutes after a reboot, so verification can read the aftermath without the test waiting.
+few minutes after a reboot, so verification can read the aftermath without the test waiting. A node
+may be hot too (`heat_node`: host-level CPU and/or memory at 97% since then, whatever its guests do),
+until it reboots; `add_node` adds a cluster member (two nodes lose quorum when one reboots).
 
 Faults: `outage = 500` (or 503) makes requests answer that status and change nothing (only the methods
 in `outage_methods`, e.g. `{"POST"}` for a PVE that reads but fails every task start); `stall = 5.0`
@@ -54,7 +62,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 ALL_PRIVS = frozenset({"VM.Audit", "VM.PowerMgmt", "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Config.CPU",
-                       "VM.Config.Memory", "Sys.Audit", "Datastore.Audit"})
+                       "VM.Config.Memory", "Sys.Audit", "Sys.PowerMgmt", "Datastore.Audit"})
 READ_PRIVS = frozenset({"VM.Audit", "Sys.Audit", "Datastore.Audit"})
 SNAPSHOT_STORAGE_TYPES = {"zfspool", "lvmthin", "rbd", "btrfs"}  # qcow2 files on dir/nfs too (qemu)
 
@@ -93,6 +101,7 @@ class Guest:
     started_at: float = 0.0
     fail_next: str | None = None  # the next task on this guest fails with this exit status
     ha_managed: bool = False  # an HA resource (vm:<vmid>): the HA manager starts and stops it
+    onboot: bool = True  # started when its node boots (PVE's `onboot: 1`; PVE leaves the key out when 0)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)  # what was done to it, for tests
     cores_since: list[tuple[float, int]] = field(default_factory=list)  # (virtual time, cores) after a resize
@@ -107,12 +116,13 @@ class Guest:
                     if self.memory_since else self.memory_mb)
 
     def config(self) -> dict[str, Any]:
+        boot = {"onboot": 1} if self.onboot else {}
         if self.kind == "qemu":
-            return {"name": self.name, "cores": self.cores, "sockets": 1, "memory": str(self.memory_mb),
+            return {**boot, "name": self.name, "cores": self.cores, "sockets": 1, "memory": str(self.memory_mb),
                     "ostype": "l26", "boot": "order=scsi0", "scsihw": "virtio-scsi-single",
                     "scsi0": f"{self.disk_storage}:vm-{self.vmid}-disk-0,iothread=1,size={self.disk_gb}G",
                     "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1", "digest": "0" * 40}
-        return {"hostname": self.name, "cores": self.cores, "memory": self.memory_mb, "swap": 512,
+        return {**boot, "hostname": self.name, "cores": self.cores, "memory": self.memory_mb, "swap": 512,
                 "ostype": "debian", "rootfs": f"{self.disk_storage}:subvol-{self.vmid}-disk-0,size={self.disk_gb}G",
                 "net0": "name=eth0,bridge=vmbr0,ip=dhcp,type=veth", "digest": "0" * 40}
 
@@ -143,6 +153,21 @@ class Node:
     memtotal: int = 64 * 1024**3
     guests: dict[int, Guest] = field(default_factory=dict)
     storages: dict[str, Storage] = field(default_factory=dict)
+    online: bool = True
+    booted_at: float = 0.0  # virtual time of its last boot (uptime)
+    # Host-level load besides its guests (a runaway host process, ksmd, a leaking kernel module): since
+    # `hot_since`, until `hot_until` (a reboot ends it), `hot_cpu` of its CPUs and `hot_mem` of its memory.
+    hot_since: float | None = None
+    hot_until: float | None = None
+    hot_cpu: float = 0.0
+    hot_mem: float = 0.0
+    # A reboot in progress: the node-state reads still to go while it shuts down (online, its guests
+    # stopping), then while it is offline; when both run out it has booted.
+    shutting_down_reads: int = 0
+    offline_reads: int = 0
+
+    def hot(self, t: float) -> bool:
+        return self.hot_since is not None and self.hot_since <= t and (self.hot_until is None or t < self.hot_until)
 
 
 def _self_signed(dirpath: Path) -> tuple[Path, Path]:
@@ -182,6 +207,8 @@ class ProxmoxSim:
         self.tokens: dict[str, tuple[str, frozenset[str]]] = {f"{user}!{token_name}": (token_value, privileges)}
         self.task_polls = task_polls
         self.settle_seconds = settle_seconds
+        # A node reboot: node-state reads while it shuts down, then while it is offline (tests may change).
+        self.reboot_reads: tuple[int, int] = (2, 2)
         self.cluster = cluster
         self.offset = 0.0  # virtual clock = wall clock + offset
         self.nodes: dict[str, Node] = {}
@@ -213,7 +240,7 @@ class ProxmoxSim:
             101: Guest(101, "web-01", "qemu", started_at=now - 86400 * 3),
             102: Guest(102, "db-01", "qemu", cores=4, memory_mb=8192, base_cpu=0.2, base_mem=0.7,
                        started_at=now - 86400 * 9),
-            103: Guest(103, "legacy-01", "qemu", disk_storage="nfs-bulk", started_at=now - 86400),
+            103: Guest(103, "legacy-01", "qemu", disk_storage="nfs-bulk", started_at=now - 86400, onboot=False),
             201: Guest(201, "dns-01", "lxc", cores=1, memory_mb=512, disk_gb=8, started_at=now - 86400 * 20),
         }
         pve2 = Node("pve-02", maxcpu=8, memtotal=32 * 1024**3)
@@ -221,6 +248,8 @@ class ProxmoxSim:
                          "local-lvm": Storage("local-lvm", "lvmthin", 400 * 1024**3, 90 * 1024**3)}
         pve2.guests = {110: Guest(110, "ci-runner-01", "qemu", status="stopped", disk_storage="local-lvm")}
         self.nodes = {n.name: n for n in (pve1, pve2)}
+        for n in self.nodes.values():
+            n.booted_at = now - 86400 * 40
         # The task history PVE keeps: each running guest was started at boot by root; the CI runner was
         # started a week ago and shut down on purpose by an operator the next day.
         for node in self.nodes.values():
@@ -248,6 +277,28 @@ class ProxmoxSim:
         g.hot_since = self.now() - minutes_ago * 60
         g.hot_cores = 0.96 * g.cores if cpu else 0.0
         g.hot_mem_mb = int(0.96 * g.memory_mb) if memory else 0
+
+    def heat_node(self, name: str, minutes_ago: float = 6, *, cpu: bool = True, memory: bool = False) -> None:
+        """Host-level load on a node since `minutes_ago` (not its guests: a runaway host process), CPU
+        and/or memory at 97%; a reboot ends it. The default is a spike shorter than the sustained window."""
+        node = self.nodes[name]
+        node.hot_since, node.hot_until = self.now() - minutes_ago * 60, None
+        node.hot_cpu, node.hot_mem = (0.97 if cpu else 0.0), (0.97 if memory else 0.0)
+
+    def add_node(self, name: str, guests: dict[int, Guest] | None = None, *, maxcpu: int = 16,
+                 memtotal: int = 64 * 1024**3) -> Node:
+        """Another cluster member (the default cluster has two nodes: rebooting either costs quorum)."""
+        node = Node(name, maxcpu=maxcpu, memtotal=memtotal, booted_at=self.now() - 86400 * 12)
+        node.storages = {"local": Storage("local", "dir", 100 * 1024**3, 30 * 1024**3, "iso,vztmpl,backup"),
+                         "local-lvm": Storage("local-lvm", "lvmthin", 400 * 1024**3, 120 * 1024**3)}
+        node.guests = dict(guests or {})
+        for g in node.guests.values():
+            g.disk_storage = g.disk_storage if g.disk_storage in node.storages else "local-lvm"
+            if g.status == "running":
+                g.started_at = g.started_at or node.booted_at + 60
+                self.past_task(node, g, "start", "root@pam", g.started_at)
+        self.nodes[name] = node
+        return node
 
     def past_task(self, node: Node, g: Guest, op: str, user: str, at: float, exitstatus: str = "OK") -> str:
         """A finished power task in the guest's history (PVE keeps them in the node's task list)."""
@@ -349,13 +400,22 @@ class ProxmoxSim:
             self._need(privs, "Sys.Audit", "/")
             return [{"sid": f"vm:{g.vmid}", "type": "vm", "state": "started", "max_restart": 1, "max_relocate": 1}
                     for n in self.nodes.values() for g in n.guests.values() if g.ha_managed]
+        if p == ["cluster", "status"] and method == "GET":
+            self._need(privs, "Sys.Audit", "/")
+            return self._cluster_status()
         if p == ["nodes"] and method == "GET":
             return [self._node_row(n) for n in self.nodes.values()]
         if len(p) >= 2 and p[0] == "nodes":
             node = self._node(p[1])
             rest = p[2:]
+            if rest == ["status"] and method == "POST":
+                self._need(privs, "Sys.PowerMgmt", f"/nodes/{node.name}")
+                return self._node_command(node, q)
+            if not node.online:
+                raise ApiError(595, f"Connection refused (node {node.name} is offline)")  # pveproxy cannot proxy to it
             if rest == ["status"]:
                 self._need(privs, "Sys.Audit", f"/nodes/{node.name}")
+                self._tick(node)
                 return self._node_status(node)
             if rest == ["rrddata"]:
                 self._need(privs, "Sys.Audit", f"/nodes/{node.name}")
@@ -386,11 +446,12 @@ class ProxmoxSim:
     def _resources(self, type_: str | None, privs: frozenset[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for node in self.nodes.values():
+            self._tick(node)
             if type_ in (None, "node"):
                 out.append({"id": f"node/{node.name}", "type": "node", **self._node_row(node)})
             if type_ in (None, "vm") and "VM.Audit" in privs:
-                out += [{"id": f"{g.kind}/{g.vmid}", "type": g.kind, **self._guest_row(node, g)}
-                        for g in node.guests.values()]
+                out += [{"id": f"{g.kind}/{g.vmid}", "type": g.kind, **self._guest_row(node, g),
+                         **({} if node.online else {"status": "unknown"})} for g in node.guests.values()]
             if type_ in (None, "storage") and "Datastore.Audit" in privs:
                 out += [{"id": f"storage/{node.name}/{s.name}", "type": "storage", "node": node.name,
                          "storage": s.name, "plugintype": s.type, "disk": s.used, "maxdisk": s.total,
@@ -424,22 +485,32 @@ class ProxmoxSim:
                 "netin": 123456789, "netout": 98765432, "diskread": 5555555, "diskwrite": 4444444}
 
     def _node_row(self, node: Node) -> dict[str, Any]:
-        cpu = self._node_cpu(node, self.now())
+        if not node.online:  # what the cluster knows of a member that is down
+            return {"node": node.name, "status": "offline", "level": "", "ssl_fingerprint": "AA:BB"}
+        t = self.now()
+        cpu = self._node_cpu(node, t)
         return {"node": node.name, "status": "online", "cpu": round(cpu, 4), "maxcpu": node.maxcpu,
-                "mem": int(node.memtotal * 0.42), "maxmem": node.memtotal, "uptime": 3600 * 24 * 40,
-                "level": "", "ssl_fingerprint": "AA:BB"}
+                "mem": int(node.memtotal * self._node_mem(node, t)), "maxmem": node.memtotal,
+                "uptime": int(t - node.booted_at), "level": "", "ssl_fingerprint": "AA:BB"}
 
     def _node_cpu(self, node: Node, t: float) -> float:
+        if node.hot(t):
+            return min(1.0, node.hot_cpu + 0.01 * math.sin(t / 60.0))
         used = sum(self._cpu(g, t) * g.cores for g in node.guests.values())
         return min(1.0, 0.03 + used / node.maxcpu)
 
+    def _node_mem(self, node: Node, t: float) -> float:
+        return min(0.99, node.hot_mem + 0.005 * math.sin(t / 300.0)) if node.hot(t) and node.hot_mem else 0.42
+
     def _node_status(self, node: Node) -> dict[str, Any]:
-        cpu = self._node_cpu(node, self.now())
+        t = self.now()
+        cpu, mem = self._node_cpu(node, t), self._node_mem(node, t)
         return {"cpu": round(cpu, 4), "wait": 0.002, "loadavg": [f"{cpu * node.maxcpu:.2f}"] * 3,
-                "uptime": 3600 * 24 * 40, "kversion": "Linux 6.8.12-1-pve #1 SMP PREEMPT_DYNAMIC",
+                "uptime": int(t - node.booted_at), "kversion": "Linux 6.8.12-1-pve #1 SMP PREEMPT_DYNAMIC",
                 "pveversion": "pve-manager/8.2.4/faa83925c9641325",
                 "cpuinfo": {"cpus": node.maxcpu, "model": "AMD Ryzen 7 5700G", "sockets": 1},
-                "memory": {"total": node.memtotal, "used": int(node.memtotal * 0.42), "free": int(node.memtotal * 0.58)},
+                "memory": {"total": node.memtotal, "used": int(node.memtotal * mem),
+                           "free": int(node.memtotal * (1 - mem))},
                 "swap": {"total": 8 * 1024**3, "used": 0, "free": 8 * 1024**3},
                 "rootfs": {"total": 100 * 1024**3, "used": 41 * 1024**3, "avail": 59 * 1024**3}}
 
@@ -462,7 +533,7 @@ class ProxmoxSim:
             cpu = self._node_cpu(node, t)
             rows.append({"time": t, "cpu": round(cpu, 5), "maxcpu": node.maxcpu, "iowait": 0.002,
                          "loadavg": round(cpu * node.maxcpu, 2), "memtotal": node.memtotal,
-                         "memused": node.memtotal * 0.42, "swaptotal": 8 * 1024**3, "swapused": 0,
+                         "memused": node.memtotal * self._node_mem(node, t), "swaptotal": 8 * 1024**3, "swapused": 0,
                          "roottotal": 100 * 1024**3, "rootused": 41 * 1024**3, "netin": 2.1e5, "netout": 1.7e5})
         return rows
 
@@ -478,6 +549,69 @@ class ProxmoxSim:
                          "netin": 1.2e4 + 100 * math.sin(t / 500), "netout": 9.5e3 + 80 * math.cos(t / 500),
                          "diskread": 2.0e4, "diskwrite": 3.1e4})
         return rows
+
+    def _cluster_status(self) -> list[dict[str, Any]]:
+        """`GET /cluster/status`: the cluster (absent on a standalone node) and each member, online or not."""
+        nodes = list(self.nodes.values())
+        online = sum(n.online for n in nodes)
+        head = [{"type": "cluster", "id": "cluster", "name": self.cluster, "nodes": len(nodes),
+                 "quorate": int(2 * online > len(nodes)), "version": 7}] if self.cluster else []
+        return head + [{"type": "node", "id": f"node/{n.name}", "name": n.name, "nodeid": i + 1, "online": int(n.online),
+                        "local": int(i == 0), "ip": f"10.0.0.{11 + i}", "level": ""} for i, n in enumerate(nodes)]
+
+    def _node_command(self, node: Node, q: dict[str, str]) -> None:
+        """`POST /nodes/{node}/status command=reboot`: PVE runs `(sleep 2; reboot)&` and answers null (no
+        task). The node then shuts down (pve-guests stops its guests), is offline, boots, and starts the
+        guests marked `onboot`; each step takes a few node-state reads here."""
+        command = q.get("command", "")
+        if command not in ("reboot", "shutdown"):
+            raise ApiError(400, "Parameter verification failed.",
+                           {"command": f"value '{command}' does not have a value in the enumeration 'reboot, shutdown'"})
+        if command == "shutdown":
+            raise ApiError(501, "Method 'POST /nodes/{node}/status command=shutdown' not implemented (simulator)")
+        if not node.online or node.shutting_down_reads or node.offline_reads:
+            raise ApiError(595, f"Connection refused (node {node.name} is offline)")
+        node.shutting_down_reads, node.offline_reads = self.reboot_reads
+        return None
+
+    def _tick(self, node: Node) -> None:
+        """One node-state read during a reboot: the reboot moves on one step."""
+        if node.shutting_down_reads > 0:
+            node.shutting_down_reads -= 1
+            if node.shutting_down_reads == 0:
+                self._go_down(node)
+        elif not node.online and node.offline_reads > 0:
+            node.offline_reads -= 1
+            if node.offline_reads == 0:
+                self._boot(node)
+
+    def _go_down(self, node: Node) -> None:
+        t = self.now()
+        self._system_task(node, "stopall", t)
+        for g in node.guests.values():
+            if g.status == "running":
+                self.past_task(node, g, "shutdown", "root@pam", t)
+                g.status, g.hot_since = "stopped", None
+                g.events.append("node reboot: shutdown")
+        if node.hot_since is not None and node.hot_until is None:
+            node.hot_until = t  # whatever burned on the host died with it
+        node.online = False
+
+    def _boot(self, node: Node) -> None:
+        self.offset += self.settle_seconds  # the cluster a few minutes after the node came back
+        t = self.now()
+        node.online, node.booted_at = True, t - self.settle_seconds + 5
+        self._system_task(node, "startall", node.booted_at + 20)
+        for g in node.guests.values():
+            if g.onboot and g.status == "stopped":
+                g.status, g.started_at = "running", node.booted_at + 30
+                self.past_task(node, g, "start", "root@pam", g.started_at)
+                g.events.append("node reboot: started at boot")
+
+    def _system_task(self, node: Node, type_: str, at: float) -> None:
+        self._pid += 1
+        upid = f"UPID:{node.name}:{self._pid:08X}:{0x12D687:08X}:{int(at):08X}:{type_}::root@pam:"
+        self.tasks[upid] = Task(upid, node.name, type_, "", "root@pam", int(at), ["TASK OK"], endtime=int(at) + 5)
 
     def _task_list(self, node: Node, q: dict[str, str]) -> list[dict[str, Any]]:
         tasks = [t for t in self.tasks.values() if t.node == node.name]

@@ -1,4 +1,4 @@
-"""Proxmox VE catalog actions and how each one runs.
+"""Proxmox VE catalog actions and how each one runs (a node reboot: `node_reboot.py`).
 
 Every action names a guest by node and vmid (both validated strictly, and the guest must really be
 on that node), starts one PVE task, waits on its UPID until the task stops and reports its exit
@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from core.models import Action
+from tools.proxmox import node_reboot
 from tools.proxmox.client import (
     SNAPSHOT_NAME,
     GuestRef,
@@ -52,6 +53,7 @@ OPS: dict[str, Op] = {
 }
 
 MAX_MEMORY_MB, MAX_CORES = 4 * 1024 * 1024, 512  # the catalog's bounds; settings and the node narrow them
+NODE_REBOOT = "proxmox_node_reboot"  # acts on a node, not a guest: tools/proxmox/node_reboot.py
 
 
 class Refused(ValueError):
@@ -76,10 +78,17 @@ def _params(action: Action) -> tuple[str, int, Op]:
     return node, vmid, op
 
 
+def _node_param(action: Action) -> str:
+    try:
+        return check_node(str(action.parameters.get("node", "")))
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
 def validate(action: Action) -> str | None:
     """Why this action's parameters are refused, or None (no PVE call needed)."""
     try:
-        _params(action)
+        _node_param(action) if action.name == NODE_REBOOT else _params(action)
     except Refused as exc:
         return str(exc)
     return None
@@ -87,6 +96,8 @@ def validate(action: Action) -> str | None:
 
 def describe(action: Action) -> str:
     """The exact API call the action makes (shown to approvers and in dry runs)."""
+    if action.name == NODE_REBOOT:
+        return node_reboot.describe(_node_param(action))
     node, vmid, op = _params(action)
     base = f"/api2/json/nodes/{node}/{{qemu|lxc}}/{vmid}"
     p = action.parameters
@@ -132,10 +143,12 @@ def _check_limits(client: ProxmoxClient, ref: GuestRef, op: Op, action: Action) 
 def preflight(action: Action, client: ProxmoxClient | None) -> str:
     """What approvers see: the call, the guest as it is now, whether a snapshot will be taken first."""
     try:
-        node, vmid, op = _params(action)
         call = describe(action)
         if client is None:
             return call + " (Proxmox not configured: will be a dry run)"
+        if action.name == NODE_REBOOT:
+            return node_reboot.preflight(client, _node_param(action))
+        node, vmid, op = _params(action)
         ref = _guest(client, node, vmid)
         status = client.guest_status(ref).get("status")
         bits = [call.replace("{qemu|lxc}", ref.kind), f"guest {ref.label} is {status}"]
@@ -163,6 +176,11 @@ def _snapshot_name(client: ProxmoxClient, ref: GuestRef) -> str:
 
 def execute(action: Action, client: ProxmoxClient | None, *, plan_id: str = "") -> Outcome:
     try:
+        if action.name == NODE_REBOOT:
+            node = _node_param(action)
+            if client is None:
+                return Outcome(status="dry_run", output="Proxmox VE not configured; would call " + describe(action))
+            return node_reboot.execute(client, node)
         node, vmid, op = _params(action)
     except Refused as exc:
         return Outcome(status="failed", output=f"refused: {exc}")

@@ -9,7 +9,7 @@ its log, so a caller always knows the task's exit status rather than assuming su
 Every call goes through the process-wide breaker "proxmox" (core.resilience). Reads (GET) are retried
 with back-off, except after a timeout: a hung pveproxy would cost another PROXMOX_TIMEOUT per retry, so
 the read fails after one (charged; CB_FAILURE_THRESHOLD of them open the breaker). A state-changing
-call (POST/PUT: power, snapshot, rollback, resize) is tried exactly once: whether a POST that timed out
+call (POST/PUT: power, snapshot, rollback, resize, node reboot) is tried exactly once: whether a POST that timed out
 reached PVE is unknown, and starting a task twice is worse than failing once. A refusal from a healthy PVE (4xx: bad parameters, a missing privilege, a refused token) is not
 charged to the breaker; a dead or failing PVE (connection errors, timeouts, 5xx) is. While the breaker
 is open every call fails at once with `ProxmoxUnavailable` ("target unreachable (breaker open)").
@@ -86,6 +86,7 @@ class ProxmoxConfig(BaseModel):
     verify_ssl: bool | str = True  # or a CA bundle path (PVE's self-signed cluster CA)
     timeout: float = 30.0
     task_timeout: float = 300.0
+    node_reboot_timeout: float = 900.0
     max_memory_mb: int = 65536
     max_cores: int = 16
 
@@ -97,7 +98,8 @@ class ProxmoxConfig(BaseModel):
         verify: bool | str = str(s.PROXMOX_CA_BUNDLE) if s.PROXMOX_CA_BUNDLE else s.PROXMOX_VERIFY_SSL
         return cls(host=s.PROXMOX_HOST, user=s.PROXMOX_USER, token_name=s.PROXMOX_TOKEN_NAME,
                    token_value=s.PROXMOX_TOKEN_VALUE, verify_ssl=verify, timeout=s.PROXMOX_TIMEOUT,
-                   task_timeout=s.PROXMOX_TASK_TIMEOUT, max_memory_mb=s.PROXMOX_MAX_MEMORY_MB,
+                   task_timeout=s.PROXMOX_TASK_TIMEOUT, node_reboot_timeout=s.PROXMOX_NODE_REBOOT_TIMEOUT,
+                   max_memory_mb=s.PROXMOX_MAX_MEMORY_MB,
                    max_cores=s.PROXMOX_MAX_CORES)
 
 
@@ -238,6 +240,15 @@ class ProxmoxClient:
         return list(self._call(f"GET /nodes/{node}/rrddata", self.api.nodes(node).rrddata.get,
                                timeframe=timeframe, cf="AVERAGE"))
 
+    def cluster_status(self) -> list[dict[str, Any]]:
+        """`/cluster/status`: a `cluster` row (name, nodes, quorate; absent on a standalone node) and one
+        `node` row per member (name, online)."""
+        return list(self._call("GET /cluster/status", self.api.cluster.status.get))
+
+    def ha_resources(self) -> list[dict[str, Any]]:
+        """`/cluster/ha/resources`: what the HA manager owns (`sid` "vm:101", "ct:201")."""
+        return list(self._call("GET /cluster/ha/resources", self.api.cluster.ha.resources.get))
+
     def storage(self, node: str) -> list[dict[str, Any]]:
         node = check_node(node)
         return list(self._call(f"GET /nodes/{node}/storage", self.api.nodes(node).storage.get))
@@ -321,6 +332,12 @@ class ProxmoxClient:
             return str(self._call(f"POST {ref.path}/config", guest.config.post, **data))
         self._call(f"PUT {ref.path}/config", guest.config.put, **data)
         return None
+
+    def node_reboot(self, node: str) -> None:
+        """`POST /nodes/{node}/status command=reboot`. PVE answers null (no task: the node reboots itself
+        two seconds later); the caller watches the node go down and come back."""
+        node = check_node(node)
+        self._call(f"POST /nodes/{node}/status command=reboot", self.api.nodes(node).status.post, command="reboot")
 
     def wait(self, upid: str, *, timeout: float | None = None) -> TaskResult:
         """Poll the task until it stops (or `timeout`), then read its log. Backs off from 50 ms to

@@ -6,8 +6,9 @@ node_exporter alert inside a guest only names the host (`host`, `nodename`, `ins
 guest's name in PVE. `resolve` tries them in that order against `/cluster/resources`.
 
 `investigate` reads the guest's status, config, recent tasks (with the log of any that failed), its
-node's status, the node's storage, and the RRD series of both, and ranks the series with the same
-anomaly ranking that reads Prometheus. Every reading is an `Observation` diagnosis can cite; an RRD
+node's status, the node's storage, and the RRD series of both (and, for an alert about the node itself
+or a node whose own series are saturated, what a reboot of it would take down: `node_reboot.impact`),
+and ranks the series with the same anomaly ranking that reads Prometheus. Every reading is an `Observation` diagnosis can cite; an RRD
 anomaly's query is a selector `verify_metric` can re-run after a change.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools.proxmox import node_reboot
 from tools.proxmox.client import GuestRef, ProxmoxClient, ProxmoxError, check_node, check_vmid
 from tools.proxmox.metrics import guest_series, node_series, rrd_source, timeframe_for
 from tools.result import UNREAD, Observation
@@ -325,6 +327,16 @@ def _investigate(client: ProxmoxClient, labels: dict[str, str], start: datetime,
     return target, items.obs, series
 
 
+def _reboot_impact(client: ProxmoxClient, node: str) -> list[Observation]:
+    items = _Items()
+    imp = items.read(f"what a reboot of node {node} would take down", "GET /cluster/status", {"node": node},
+                     lambda: node_reboot.impact(client, node))
+    if imp is not None:
+        items.obs.append(Observation(tool=TOOL, query="GET /cluster/status", component=node, signal="state",
+                                     about={"node": node}, excerpt=imp.reading()[:600]))
+    return items.obs
+
+
 def _series_about(s: Any) -> dict[str, str]:
     labels = s.labels
     if "vmid" in labels:
@@ -350,5 +362,10 @@ async def investigate(client: ProxmoxClient, labels: dict[str, str], start: date
         keep = {s.labels.get("service", "") for s in series}
         about = {s.labels.get("service", ""): _series_about(s) for s in series}
         obs += _rrd_observations(suspects, keep, about)
-        obs += sustained_readings(series, start, end, _series_about)
+        sustained = sustained_readings(series, start, end, _series_about)
+        obs += sustained
+        node = target.node
+        if node and (target.guest is None or any(o.about == {"node": node} for o in sustained)):
+            # The alert is about the node, or the node itself is saturated: what a reboot would take down.
+            obs += await asyncio.to_thread(_reboot_impact, client, node)
     return ProxmoxFindings(target=target, observations=obs, suspects=[s for s in suspects if s.anomalies])

@@ -24,5 +24,6 @@ class ProxmoxSettings(BaseSettings):
     PROXMOX_CA_BUNDLE: Path | None = None  # CA file for the PVE certificate (instead of turning verification off)
     PROXMOX_TIMEOUT: float = Field(30.0, gt=0)  # seconds per API request
     PROXMOX_TASK_TIMEOUT: float = Field(300.0, gt=0)  # how long an action waits for its PVE task to end
+    PROXMOX_NODE_REBOOT_TIMEOUT: float = Field(900.0, gt=0)  # how long a node reboot waits for the node to be back
     PROXMOX_MAX_MEMORY_MB: int = Field(65536, ge=512)  # a resize never goes above this ...
     PROXMOX_MAX_CORES: int = Field(16, ge=1)  # ... nor above this many cores (nor above the node's own)

@@ -9,7 +9,12 @@ first where risky); verification `verify.py`. The entries below say where each a
   by anyone since, not HA-managed) is started; within its bounds a policy may do that without a human.
   A guest someone stopped is at most proposed; one the HA manager owns never;
 - a guest whose CPU or memory stayed saturated for the sustained window gets a resize within
-  `PROXMOX_MAX_*` (always a human), or a reboot (always a human).
+  `PROXMOX_MAX_*` (always a human), or a reboot (always a human);
+- a node whose own CPU or memory stayed saturated for the sustained window (its node RRD series) gets a
+  node reboot (always a human; `node_reboot.py`): the approver sees which guests run there and which
+  start again at boot; never where HA-managed guests run or where the reboot would cost the cluster its
+  quorum. The node comes from the alert's labels (`id="node/pve-01"`, `node`, `pve_node`) or, when they
+  name none, from readings of this incident about the node itself. Nothing undoes it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,17 @@ def _saturation(what: str) -> EvidenceNeed:
 
 
 _ALIVE: list[Category] = ["availability", "service_down"]
+
+# The node's own series (`pve_node_*`, not a guest's on it), saturated through the sustained window.
+NODE_SATURATION = EvidenceNeed(
+    name="sustained node saturation", signals=["metric"], about=["node"],
+    description="the node's own CPU or memory at or above 90% through the sustained window (PVE node RRD)",
+    pattern=r"pve_node_(cpu_ratio|memory_used_ratio)\{[^}]*\} .*saturated: .*\(sustained")
+NODE_HA = EvidenceNeed(name="a node where HA-managed guests run", signals=["state"], anomalous=False, about=["node"],
+                       description="HA-managed guests on the node", pattern=r"reboot impact: HA-managed guests: (?!none)")
+NODE_QUORUM = EvidenceNeed(name="a reboot that would cost the cluster its quorum", signals=["state"], anomalous=False,
+                           about=["node"], description="the cluster would lose (or has no) quorum",
+                           pattern=r"reboot impact: .*(not quorate|the only online node|below quorum)")
 
 
 def entries() -> list[CatalogEntry]:
@@ -84,6 +100,17 @@ def entries() -> list[CatalogEntry]:
                                            description="an anomalous CPU/memory/latency series of the guest",
                                            pattern=r"cpu|mem|latency|load|proxmox")],
                     never=[HARDWARE, STORAGE_CLUSTER], always_human=True, suggest_without_evidence=["cpu", "memory"])),
+        CatalogEntry(
+            name="proxmox_node_reboot", kind=KIND, risk=Risk.HIGH, target_kind="node",
+            parameters={"node": Param(description="PVE node to reboot (host name, e.g. pve-01)",
+                                      pattern=NODE_NAME.pattern[1:-1], names="node")},
+            description="Reboot a Proxmox VE node (every guest on it is down while it boots; those marked onboot "
+                        "start again; refused where HA-managed guests run or the cluster would lose quorum)",
+            verification="the node is back online and its CPU/memory pressure is down",
+            # No bounds and no inverse: a human decides every node reboot, and nothing undoes one.
+            fit=Fit(categories=["cpu", "memory"], domains=["virtualization", "host", "other"],
+                    requires=[NODE_SATURATION], forbid=[NODE_HA, NODE_QUORUM],
+                    never=[HARDWARE, STORAGE_CLUSTER], always_human=True)),
         CatalogEntry(
             name="proxmox_guest_stop", kind=KIND, risk=Risk.HIGH, parameters=guest(), target_kind="node",
             description="Hard-stop a hung Proxmox VE guest (like pulling the plug; snapshot first when its storage "
@@ -184,6 +211,10 @@ class ProxmoxToolset(Toolset):
             out += bound(self._entry("proxmox_vm_reboot"), node, params,
                          f"guest {vmid} on {node} is saturated and no single service explains it; a reboot is the "
                          "remaining fix (high risk: full outage while it boots)")
+        for node in _nodes(ctx):
+            out += bound(self._entry("proxmox_node_reboot"), node, {"node": node},
+                         f"node {node} has been saturated for the sustained window by load on the host itself; a "
+                         "reboot clears it (high risk: every guest on it is down while it boots)")
         return out
 
     # ---------------------------------------------------------------------------- execution --
@@ -203,6 +234,9 @@ class ProxmoxToolset(Toolset):
 
         checks = []
         for ex in executions:
+            if ex.status == "ok" and ex.details.get("kind") == "node":
+                checks += await _verify_node(client, evidence, ex)
+                continue
             if ex.status != "ok" or not ex.details.get("vmid") or not ex.details.get("kind"):
                 continue
             vmid, node, kind = str(ex.details["vmid"]), str(ex.details["node"]), str(ex.details["kind"])
@@ -225,6 +259,35 @@ class ProxmoxToolset(Toolset):
             return self._entry("proxmox_snapshot_rollback").action(action.target, **params,
                                                                    snapname=str(result.details["snapshot"]))
         return super().inverse(action, result)
+
+
+async def _verify_node(client: ProxmoxClient, evidence: list[Evidence], ex: ExecutionResult) -> list[VerificationCheck]:
+    """After a node reboot: the node online again with its pressure down, the guests that start at boot
+    running, and the node series the evidence cited read again."""
+    from tools.proxmox.verify import check_metric, check_node
+
+    node = str(ex.details["node"])
+    checks = [await asyncio.to_thread(check_node, client, node, str(ex.details.get("guests_onboot", "")))]
+    for ev in evidence:
+        if (ev.tool == "proxmox_rrd" and ev.signal == "metric" and ev.anomalous and ev.about.get("node") == node
+                and not ev.about.get("vmid") and ev.query.startswith("pve_node_")):
+            checks.append(await asyncio.to_thread(check_metric, client, ev))
+    return checks
+
+
+def _nodes(ctx: PlanContext) -> list[str]:
+    """The nodes a node action may act on: those the alert's labels name; when they name none, those
+    PVE readings of this incident are about (the node itself, not a guest on it)."""
+    named = ctx.objects.named.get("node", set())
+    if named:
+        return sorted(named)
+    found: list[str] = []
+    for ev in ctx.evidence:
+        node = ev.about.get("node")
+        if (ev.tool.startswith("proxmox") and node and not ev.about.get("vmid") and not ev.excerpt.startswith(UNREAD)
+                and node not in found):
+            found.append(node)
+    return found
 
 
 def _guests(ctx: PlanContext) -> list[tuple[str, str, dict[str, str] | None]]:
