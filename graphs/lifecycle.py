@@ -25,14 +25,14 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from core.models import Comment, Incident, OnCall, utcnow
-from graphs.runner import DecisionRefused, NotAuthorised
-from memory.registry import DecisionRecord, IncidentRow
-
-if TYPE_CHECKING:
-    from graphs.runner import IncidentRunner
+from agents.correlation import Correlator
+from agents.toolbox import Toolbox
+from core.models import Comment, Incident, IncidentReport, OnCall, utcnow
+from core.settings import Settings
+from graphs.refusals import DecisionRefused, NotAuthorised
+from memory.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,21 @@ class BadChange(DecisionRefused, ValueError):
     status = 422
 
 
+class Runner(Protocol):
+    """What the lifecycle needs of graphs.runner.IncidentRunner (which owns it)."""
+
+    settings: Settings
+    registry: IncidentRegistry
+    correlator: Correlator
+    graph: Any
+
+    async def report(self, incident_id: str) -> IncidentReport | None: ...
+
+    def _toolbox(self, source: dict[str, Any], incident_id: str) -> Toolbox: ...
+
+
 class Lifecycle:
-    def __init__(self, runner: IncidentRunner) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.registry = runner.registry
         self.settings = runner.settings
@@ -85,6 +98,8 @@ class Lifecycle:
 
     # ------------------------------------------------------------------------------ operations --
     async def acknowledge(self, incident_id: str, *, by: str, channel: str) -> IncidentRow:
+        row = await self._gate(incident_id, "ack", by, channel)
+
         def check(row: IncidentRow) -> tuple[dict[str, object], str]:
             self._open(row, "acknowledged")
             if row.ack_by:
@@ -92,9 +107,10 @@ class Lifecycle:
                                     f"{row.ack_at:%Y-%m-%d %H:%M:%S}Z")
             return {"ack_by": by, "ack_at": utcnow()}, "acknowledged"
 
-        return await self._apply(incident_id, "ack", by, channel, check)
+        return await self._apply(row, "ack", by, channel, check)
 
     async def assign(self, incident_id: str, to: str, *, by: str, channel: str) -> IncidentRow:
+        row = await self._gate(incident_id, "assign", by, channel)
         to = to.strip()
         if not NAME.fullmatch(to):
             raise self._refused(BadChange(f"{to[:40]!r} is not a name (letters, digits, _ . @ : -; 1-100)"),
@@ -106,16 +122,18 @@ class Lifecycle:
                 raise NotAllowedNow(f"incident {incident_id} is already assigned to {to}")
             return {"assignee": to}, f"assigned to {to}" + (f" (was {row.assignee})" if row.assignee else "")
 
-        return await self._apply(incident_id, "assign", by, channel, check)
+        return await self._apply(row, "assign", by, channel, check)
 
     async def comment(self, incident_id: str, text: str, *, by: str, channel: str) -> IncidentRow:
+        row = await self._gate(incident_id, "comment", by, channel)
         text = text.strip()
         if not text or len(text) > MAX_COMMENT:
             raise self._refused(BadChange(f"a comment has 1 to {MAX_COMMENT} characters"), incident_id, "comment",
                                 by, channel)
-        return await self._apply(incident_id, "comment", by, channel, lambda row: ({}, text))
+        return await self._apply(row, "comment", by, channel, lambda row: ({}, text))
 
     async def snooze(self, incident_id: str, until: datetime, *, by: str, channel: str) -> IncidentRow:
+        row = await self._gate(incident_id, "snooze", by, channel)
         now = utcnow()
         if until.tzinfo is None:
             raise self._refused(BadChange("give the time with its zone, e.g. 2026-01-01T12:00:00Z"), incident_id,
@@ -128,9 +146,10 @@ class Lifecycle:
             self._open(row, "snoozed")
             return {"snoozed_until": until}, f"notifications snoozed until {until:%Y-%m-%d %H:%M:%S}Z"
 
-        return await self._apply(incident_id, "snooze", by, channel, check)
+        return await self._apply(row, "snooze", by, channel, check)
 
     async def close(self, incident_id: str, reason: str, *, by: str, channel: str) -> IncidentRow:
+        row = await self._gate(incident_id, "close", by, channel)
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON:
             raise self._refused(BadChange(f"closing needs a reason of 1 to {MAX_REASON} characters"), incident_id,
@@ -147,7 +166,7 @@ class Lifecycle:
 
         # The row's own compare-and-set conditions repeat the check, so an approval that claims the plan
         # between our read and our write makes this update miss (and the retry refuse), never both win.
-        row = await self._apply(incident_id, "close", by, channel, check, withdraw=True,
+        row = await self._apply(row, "close", by, channel, check, withdraw=True,
                                 where="status NOT IN ('closed', 'running', 'executing') AND (decision_state IS NULL "
                                       "OR decision_state NOT IN ('approved', 'rejected', 'executing'))")
         self.runner.correlator.close_incident(incident_id)  # no more alerts join it: a new firing is new
@@ -169,8 +188,8 @@ class Lifecycle:
                                                 channel=channel, decision=op, outcome="refused", reason=str(exc)))
         return exc
 
-    async def _apply(self, incident_id: str, op: str, by: str, channel: str, check: Check, *,
-                     withdraw: bool = False, where: str = "") -> IncidentRow:
+    async def _gate(self, incident_id: str, op: str, by: str, channel: str) -> IncidentRow:
+        """Who asks comes first (before what they ask is looked at): the approval gate, APPROVERS."""
         from agents.approval import authorised
 
         row = await asyncio.to_thread(self.registry.get, incident_id)
@@ -179,6 +198,11 @@ class Lifecycle:
         if not authorised(by, channel, self.settings):
             raise self._refused(NotAuthorised(f"{by!r} is not an authorised approver for {channel}: only they "
                                               "may change incidents"), incident_id, op, by, channel, row)
+        return row
+
+    async def _apply(self, row: IncidentRow, op: str, by: str, channel: str, check: Check, *,
+                     withdraw: bool = False, where: str = "") -> IncidentRow:
+        incident_id = row.incident_id
         for _ in range(_ATTEMPTS):
             try:
                 sets, detail = check(row)
@@ -192,7 +216,8 @@ class Lifecycle:
                 fresh = await asyncio.to_thread(self.registry.get, incident_id)
                 assert fresh is not None
                 return fresh
-            row = await asyncio.to_thread(self.registry.get, incident_id) or row  # changed meanwhile: re-check
+            again: IncidentRow | None = await asyncio.to_thread(self.registry.get, incident_id)
+            row = again or row  # changed meanwhile: check again against what it is now
         raise self._refused(NotAllowedNow(f"incident {incident_id} kept changing under this {op}; try again"),
                             incident_id, op, by, channel, row)
 

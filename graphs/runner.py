@@ -32,6 +32,15 @@ from core.models import (
 from core.settings import Settings
 from graphs.admission import Admission
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
+from graphs.refusals import (
+    DecisionRefused,
+    HashMismatch,
+    NotAuthorised,
+    PlanExpired,
+    PlanNotPending,
+    PlanWithdrawn,
+    UnknownPlan,
+)
 from memory.checkpoint import open_checkpointer
 from memory.lease import Heartbeat, this_owner
 from memory.outage import outage
@@ -40,49 +49,10 @@ from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, Incide
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
 log = logging.getLogger(__name__)
+__all__ = ["DecisionRefused", "HashMismatch", "IncidentRunner", "NotAuthorised", "PlanExpired", "PlanNotPending",
+           "PlanWithdrawn", "RunOutcome", "UnknownPlan"]
 # Steps after which an action may have run: a failure there is an interrupted execution, not a hand-over.
 ACTING = ("execute", "verify", "fallback")
-
-
-class DecisionRefused(Exception):
-    """A decision that does not count. The plan is left as it was (nothing consumed, nothing run).
-
-    `status` is the HTTP status every interface maps it to; the CLI exits non-zero with the message.
-    """
-
-    status = 409
-
-
-class UnknownPlan(DecisionRefused, LookupError):
-    status = 404
-
-
-class PlanNotPending(DecisionRefused):
-    """Not awaiting approval: already decided (by whom, when), executing, interrupted, or closed."""
-
-    status = 409
-
-
-class HashMismatch(DecisionRefused):
-    """The decision names a different content hash than the plan's current one."""
-
-    status = 409
-
-
-class PlanExpired(DecisionRefused):
-    """The approval window ended; expiry closes the plan."""
-
-    status = 409
-
-
-class NotAuthorised(DecisionRefused, PermissionError):
-    status = 403
-
-
-class PlanWithdrawn(DecisionRefused):
-    """The incident was closed by a person while its plan waited: the plan can never run."""
-
-    status = 409
 
 
 SHORT_HASH = 12  # the fewest hex digits of a plan's content hash a person may type (the cards show 12)

@@ -12,7 +12,6 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from core.models import OnCall
-
 from interfaces.queue import DeadLetter
 
 

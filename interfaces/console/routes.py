@@ -294,7 +294,7 @@ def _on_call_action(op: str) -> Action:
             elif op == "comment":
                 fields["text"] = CommentRequest(text=data.get("text", "")).text
             elif op == "snooze":
-                fields["until"] = SnoozeRequest(until=data.get("until", "")).until
+                fields["until"] = SnoozeRequest.model_validate({"until": data.get("until", "")}).until
             elif op == "close":
                 fields["text"] = CloseRequest(reason=data.get("reason", "")).reason
         except ValidationError as exc:
