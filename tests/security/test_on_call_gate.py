@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from interfaces.api.app import create_app
 from interfaces.toolbox_factory import replay_spec
 from memory.registry import DecisionRecord, IncidentRegistry
 from tests.conftest import LOCAL_CLIENT, recording
-from tests.security.decision_helpers import aiops
+from tests.security.decision_helpers import aiops, wait_for
 from tools.replay.recording import load_recorded
 
 pytestmark = pytest.mark.integration
@@ -203,3 +204,37 @@ def test_concurrent_lifecycle_calls_all_apply(api: TestClient) -> None:
     report = api.get(f"/api/v1/incidents/{outcome.incident_id}", headers=auth(ALICE)).json()
     assert sorted(c["text"] for c in report["comments"]) == sorted(f"note {i}" for i in range(8))
     assert row.version == 12 and row.assignee in {f"user{i}" for i in range(4)}
+
+
+def test_a_snoozed_incident_sends_no_notifications(tmp_path: Path) -> None:
+    """While snoozed, an incident's events are not queued on any channel; another incident's are (and a
+    channel delivers in order, so the second one's arrival proves the first one's would have too)."""
+    from tests.sim.webhooks import slack_double
+
+    with slack_double() as slack:
+        settings = load_settings(AIOPS_DATA_DIR=tmp_path / "var", ENABLE_MEMORY=False, LLM_MODE="rules",
+                                 VERIFY_SETTLE_SECONDS=0, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
+                                 **ENV)
+        with TestClient(create_app(settings, worker=False), client=LOCAL_CLIENT) as api:
+            api.settings = settings  # type: ignore[attr-defined]
+
+            def about(incident_id: str) -> list[str]:
+                return [t for t in (json.dumps(b) for b in slack.received) if incident_id in t]
+
+            first, _ = paused(api, incident_id="inc-snoozed00001")
+            wait_for(lambda: any("plan_awaiting_approval" in t for t in about(first.incident_id)), 30,
+                     "the first incident's notifications, queued before the snooze")
+            before = len(about(first.incident_id))
+            soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            snoozed = api.post(f"/api/v1/incidents/{first.incident_id}/snooze", json={"until": soon},
+                               headers=auth(ALICE))
+            assert snoozed.status_code == 200 and snoozed.json()["on_call"]["snoozed_until"], snoozed.text
+            done = api.post(f"/api/v1/plans/{first.plan_id}/approve", json={"plan_hash": first.plan_hash[:12]},
+                            headers=auth(ALICE))
+            assert done.status_code == 200 and done.json()["status"] == "resolved", done.text
+            second, _ = paused(api, incident_id="inc-notsnoozed01")
+            assert api.post(f"/api/v1/plans/{second.plan_id}/approve", json={"plan_hash": second.plan_hash[:12]},
+                            headers=auth(ALICE)).status_code == 200
+            wait_for(lambda: any("recovered" in t.lower() for t in about(second.incident_id)), 30,
+                     "the second incident's verification notification")
+            assert len(about(first.incident_id)) == before, about(first.incident_id)[before:]
