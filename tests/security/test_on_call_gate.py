@@ -238,3 +238,39 @@ def test_a_snoozed_incident_sends_no_notifications(tmp_path: Path) -> None:
             wait_for(lambda: any("recovered" in t.lower() for t in about(second.incident_id)), 30,
                      "the second incident's verification notification")
             assert len(about(first.incident_id)) == before, about(first.incident_id)[before:]
+
+
+def test_the_compare_and_set_on_postgres(tmp_path: Path) -> None:
+    """The same registry SQL on PostgreSQL (DATABASE_URL): the lifecycle columns are migrated, a change
+    applies once per version, a close withdraws the pending plan, and a run finishing later neither
+    reopens the incident nor makes its plan pending again."""
+    from memory.registry import IncidentRow
+    from tests.servers import pg_database
+
+    with pg_database() as url:
+        registry = IncidentRegistry(load_settings(AIOPS_DATA_DIR=tmp_path / "var", DATABASE_URL=url,
+                                                  ENABLE_MEMORY=False))
+        now = utcnow()
+        row = IncidentRow(incident_id="inc-pg", fingerprint="f", status="awaiting_approval", title="t",
+                          mode="rules", plan_id="plan-pg", plan_hash="a" * 64, source={}, created_at=now,
+                          updated_at=now)
+        registry.upsert(row)
+        registry.set_pending("inc-pg", "plan-pg", "me")
+
+        def rec(op: str) -> DecisionRecord:
+            return DecisionRecord(at=utcnow(), incident_id="inc-pg", plan_id="plan-pg", approver="alice",
+                                  channel="http", decision=op, outcome="done", reason=op)
+
+        assert registry.change("inc-pg", 0, {"ack_by": "alice", "ack_at": utcnow()}, rec("ack"))
+        assert not registry.change("inc-pg", 0, {"assignee": "bob"}, rec("assign"))  # stale version
+        assert registry.change("inc-pg", 1, {"status": "closed", "closed_by": "alice", "close_reason": "done"},
+                               rec("close"), withdraw=True, where="status NOT IN ('closed', 'running')")
+        registry.upsert(row)  # the run's late write
+        registry.set_pending("inc-pg", "plan-pg", "me")
+        assert not registry.claim_decision("plan-pg", decision="approve", approver="alice", owner="me")
+        assert not registry.claim_decision("plan-pg", decision="approve", approver="alice", owner="me",
+                                           expected="withdrawn")
+        got = registry.get("inc-pg")
+        assert got is not None and (got.status, got.decision_state, got.version) == ("closed", "withdrawn", 2)
+        assert got.ack_by == "alice" and got.assignee is None and got.close_reason == "done"
+        assert [d.decision for d in registry.decisions("inc-pg")] == ["ack", "close"]
