@@ -92,8 +92,8 @@ def blast_radius(actions: list[Action], settings: Settings, groups: dict[str, fr
 
 
 def authorised(approver: str, channel: str, settings: Settings) -> bool:
-    if channel == "telegram":
-        return approver in settings.admin_chat_ids
+    if channel == "telegram":  # the user's id, or the name TELEGRAM_APPROVER_IDS gives it (alice:111)
+        return approver in settings.admin_chat_ids or approver in set(settings.telegram_names.values())
     if channel in ("cli", "http", "demo"):
         return not settings.approvers or approver in settings.approvers
     return False

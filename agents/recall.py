@@ -109,7 +109,8 @@ def known_fix(incident: Incident, verdict: TriageVerdict, matches: list[Any]) ->
     return None
 
 
-def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox) -> None:
+def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox, resolution: str = "") -> None:
+    """Store the incident with its outcome; `resolution` is how a person closed it (their reason)."""
     memory = toolbox.memory
     if memory is None or report.triage.kind != "incident":
         return
@@ -127,7 +128,7 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
         labels=incident.alert.labels, root_cause_component=top.component if top else "",
         root_cause=top.cause if top else "", actions=actions,
         recovered=verification.recovered if verification else None,
-        occurred_at=incident.alert.starts_at)
+        occurred_at=incident.alert.starts_at, resolution=resolution)
     from memory.pending import MemoryUnavailable
 
     try:

@@ -195,6 +195,7 @@ class IncidentStatus(StrEnum):
     DUPLICATE = "duplicate"
     FAILED = "failed"
     ESCALATED = "escalated"  # handed to a human with the evidence: nothing waits for approval, nothing runs
+    CLOSED = "closed"  # closed by a person with a reason: takes no more alerts, its pending plan withdrawn
 
 
 # What kind of problem an alert reports (the labelling rules are in evals/ALERT_LABELS.md).
@@ -495,6 +496,27 @@ class Escalation(_Model):
     at: datetime = Field(default_factory=utcnow)
 
 
+class Comment(_Model):
+    """A note a person left on an incident (the audit trail holds it; the report lists it)."""
+
+    at: datetime
+    by: str
+    channel: str
+    text: str
+
+
+class OnCall(_Model):
+    """Who is on it: the incident's lifecycle as people changed it (graphs/lifecycle.py), from the registry."""
+
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    assignee: str | None = None
+    snoozed_until: datetime | None = None
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+
+
 class IncidentReport(_Model):
     incident_id: str
     title: str
@@ -514,3 +536,5 @@ class IncidentReport(_Model):
     related_total: int = 0  # how many alerts joined in all
     self_healing: SelfHealingDecision | None = None
     attempts: list[Attempt] = Field(default_factory=list)  # earlier plans (failed automatic fixes)
+    on_call: OnCall = Field(default_factory=OnCall)  # acknowledged, assigned, snoozed, closed: by whom, when
+    comments: list[Comment] = Field(default_factory=list)

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     # --- Telegram -------------------------------------------------------------------------------
     TELEGRAM_TOKEN: str | None = None
     ADMIN_CHAT_ID: str | None = None  # comma-separated: the chats notified (users or groups); user ids may approve
-    TELEGRAM_APPROVER_IDS: str | None = None  # comma-separated Telegram user ids who may approve (e.g. in a group)
+    # comma-separated Telegram users who may approve (e.g. in a group): `alice:111` (named: cards and the
+    # audit trail say alice) or a bare id `111`
+    TELEGRAM_APPROVER_IDS: str | None = None
     TELEGRAM_API_URL: str = "https://api.telegram.org"  # a local Bot API server (or the tests' simulator)
     TELEGRAM_POLL_TIMEOUT: int = Field(30, ge=0, le=50)  # getUpdates long-poll seconds
 
@@ -226,10 +228,16 @@ class Settings(BaseSettings):
             raise ValueError("ENABLE_EMAIL_NOTIFICATIONS is true but SMTP_HOST is empty")
         if self.ENABLE_EMAIL_NOTIFICATIONS and not self.SMTP_TO:
             raise ValueError("ENABLE_EMAIL_NOTIFICATIONS is true but SMTP_TO is empty")
-        for name in ("ADMIN_CHAT_ID", "TELEGRAM_APPROVER_IDS"):
-            bad = [i for i in _csv(getattr(self, name)) if not re.fullmatch(r"-?\d+", i)]
-            if bad:
-                raise ValueError(f"{name} must be comma-separated numeric Telegram ids (got {bad[0]!r})")
+        bad = [i for i in _csv(self.ADMIN_CHAT_ID) if not re.fullmatch(r"-?\d+", i)]
+        if bad:
+            raise ValueError(f"ADMIN_CHAT_ID must be comma-separated numeric Telegram ids (got {bad[0]!r})")
+        bad = [i for i in _csv(self.TELEGRAM_APPROVER_IDS) if not _TELEGRAM_APPROVER.fullmatch(i)]
+        if bad:
+            raise ValueError("TELEGRAM_APPROVER_IDS must be comma-separated Telegram user ids, each optionally "
+                             f"named (alice:111; a name starts with a letter) (got {bad[0]!r})")
+        names = [e.partition(":")[0] for e in _csv(self.TELEGRAM_APPROVER_IDS) if ":" in e]
+        if len(names) != len(set(names)):
+            raise ValueError("TELEGRAM_APPROVER_IDS names one person twice: each name:id once")
         _parse_routes(self.NOTIFY_ROUTES)
         return self
 
@@ -282,7 +290,21 @@ class Settings(BaseSettings):
     def admin_chat_ids(self) -> set[str]:
         """Telegram ids that may approve: ADMIN_CHAT_ID plus TELEGRAM_APPROVER_IDS. The bot checks the
         *pressing user's* id against this set; a group's (negative) chat id never matches a user."""
-        return set(_csv(self.ADMIN_CHAT_ID)) | set(_csv(self.TELEGRAM_APPROVER_IDS))
+        return set(_csv(self.ADMIN_CHAT_ID)) | set(self.telegram_names)
+
+    @property
+    def telegram_names(self) -> dict[str, str]:
+        """Telegram user id -> the name decisions and the audit trail show (`alice:111`; the id itself
+        when unnamed), for the users of TELEGRAM_APPROVER_IDS."""
+        out: dict[str, str] = {}
+        for entry in _csv(self.TELEGRAM_APPROVER_IDS):
+            name, sep, uid = entry.rpartition(":")
+            out[uid.strip()] = name.strip() if sep else uid.strip()
+        return out
+
+    def telegram_name(self, user_id: int | str) -> str:
+        """Who a Telegram user is in decisions and the trail: their TELEGRAM_APPROVER_IDS name, else the id."""
+        return self.telegram_names.get(str(user_id), str(user_id))
 
     @property
     def telegram_chat_ids(self) -> list[int]:
@@ -296,6 +318,9 @@ class Settings(BaseSettings):
 
 SEVERITY_RANK = {"none": 0, "info": 0, "warning": 1, "error": 2, "high": 2, "critical": 3, "page": 3}
 CHANNELS = ("telegram", "email", "slack", "pagerduty")
+
+
+_TELEGRAM_APPROVER = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_.@-]{0,63}:)?\d+$")
 
 
 def _csv(value: str | None) -> list[str]:

@@ -32,6 +32,15 @@ from core.models import (
 from core.settings import Settings
 from graphs.admission import Admission
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
+from graphs.refusals import (
+    DecisionRefused,
+    HashMismatch,
+    NotAuthorised,
+    PlanExpired,
+    PlanNotPending,
+    PlanWithdrawn,
+    UnknownPlan,
+)
 from memory.checkpoint import open_checkpointer
 from memory.lease import Heartbeat, this_owner
 from memory.outage import outage
@@ -40,43 +49,13 @@ from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, Incide
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
 log = logging.getLogger(__name__)
+__all__ = ["DecisionRefused", "HashMismatch", "IncidentRunner", "NotAuthorised", "PlanExpired", "PlanNotPending",
+           "PlanWithdrawn", "RunOutcome", "UnknownPlan"]
 # Steps after which an action may have run: a failure there is an interrupted execution, not a hand-over.
 ACTING = ("execute", "verify", "fallback")
 
 
-class DecisionRefused(Exception):
-    """A decision that does not count. The plan is left as it was (nothing consumed, nothing run).
-
-    `status` is the HTTP status every interface maps it to; the CLI exits non-zero with the message.
-    """
-
-    status = 409
-
-
-class UnknownPlan(DecisionRefused, LookupError):
-    status = 404
-
-
-class PlanNotPending(DecisionRefused):
-    """Not awaiting approval: already decided (by whom, when), executing, interrupted, or closed."""
-
-    status = 409
-
-
-class HashMismatch(DecisionRefused):
-    """The decision names a different content hash than the plan's current one."""
-
-    status = 409
-
-
-class PlanExpired(DecisionRefused):
-    """The approval window ended; expiry closes the plan."""
-
-    status = 409
-
-
-class NotAuthorised(DecisionRefused, PermissionError):
-    status = 403
+SHORT_HASH = 12  # the fewest hex digits of a plan's content hash a person may type (the cards show 12)
 
 
 class RunOutcome(BaseModel):
@@ -133,6 +112,9 @@ class IncidentRunner:
             self.correlator.store.close()
             raise
         self.graph: Any = build_graph().compile(checkpointer=saver)
+        from graphs.lifecycle import Lifecycle
+
+        self.lifecycle = Lifecycle(self)  # acknowledge, assign, comment, snooze, close
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -143,7 +125,9 @@ class IncidentRunner:
         toolbox.open_incident = self.registry.open_incident
 
         def before_execute(plan: Plan, approval: Approval) -> None:
-            self.registry.claim_execution(incident_id, plan.id, plan.content_hash, approval.approver, self.owner)
+            if not self.registry.claim_execution(incident_id, plan.id, plan.content_hash, approval.approver,
+                                                 self.owner):
+                raise PlanWithdrawn(f"incident {incident_id} was closed: plan {plan.id} is withdrawn, not executed")
 
         toolbox.before_execute = before_execute
         return toolbox
@@ -206,6 +190,9 @@ class IncidentRunner:
     @staticmethod
     def _not_pending(row: IncidentRow) -> str:
         when = f"{row.decided_at:%Y-%m-%d %H:%M:%S}Z" if row.decided_at else "?"
+        if row.status == IncidentStatus.CLOSED.value or row.decision_state == DecisionState.WITHDRAWN.value:
+            return (f"plan {row.plan_id} was withdrawn: incident {row.incident_id} was closed by {row.closed_by} "
+                    f"({row.close_reason}); it can never be approved or run")
         if row.decision_state == DecisionState.INTERRUPTED.value:
             return (f"plan {row.plan_id} is not awaiting approval: its execution was interrupted "
                     f"({_past(row.decision)} by {row.decided_by} at {when}, the process died); it will not run "
@@ -277,13 +264,25 @@ class IncidentRunner:
                                                   f"is {row.status}); decide without --after-interruption"),
                                    plan_id, row, approver, channel, decision)
             expected = DecisionState.INTERRUPTED.value
+        elif row.status == IncidentStatus.CLOSED.value or row.decision_state == DecisionState.WITHDRAWN.value:
+            raise self._refuse(PlanWithdrawn(self._not_pending(row)), plan_id, row, approver, channel, decision)
         elif row.decision_state != DecisionState.PENDING.value:  # decided before we got here: we lost
             raise self._refuse(PlanNotPending(self._not_pending(row)), plan_id, row, approver, channel, decision,
                                outcome="lost" if row.decided_by and row.decision_state != DecisionState.INTERRUPTED else "refused")
-        if plan_hash is not None and plan_hash != row.plan_hash:
-            raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {row.plan_hash}, not {plan_hash}: "
-                                            "nothing was decided, the plan still awaits approval"),
-                               plan_id, row, approver, channel, decision)
+        if plan_hash is not None:
+            # The short hash a card shows (at least SHORT_HASH hex digits) names the plan as a prefix of its
+            # content hash; the full hash is what the gate then checks, so a plan that changed is refused.
+            plan_hash = plan_hash.strip().lower()
+            if len(plan_hash) < SHORT_HASH or any(c not in "0123456789abcdef" for c in plan_hash):
+                raise self._refuse(HashMismatch(f"give at least {SHORT_HASH} hex digits of the plan hash (the card "
+                                                f"shows them), not {plan_hash[:70]!r}: nothing was decided"),
+                                   plan_id, row, approver, channel, decision)
+            if not (row.plan_hash or "").startswith(plan_hash):
+                raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {(row.plan_hash or '')[:SHORT_HASH]}"
+                                                f"..., not {plan_hash[:SHORT_HASH]}...: it changed since you reviewed "
+                                                "it; nothing was decided, the plan still awaits approval"),
+                                   plan_id, row, approver, channel, decision)
+            plan_hash = row.plan_hash
         if not self.registry.claim_decision(plan_id, decision=decision, approver=approver, owner=self.owner,
                                             expected=expected):
             now = self.registry.by_plan(plan_id) or row
@@ -435,6 +434,8 @@ class IncidentRunner:
                                     mode=row.mode, created_at=row.created_at,
                                     triage=TriageVerdict(kind="incident", reason="not triaged yet"))
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
+        report.on_call = self.lifecycle.on_call(row)
+        report.comments = self.lifecycle.comments(incident_id)
         return report
 
     async def incident_record(self, incident_id: str) -> tuple[Incident, str] | None:

@@ -5,6 +5,8 @@
     aiops approve PLAN_ID --by NAME          resume a paused plan (any process, any time before expiry)
     aiops reject PLAN_ID --by NAME
     aiops approve PLAN_ID --by NAME --after-interruption   decide again after a crash mid-execution
+    aiops ack ID --by NAME                   acknowledge an incident (also: assign ID USER, comment ID TEXT,
+                                             snooze ID UNTIL, close ID --reason WHY; all --by NAME)
     aiops incidents                          list incidents
     aiops show INCIDENT_ID                   print one incident's report
     aiops bot                                the Telegram bot (long polling) with notification delivery
@@ -177,6 +179,59 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str
         except DecisionRefused as exc:  # the one mapping of refusals: exit 2, one line, nothing consumed
             raise CLIError(str(exc).strip("'\"")) from None
     _emit(outcome, args.json)
+    return 0
+
+
+_ENDPOINT = {"ack": "ack", "assign": "assign", "comment": "comments", "snooze": "snooze", "close": "close"}
+
+
+async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
+    """The on-call operations: the service's endpoint while it runs, else the lifecycle on the stores."""
+    from datetime import datetime
+
+    from graphs.runner import DecisionRefused
+
+    op = args.command
+    until = None
+    if op == "snooze":
+        try:
+            until = datetime.fromisoformat(args.until.replace("Z", "+00:00"))
+        except ValueError:
+            raise CLIError(f"{args.until!r} is not an ISO 8601 time (e.g. 2026-01-01T12:00:00Z)") from None
+    body: dict[str, Any] | None = {"ack": None, "assign": {"to": getattr(args, "user", "")},
+                                   "comment": {"text": getattr(args, "text", "")},
+                                   "snooze": {"until": getattr(args, "until", "")},
+                                   "close": {"reason": getattr(args, "reason", "")}}[op]
+    client = _service(settings)
+    if client is not None:
+        result = _remote(lambda: client.change(args.incident_id, _ENDPOINT[op], approver=args.by, body=body))
+    else:
+        async with _runner(settings) as runner:
+            life = runner.lifecycle
+            who = {"by": args.by, "channel": "cli"}
+            try:
+                if op == "ack":
+                    row = await life.acknowledge(args.incident_id, **who)
+                elif op == "assign":
+                    row = await life.assign(args.incident_id, args.user, **who)
+                elif op == "comment":
+                    row = await life.comment(args.incident_id, args.text, **who)
+                elif op == "snooze":
+                    row = await life.snooze(args.incident_id, until, **who)
+                else:
+                    row = await life.close(args.incident_id, args.reason, **who)
+            except DecisionRefused as exc:
+                raise CLIError(str(exc).strip("'\"")) from None
+            result = {"incident_id": row.incident_id, "operation": op, "by": args.by, "status": row.status,
+                      "plan_id": row.plan_id, "decision_state": row.decision_state,
+                      "on_call": life.on_call(row).model_dump(mode="json")}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    done = {"ack": "acknowledged", "assign": f"assigned to {getattr(args, 'user', '')}", "comment": "commented",
+            "snooze": f"snoozed until {getattr(args, 'until', '')}", "close": "closed"}[op]
+    withdrawn = " (its pending plan is withdrawn)" if result.get("decision_state") == "withdrawn" and op == "close" else ""
+    print(f"{result['incident_id']}: {done} by {args.by}{withdrawn}; status {result['status']}")
     return 0
 
 
@@ -442,6 +497,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decide again on a plan whose execution was interrupted (approve re-runs it)")
         s.add_argument("--json", action="store_true")
 
+    for name, what in (("ack", "acknowledge an incident"), ("assign", "assign an incident to someone"),
+                       ("comment", "leave a note on an incident"),
+                       ("snooze", "hold an incident's notifications until a time"),
+                       ("close", "close an incident with a reason (a waiting plan is withdrawn)")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("incident_id")
+        if name == "assign":
+            c.add_argument("user", help="who takes it")
+        if name == "comment":
+            c.add_argument("text")
+        if name == "snooze":
+            c.add_argument("until", help="ISO 8601 time with a zone, e.g. 2026-01-01T12:00:00Z")
+        if name == "close":
+            c.add_argument("--reason", required=True, help="why it is closed (remembered with it)")
+        c.add_argument("--by", required=True, help="who does it (an approver: APPROVERS)")
+        c.add_argument("--json", action="store_true")
+
     i = sub.add_parser("incidents", help="list incidents")
     i.add_argument("--status")
     i.add_argument("--limit", type=int, default=50)
@@ -506,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
                    "watch": cmd_watch, "self-healing": cmd_self_healing,
                    "serve": cmd_serve, "worker": cmd_worker,
                    "approve": lambda a, s: cmd_decide(a, s, "approve"),
-                   "reject": lambda a, s: cmd_decide(a, s, "reject")}[args.command]
+                   "reject": lambda a, s: cmd_decide(a, s, "reject"),
+                   **dict.fromkeys(_ENDPOINT, cmd_change)}[args.command]
         return asyncio.run(handler(args, settings))
     except (CLIError, SettingsError, StoreError, PolicyError, TopologyError) as exc:
         print(f"aiops: error: {exc}", file=sys.stderr)

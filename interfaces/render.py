@@ -88,6 +88,7 @@ def _tail(out: list[str], report: IncidentReport, pending: dict[str, Any] | None
     p = report.plan
     a = report.approval
     _attempts(out, report)
+    _on_call(out, report)
     heal = report.self_healing
     if heal is None and pending and pending.get("self_healing"):  # paused: the gate's answer is in the request
         heal = SelfHealingDecision.model_validate(pending["self_healing"])
@@ -132,3 +133,19 @@ def render_decisions(decisions: list[Any]) -> str:
         out.append(_indent(f"{d.at:%Y-%m-%d %H:%M:%S}Z {d.outcome:<11} {d.decision} by {d.approver} via "
                            f"{d.channel}{reason}"[:220], _W))
     return "\n".join(out)
+
+
+def _on_call(out: list[str], report: IncidentReport) -> None:
+    """Who is on it (graphs/lifecycle.py): acknowledged, assigned, snoozed, closed; and the comments."""
+    o = report.on_call
+    if o.acknowledged_by:
+        out.append(_row("ON CALL", f"acknowledged by {o.acknowledged_by} at {o.acknowledged_at:%Y-%m-%d %H:%M:%S}Z"
+                        + (f" · assigned to {o.assignee}" if o.assignee else "")))
+    elif o.assignee:
+        out.append(_row("ON CALL", f"assigned to {o.assignee} (not acknowledged)"))
+    if o.snoozed_until:
+        out.append(_row("SNOOZED", f"notifications held until {o.snoozed_until:%Y-%m-%d %H:%M:%S}Z"))
+    if o.closed_by:
+        out.append(_row("CLOSED", f"by {o.closed_by} at {o.closed_at:%Y-%m-%d %H:%M:%S}Z: {o.close_reason}"))
+    for c in report.comments[-10:]:
+        out.append(_row("COMMENT", f"{c.at:%Y-%m-%d %H:%M}Z {c.by}: {c.text[:200]}"))

@@ -57,5 +57,10 @@ class ServiceClient:
         return dict(self.request("POST", f"/api/v1/plans/{plan_id}/{decision}", approver=approver,
                                  json={"plan_hash": plan_hash, "comment": comment}))
 
+    def change(self, incident_id: str, operation: str, *, approver: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """An on-call operation (ack, assign, comments, snooze, close) as `approver` on the cli channel."""
+        return dict(self.request("POST", f"/api/v1/incidents/{incident_id}/{operation}", approver=approver,
+                                 **({"json": body} if body is not None else {})))
+
     def analyze(self, webhook: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", "/api/v1/local/analyze", json={"webhook": webhook, "source": source}))

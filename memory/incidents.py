@@ -126,6 +126,9 @@ class IncidentRecord(BaseModel):
     recovered: bool | None = None
     occurred_at: datetime
     source: str = "aiops"
+    # How a person closed it (`aiops close`, POST .../close): "closed by alice: <reason>". Kept in the
+    # actions JSON field beside the items, so older collections need no new column.
+    resolution: str = ""
 
 
 class IncidentMatch(BaseModel):
@@ -499,7 +502,8 @@ class IncidentMemory:
             "labels": {str(k): str(v) for k, v in record.labels.items()},
             "root_cause_component": _cut(record.root_cause_component, "root_cause_component"),
             "root_cause": _cut(record.root_cause, "root_cause"),
-            "actions": {"items": json.loads(json.dumps(record.actions, default=str))},
+            "actions": {"items": json.loads(json.dumps(record.actions, default=str)),
+                        **({"resolution": record.resolution[:2000]} if record.resolution else {})},
             "outcome": _outcome(record.recovered),
             "occurred_at": _epoch_ms(record.occurred_at),
             "source": _cut(record.source, "source"),
@@ -766,7 +770,9 @@ def _json(value: Any, default: Any) -> Any:
 def _row_to_incident(row: dict[str, Any]) -> IncidentRecord:
     """Tolerant of rows written by older schemas: missing fields get defaults."""
     actions = _json(row.get("actions"), {})
+    resolution = ""
     if isinstance(actions, dict):
+        resolution = str(actions.get("resolution") or "")
         actions = actions.get("items", [])
     labels = _json(row.get("labels"), {})
     occurred = row.get("occurred_at")
@@ -792,6 +798,7 @@ def _row_to_incident(row: dict[str, Any]) -> IncidentRecord:
         recovered=recovered,
         occurred_at=occurred_at,
         source=str(row.get("source") or "aiops"),
+        resolution=resolution,
     )
 
 

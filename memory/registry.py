@@ -9,9 +9,15 @@ a plan's decision is claimed, because only the store can make "exactly once" tru
             --(too late)-------------------------> expired
     approved | rejected | executing --(owner died)--> interrupted --(explicit new decision)--> ...
 
+    pending --(the incident is closed by a person)--> withdrawn   (never decided, never executed)
+
 Each arrow is a compare-and-set (`UPDATE ... WHERE decision_state = <expected>`, rowcount checked):
 of concurrent deciders exactly one sees rowcount 1. Every attempt, won or not, is appended to the
 `aiops_decisions` audit table. A unique partial index allows one open incident per fingerprint.
+
+The on-call columns (acknowledged, assignee, snoozed, closed: graphs/lifecycle.py) move by a
+compare-and-set on the row's `version`, so two people changing one incident at once never lose an update;
+each change is a line of the same audit trail (who, when, through which channel).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class DecisionState(StrEnum):
     DONE = "done"
     INTERRUPTED = "interrupted"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the incident was closed while its plan waited: it can never be decided
 
 
 IN_FLIGHT = (DecisionState.APPROVED.value, DecisionState.REJECTED.value, DecisionState.EXECUTING.value)
@@ -85,9 +92,11 @@ _INDEXES = ("CREATE INDEX IF NOT EXISTS aiops_incidents_fp ON aiops_incidents (f
             "CREATE INDEX IF NOT EXISTS aiops_decisions_incident ON aiops_decisions (incident_id, at)",
             f"CREATE UNIQUE INDEX IF NOT EXISTS aiops_incidents_one_open ON aiops_incidents (fingerprint) "
             f"WHERE {_OPEN_SQL}")
+# The on-call lifecycle (graphs/lifecycle.py), migrated the same way; `version` is its compare-and-set.
+_LIFECYCLE_COLUMNS = ("ack_by", "ack_at", "assignee", "snoozed_until", "closed_by", "closed_at", "close_reason")
 _COLUMNS = ("incident_id", "fingerprint", "status", "title", "mode", "plan_id", "plan_hash", "source",
             "created_at", "updated_at")
-_ALL = _COLUMNS + _DECISION_COLUMNS
+_ALL = _COLUMNS + _DECISION_COLUMNS + _LIFECYCLE_COLUMNS + ("version",)
 _AUDIT_COLUMNS = ("decision_id", "at", "incident_id", "plan_id", "approver", "channel", "decision", "outcome",
                   "reason")
 
@@ -109,6 +118,14 @@ class IncidentRow(BaseModel):
     decided_at: datetime | None = None
     owner: str | None = None  # host:pid:starttime of the process working on it right now
     heartbeat_at: datetime | None = None
+    ack_by: str | None = None
+    ack_at: datetime | None = None
+    assignee: str | None = None
+    snoozed_until: datetime | None = None
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    version: int = 0  # bumped by every lifecycle change (the compare-and-set of graphs/lifecycle.py)
 
 
 class DecisionRecord(BaseModel):
@@ -120,7 +137,7 @@ class DecisionRecord(BaseModel):
     approver: str
     channel: str
     decision: str
-    outcome: str  # won | lost | refused | interrupted | closed
+    outcome: str  # won | lost | refused | interrupted | closed | done (a lifecycle change)
     reason: str = ""
 
 
@@ -178,6 +195,11 @@ class IncidentRegistry:
                                             "WHERE table_name = 'aiops_incidents'").fetchall()}
         else:
             have = {r[1] for r in c.execute("PRAGMA table_info(aiops_incidents)").fetchall()}
+        for col in _LIFECYCLE_COLUMNS:
+            if col not in have:
+                c.execute(f"ALTER TABLE aiops_incidents ADD COLUMN {col} TEXT")
+        if "version" not in have:
+            c.execute("ALTER TABLE aiops_incidents ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
         missing = [col for col in _DECISION_COLUMNS if col not in have]
         for col in missing:
             c.execute(f"ALTER TABLE aiops_incidents ADD COLUMN {col} TEXT")
@@ -206,7 +228,10 @@ class IncidentRegistry:
         values["source"] = json.dumps(row.source)
         cols = ", ".join(_COLUMNS)
         marks = ", ".join("?" for _ in _COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("incident_id", "created_at"))
+        # A run finishing after a person closed the incident does not reopen it.
+        updates = ", ".join("status = CASE WHEN aiops_incidents.status = 'closed' THEN aiops_incidents.status "
+                            "ELSE excluded.status END" if c == "status" else f"{c} = excluded.{c}"
+                            for c in _COLUMNS if c not in ("incident_id", "created_at"))
         with self._conn() as c:
             c.execute(f"INSERT INTO aiops_incidents ({cols}) VALUES ({marks}) "
                       f"ON CONFLICT (incident_id) DO UPDATE SET {updates}", [values[k] for k in _COLUMNS])
@@ -241,13 +266,14 @@ class IncidentRegistry:
                       [status, utcnow().isoformat(), incident_id])
 
     def close(self, incident_id: str, status: str, reason: str) -> None:
-        """Close an incident (its alert resolved). A plan still pending ends with it, in the audit trail."""
+        """Close an incident (its alert resolved). A plan still pending ends with it, in the audit trail.
+        One a person closed stays closed (with their reason)."""
         with self._conn() as c:
-            row = c.execute("SELECT plan_id, decision_state FROM aiops_incidents WHERE incident_id = ?",
-                            [incident_id]).fetchone()
+            row = c.execute("SELECT plan_id, decision_state FROM aiops_incidents WHERE incident_id = ? "
+                            "AND status <> 'closed'", [incident_id]).fetchone()
             c.execute("UPDATE aiops_incidents SET status = ?, updated_at = ?, decision_state = CASE "
-                      "WHEN decision_state = 'pending' THEN 'done' ELSE decision_state END WHERE incident_id = ?",
-                      [status, utcnow().isoformat(), incident_id])
+                      "WHEN decision_state = 'pending' THEN 'done' ELSE decision_state END WHERE incident_id = ? "
+                      "AND status <> 'closed'", [status, utcnow().isoformat(), incident_id])
             if row is not None and row[1] == DecisionState.PENDING.value:
                 self._record(c, DecisionRecord(at=utcnow(), incident_id=incident_id, plan_id=row[0] or "-",
                                                approver="alertmanager", channel="store", decision="-",
@@ -287,7 +313,7 @@ class IncidentRegistry:
         """The graph paused at the gate: the plan can now be decided (once)."""
         with self._conn() as c:
             c.execute("UPDATE aiops_incidents SET decision_state = 'pending', owner = NULL, heartbeat_at = NULL "
-                      "WHERE incident_id = ? AND plan_id = ? AND (owner = ? OR owner IS NULL) "
+                      "WHERE incident_id = ? AND plan_id = ? AND (owner = ? OR owner IS NULL) AND status <> 'closed' "
                       "AND (decision_state IS NULL OR decision_state = 'pending')", [incident_id, plan_id, owner])
 
     def claim_decision(self, plan_id: str, *, decision: str, approver: str, owner: str,
@@ -298,7 +324,8 @@ class IncidentRegistry:
         with self._conn() as c:
             cur = c.execute(
                 "UPDATE aiops_incidents SET decision_state = ?, decision = ?, decided_by = ?, decided_at = ?, "
-                "owner = ?, heartbeat_at = ?, status = ?, updated_at = ? WHERE plan_id = ? AND decision_state = ?",
+                "owner = ?, heartbeat_at = ?, status = ?, updated_at = ? WHERE plan_id = ? AND decision_state = ? "
+                "AND status <> 'closed'",
                 [to.value, decision, approver, now, owner, now,
                  "executing" if to == DecisionState.APPROVED else "rejected", now, plan_id, expected])
             return bool(cur.rowcount == 1)
@@ -314,15 +341,20 @@ class IncidentRegistry:
                             f"AND decision_state IN ({marks})", [*params, incident_id, owner, *expected])
             return bool(cur.rowcount == 1)
 
-    def claim_execution(self, incident_id: str, plan_id: str, plan_hash: str, approver: str, owner: str) -> None:
+    def claim_execution(self, incident_id: str, plan_id: str, plan_hash: str, approver: str, owner: str) -> bool:
         """Execution starts (also for a policy auto-approval, which never paused): a crash from now on
-        leaves the incident interrupted, and blocking, rather than silently re-runnable."""
+        leaves the incident interrupted, and blocking, rather than silently re-runnable. False when the
+        incident was closed by a person: its plan must not run."""
         now = utcnow().isoformat()
         with self._conn() as c:
+            if c.execute("SELECT 1 FROM aiops_incidents WHERE incident_id = ? AND status = 'closed'",
+                         [incident_id]).fetchone():
+                return False
             c.execute("UPDATE aiops_incidents SET decision_state = 'executing', status = 'executing', plan_id = ?, "
                       "plan_hash = ?, decision = COALESCE(decision, 'approve'), "
                       "decided_by = COALESCE(decided_by, ?), decided_at = COALESCE(decided_at, ?), updated_at = ? "
                       "WHERE incident_id = ? AND owner = ?", [plan_id, plan_hash, approver, now, now, incident_id, owner])
+        return True
 
     def release(self, incident_id: str, owner: str, decision_state: DecisionState | None = None) -> None:
         """The owner is done with the incident (its final state is in the row and the checkpoint)."""
@@ -357,7 +389,8 @@ class IncidentRegistry:
                 return False
             state, plan_id, decision, decided_by = row
             new_state = DecisionState.INTERRUPTED.value if state in IN_FLIGHT else state
-            cur = c.execute("UPDATE aiops_incidents SET status = 'interrupted', decision_state = ?, owner = NULL, "
+            cur = c.execute("UPDATE aiops_incidents SET status = CASE WHEN status = 'closed' THEN status ELSE "
+                            "'interrupted' END, decision_state = ?, owner = NULL, "
                             "heartbeat_at = NULL, updated_at = ? WHERE incident_id = ? AND owner = ?",
                             [new_state, utcnow().isoformat(), incident_id, owner])
             if cur.rowcount != 1:
@@ -382,6 +415,29 @@ class IncidentRegistry:
                                                          f"since {beat})"):
                 reaped.append(incident_id)
         return reaped
+
+    # ------------------------------------------------------------------------------ lifecycle --
+    def change(self, incident_id: str, version: int, sets: dict[str, Any], rec: DecisionRecord, *,
+               where: str = "", withdraw: bool = False) -> bool:
+        """One on-call change (graphs/lifecycle.py) as a compare-and-set on the row's `version`: True when
+        the row still had `version` (and matched `where`); the change and its audit line are one
+        transaction. `withdraw`: a plan still pending is withdrawn with it (it can never be decided)."""
+        assert set(sets) <= set(_LIFECYCLE_COLUMNS) | {"status"}
+        values = [v.isoformat() if isinstance(v, datetime) else v for v in sets.values()]
+        assigns = "".join(f"{k} = ?, " for k in sets)
+        if withdraw:
+            assigns += "decision_state = CASE WHEN decision_state = 'pending' THEN 'withdrawn' ELSE decision_state END, "
+        if "status" in sets:
+            assigns += "updated_at = ?, "
+            values.append(utcnow().isoformat())
+        with self._conn() as c:
+            cur = c.execute(f"UPDATE aiops_incidents SET {assigns}version = version + 1 "
+                            f"WHERE incident_id = ? AND version = ?{' AND ' + where if where else ''}",
+                            [*values, incident_id, version])
+            if cur.rowcount != 1:
+                return False
+            self._record(c, rec)
+            return True
 
     # ------------------------------------------------------------------------------ audit trail --
     @staticmethod

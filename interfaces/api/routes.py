@@ -24,13 +24,18 @@ from interfaces.api.metrics import ServiceMetrics
 from interfaces.api.schemas import (
     AnalyzeAccepted,
     AnalyzeRequest,
+    AssignRequest,
+    AuditTrail,
     BreakerList,
     BreakerState,
+    CloseRequest,
+    CommentRequest,
     DeadLetterList,
     DecisionRequest,
     DecisionResult,
     ErrorBody,
     HealthBody,
+    IncidentChange,
     IncidentList,
     IncidentSummary,
     LocalAnalyzeRequest,
@@ -38,6 +43,7 @@ from interfaces.api.schemas import (
     PlanSummary,
     SelfHealingStatus,
     SelfHealingSwitch,
+    SnoozeRequest,
     WebhookAccepted,
 )
 from interfaces.api.unavailable import store_open, unavailable
@@ -300,14 +306,9 @@ async def _plan(s: Service, row: Any) -> PlanSummary | None:
 
 
 async def _decide(plan_id: str, body: DecisionRequest, s: Service, caller: Caller, decision: str) -> DecisionResult:
-    from graphs.runner import DecisionRefused, HashMismatch
+    from graphs.runner import DecisionRefused
 
-    row = await asyncio.to_thread(s.runner.registry.by_plan, plan_id)
-    try:
-        if row is not None and row.plan_hash and row.plan_hash != body.plan_hash:
-            # Refused before resuming, so a stale review cannot consume the request.
-            raise HashMismatch(f"plan {plan_id} has content hash {row.plan_hash[:12]}..., not the "
-                               f"{body.plan_hash[:12]}... you reviewed: review it again")
+    try:  # the runner checks the hash (full, or a prefix of 12+ hex digits) before anything is claimed
         outcome = await s.runner.decide(plan_id, approver=caller.name, decision=decision, channel=caller.channel,
                                         plan_hash=body.plan_hash, comment=body.comment)
     except DecisionRefused as exc:
@@ -325,6 +326,78 @@ async def approve(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: Ap
 @router.post("/api/v1/plans/{plan_id}/reject", response_model=DecisionResult, responses=ERRORS, tags=["approvals"])
 async def reject(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: Approver) -> DecisionResult:
     return await _decide(plan_id, body, s, caller, "reject")
+
+
+# ------------------------------------------------------------------------------- on call --
+async def change_incident(s: Service, caller: Caller, incident_id: str, operation: str, *, to: str = "",
+                          text: str = "", until: Any = None) -> IncidentChange:
+    """One on-call operation through the runner's lifecycle (graphs/lifecycle.py): its gate (APPROVERS),
+    its compare-and-set, its audit line. A refusal is its HTTP status with one line (as a decision's)."""
+    from graphs.runner import DecisionRefused
+
+    life = s.runner.lifecycle
+    who = {"by": caller.name, "channel": caller.channel}
+    try:
+        if operation == "ack":
+            row = await life.acknowledge(incident_id, **who)
+        elif operation == "assign":
+            row = await life.assign(incident_id, to, **who)
+        elif operation == "comment":
+            row = await life.comment(incident_id, text, **who)
+        elif operation == "snooze":
+            row = await life.snooze(incident_id, until, **who)
+        else:
+            row = await life.close(incident_id, text, **who)
+    except DecisionRefused as exc:
+        raise HTTPException(exc.status, _line(exc)) from None
+    return IncidentChange(incident_id=incident_id, operation=operation, by=caller.name,  # type: ignore[arg-type]
+                          status=row.status, plan_id=row.plan_id, decision_state=row.decision_state,
+                          on_call=life.on_call(row))
+
+
+@router.post("/api/v1/incidents/{incident_id}/ack", response_model=IncidentChange, responses=ERRORS,
+             tags=["on call"])
+async def acknowledge(incident_id: str, s: ServiceDep, caller: Approver) -> IncidentChange:
+    """Acknowledge: you have seen it and are on it (once per incident; the audit trail says who, when)."""
+    return await change_incident(s, caller, incident_id, "ack")
+
+
+@router.post("/api/v1/incidents/{incident_id}/assign", response_model=IncidentChange, responses=ERRORS,
+             tags=["on call"])
+async def assign(incident_id: str, body: AssignRequest, s: ServiceDep, caller: Approver) -> IncidentChange:
+    return await change_incident(s, caller, incident_id, "assign", to=body.to)
+
+
+@router.post("/api/v1/incidents/{incident_id}/comments", response_model=IncidentChange, responses=ERRORS,
+             tags=["on call"])
+async def comment(incident_id: str, body: CommentRequest, s: ServiceDep, caller: Approver) -> IncidentChange:
+    """A note on the incident: listed under `comments` in GET /api/v1/incidents/{id}."""
+    return await change_incident(s, caller, incident_id, "comment", text=body.text)
+
+
+@router.post("/api/v1/incidents/{incident_id}/snooze", response_model=IncidentChange, responses=ERRORS,
+             tags=["on call"])
+async def snooze(incident_id: str, body: SnoozeRequest, s: ServiceDep, caller: Approver) -> IncidentChange:
+    """Hold the incident's notifications until `until` (at most 7 days ahead)."""
+    return await change_incident(s, caller, incident_id, "snooze", until=body.until)
+
+
+@router.post("/api/v1/incidents/{incident_id}/close", response_model=IncidentChange, responses=ERRORS,
+             tags=["on call"])
+async def close(incident_id: str, body: CloseRequest, s: ServiceDep, caller: Approver) -> IncidentChange:
+    """Close with a reason: no more alerts join it (a new firing opens a new incident), a plan still
+    waiting is withdrawn and can never run, and it is remembered with the reason."""
+    return await change_incident(s, caller, incident_id, "close", text=body.reason)
+
+
+@router.get("/api/v1/incidents/{incident_id}/audit", response_model=AuditTrail, responses=ERRORS,
+            tags=["on call"])
+async def audit(incident_id: str, s: ServiceDep, _caller: Reader) -> AuditTrail:
+    """The incident's audit trail, oldest first: every decision attempt and on-call change, who and when."""
+    if await asyncio.to_thread(s.runner.registry.get, incident_id) is None:
+        raise HTTPException(404, f"unknown incident id {incident_id!r}")
+    records = await asyncio.to_thread(s.runner.decisions, incident_id)
+    return AuditTrail.model_validate({"decisions": [r.model_dump() for r in records]})
 
 
 # ---------------------------------------------------------------------------------- events --

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from core.models import OnCall
 from interfaces.queue import DeadLetter
 
 
@@ -87,8 +88,68 @@ class PlanList(BaseModel):
 
 
 class DecisionRequest(RequestBody):
-    plan_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="the content hash of the plan you reviewed")
+    plan_hash: str = Field(pattern=r"^[0-9a-f]{12,64}$",
+                           description="the content hash of the plan you reviewed: all 64 hex digits, or the "
+                                       "first 12 or more (what the cards show); refused when the plan changed")
     comment: str = Field("", max_length=2000)
+
+
+class ChangeBody(RequestBody):
+    """The on-call operations' bodies: nothing but the documented fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class AssignRequest(ChangeBody):
+    to: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]*$",
+                    description="who takes the incident (a user name)")
+
+
+class CommentRequest(ChangeBody):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class SnoozeRequest(ChangeBody):
+    until: AwareDatetime = Field(strict=False, description="ISO 8601 with a zone, within the next 7 days: "
+                                                            "notifications about the incident are held until then")
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError("until must be an ISO 8601 time string with a zone, e.g. 2026-01-01T12:00:00Z")
+        return value
+
+
+class CloseRequest(ChangeBody):
+    reason: str = Field(min_length=1, max_length=500, description="why it is closed (kept in memory with it)")
+
+
+class IncidentChange(BaseModel):
+    """What an on-call operation left: the incident's status and who is on it now."""
+
+    incident_id: str
+    operation: Literal["ack", "assign", "comment", "snooze", "close"]
+    by: str
+    status: str
+    plan_id: str | None = None
+    decision_state: str | None = None
+    on_call: OnCall
+
+
+class AuditLine(BaseModel):
+    at: datetime
+    incident_id: str | None
+    plan_id: str
+    approver: str = Field(description="who: a user name, a Telegram approver's name (or id), policy, ...")
+    channel: str
+    decision: str = Field(description="approve, reject, ack, assign, comment, snooze, close, ...")
+    outcome: str
+    reason: str
+
+
+class AuditTrail(BaseModel):
+    decisions: list[AuditLine]
 
 
 class DecisionResult(BaseModel):

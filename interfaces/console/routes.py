@@ -7,8 +7,9 @@ exactly once), the self-healing switch through `routes.switch_self_healing`. A s
 only reads.
 
 Incident actions share one handler: `POST /ui/incidents/{id}/actions/{action}` looks the action up in
-`ACTIONS` and the page includes one form partial per action (`templates/actions/<action>.html`), so the
-incident lifecycle (ack, assign, comment, close) slots in as more entries of the same kind.
+`ACTIONS` and the page includes one form partial per action (`templates/actions/<action>.html`): the
+decision (approve, reject) and the on-call lifecycle (ack, assign, comment, snooze, close), the latter
+through the API's `routes.change_incident` (graphs/lifecycle.py: APPROVERS, compare-and-set, audit).
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
-from core.models import IncidentStatus, utcnow
+from core.models import IncidentReport, IncidentStatus, utcnow
 from interfaces import charts
 from interfaces.api import routes as api
 from interfaces.api.auth import Caller
-from interfaces.api.schemas import DecisionRequest, SelfHealingSwitch
+from interfaces.api.schemas import (
+    AssignRequest,
+    CloseRequest,
+    CommentRequest,
+    DecisionRequest,
+    SelfHealingSwitch,
+    SnoozeRequest,
+)
 from interfaces.console.session import FLASH_COOKIE, LOGIN_COOKIE, Session, Sessions
 from interfaces.console.views import SEVERITIES, Views
 
@@ -216,8 +224,8 @@ async def incident(request: Request, incident_id: str) -> HTMLResponse:
     if view is None:
         return page(request, "missing.html", s, status=404, incident_id=incident_id)
     svc = api._svc(request)
-    actions = available_actions(view.report.status.value, view.report.plan is not None)
-    return page(request, "incident.html", s, v=view, r=view.report, actions=actions,
+    return page(request, "incident.html", s, v=view, r=view.report,
+                actions=available_actions(view.report, "decide"), on_call=available_actions(view.report, "on_call"),
                 may_decide=_may_decide(s, svc.settings))
 
 
@@ -275,15 +283,60 @@ async def reject(request: Request, s: Session, incident_id: str, data: dict[str,
     return await _decision(request, s, incident_id, data, "reject")
 
 
-# action name -> (handler, may it be offered for (status, has a plan)); the page includes actions/<name>.html
-ACTIONS: dict[str, tuple[Action, Callable[[str, bool], bool]]] = {
-    "approve": (approve, lambda status, plan: plan and status == IncidentStatus.AWAITING_APPROVAL.value),
-    "reject": (reject, lambda status, plan: plan and status == IncidentStatus.AWAITING_APPROVAL.value),
+def _on_call_action(op: str) -> Action:
+    async def act(request: Request, s: Session, incident_id: str, data: dict[str, str]) -> str:
+        if s.kind != "user":
+            raise Refused("the service token (AIOPS_API_TOKEN) may only read: sign in with a user token")
+        try:  # the API's own bodies: the same bounds as POST /api/v1/incidents/{id}/...
+            fields: dict[str, Any] = {}
+            if op == "assign":
+                fields["to"] = AssignRequest(to=data.get("to", "").strip() or s.user).to
+            elif op == "comment":
+                fields["text"] = CommentRequest(text=data.get("text", "")).text
+            elif op == "snooze":
+                fields["until"] = SnoozeRequest.model_validate({"until": data.get("until", "")}).until
+            elif op == "close":
+                fields["text"] = CloseRequest(reason=data.get("reason", "")).reason
+        except ValidationError as exc:
+            raise Refused(f"invalid {op}: {exc.errors()[0]['msg']}") from None
+        try:
+            change = await api.change_incident(api._svc(request), Caller(s.user, "user", "http"), incident_id, op,
+                                               **fields)
+        except HTTPException as exc:
+            raise Refused(str(exc.detail)) from None
+        return {"ack": f"{incident_id} acknowledged by {s.user}",
+                "assign": f"{incident_id} assigned to {change.on_call.assignee}",
+                "comment": f"comment added to {incident_id}",
+                "snooze": f"{incident_id} snoozed until {change.on_call.snoozed_until}",
+                "close": f"{incident_id} closed" + (" (its plan is withdrawn)" if change.decision_state == "withdrawn"
+                                                    else "")}[op]
+
+    return act
+
+
+def _pending(r: IncidentReport) -> bool:
+    return r.plan is not None and r.status.value == IncidentStatus.AWAITING_APPROVAL.value
+
+
+def _open(r: IncidentReport) -> bool:
+    return r.status.value != IncidentStatus.CLOSED.value
+
+
+# action name -> (handler, group, may it be offered for this report); the page includes actions/<name>.html
+ACTIONS: dict[str, tuple[Action, str, Callable[[IncidentReport], bool]]] = {
+    "approve": (approve, "decide", _pending),
+    "reject": (reject, "decide", _pending),
+    "ack": (_on_call_action("ack"), "on_call", lambda r: _open(r) and not r.on_call.acknowledged_by),
+    "assign": (_on_call_action("assign"), "on_call", _open),
+    "comment": (_on_call_action("comment"), "on_call", lambda r: True),
+    "snooze": (_on_call_action("snooze"), "on_call", _open),
+    "close": (_on_call_action("close"), "on_call",
+              lambda r: _open(r) and r.status.value not in ("running", "executing")),
 }
 
 
-def available_actions(status: str, has_plan: bool) -> list[str]:
-    return [name for name, (_, offered) in ACTIONS.items() if offered(status, has_plan)]
+def available_actions(report: IncidentReport, group: str) -> list[str]:
+    return [name for name, (_, g, offered) in ACTIONS.items() if g == group and offered(report)]
 
 
 @router.post("/incidents/{incident_id}/actions/{action}")

@@ -251,9 +251,16 @@ class Outbox:
     def attach(self, runner: Any) -> None:
         """Queue the new events of every outcome the runner produces (analysis, decision, redelivery)."""
         if self.channels:
+            self._runner = runner
             runner.listeners.append(self.publish_outcome)
 
     async def publish_outcome(self, outcome: Any) -> int:
+        """Queue the outcome's new events, unless a person snoozed the incident (POST .../snooze): then
+        nothing is queued (nor marked sent), so events still true when the snooze ends go out then."""
+        lifecycle = getattr(getattr(self, "_runner", None), "lifecycle", None)
+        if lifecycle is not None and await asyncio.to_thread(lifecycle.snoozed, outcome.incident_id):
+            log.info("notify: %s is snoozed: its notifications are held", outcome.incident_id)
+            return 0
         return await self.publish(events_for(outcome.report))
 
     async def publish(self, notifications: list[Notification]) -> int:

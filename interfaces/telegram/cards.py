@@ -38,6 +38,16 @@ class PlanAction(CallbackData, prefix="plan"):
     hash: str  # the first HASH_PREFIX hex digits of the plan's content hash (see valid_hash)
 
 
+class IncidentAction(CallbackData, prefix="inc"):
+    """The on-call buttons of a card: acknowledge it, take it (assign it to the presser)."""
+
+    action: str  # "ack" | "take"
+    incident_id: str
+
+
+ON_CALL_DONE = ("closed", "resolved", "duplicate")  # no on-call buttons on these
+
+
 def valid_hash(value: str) -> bool:
     """A button's hash names a plan version: exactly HASH_PREFIX lowercase hex digits. Anything shorter
     (empty) would match every version by prefix, so a decision could not be bound to what was seen."""
@@ -61,18 +71,28 @@ def lock_for(key: str) -> asyncio.Lock:
 
 
 def buttons(report: IncidentReport) -> InlineKeyboardMarkup | None:
+    rows = []
     plan = report.plan
-    if plan is None:
-        return None
-    h = plan.content_hash[:HASH_PREFIX]
-    details = InlineKeyboardButton(text="🔎 Details",
-                                   callback_data=PlanAction(action="details", plan_id=plan.id, hash=h).pack())
-    if report.status.value != "awaiting_approval":
-        return InlineKeyboardMarkup(inline_keyboard=[[details]])
-    return InlineKeyboardMarkup(inline_keyboard=[[
-        InlineKeyboardButton(text="✅ Approve", callback_data=PlanAction(action="approve", plan_id=plan.id, hash=h).pack()),
-        InlineKeyboardButton(text="❌ Reject", callback_data=PlanAction(action="reject", plan_id=plan.id, hash=h).pack()),
-        details]])
+    if plan is not None:
+        h = plan.content_hash[:HASH_PREFIX]
+        details = InlineKeyboardButton(text="🔎 Details",
+                                       callback_data=PlanAction(action="details", plan_id=plan.id, hash=h).pack())
+        if report.status.value != "awaiting_approval":
+            rows.append([details])
+        else:
+            rows.append([
+                InlineKeyboardButton(text="✅ Approve",
+                                     callback_data=PlanAction(action="approve", plan_id=plan.id, hash=h).pack()),
+                InlineKeyboardButton(text="❌ Reject",
+                                     callback_data=PlanAction(action="reject", plan_id=plan.id, hash=h).pack()),
+                details])
+    if report.status.value not in ON_CALL_DONE:  # who is on it (closing needs a reason: /close ID REASON)
+        on_call = [] if report.on_call.acknowledged_by else [InlineKeyboardButton(
+            text="👀 Ack", callback_data=IncidentAction(action="ack", incident_id=report.incident_id).pack())]
+        on_call.append(InlineKeyboardButton(
+            text="🙋 Take it", callback_data=IncidentAction(action="take", incident_id=report.incident_id).pack()))
+        rows.append(on_call)
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
 def card_text(report: IncidentReport, note: str | None = None) -> str:

@@ -5,11 +5,15 @@ TELEGRAM_APPROVER_IDS), never by the chat: in a group, a stranger's press is ref
 stranger is answered once (with their id, so an admin can add it) and logged; after that, ignored.
 A decision goes through `IncidentRunner.decide` like every other channel; whatever the gate refuses
 (`DecisionRefused`: unknown, already decided, changed, expired, not authorised) becomes one line.
+The on-call operations (👀 Ack, 🙋 Take it, /ack, /assign, /comment, /close) go through the runner's
+lifecycle (graphs/lifecycle.py), the same state machine as HTTP and the CLI. Decisions and changes are
+made as the user's TELEGRAM_APPROVER_IDS name (`alice:111` → alice), else their id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import re
 from dataclasses import dataclass, field
@@ -131,17 +135,28 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
     async def decide_cmd(message: Message, command: CommandObject) -> None:
         if not await guard(message):
             return
-        plan_id = (command.args or "").strip()
-        if not plan_id:
-            await message.answer(f"usage: /{command.command} PLAN_ID (see /pending)")
+        args = (command.args or "").split()
+        if not args or len(args) > 2:
+            await message.answer(f"usage: /{command.command} PLAN_ID [HASH] (see /pending)")
             return
+        plan_id = args[0]
         row = ctx.runner.registry.by_plan(plan_id)
         user = message.from_user
         assert user is not None
+        if len(args) == 2:  # the short hash the card shows: the runner checks it names the current plan
+            plan_hash: str | None = args[1]
+        elif row is not None and not any(c.chat_id == message.chat.id for c in ctx.store.cards(row.incident_id)):
+            # No hash needed only where this chat was shown the plan's card (what it decides on).
+            await message.answer(f"⛔ Refused: this chat was not shown the card of {code(plan_id)}: give the hash "
+                                 f"it shows, /{command.command} {esc(plan_id)} HASH (12+ hex digits), or use "
+                                 "/pending. Nothing was decided.")
+            return
+        else:
+            plan_hash = row.plan_hash if row else None
         decision = "approve" if command.command == "approve" else "reject"
         async with cards.lock_for(plan_id):
             answer, report = await decide(message.bot, user, plan_id,  # type: ignore[arg-type]
-                                          row.plan_hash if row else None, decision)
+                                          plan_hash, decision)
         await message.answer(answer)
         if report is not None and not any(c.chat_id == message.chat.id for c in ctx.store.cards(report.incident_id)):
             await cards.show(message.bot, ctx.store, message.chat.id, report,  # type: ignore[arg-type]
@@ -164,9 +179,68 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 await message.answer("Only an approver may switch self-healing on or off.")
                 return
             assert user is not None
-            await asyncio.to_thread(set_self_healing, ctx.settings, arg == "on", f"telegram:{user.id}")
+            await asyncio.to_thread(set_self_healing, ctx.settings, arg == "on",
+                                    f"telegram:{ctx.settings.telegram_name(user.id)}")
         status = await asyncio.to_thread(self_healing_status, ctx.settings)
         await message.answer(ops.heal_line(status))
+
+    # ------------------------------------------------------------------------------ on call --
+    async def change(bot: Bot, user: User, incident_id: str, op: str, arg: str = "") -> str:
+        """One lifecycle operation as this user; the incident's cards are redrawn. One line back."""
+        life = ctx.runner.lifecycle
+        who = {"by": ctx.settings.telegram_name(user.id), "channel": "telegram"}
+        try:
+            if op == "ack":
+                await life.acknowledge(incident_id, **who)
+            elif op == "assign":
+                await life.assign(incident_id, arg, **who)
+            elif op == "comment":
+                await life.comment(incident_id, arg, **who)
+            else:
+                await life.close(incident_id, arg, **who)
+        except DecisionRefused as exc:
+            log.info("telegram: %s by %s on %s refused: %s", op, user.id, incident_id, exc)
+            return f"⛔ Refused: {esc(str(exc).strip(chr(39) + chr(34)))}"
+        report = await ctx.runner.report(incident_id)
+        if report is not None:
+            for card in ctx.store.cards(incident_id):
+                await cards.show(bot, ctx.store, card.chat_id, report, max(card.stage, cards.natural_stage(report)))
+        done = {"ack": "Acknowledged", "assign": f"Assigned to {esc(arg)}:", "comment": "Comment added to",
+                "close": "Closed"}[op]
+        return f"{done} {code(incident_id)} by {esc(who['by'])}"
+
+    @router.message(Command("ack", "assign", "comment", "close"))
+    async def on_call_cmd(message: Message, command: CommandObject) -> None:
+        if not await guard(message):
+            return
+        op = command.command
+        incident_id, _, rest = (command.args or "").strip().partition(" ")
+        rest = rest.strip()
+        usage = {"ack": "/ack INCIDENT_ID", "assign": "/assign INCIDENT_ID USER",
+                 "comment": "/comment INCIDENT_ID TEXT", "close": "/close INCIDENT_ID REASON"}[op]
+        if not incident_id or (op != "ack" and not rest) or (op in ("ack", "assign") and " " in rest):
+            await message.answer(f"usage: {esc(usage)} (see /incidents)")
+            return
+        user = message.from_user
+        assert user is not None
+        await message.answer(await change(message.bot, user, incident_id, op, rest))  # type: ignore[arg-type]
+
+    @router.callback_query(cards.IncidentAction.filter())
+    async def press_on_call(query: CallbackQuery, callback_data: cards.IncidentAction, bot: Bot) -> None:
+        user = query.from_user
+        if not is_approver(ctx, user):
+            log.warning("telegram: refused press %s on %s by user %s (%s): not an approver", callback_data.action,
+                        callback_data.incident_id, user.id, _who(user))
+            ctx.refused.append({"user": user.id, "press": callback_data.action})
+            await query.answer(f"⛔ {_who(user)} (id {user.id}) is not an approver: only ADMIN_CHAT_ID / "
+                               "TELEGRAM_APPROVER_IDS users may change incidents. Nothing was changed.", show_alert=True)
+            return
+        if callback_data.action not in ("ack", "take"):
+            await query.answer("unknown action", show_alert=True)
+            return
+        op, arg = ("ack", "") if callback_data.action == "ack" else ("assign", ctx.settings.telegram_name(user.id))
+        answer = await change(bot, user, callback_data.incident_id, op, arg)
+        await query.answer(html.unescape(re.sub(r"<[^>]+>", "", answer))[:200], show_alert=answer.startswith("⛔"))
 
     @router.callback_query(cards.PlanAction.filter())
     async def press(query: CallbackQuery, callback_data: cards.PlanAction, bot: Bot) -> None:
@@ -262,7 +336,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 note = f"⏳ {'approved' if decision == 'approve' else 'rejected'} by {esc(_who(user))}, working…"
                 await cards.edit(bot, pressed[0], pressed[1], cards.card_text(report, note), None)
         try:
-            outcome = await ctx.runner.decide(plan_id, approver=str(user.id), decision=decision,
+            outcome = await ctx.runner.decide(plan_id, approver=ctx.settings.telegram_name(user.id), decision=decision,
                                               channel="telegram", plan_hash=plan_hash,
                                               comment=f"telegram {_who(user)}")
         except DecisionRefused as exc:

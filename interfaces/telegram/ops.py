@@ -52,7 +52,9 @@ HELP = """<b>aiops bot</b>
 /pending: plans awaiting approval (with their buttons)
 /incidents: recent incidents · /show INCIDENT_ID: one report
 /analyze SERVICE [RANGE]: investigate a service (e.g. /analyze checkout 2h)
-/approve PLAN_ID · /reject PLAN_ID: decide (or press the buttons)
+/approve PLAN_ID [HASH] · /reject PLAN_ID [HASH]: decide (or press the buttons); the hash is the 12 digits
+the card shows, needed when the card was not shown in this chat
+/ack ID · /assign ID USER · /comment ID TEXT · /close ID REASON: on call (or 👀 Ack / 🙋 Take it)
 /heal on|off: the self-healing kill switch
 Or just ask: “why is checkout slow since 10:00?”, “что с payments-api?”, “show pending plans”.
 Free text never approves or rejects anything."""
@@ -62,6 +64,10 @@ COMMANDS = [("start", "check your access"), ("status", "health, open incidents, 
             ("show", "one incident's report: /show INCIDENT_ID"),
             ("analyze", "investigate a service: /analyze SERVICE [RANGE]"),
             ("approve", "approve a plan: /approve PLAN_ID"), ("reject", "reject a plan: /reject PLAN_ID"),
+            ("ack", "acknowledge an incident: /ack INCIDENT_ID"),
+            ("assign", "assign an incident: /assign INCIDENT_ID USER"),
+            ("comment", "note on an incident: /comment INCIDENT_ID TEXT"),
+            ("close", "close an incident: /close INCIDENT_ID REASON"),
             ("heal", "self-healing kill switch: /heal on|off"), ("help", "what I can do")]
 
 

@@ -153,7 +153,26 @@ def incident_card(report: IncidentReport, *, pending: bool) -> str:
         lines += ["", "⏳ <b>Awaiting approval</b>"]
     else:
         lines += ["", *outcome_lines(report)]
+    lines += on_call_lines(report)
     return "\n".join(lines)
+
+
+def on_call_lines(report: IncidentReport) -> list[str]:
+    """Who is on it: acknowledged, assigned, snoozed, closed (graphs/lifecycle.py), the last comment."""
+    o, lines = report.on_call, []
+    if o.acknowledged_by:
+        lines.append(f"👀 Acknowledged by <b>{esc(o.acknowledged_by)}</b>")
+    if o.assignee:
+        lines.append(f"🙋 Assigned to <b>{esc(o.assignee)}</b>")
+    if o.snoozed_until:
+        lines.append(f"💤 Snoozed until {esc(o.snoozed_until.strftime('%Y-%m-%d %H:%M UTC'))}")
+    if o.closed_by:
+        lines.append(f"✔️ <b>Closed</b> by {esc(o.closed_by)}: {esc(_short(o.close_reason or '', 300))}")
+    if report.comments:
+        c = report.comments[-1]
+        lines.append(f"💬 {esc(c.by)}: {esc(_short(c.text, 200))}"
+                     + (f" (+{len(report.comments) - 1} more)" if len(report.comments) > 1 else ""))
+    return ["", *lines] if lines else []
 
 
 def details(report: IncidentReport) -> str:

@@ -105,6 +105,24 @@ def test_sign_in_see_the_chart_approve_and_see_the_status_change(tmp_path: Path,
         assert "approved: the incident is" in page.inner_text(".flash.ok")
         assert "approved in the browser test" in page.content() and page.locator("button.approve").count() == 0
 
+        # on call, on the second incident: acknowledge, comment, close with a reason (its plan is withdrawn)
+        page.goto(f"{svc.url}/ui/incidents/{second['incident_id']}")
+        assert page.locator("button.approve").count() == 1
+        page.click("button.ack")
+        page.wait_for_selector(".flash.ok")
+        assert "acknowledged by alice" in page.inner_text(".flash.ok")
+        assert "acknowledged by alice" in page.inner_text("#on-call-state") and page.locator("button.ack").count() == 0
+        page.fill("form.action input[name=text]", "looking at the guest from the browser")
+        page.click("button.comment")
+        page.wait_for_selector("#comments")
+        assert "looking at the guest from the browser" in page.inner_text("#comments")
+        page.fill("form.action input[name=reason]", "known noisy neighbour, moved it by hand")
+        page.click("button.close")
+        page.wait_for_function("() => document.getElementById('status').textContent === 'closed'")
+        assert "its plan is withdrawn" in page.inner_text(".flash.ok")
+        assert page.locator("button.approve").count() == 0 and page.locator("button.close").count() == 0
+        assert "known noisy neighbour" in page.inner_text("#on-call-state")
+
         # the API docs render from local assets too
         page.goto(f"{svc.url}/docs")
         page.wait_for_selector(".swagger-ui .info", timeout=30_000)
@@ -117,6 +135,10 @@ def test_sign_in_see_the_chart_approve_and_see_the_status_change(tmp_path: Path,
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     approval = json.loads(report.stdout)["approval"]
     assert approval["approver"] == "alice" and approval["channel"] == "http"
+    closed = subprocess.run([sys.executable, "-m", "interfaces.cli", "show", second["incident_id"], "--json"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    trail = [(d["approver"], d["channel"], d["decision"], d["outcome"]) for d in json.loads(closed.stdout)["decisions"]]
+    assert trail == [("alice", "http", op, "done") for op in ("ack", "comment", "close")], trail
     keep = os.environ.get("AIOPS_SCREENSHOT_DIR")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)

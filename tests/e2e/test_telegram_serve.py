@@ -62,7 +62,7 @@ def test_serve_runs_the_bot_and_the_outbox(tmp_path: Path) -> None:
             dead = api.get("/api/v1/notifications/dead-letters", headers={"Authorization": f"Bearer {TOKEN}"})
         assert sim.calls_of("setMyCommands") and sim.calls_of("getUpdates")
         assert "needs a human" in ping.text and [b["text"] for b in escalated.buttons()] == [
-            "🔎 Details"]  # nothing to approve on an escalation
+            "🔎 Details", "👀 Ack", "🙋 Take it"]  # nothing to approve on an escalation: somebody takes it
         row = next(r for r in rows if r["plan_id"] == outcome.plan_id)
         assert row["status"] == "resolved" and approve.split(":")[2] == outcome.plan_id
         assert dead.status_code == 200 and dead.json() == {"dead_letters": []}

@@ -184,3 +184,41 @@ def test_pages_and_api_docs_load_nothing_from_another_origin(tmp_path: Path) -> 
         for asset in ("/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css",
                       "/docs-static/redoc.standalone.js", "/ui/static/console.css", "/ui/static/console.js"):
             assert client.get(asset).status_code == 200, asset
+
+
+def test_on_call_actions_go_through_the_api_gate(tmp_path: Path) -> None:
+    """The console's ack/assign/comment/close: CSRF, the service token and non-approvers refused (nothing
+    changes), an approver's change in the audit trail as theirs on `http`, the closed plan withdrawn."""
+    with TestClient(create_app(settings(tmp_path), worker=False)) as client:
+        outcome = incident_with_plan(client)
+        url = f"/ui/incidents/{outcome.incident_id}"
+        registry = client.app.state.svc.runner.registry  # type: ignore[attr-defined]
+        for token in (SERVICE, BOB):
+            client.cookies.clear()
+            sign_in(client, token)
+            page = client.get(url)
+            assert "button.ack" not in page.text and 'class="ack"' not in page.text  # no buttons offered
+            for action, data in (("ack", {}), ("close", {"reason": "not mine to close"})):
+                refused = client.post(f"{url}/actions/{action}", data={**data, "csrf": csrf_of(page.text)})
+                assert "refused" in refused.text, refused.text[:300]
+        assert registry.get(outcome.incident_id).ack_by is None
+        client.cookies.clear()
+        sign_in(client, ALICE)
+        page = client.get(url)
+        assert 'class="ack"' in page.text and 'class="close"' in page.text
+        forged = client.post(f"{url}/actions/ack", data={"csrf": "x" * 32}, follow_redirects=False)
+        assert forged.status_code == 403 and registry.get(outcome.incident_id).ack_by is None
+        token = csrf_of(page.text)
+        assert "acknowledged by alice" in client.post(f"{url}/actions/ack", data={"csrf": token}).text
+        assigned = client.post(f"{url}/actions/assign", data={"csrf": token, "to": ""})  # empty: to myself
+        assert "assigned to alice" in assigned.text
+        bad = client.post(f"{url}/actions/comment", data={"csrf": token, "text": "x" * 2001})
+        assert "refused: invalid comment" in bad.text
+        assert "comment added" in client.post(f"{url}/actions/comment", data={"csrf": token, "text": "on it"}).text
+        closed = client.post(f"{url}/actions/close", data={"csrf": token, "reason": "fixed by hand"})
+        assert "closed (its plan is withdrawn)" in closed.text and 'id="status">closed<' in closed.text
+        assert "Approve plan-" not in closed.text and "fixed by hand" in closed.text
+        trail = client.app.state.svc.runner.decisions(outcome.incident_id)  # type: ignore[attr-defined]
+        assert [(d.approver, d.channel, d.decision, d.outcome) for d in trail if d.outcome == "done"] == [
+            ("alice", "http", op, "done") for op in ("ack", "assign", "comment", "close")]
+        assert {(d.approver, d.outcome) for d in trail if d.outcome == "refused"} == {("bob", "refused")}

@@ -63,8 +63,23 @@ def test_settings_checks() -> None:
     s = load_settings(ADMIN_CHAT_ID="111, -1001", TELEGRAM_APPROVER_IDS="222", NOTIFY_ROUTES="pagerduty=critical")
     assert s.admin_chat_ids == {"111", "-1001", "222"} and s.telegram_chat_ids == [111, -1001]
     assert s.notify_routes == {"pagerduty": "critical"}
+    for bad in ("@alice", "alice", "alice:bob", "1alice:111", "alice:111:222", "alice:111,alice:222"):
+        with pytest.raises(SettingsError, match="TELEGRAM_APPROVER_IDS"):
+            load_settings(TELEGRAM_APPROVER_IDS=bad)
     with pytest.raises(SettingsError, match="numeric Telegram ids"):
-        load_settings(TELEGRAM_APPROVER_IDS="@alice")
+        load_settings(ADMIN_CHAT_ID="alice:111")  # chats are ids; people are named in TELEGRAM_APPROVER_IDS
+
+
+def test_telegram_approvers_are_named() -> None:
+    """`alice:111` names user 111: decisions and the audit trail say alice; a bare id stays an id."""
+    from agents.approval import authorised
+
+    s = load_settings(ADMIN_CHAT_ID="111,-1001", TELEGRAM_APPROVER_IDS="alice:111,bob.ops:222,333")
+    assert s.admin_chat_ids == {"111", "-1001", "222", "333"}
+    assert [s.telegram_name(i) for i in (111, 222, 333, 444)] == ["alice", "bob.ops", "333", "444"]
+    assert all(authorised(who, "telegram", s) for who in ("alice", "bob.ops", "111", "333"))
+    assert not any(authorised(who, "telegram", s) for who in ("444", "mallory", "-1001x"))
+    assert not authorised("alice", "http", load_settings(APPROVERS="carol"))  # names are per channel
     with pytest.raises(SettingsError, match="NOTIFY_ROUTES"):
         load_settings(NOTIFY_ROUTES="sms=critical")
     with pytest.raises(SettingsError, match="SMTP_TO"):

@@ -1,0 +1,46 @@
+"""Why a person's request to the runner does not count: one exception per reason, each with the HTTP
+status every interface maps it to (the CLI exits 2 with its message). Decisions (graphs/runner.py) and
+on-call changes (graphs/lifecycle.py) raise them alike."""
+
+from __future__ import annotations
+
+
+class DecisionRefused(Exception):
+    """A decision that does not count. The plan is left as it was (nothing consumed, nothing run).
+
+    `status` is the HTTP status every interface maps it to; the CLI exits non-zero with the message.
+    """
+
+    status = 409
+
+
+class UnknownPlan(DecisionRefused, LookupError):
+    status = 404
+
+
+class PlanNotPending(DecisionRefused):
+    """Not awaiting approval: already decided (by whom, when), executing, interrupted, or closed."""
+
+    status = 409
+
+
+class HashMismatch(DecisionRefused):
+    """The decision names a different content hash than the plan's current one."""
+
+    status = 409
+
+
+class PlanExpired(DecisionRefused):
+    """The approval window ended; expiry closes the plan."""
+
+    status = 409
+
+
+class NotAuthorised(DecisionRefused, PermissionError):
+    status = 403
+
+
+class PlanWithdrawn(DecisionRefused):
+    """The incident was closed by a person while its plan waited: the plan can never run."""
+
+    status = 409
