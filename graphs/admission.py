@@ -51,6 +51,11 @@ class Admission:
                 self._seen_open[c.incident_id] = now
         return c if c.joined and c.incident_id != incident.id else None
 
+    def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
+        """The notification in parts about unrelated things (`agents.correlation.split_by_cause`), each
+        queued and admitted as a notification of its own: the same alert on two hosts is two incidents."""
+        return self.correlator.split(webhook)
+
     def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
         """The incident a notification lands in, decided when it is accepted (the webhook's answer): the
         open incident its firing alerts join, else `incident_id`, the one it opens. The join is recorded,

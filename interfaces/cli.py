@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import logging
 import shutil
 import sqlite3
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
+from core.events import configure_logging
 from core.settings import Settings, SettingsError, get_settings
 from memory.errors import StoreError, corrupted, is_corruption
 
@@ -499,8 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         debug = settings.DEBUG
         if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
             raise CLIError("--concurrency must be between 1 and 64")
-        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
+        long_running = args.command in ("serve", "worker", "bot", "watch")  # they say what they do, per event
+        configure_logging("DEBUG" if debug else settings.LOG_LEVEL or ("INFO" if long_running else "WARNING"),
+                          settings.LOG_FORMAT)
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
                    "bot": cmd_bot, "notify": cmd_notify,
                    "watch": cmd_watch, "self-healing": cmd_self_healing,
