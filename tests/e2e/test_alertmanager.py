@@ -8,6 +8,7 @@ absent (CI installs `prometheus` and `prometheus-alertmanager`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -120,3 +121,78 @@ def test_alert_from_real_alertmanager_becomes_an_incident(tmp_path: Path) -> Non
             received = next(ln for ln in metrics.splitlines() if ln.startswith("aiops_alerts_received_total "))
             assert float(received.split()[1]) >= 1
             assert 'aiops_alerts_rejected_total{reason="unauthorized"}' not in metrics  # the token matched
+
+
+TWO_HOSTS_RULES = """
+groups:
+  - name: aiops-e2e-hosts
+    interval: 1s
+    rules:
+      - alert: HostOutOfDiskSpace
+        expr: >-
+          label_replace(label_replace(vector(5.8), "host", "web-01", "", ""), "instance", "web-01:9100", "", "")
+          or label_replace(label_replace(vector(5.8), "host", "web-02", "", ""), "instance", "web-02:9100", "", "")
+        for: 0s
+        labels:
+          severity: critical
+          job: node
+          device: /dev/sda1
+          fstype: ext4
+          mountpoint: /
+        annotations:
+          summary: "Host out of disk space (instance {{ $labels.instance }})"
+          description: "Disk is almost full (< 10% left)\\n  VALUE = {{ $value }}"
+"""
+
+
+def test_one_alertmanager_group_about_two_hosts_is_two_incidents(tmp_path: Path) -> None:
+    """The README's `group_by: [alertname, service]` puts the same disk alert of web-01 and web-02 in one
+    notification (they have no `service` label): two problems, two incidents, each plan on its own host."""
+    prom, am = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")
+    if not prom or not am:
+        pytest.skip("prometheus / prometheus-alertmanager not installed (Debian packages)")
+    env = cli_env(tmp_path, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN, PROMETHEUS_URL="", LOG_FORMAT="json")
+    with aiops_serve(env, tmp_path / "serve.log") as svc:
+        am_port, prom_port = free_port(), free_port()
+        (tmp_path / "am.yml").write_text(alertmanager_config(f"{svc.url}/webhook/alertmanager"))
+        (tmp_path / "rules.yml").write_text(TWO_HOSTS_RULES)
+        (tmp_path / "prometheus.yml").write_text(
+            "global:\n  evaluation_interval: 1s\n  scrape_interval: 15s\n"
+            f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+            f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
+            "scrape_configs: []\n")
+        am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn"]
+        prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn", "--rules.alert.resend-delay=1s"]
+        with process(am_cmd, tmp_path / "am.log") as am_proc, process(prom_cmd, tmp_path / "prom.log"):
+            wait_http(f"http://127.0.0.1:{am_port}/-/ready", 30, am_proc, tmp_path / "am.log")
+            deadline = time.monotonic() + 90
+            plans: dict[str, dict] = {}
+            while time.monotonic() < deadline and len(plans) < 2:
+                rows = httpx.get(f"{svc.url}/api/v1/incidents", timeout=5).json()["incidents"]
+                for row in rows:
+                    if row["title"].startswith("HostOutOfDiskSpace") and row["status"] == "awaiting_approval":
+                        plans[row["incident_id"]] = httpx.get(
+                            f"{svc.url}/api/v1/incidents/{row['incident_id']}", timeout=5).json()
+                time.sleep(0.5)
+            logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in
+                             (tmp_path / "am.log", tmp_path / "prom.log", tmp_path / "serve.log"))
+            assert len(plans) == 2, f"expected two incidents awaiting approval within 90 s, got {list(plans)}:\n{logs}"
+            by_host = {}
+            for incident_id, report in plans.items():
+                hosts = {a["labels"]["host"] for a in report["alerts"]} if "alerts" in report else set()
+                targets = {a["target"] for a in report["plan"]["actions"]}
+                assert len(targets) == 1, f"{incident_id}: plan acts on {targets}"
+                (target,) = targets
+                assert target in ("web-01", "web-02") and (not hosts or hosts == {target}), (incident_id, hosts, targets)
+                assert report["related_total"] == 0, f"{incident_id} absorbed the other host: {report['related_alerts']}"
+                by_host[target] = incident_id
+            assert set(by_host) == {"web-01", "web-02"}
+            # The service said what it did: JSON lines naming the notification and both incidents.
+            events = [json.loads(ln) for ln in (tmp_path / "serve.log").read_text().splitlines()
+                      if ln.startswith("{") and '"event"' in ln]
+            received = [e for e in events if e["event"] == "alert.received"]
+            assert received and set(by_host.values()) <= {i for e in received for i in e["incident_ids"]}
+            assert {e["incident_id"] for e in events if e["event"] == "incident.opened"} >= set(by_host.values())
+            assert {e["incident_id"] for e in events if e["event"] == "plan.proposed"} >= set(by_host.values())
