@@ -68,6 +68,11 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------- alerts --
+# The alert name of an on-demand investigation (a question: `/analyze`, chat, POST /api/v1/analyze):
+# not an incident that happened, so never remembered in incident memory nor cited as a past incident.
+ON_DEMAND_ALERT = "OnDemandAnalysis"
+
+
 class Alert(_Model):
     """One alert of an Alertmanager webhook (v4). Alertmanager's camelCase names are aliases."""
 

@@ -12,11 +12,9 @@ import time
 
 from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
-from core.models import AlertmanagerWebhook, Incident
+from core.models import ON_DEMAND_ALERT, AlertmanagerWebhook, Incident
 from graphs.incident import incident_from_webhook
 from memory.registry import OPEN_STATUSES, IncidentRegistry
-
-ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
 
 
 class Admission:

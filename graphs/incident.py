@@ -238,7 +238,8 @@ async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
     report = build_report(state, report_mode(state, runtime.context))
     from agents.recall import remember_report  # the learning loop: remember incidents with their outcome
 
-    await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
+    if not state.get("read_only"):  # a read-only investigation answers a question: no incident happened
+        await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
     return {"report": report.model_dump(mode="json")}
 
 
@@ -299,7 +300,8 @@ _INVESTIGATE: Any = build_graph(stop_after_plan=True).compile()
 
 
 async def investigate(webhook: AlertmanagerWebhook, toolbox: Toolbox) -> IncidentReport:
-    """Triage, diagnose and plan without executing anything (evals, dry investigations)."""
-    state = await _INVESTIGATE.ainvoke({"webhook": webhook.model_dump(mode="json", by_alias=True)},
-                                       context=toolbox)
+    """Triage, diagnose and plan without executing anything (evals, dry investigations, chat questions).
+    Nothing is remembered: a question is not an incident, and must never be cited as one later."""
+    state = await _INVESTIGATE.ainvoke({"webhook": webhook.model_dump(mode="json", by_alias=True),
+                                        "read_only": True}, context=toolbox)
     return IncidentReport.model_validate(state["report"])
