@@ -18,6 +18,7 @@ from typing import Any
 from agents.degraded import UNAVAILABLE_QUERY
 from agents.toolbox import Toolbox
 from core import resilience
+from core.links import safe_url
 from core.models import (
     ON_DEMAND_ALERT,
     Evidence,
@@ -88,7 +89,7 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
             continue
         d = rb.doc
         add(tool="runbooks", signal="runbook", component=incident.alert.target, anomalous=False, score=rb.score,
-            query=f"search_runbooks({incident.alert.name})",
+            query=f"search_runbooks({incident.alert.name})", url=safe_url(d.source) or "",
             excerpt=f"runbook {d.alertname} ({d.source}): {(d.mitigation or d.diagnosis or d.meaning)[:200]}")
     return strong
 

@@ -315,6 +315,7 @@ class Evidence(_Model):
     # The objects this reading is about, by kind ("host", "service", "vmid", "node", "interface", "path",
     # "mount", ...): what an action's object must match before this item may justify it.
     about: dict[str, str] = Field(default_factory=dict)
+    url: str = ""  # where a reader can see it (a recalled runbook's page); checked by core.links.safe_url
 
     @field_validator("excerpt")
     @classmethod
@@ -500,6 +501,14 @@ class Escalation(_Model):
     at: datetime = Field(default_factory=utcnow)
 
 
+class Link(_Model):
+    """A link back from an incident (core.links builds them: only checked http(s) URLs)."""
+
+    kind: Literal["runbook", "rule", "silence", "alertmanager", "recalled_runbook"]
+    label: str
+    url: str
+
+
 class IncidentReport(_Model):
     incident_id: str
     title: str
@@ -519,3 +528,4 @@ class IncidentReport(_Model):
     related_total: int = 0  # how many alerts joined in all
     self_healing: SelfHealingDecision | None = None
     attempts: list[Attempt] = Field(default_factory=list)  # earlier plans (failed automatic fixes)
+    links: list[Link] = Field(default_factory=list)  # runbook, rule graph, silence form, Alertmanager

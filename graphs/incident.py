@@ -24,6 +24,7 @@ from agents import self_healing
 from agents import triage as triage_agent
 from agents.toolbox import Toolbox
 from agents.verification import verify
+from core.links import incident_links
 from core.models import (
     AlertmanagerWebhook,
     Approval,
@@ -213,12 +214,13 @@ async def fallback_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
 
 def build_report(state: IncidentState, mode: str) -> IncidentReport:
     incident = Incident.model_validate(state["incident"])
+    evidence = [Evidence.model_validate(e) for e in state.get("evidence") or []]
     return IncidentReport(
         incident_id=incident.id, title=incident.title,
         status=IncidentStatus(state.get("status", IncidentStatus.RUNNING.value)), mode=mode,
         triage=TriageVerdict.model_validate(state["triage"]),
         hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses") or []],
-        evidence=[Evidence.model_validate(e) for e in state.get("evidence") or []],
+        evidence=evidence,
         plan=Plan.model_validate(state["plan"]) if state.get("plan") else None,
         approval=Approval.model_validate(state["approval"]) if state.get("approval") else None,
         executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
@@ -227,7 +229,8 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
         created_at=incident.created_at,
         self_healing=SelfHealingDecision.model_validate(state["self_healing"]) if state.get("self_healing") else None,
-        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []])
+        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []],
+        links=incident_links(incident, str((state.get("webhook") or {}).get("externalURL") or ""), evidence))
 
 
 def report_mode(state: IncidentState, toolbox: Toolbox) -> str:

@@ -159,6 +159,7 @@ groups:
         annotations:
           summary: "Host out of disk space (instance {{ $labels.instance }})"
           description: "Disk is almost full (< 10% left)\\n  VALUE = {{ $value }}"
+          runbook_url: "https://runbooks.example/host/{{ $labels.host }}/disk-full"
 """
 
 
@@ -181,9 +182,11 @@ def test_one_alertmanager_group_about_two_hosts_is_two_incidents(tmp_path: Path)
             f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
             "scrape_configs: []\n")
         am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn"]
+                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn",
+                  f"--web.external-url=http://127.0.0.1:{am_port}"]
         prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn", "--rules.alert.resend-delay=1s"]
+                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn", "--rules.alert.resend-delay=1s",
+                    f"--web.external-url=http://127.0.0.1:{prom_port}"]
         with process(am_cmd, tmp_path / "am.log") as am_proc, process(prom_cmd, tmp_path / "prom.log"):
             wait_http(f"http://127.0.0.1:{am_port}/-/ready", 30, am_proc, tmp_path / "am.log")
             deadline = time.monotonic() + 90
@@ -206,6 +209,12 @@ def test_one_alertmanager_group_about_two_hosts_is_two_incidents(tmp_path: Path)
                 (target,) = targets
                 assert target in ("web-01", "web-02") and (not hosts or hosts == {target}), (incident_id, hosts, targets)
                 assert report["related_total"] == 0, f"{incident_id} absorbed the other host: {report['related_alerts']}"
+                # links back, from the real Prometheus (generatorURL) and Alertmanager (externalURL)
+                links = {lk["kind"]: lk["url"] for lk in report["links"]}
+                assert links["runbook"] == f"https://runbooks.example/host/{target}/disk-full"
+                assert links["rule"].startswith(f"http://127.0.0.1:{prom_port}/graph?g0.expr=")
+                assert links["silence"].startswith(f"http://127.0.0.1:{am_port}/#/silences/new?filter=")
+                assert target in links["silence"]
                 by_host[target] = incident_id
             assert set(by_host) == {"web-01", "web-02"}
             # The service said what it did: JSON lines naming the notification and both incidents.
