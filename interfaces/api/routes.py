@@ -273,11 +273,13 @@ async def incidents(s: ServiceDep, _caller: Reader, status: str | None = None,
 
 @router.get("/api/v1/incidents/{incident_id}", responses=ERRORS, tags=["incidents"])
 async def incident(incident_id: str, s: ServiceDep, _caller: Reader) -> JSONResponse:
-    """The incident's full report (the same JSON as `aiops show --json`)."""
+    """The incident's full report and its decision trail under `decisions` (the same JSON as
+    `aiops show --json`)."""
     report = await s.runner.report(incident_id)
     if report is None:
         raise HTTPException(404, f"unknown incident id {incident_id!r}")
-    return JSONResponse(report.model_dump(mode="json"))
+    decisions = await asyncio.to_thread(s.runner.decisions, incident_id)
+    return JSONResponse({**report.model_dump(mode="json"), "decisions": [d.model_dump(mode="json") for d in decisions]})
 
 
 @router.get("/api/v1/plans", response_model=PlanList, responses=ERRORS, tags=["approvals"])

@@ -66,6 +66,8 @@ class IncidentSummary(BaseModel):
     mode: str
     plan_id: str | None = None
     plan_hash: str | None = None
+    decision_state: str | None = Field(None, description="pending, claimed, executing, done, expired, interrupted")
+    decided_by: str | None = None
     created_at: datetime
     updated_at: datetime
 
