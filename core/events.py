@@ -78,8 +78,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
-    """The root logger's one handler (stderr), in `fmt`, at `level`: replaces any handler set before."""
+def configure_logging(level: str, fmt: Literal["text", "json"], *, events_level: str | None = None) -> None:
+    """The root logger's one handler (stderr), in `fmt`, at `level`: replaces any handler set before.
+    `events_level` sets the event lines' own level (e.g. INFO while everything else stays at WARNING)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
@@ -87,6 +88,7 @@ def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger(EVENTS).setLevel(events_level or logging.NOTSET)
     # Client libraries log every HTTP request (a Telegram long poll, a model call) at INFO: only from DEBUG.
     for noisy in ("httpx", "httpcore", "aiogram.event"):
         logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")

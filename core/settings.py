@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     API_HOST: str = "0.0.0.0"
     API_PORT: int = Field(8000, ge=1, le=65535)
     DEBUG: bool = False
-    # Log lines: `json` (one object per line) or readable `text`; the level (default: INFO for `aiops serve`,
-    # `worker` and `bot`, which log one line per alert, incident, plan, decision and action; WARNING for
-    # one-shot commands; DEBUG with DEBUG=true)
+    # Log lines: `json` (one object per line) or readable `text`; the level (unset: WARNING, plus the INFO
+    # event lines of `aiops serve`, `worker`, `bot` and `watch`: one per alert, incident, plan, decision and
+    # action; DEBUG with DEBUG=true)
     LOG_FORMAT: Literal["text", "json"] = "text"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
     AIOPS_API_TOKEN: str | None = None  # a service token: read endpoints and analyze, never approvals

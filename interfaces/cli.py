@@ -530,9 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         debug = settings.DEBUG
         if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
             raise CLIError("--concurrency must be between 1 and 64")
-        long_running = args.command in ("serve", "worker", "bot", "watch")  # they say what they do, per event
-        configure_logging("DEBUG" if debug else settings.LOG_LEVEL or ("INFO" if long_running else "WARNING"),
-                          settings.LOG_FORMAT)
+        # LOG_LEVEL unset: warnings, plus the event lines of the commands that run a service (they say what
+        # they do: one line per alert, incident, plan, decision, action)
+        long_running = args.command in ("serve", "worker", "bot", "watch")
+        configure_logging("DEBUG" if debug else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
+                          events_level="INFO" if long_running and not debug and not settings.LOG_LEVEL else None)
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
                    "bot": cmd_bot, "notify": cmd_notify,
                    "watch": cmd_watch, "self-healing": cmd_self_healing,

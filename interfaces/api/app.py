@@ -405,7 +405,8 @@ def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slo
     die_with_parent()
     if os.getppid() == 1:  # the service is already gone
         return
-    configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL or "INFO", settings.LOG_FORMAT)
+    configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
+                      events_level=None if settings.DEBUG or settings.LOG_LEVEL else "INFO")
     app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
     config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
                             log_config=None,

@@ -50,12 +50,19 @@ def test_configure_logging_sets_format_and_level(capsys) -> None:
         logging.getLogger("aiops.test").warning("shown")
         err = capsys.readouterr().err.splitlines()
         assert [json.loads(ln)["msg"] for ln in err] == ["shown"]
+        # the default of `aiops serve`: warnings, plus the event lines
+        configure_logging("WARNING", "text", events_level="INFO")
+        event("incident.opened", "an event", incident_id="inc-1")
+        logging.getLogger("aiops.test").info("other INFO lines stay quiet")
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "an event event=incident.opened incident_id=inc-1" in err[0]
     finally:
         for h in list(root.handlers):
             root.removeHandler(h)
         for h in handlers:
             root.addHandler(h)
         root.setLevel(level)
+        logging.getLogger(EVENTS).setLevel(logging.NOTSET)
 
 
 def test_settings_accept_any_case() -> None:
