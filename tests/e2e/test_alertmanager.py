@@ -222,5 +222,8 @@ def test_one_alertmanager_group_about_two_hosts_is_two_incidents(tmp_path: Path)
                       if ln.startswith("{") and '"event"' in ln]
             received = [e for e in events if e["event"] == "alert.received"]
             assert received and set(by_host.values()) <= {i for e in received for i in e["incident_ids"]}
+            # Alertmanager sent both hosts' alerts in one notification: its 202 named both incidents
+            both = [e for e in received if e["alerts"] == 2]
+            assert both and all(set(e["incident_ids"]) == set(by_host.values()) for e in both), received
             assert {e["incident_id"] for e in events if e["event"] == "incident.opened"} >= set(by_host.values())
             assert {e["incident_id"] for e in events if e["event"] == "plan.proposed"} >= set(by_host.values())
