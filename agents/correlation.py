@@ -4,13 +4,18 @@ Alerts arriving within `CORRELATION_WINDOW_SECONDS` of an open incident's last a
 they share, in this order of preference:
 
 1. the fingerprint (the same alert again),
-2. the Alertmanager group key,
+2. the Alertmanager group key *and* the target: a notification group (`group_by: [alertname, service]`)
+   is how Alertmanager batches messages, not a cause, so the group alone never merges two hosts,
 3. the service (the `service` label, else `job` when the topology names that job),
 4. the target (`Alert.target`: service, pod, vm, interface, host or instance),
 5. the topology (`TOPOLOGY_FILE`, service -> the services it calls): two services are related when
    one calls the other directly or indirectly, or both depend on a common service. Each service is
    known by the set of itself and everything it depends on; two alerts relate when the sets meet.
    A database going down therefore pulls in the error and latency alerts of every service above it.
+
+A notification whose alerts are about unrelated things (the same alert on two hosts, grouped by
+Alertmanager) is split before it is queued (`split_by_cause`): each part opens or joins its own
+incident, so each plan acts on its own host.
 
 Every key is a row in an index (`memory.correlation`), so correlating is a look-up, never a scan;
 joins are recorded with why they joined, and a resolved alert only resolves its own membership: the
@@ -20,7 +25,7 @@ incident closes when none of its alerts is still firing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -103,8 +108,8 @@ def alert_service(alert: Alert, topology: Topology | None = None) -> str:
 
 def alert_keys(alert: Alert, group_key: str, topology: Topology) -> list[Key]:
     keys = [Key("fingerprint", alert.effective_fingerprint(), RANKS["fingerprint"])]
-    if group_key:
-        keys.append(Key("group", group_key, RANKS["group"]))
+    if group_key:  # scoped by the target: the group key alone never merges two different targets
+        keys.append(Key("group", f"{group_key}|{alert.target}", RANKS["group"]))
     service = alert_service(alert, topology)
     if service:
         keys.append(Key("service", service, RANKS["service"]))
@@ -121,7 +126,8 @@ def join_reason(match: Match, alert: Alert, topology: Topology) -> str:
     if key.kind == "fingerprint":
         return f"same fingerprint {key.value} (the alert again)"
     if key.kind == "group":
-        return f"same Alertmanager group {key.value}"
+        group, _, target = key.value.rpartition("|")
+        return f"same Alertmanager group {group} and target {target}"
     if key.kind in ("service", "target"):
         return f"same {key.kind} {key.value}"
     svc, other, node = alert_service(alert, topology), match.origin, key.value
@@ -130,6 +136,71 @@ def join_reason(match: Match, alert: Alert, topology: Topology) -> str:
     if node == other and topology.depends_on(svc, other):
         return f"topology: {svc} calls {other}"
     return f"topology: {svc} and {other} both depend on {node}"
+
+
+def cause_keys(alert: Alert, topology: Topology) -> set[str]:
+    """What relates two alerts of one notification: the target, the service, the topology nodes."""
+    keys = set()
+    if alert.target and alert.target != "unknown":
+        keys.add(f"target:{alert.target}")
+    service = alert_service(alert, topology)
+    if service:
+        keys.add(f"service:{service}")
+        keys.update(f"topology:{node}" for node in topology.closure(service))
+    return keys
+
+
+def split_by_cause(webhook: AlertmanagerWebhook, topology: Topology) -> list[AlertmanagerWebhook]:
+    """The notification's alerts in parts that share a cause: the same target, the same service, or
+    services related through the topology. Alerts about nothing named (no target, no service) stay
+    with the first part. One part (the usual case) is the notification itself, unchanged; otherwise
+    each part is a notification of its own (same group key, receiver and URLs), in the order of its
+    first alert, and the alerts not analysed one by one (`omitted_alerts`) are counted on the first.
+    """
+    if len(webhook.alerts) < 2:
+        return [webhook]
+    parent = list(range(len(webhook.alerts)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    anonymous: list[int] = []
+    for i, alert in enumerate(webhook.alerts):
+        keys = cause_keys(alert, topology)
+        if not keys:
+            anonymous.append(i)
+        for k in keys:
+            if k in owner:
+                parent[find(i)] = find(owner[k])
+            else:
+                owner[k] = i
+    for i in anonymous:
+        parent[find(i)] = find(0)
+    parts: dict[int, list[Alert]] = {}
+    for i, alert in enumerate(webhook.alerts):
+        parts.setdefault(find(i), []).append(alert)
+    if len(parts) == 1:
+        return [webhook]
+    out = []
+    for n, alerts in enumerate(parts.values()):
+        status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+        out.append(webhook.model_copy(update={
+            "alerts": alerts, "status": status, "omitted_alerts": webhook.omitted_alerts if n == 0 else {},
+            "common_labels": _common(a.labels for a in alerts),
+            "common_annotations": _common(a.annotations for a in alerts)}))
+    return out
+
+
+def _common(maps: Iterable[dict[str, str]]) -> dict[str, str]:
+    it = iter(maps)
+    common = dict(next(it))
+    for m in it:
+        common = {k: v for k, v in common.items() if m.get(k) == v}
+    return common
 
 
 @dataclass(frozen=True)
@@ -176,6 +247,11 @@ class Correlator:
                                        lambda match: join_reason(match, head, self.topology), defer_join)
         return Correlation(incident_id=landing.incident_id, joined_to=landing.incident_id if landing.joined else None,
                            reason=landing.reason)
+
+    def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
+        """`split_by_cause` with this correlator's topology. Also when correlation is off: one incident
+        is about one thing, whatever Alertmanager batched together."""
+        return split_by_cause(webhook, self.topology)
 
     def owner_of(self, webhook: AlertmanagerWebhook) -> str | None:
         """The open incident the notification's resolved alerts belong to (read only), if any."""

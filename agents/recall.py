@@ -18,7 +18,9 @@ from typing import Any
 from agents.degraded import UNAVAILABLE_QUERY
 from agents.toolbox import Toolbox
 from core import resilience
+from core.links import safe_url
 from core.models import (
+    ON_DEMAND_ALERT,
     Evidence,
     ExecutionResult,
     Hypothesis,
@@ -53,8 +55,14 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
     if memory is None:
         return []
     text = symptoms_text(incident, evidence)
+    question = incident.alert.name == ON_DEMAND_ALERT  # an on-demand investigation: past incidents of its service
     try:
-        matches = await asyncio.to_thread(memory.similar_incidents, text, alertname=incident.alert.name, limit=3)
+        if question:
+            matches = await asyncio.to_thread(memory.similar_incidents, text, service=incident.alert.target, limit=3)
+        else:
+            matches = await asyncio.to_thread(memory.similar_incidents, text, alertname=incident.alert.name, limit=3)
+        # Investigations remembered before they were known to be questions are never cited as past incidents.
+        matches = [m for m in matches if m.record.alertname != ON_DEMAND_ALERT]
         runbooks = await asyncio.to_thread(memory.search_runbooks, text, limit=2)
     except Exception as exc:  # memory is an aid: its failure must not stop a diagnosis
         from memory.pending import dependency_of
@@ -81,7 +89,7 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
             continue
         d = rb.doc
         add(tool="runbooks", signal="runbook", component=incident.alert.target, anomalous=False, score=rb.score,
-            query=f"search_runbooks({incident.alert.name})",
+            query=f"search_runbooks({incident.alert.name})", url=safe_url(d.source) or "",
             excerpt=f"runbook {d.alertname} ({d.source}): {(d.mitigation or d.diagnosis or d.meaning)[:200]}")
     return strong
 
@@ -112,8 +120,8 @@ def known_fix(incident: Incident, verdict: TriageVerdict, matches: list[Any]) ->
 def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox, resolution: str = "") -> None:
     """Store the incident with its outcome; `resolution` is how a person closed it (their reason)."""
     memory = toolbox.memory
-    if memory is None or report.triage.kind != "incident":
-        return
+    if memory is None or report.triage.kind != "incident" or incident.alert.name == ON_DEMAND_ALERT:
+        return  # an on-demand investigation (`/analyze`, chat) answers a question: it is not an incident
     from memory.incidents import IncidentRecord
 
     top: Hypothesis | None = report.hypotheses[0] if report.hypotheses else None

@@ -68,6 +68,11 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------- alerts --
+# The alert name of an on-demand investigation (a question: `/analyze`, chat, POST /api/v1/analyze):
+# not an incident that happened, so never remembered in incident memory nor cited as a past incident.
+ON_DEMAND_ALERT = "OnDemandAnalysis"
+
+
 class Alert(_Model):
     """One alert of an Alertmanager webhook (v4). Alertmanager's camelCase names are aliases."""
 
@@ -311,6 +316,7 @@ class Evidence(_Model):
     # The objects this reading is about, by kind ("host", "service", "vmid", "node", "interface", "path",
     # "mount", ...): what an action's object must match before this item may justify it.
     about: dict[str, str] = Field(default_factory=dict)
+    url: str = ""  # where a reader can see it (a recalled runbook's page); checked by core.links.safe_url
 
     @field_validator("excerpt")
     @classmethod
@@ -515,6 +521,12 @@ class OnCall(_Model):
     closed_by: str | None = None
     closed_at: datetime | None = None
     close_reason: str | None = None
+class Link(_Model):
+    """A link back from an incident (core.links builds them: only checked http(s) URLs)."""
+
+    kind: Literal["runbook", "rule", "silence", "alertmanager", "recalled_runbook"]
+    label: str
+    url: str
 
 
 class IncidentReport(_Model):
@@ -538,3 +550,4 @@ class IncidentReport(_Model):
     attempts: list[Attempt] = Field(default_factory=list)  # earlier plans (failed automatic fixes)
     on_call: OnCall = Field(default_factory=OnCall)  # acknowledged, assigned, snoozed, closed: by whom, when
     comments: list[Comment] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list)  # runbook, rule graph, silence form, Alertmanager

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import models
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     API_HOST: str = "0.0.0.0"
     API_PORT: int = Field(8000, ge=1, le=65535)
     DEBUG: bool = False
+    # Log lines: `json` (one object per line) or readable `text`; the level (unset: WARNING, plus the INFO
+    # event lines of `aiops serve`, `worker`, `bot` and `watch`: one per alert, incident, plan, decision and
+    # action; DEBUG with DEBUG=true)
+    LOG_FORMAT: Literal["text", "json"] = "text"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
     AIOPS_API_TOKEN: str | None = None  # a service token: read endpoints and analyze, never approvals
     API_TOKENS: str | None = None  # "alice:<token>,bob:<token>": the user behind a bearer token
     API_TOKENS_FILE: Path | None = None  # one "user:token" per line (# comments), merged with API_TOKENS
@@ -179,6 +185,13 @@ class Settings(BaseSettings):
     FLAP_WINDOW_SECONDS: int = Field(3600, ge=0)  # the same fix due again this soon after it ran automatically: human
     WATCH_SERVICES: str | None = None  # comma-separated services the anomaly watcher scans
     WATCH_INTERVAL_SECONDS: int = Field(60, ge=5)
+
+    @field_validator("LOG_LEVEL", "LOG_FORMAT", mode="before")
+    @classmethod
+    def _log_case(cls, v: object, info: ValidationInfo) -> object:  # LOG_LEVEL=info, LOG_FORMAT=JSON
+        if not isinstance(v, str):
+            return v
+        return v.strip().upper() if info.field_name == "LOG_LEVEL" else v.strip().lower()
 
     @field_validator("REDIS_URL")
     @classmethod

@@ -12,11 +12,9 @@ import time
 
 from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
-from core.models import AlertmanagerWebhook, Incident
+from core.models import ON_DEMAND_ALERT, AlertmanagerWebhook, Incident
 from graphs.incident import incident_from_webhook
 from memory.registry import OPEN_STATUSES, IncidentRegistry
-
-ON_DEMAND_ALERT = "OnDemandAnalysis"  # the alert name interfaces/intake.py gives on-demand investigations
 
 
 class Admission:
@@ -50,6 +48,11 @@ class Admission:
                     self._seen_open.clear()
                 self._seen_open[c.incident_id] = now
         return c if c.joined and c.incident_id != incident.id else None
+
+    def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
+        """The notification in parts about unrelated things (`agents.correlation.split_by_cause`), each
+        queued and admitted as a notification of its own: the same alert on two hosts is two incidents."""
+        return self.correlator.split(webhook)
 
     def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
         """The incident a notification lands in, decided when it is accepted (the webhook's answer): the

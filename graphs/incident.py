@@ -24,6 +24,7 @@ from agents import self_healing
 from agents import triage as triage_agent
 from agents.toolbox import Toolbox
 from agents.verification import verify
+from core.links import incident_links
 from core.models import (
     AlertmanagerWebhook,
     Approval,
@@ -213,12 +214,13 @@ async def fallback_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict
 
 def build_report(state: IncidentState, mode: str) -> IncidentReport:
     incident = Incident.model_validate(state["incident"])
+    evidence = [Evidence.model_validate(e) for e in state.get("evidence") or []]
     return IncidentReport(
         incident_id=incident.id, title=incident.title,
         status=IncidentStatus(state.get("status", IncidentStatus.RUNNING.value)), mode=mode,
         triage=TriageVerdict.model_validate(state["triage"]),
         hypotheses=[Hypothesis.model_validate(h) for h in state.get("hypotheses") or []],
-        evidence=[Evidence.model_validate(e) for e in state.get("evidence") or []],
+        evidence=evidence,
         plan=Plan.model_validate(state["plan"]) if state.get("plan") else None,
         approval=Approval.model_validate(state["approval"]) if state.get("approval") else None,
         executions=[ExecutionResult.model_validate(e) for e in state.get("executions") or []],
@@ -227,7 +229,8 @@ def build_report(state: IncidentState, mode: str) -> IncidentReport:
         llm_calls=[LLMCall.model_validate(c) for c in state.get("llm_calls") or []],
         created_at=incident.created_at,
         self_healing=SelfHealingDecision.model_validate(state["self_healing"]) if state.get("self_healing") else None,
-        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []])
+        attempts=[Attempt.model_validate(a) for a in state.get("attempts") or []],
+        links=incident_links(incident, str((state.get("webhook") or {}).get("externalURL") or ""), evidence))
 
 
 def report_mode(state: IncidentState, toolbox: Toolbox) -> str:
@@ -238,7 +241,8 @@ async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[s
     report = build_report(state, report_mode(state, runtime.context))
     from agents.recall import remember_report  # the learning loop: remember incidents with their outcome
 
-    await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
+    if not state.get("read_only"):  # a read-only investigation answers a question: no incident happened
+        await asyncio.to_thread(remember_report, report, Incident.model_validate(state["incident"]), runtime.context)
     return {"report": report.model_dump(mode="json")}
 
 
@@ -299,7 +303,8 @@ _INVESTIGATE: Any = build_graph(stop_after_plan=True).compile()
 
 
 async def investigate(webhook: AlertmanagerWebhook, toolbox: Toolbox) -> IncidentReport:
-    """Triage, diagnose and plan without executing anything (evals, dry investigations)."""
-    state = await _INVESTIGATE.ainvoke({"webhook": webhook.model_dump(mode="json", by_alias=True)},
-                                       context=toolbox)
+    """Triage, diagnose and plan without executing anything (evals, dry investigations, chat questions).
+    Nothing is remembered: a question is not an incident, and must never be cited as one later."""
+    state = await _INVESTIGATE.ainvoke({"webhook": webhook.model_dump(mode="json", by_alias=True),
+                                        "read_only": True}, context=toolbox)
     return IncidentReport.model_validate(state["report"])

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from agents.correlation import Correlation, Correlator
 from agents.toolbox import Toolbox
+from core.events import event
 from core.models import (
     AlertmanagerWebhook,
     Approval,
@@ -32,6 +33,7 @@ from core.models import (
 from core.settings import Settings
 from graphs.admission import Admission
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
+from graphs.outcome_log import alert_fields, log_outcome
 from graphs.refusals import (
     DecisionRefused,
     HashMismatch,
@@ -164,6 +166,12 @@ class IncidentRunner:
                 self.owner)
             if duplicate_of is not None:
                 toolbox.open_incident = lambda _fp: duplicate_of
+                event("incident.joined", f"{incident.alert.name} joined {duplicate_of}: the same alert is open there",
+                      incident_id=duplicate_of, notification=incident.id, reason="same fingerprint, open",
+                      **alert_fields(incident.alert))
+            else:
+                event("incident.opened", f"incident {incident.id} opened: {incident.title}", incident_id=incident.id,
+                      alerts=len(incident.alerts), **alert_fields(incident.alert))
         config = {"configurable": {"thread_id": incident.id}}
         inputs = {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")}
         if duplicate_of is None and incident.alert.status == "firing":
@@ -178,6 +186,8 @@ class IncidentRunner:
             open_id = self.registry.open_incident(incident.fingerprint)
             if open_id:  # its pending plan, if any, is closed with it: nobody approves a fix for a cleared alert
                 self.registry.close(open_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.id})")
+                event("incident.closed", f"incident {open_id} closed: its alert resolved", incident_id=open_id,
+                      status="resolved", **alert_fields(incident.alert))
         return outcome
 
     def _refuse(self, exc: DecisionRefused, plan_id: str, row: IncidentRow | None, approver: str, channel: str,
@@ -210,6 +220,8 @@ class IncidentRunner:
                 return None  # alerts the index does not know: the graph's own resolve path
             for incident_id in closed:
                 self.registry.close(incident_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.alert.name})")
+                event("incident.closed", f"incident {incident_id} closed: no alert of it fires", incident_id=incident_id,
+                      status="resolved", **alert_fields(incident.alert))
             first = (closed or belonged)[0]
             why = (f"{incident.alert.name} resolved; closes {', '.join(closed)}" if closed else
                    f"{incident.alert.name} resolved; {first} still has firing alerts and stays open")
@@ -218,9 +230,13 @@ class IncidentRunner:
         if any(a.status == "resolved" for a in webhook.alerts):  # a group update: some of its alerts cleared
             for incident_id in self.correlator.resolve(webhook)[1]:
                 self.registry.close(incident_id, IncidentStatus.RESOLVED.value, f"the alert resolved ({incident.alert.name})")
+                event("incident.closed", f"incident {incident_id} closed: no alert of it fires", incident_id=incident_id,
+                      status="resolved")
         c = self._join(webhook, incident)
         if c is None:
             return None
+        event("incident.joined", f"{incident.alert.name} joined {c.incident_id}: {c.reason}", incident_id=c.incident_id,
+              notification=incident.id, reason=c.reason, alerts=len(incident.alerts), **alert_fields(incident.alert))
         return self._absorbed(c.incident_id, IncidentStatus.DUPLICATE, "duplicate",
                               f"joined {c.incident_id} as a related alert: {c.reason}", c.incident_id,
                               incident.severity)
@@ -230,6 +246,9 @@ class IncidentRunner:
 
     def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
         return self.admission.admit(webhook, incident_id)
+
+    def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
+        return self.admission.split(webhook)
 
     def _absorbed(self, incident_id: str, status: IncidentStatus | None, kind: str, reason: str,
                   duplicate_of: str, severity: str) -> RunOutcome:
@@ -407,6 +426,7 @@ class IncidentRunner:
         outcome = RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
                              plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
                              report=report, pending=pending)
+        log_outcome(report, pending is not None, OPEN_STATUSES)
         for listener in self.listeners:
             try:
                 await listener(outcome)

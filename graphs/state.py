@@ -29,3 +29,4 @@ class IncidentState(TypedDict, total=False):
     self_healing: dict[str, Any] | None  # SelfHealingDecision: why the plan did or did not run without a human
     attempts: list[dict[str, Any]]  # Attempt: earlier plans (an automatic fix that failed verification)
     report: dict[str, Any]  # IncidentReport
+    read_only: bool  # investigate(): a question, not an incident; nothing is remembered

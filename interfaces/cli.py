@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import logging
 import shutil
 import sqlite3
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
+from core.events import configure_logging
 from core.settings import Settings, SettingsError, get_settings
 from memory.errors import StoreError, corrupted, is_corruption
 
@@ -263,22 +263,26 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from core.models import IncidentReport
     from interfaces.render import render_decisions, render_report
+    from memory.registry import DecisionRecord
 
     client = _service(settings)
-    if client is not None:
-        report = IncidentReport.model_validate(_remote(lambda: client.report(args.incident_id)))
-        print(report.model_dump_json(indent=1) if args.json else render_report(report))
-        return 0
-    async with _runner(settings) as runner:
-        report = await runner.report(args.incident_id)
-        decisions = runner.decisions(args.incident_id) if report is not None else []
-    if report is None:
-        raise CLIError(f"unknown incident id {args.incident_id!r}")
+    if client is not None:  # the same report and decision trail as the stores give (GET /api/v1/incidents/{id})
+        body = _remote(lambda: client.report(args.incident_id))
+        decisions = [DecisionRecord.model_validate(d) for d in body.pop("decisions", [])]
+        report = IncidentReport.model_validate(body)
+    else:
+        async with _runner(settings) as runner:
+            found = await runner.report(args.incident_id)
+            decisions = runner.decisions(args.incident_id) if found is not None else []
+        if found is None:
+            raise CLIError(f"unknown incident id {args.incident_id!r}")
+        report = found
     if args.json:
         print(json.dumps({**report.model_dump(mode="json"),
                           "decisions": [d.model_dump(mode="json") for d in decisions]}, indent=1))
     else:
-        print(render_report(report))
+        # awaiting approval: the expiry and the approve/reject commands, as when the run paused
+        print(render_report(report, pending={} if report.status.value == "awaiting_approval" else None))
         if decisions:
             print(render_decisions(decisions))
     return 0
@@ -466,6 +470,32 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return await run_workers(settings, args.concurrency or settings.WORKER_CONCURRENCY)
 
 
+def _memory_beside_service(argv: list[str]) -> None:
+    """milvus-lite allows one process per file: while `aiops serve` holds it, `aiops memory` on the same
+    file cannot open it. Say so in one line (CLIError) instead of the lock's tracebacks."""
+    if any(a in ("-h", "--help") for a in argv):
+        return
+    from interfaces.api.discovery import find_service
+    from memory.incidents import is_lite_uri
+
+    settings = get_settings()
+    uri = settings.milvus_uri
+    for i, arg in enumerate(argv):
+        if arg == "--uri" and i + 1 < len(argv):
+            uri = argv[i + 1]
+        elif arg.startswith("--uri="):
+            uri = arg.split("=", 1)[1]
+    if not settings.ENABLE_MEMORY or not is_lite_uri(uri) or not is_lite_uri(settings.milvus_uri):
+        return
+    if Path(uri).expanduser().resolve() != Path(settings.milvus_uri).expanduser().resolve():
+        return  # another file: not the service's
+    info = find_service(settings)
+    if info is not None:
+        raise CLIError(f"aiops memory: the running aiops serve (pid {info.pid}, {info.url}) holds the milvus-lite "
+                       f"file {uri}, which one process may open: stop the service first, or give both a Milvus "
+                       "server (MILVUS_URI=http://...)")
+
+
 def _passthrough(module: str, argv: list[str]) -> int:
     try:
         mod = importlib.import_module(module)
@@ -565,14 +595,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts,fixes} [options]")
             return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
         if argv and argv[0] == "memory":
+            _memory_beside_service(argv[1:])
             return _passthrough("memory.cli", argv[1:])
         args = build_parser().parse_args(argv)
         settings = get_settings()
         debug = settings.DEBUG
         if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 64:
             raise CLIError("--concurrency must be between 1 and 64")
-        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
+        # LOG_LEVEL unset: warnings, plus the event lines of the commands that run a service (they say what
+        # they do: one line per alert, incident, plan, decision, action)
+        long_running = args.command in ("serve", "worker", "bot", "watch")
+        configure_logging("DEBUG" if debug else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
+                          events_level="INFO" if long_running and not debug and not settings.LOG_LEVEL else None)
         handler = {"demo": cmd_demo, "analyze": cmd_analyze, "incidents": cmd_incidents, "show": cmd_show,
                    "bot": cmd_bot, "notify": cmd_notify,
                    "watch": cmd_watch, "self-healing": cmd_self_healing,

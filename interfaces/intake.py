@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.models import Alert, AlertmanagerWebhook, utcnow
+from core.models import ON_DEMAND_ALERT, Alert, AlertmanagerWebhook, utcnow
 
 QUEUE = "alerts"
 _RANGE = re.compile(r"^(\d{1,4})([smhd])$")
@@ -73,7 +73,7 @@ def on_demand_webhook(service_name: str, time_range: str) -> tuple[AlertmanagerW
     window = parse_time_range(time_range)
     now = utcnow()
     request = uuid.uuid4().hex[:12]
-    alert = Alert(status="firing", labels={"alertname": "OnDemandAnalysis", "service": service_name,
+    alert = Alert(status="firing", labels={"alertname": ON_DEMAND_ALERT, "service": service_name,
                                            "severity": "warning", "aiops_request": request},
                   annotations={"summary": f"on-demand investigation of {service_name} over the last {time_range}"},
                   startsAt=now - window)

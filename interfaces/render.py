@@ -29,6 +29,8 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
     out.append(f"━━{head}".ljust(100, "━"))
     t = report.triage
     out.append(_row("INCIDENT", f"{report.incident_id}"))
+    for link in report.links:  # checked http(s) URLs (core.links): runbook, rule, silence, Alertmanager
+        out.append(_row("LINK", f"{link.label}: {link.url}"))
     out.append(_row("TRIAGE", f"{t.kind} · category {t.category} · severity {t.severity} · {t.reason}"))
     if t.kind != "incident":
         out.append(_row("OUTCOME", f"{report.status.value} — ended at triage, no LLM call, nothing executed"))

@@ -4,7 +4,7 @@ Three tables beside the incident registry:
 
 - `aiops_corr_incidents`: incidents that can still take related alerts (closed when all their alerts
   resolved or a fix resolved the incident),
-- `aiops_corr_keys`: the keys an incident is known by (fingerprint, group, service, target, topology
+- `aiops_corr_keys`: the keys an incident is known by (fingerprint, group and target, service, target, topology
   node) with when each was last seen. Correlating an alert is one indexed `key IN (...)` look-up,
   never a scan of incidents, so a storm of 10,000 alerts costs 10,000 look-ups;
 - `aiops_corr_alerts`: every alert of an incident (the one that opened it and the related ones), with

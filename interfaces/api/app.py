@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.events import configure_logging
 from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             await _check_embedded_queue(queue)
             service = Service(settings=settings, runner=runner, queue=queue,
                               auth=Authenticator(settings, local_token), metrics=metrics, version=_version(),
-                              admit=runner.admit)
+                              admit=runner.admit, split=runner.split)
             if worker:
                 service.worker = Worker(settings, runner, queue, concurrency=concurrency or settings.WORKER_CONCURRENCY,
                                         on_outcome=metrics.observe_outcome)
@@ -325,7 +326,7 @@ async def serve(settings: Settings, *, host: str | None, port: int, worker: bool
                          announce_url=local_url(binding.host, port), intake=counters)
         async with app.router.lifespan_context(app):
             config = uvicorn.Config(app, host=binding.host, port=port, log_level="debug" if settings.DEBUG else "warning",
-                                    access_log=settings.DEBUG, lifespan="off", timeout_graceful_shutdown=30,
+                                    access_log=settings.DEBUG, lifespan="off", log_config=None, timeout_graceful_shutdown=30,
                                     http=deadline_protocol(settings.API_READ_TIMEOUT_SECONDS))
             server = ServiceServer(config)
             app.state.server = server  # open event streams end when it is told to exit, not 30 s later
@@ -373,7 +374,8 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
         correlator = Correlator(settings)
         admission = Admission(correlator, IncidentRegistry(settings))
         app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
-                                metrics=metrics, version=_version(), admit=admission.admit)
+                                metrics=metrics, version=_version(), admit=admission.admit,
+                                split=admission.split)
         gc.collect()
         gc.freeze()
         try:
@@ -403,8 +405,11 @@ def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slo
     die_with_parent()
     if os.getppid() == 1:  # the service is already gone
         return
+    configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
+                      events_level=None if settings.DEBUG or settings.LOG_LEVEL else "INFO")
     app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
     config = uvicorn.Config(app, log_level="debug" if settings.DEBUG else "warning", access_log=settings.DEBUG,
+                            log_config=None,
                             lifespan="on", timeout_graceful_shutdown=10,
                             http=deadline_protocol(settings.API_READ_TIMEOUT_SECONDS))
     uvicorn.Server(config).run(sockets=[sock])

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from core.events import event
 from core.models import AlertmanagerWebhook, IncidentStatus
 from core.resilience import all_breakers
 from core.settings import Settings
@@ -63,6 +64,8 @@ class Service:
     version: str
     # graphs.admission.Admission.admit: the incident a webhook's alerts land in (the 202's incident_id)
     admit: Callable[[AlertmanagerWebhook, str], str]
+    # graphs.admission.Admission.split: a notification in parts about unrelated things, one incident each
+    split: Callable[[AlertmanagerWebhook], list[AlertmanagerWebhook]] = lambda webhook: [webhook]
     worker: Any | None = None
     outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
     telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
@@ -178,13 +181,16 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
         text = _line(exc)
         status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
         raise HTTPException(status, text) from None
-    job, key = AlertJob.from_webhook(webhook)
+    # The same alert on two hosts (one Alertmanager group) is two problems: each part is queued and
+    # admitted as a notification of its own (agents.correlation.split_by_cause); usually there is one.
+    parts = s.split(webhook) if len(webhook.alerts) > 1 else [webhook]
+    jobs = [AlertJob.from_webhook(part) for part in parts]
     if store_open(s.settings.DATABASE_URL):  # accepted work could not be registered: let Alertmanager re-send
         s.metrics.intake.rejected("store_unavailable")
         raise unavailable("incident store (postgres) unavailable, retry later: circuit 'postgres' is open",
                           "postgres")
     try:
-        msg_id = await s.queue.enqueue(job.message(), key=key, dedupe=True)
+        msg_ids = [await s.queue.enqueue(job.message(), key=key, dedupe=True) for job, key in jobs]
     except QueueUnavailable as exc:
         s.metrics.intake.rejected("queue_unavailable")
         raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
@@ -192,9 +198,15 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
     # Stored first, then admitted: where it lands (a new incident, or the open one it joins) is decided
     # and recorded now, so the answer is the incident GET /api/v1/incidents/{id} shows. If the store is
     # down here, the 503 makes Alertmanager re-send, which the queue deduplicates.
-    landed = await asyncio.to_thread(s.admit, webhook, job.incident_id)
+    names = [a.name for a in webhook.alerts]
+    landed = [await asyncio.to_thread(s.admit, part, job.incident_id) for part, (job, _) in zip(parts, jobs, strict=True)]
+    event("alert.received", f"{len(webhook.alerts)} alert(s) received: {', '.join(dict.fromkeys(names))[:200]}",
+          alerts=len(webhook.alerts), firing=sum(a.status == "firing" for a in webhook.alerts),
+          alertnames=list(dict.fromkeys(names)), group_key=webhook.group_key, incident_ids=list(dict.fromkeys(landed)),
+          message_ids=msg_ids)
     # Built directly (the response model documents it, and is what it is).
-    return {"accepted": len(webhook.alerts), "queued": True, "incident_id": landed, "message_id": msg_id}
+    return {"accepted": len(webhook.alerts), "queued": True, "incident_id": landed[0], "message_id": msg_ids[0],
+            "incident_ids": list(dict.fromkeys(landed))}
 
 
 @router.post("/api/v1/analyze", status_code=202, response_model=AnalyzeAccepted, responses={
@@ -267,11 +279,13 @@ async def incidents(s: ServiceDep, _caller: Reader, status: str | None = None,
 
 @router.get("/api/v1/incidents/{incident_id}", responses=ERRORS, tags=["incidents"])
 async def incident(incident_id: str, s: ServiceDep, _caller: Reader) -> JSONResponse:
-    """The incident's full report (the same JSON as `aiops show --json`)."""
+    """The incident's full report and its decision trail under `decisions` (the same JSON as
+    `aiops show --json`)."""
     report = await s.runner.report(incident_id)
     if report is None:
         raise HTTPException(404, f"unknown incident id {incident_id!r}")
-    return JSONResponse(report.model_dump(mode="json"))
+    decisions = await asyncio.to_thread(s.runner.decisions, incident_id)
+    return JSONResponse({**report.model_dump(mode="json"), "decisions": [d.model_dump(mode="json") for d in decisions]})
 
 
 @router.get("/api/v1/plans", response_model=PlanList, responses=ERRORS, tags=["approvals"])

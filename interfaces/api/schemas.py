@@ -41,8 +41,12 @@ class WebhookAccepted(BaseModel):
     accepted: int = Field(description="alerts in the notification")
     queued: bool
     incident_id: str = Field(description="the incident the alerts landed in: the one they open, or the open "
-                                         "incident they joined (stable across re-sends)")
+                                         "incident they joined (stable across re-sends); the first, when "
+                                         "the notification held alerts about unrelated things")
     message_id: str
+    incident_ids: list[str] = Field(default_factory=list, description=(
+        "every incident the notification's alerts landed in: Alertmanager groups by labels, not by cause, "
+        "so the same alert on two hosts is two incidents"))
 
 
 class AnalyzeRequest(RequestBody):
@@ -63,6 +67,8 @@ class IncidentSummary(BaseModel):
     mode: str
     plan_id: str | None = None
     plan_hash: str | None = None
+    decision_state: str | None = Field(None, description="pending, claimed, executing, done, expired, interrupted")
+    decided_by: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from core.links import safe_url
 from core.settings import SEVERITY_RANK, Settings
 from interfaces.notify.events import EventKind, Notification
 
@@ -229,6 +230,13 @@ _EMOJI = {EventKind.OPENED: ":rotating_light:", EventKind.AWAITING: ":hourglass:
           EventKind.NOT_RECOVERED: ":fire:", EventKind.ESCALATION: ":sos:"}
 
 
+def _slack_link(url: str, label: str) -> str:
+    """`<url|label>`, both escaped; a `|` in the URL is percent-encoded (it would end the URL part)."""
+    checked = safe_url(url)
+    text = _mrkdwn(label).replace("|", "/")
+    return f"<{_mrkdwn(checked.replace('|', '%7C'))}|{text}>" if checked else text
+
+
 def slack_payload(n: Notification) -> dict[str, Any]:
     r = n.report
     fields = [{"type": "mrkdwn", "text": f"*Incident*\n`{_mrkdwn(r.incident_id)}`"},
@@ -246,6 +254,9 @@ def slack_payload(n: Notification) -> dict[str, Any]:
         h = r.hypotheses[0]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
             f"*Likely cause* ({h.confidence:.0%}): *{_mrkdwn(h.component)}*: {_mrkdwn(h.cause)}")[:3000]}})
+    if r.links:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(
+            _slack_link(lk.url, lk.label) for lk in r.links)[:3000]}]})
     if n.pending and r.plan:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn(
             f"approve in Telegram, or: aiops approve {r.plan.id} --by NAME")[:3000]}]})
@@ -305,6 +316,9 @@ def pagerduty_event(n: Notification, routing_key: str) -> dict[str, Any] | None:
                                "cause": top.cause if top else None},
         }
         event["payload"] = {k: v for k, v in event["payload"].items() if v is not None}
+        links = [{"href": url, "text": lk.label[:100]} for lk in r.links if (url := safe_url(lk.url))]
+        if links:
+            event["links"] = links
     return event
 
 

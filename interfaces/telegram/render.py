@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from core.links import safe_url
 from core.models import IncidentReport, Plan
 
 MAX_MESSAGE = 4096
@@ -139,12 +140,25 @@ def outcome_lines(report: IncidentReport) -> list[str]:
     return lines
 
 
+def link(url: str, label: str) -> str:
+    """An `<a>`: the URL re-checked (core.links.safe_url) and escaped as an attribute; else the label alone."""
+    checked = safe_url(url)
+    return f'<a href="{html.escape(checked, quote=True)}">{esc(label)}</a>' if checked else esc(label)
+
+
+def links_line(report: IncidentReport) -> list[str]:
+    """🔗 runbook · alert rule · silence · Alertmanager · recalled runbook (none: no line)."""
+    if not report.links:
+        return []
+    return ["🔗 " + " · ".join(link(lk.url, lk.label) for lk in report.links)]
+
+
 def incident_card(report: IncidentReport, *, pending: bool) -> str:
     """The message the admins get: diagnosis, plan, risk, dry run; later, the decision and the result."""
     t = report.triage
     lines = [f"🚨 <b>{esc(_short(report.title, 200))}</b>",
              f"{code(report.incident_id)} · {esc(t.category)} · severity {esc(t.severity)} · mode {esc(report.mode)}",
-             esc(_short(t.reason, 300))]
+             esc(_short(t.reason, 300)), *links_line(report)]
     if report.hypotheses:
         lines += ["", "<b>Diagnosis</b>", *diagnosis_lines(report)]
     if report.plan:

@@ -69,10 +69,60 @@ def test_outside_the_window_opens_a_new_incident(corr: Correlator, clock: Clock)
     assert not late.joined and late.incident_id == "inc-3"
 
 
-def test_same_group_key_joins(corr: Correlator):
+def test_the_group_key_alone_never_merges_two_targets(corr: Correlator):
+    """`group_by: [alertname, service]` puts the same alert of two hosts in one group: two problems."""
     corr.correlate(hook("DiskFull", group="grp-A", host="db-1", job="node-a"), "inc-1")
-    c = corr.correlate(hook("InodesFull", group="grp-A", host="db-9", job="node-b"), "inc-2")
-    assert c.joined_to == "inc-1" and c.reason == "same Alertmanager group grp-A"
+    c = corr.correlate(hook("DiskFull", group="grp-A", host="db-9", job="node-b"), "inc-2")
+    assert not c.joined and c.incident_id == "inc-2"
+
+
+def test_same_group_and_same_target_joins_by_group(corr: Correlator):
+    corr.correlate(hook("DiskFull", group="grp-A", host="db-1", job="node-a"), "inc-1")
+    c = corr.correlate(hook("InodesFull", group="grp-A", host="db-1", job="node-a"), "inc-2")
+    assert c.joined_to == "inc-1" and c.reason == "same Alertmanager group grp-A and target db-1"
+
+
+def two_hosts(*hosts: str, **extra: str) -> AlertmanagerWebhook:
+    """One Alertmanager notification (one group) holding the same alert for several hosts."""
+    return AlertmanagerWebhook.model_validate({
+        "groupKey": '{}:{alertname="HostOutOfDiskSpace", service=""}', "status": "firing", "receiver": "aiops",
+        "externalURL": "http://am.example:9093", "commonLabels": {"alertname": "HostOutOfDiskSpace"},
+        "omitted_alerts": {"X (firing)": 3},
+        "alerts": [{"status": "firing", "annotations": {"summary": f"disk full on {h}"}, "startsAt": T0.isoformat(),
+                    "labels": {"alertname": "HostOutOfDiskSpace", "severity": "critical", "host": h, "job": "node",
+                               **extra}} for h in hosts]})
+
+
+def test_a_notification_about_two_hosts_splits_into_one_part_per_host(corr: Correlator):
+    parts = corr.split(two_hosts("web-01", "web-02", "web-01"))
+    assert [[a.labels["host"] for a in p.alerts] for p in parts] == [["web-01", "web-01"], ["web-02"]]
+    assert all(p.group_key == '{}:{alertname="HostOutOfDiskSpace", service=""}' for p in parts)
+    assert parts[0].common_labels["host"] == "web-01" and parts[1].common_labels["host"] == "web-02"
+    assert parts[0].omitted_alerts == {"X (firing)": 3} and parts[1].omitted_alerts == {}
+    assert all(p.external_url == "http://am.example:9093" for p in parts)
+    # each part opens its own incident; the group key does not pull the second into the first
+    first, second = (corr.correlate(p, f"inc-{i}") for i, p in enumerate(parts))
+    assert (first.incident_id, second.incident_id) == ("inc-0", "inc-1") and not second.joined
+
+
+def test_a_notification_about_one_cause_stays_whole(corr: Correlator):
+    same_service = two_hosts("web-01", "web-02", service="checkout")
+    assert corr.split(same_service) == [same_service]  # the same service: one problem
+    related = AlertmanagerWebhook.model_validate({
+        "groupKey": "g", "status": "firing", "alerts": [
+            {"status": "firing", "labels": {"alertname": "Errors", "service": "checkout"}, "startsAt": T0.isoformat()},
+            {"status": "firing", "labels": {"alertname": "Down", "service": "pg-primary"}, "startsAt": T0.isoformat()},
+            {"status": "firing", "labels": {"alertname": "Watchdog"}, "startsAt": T0.isoformat()}]})
+    assert corr.split(related) == [related]  # checkout calls pg-primary; a nameless alert stays with the first
+    unrelated = related.model_copy(update={"alerts": [*related.alerts, *hook("Slow", service="search").alerts]})
+    assert [[a.name for a in p.alerts] for p in corr.split(unrelated)] == [["Errors", "Down", "Watchdog"], ["Slow"]]
+
+
+def test_a_split_part_is_resolved_when_all_its_alerts_are(corr: Correlator):
+    hook2 = two_hosts("web-01", "web-02")
+    alerts = [hook2.alerts[0], hook2.alerts[1].model_copy(update={"status": "resolved"})]
+    parts = corr.split(hook2.model_copy(update={"alerts": alerts}))
+    assert [p.status for p in parts] == ["firing", "resolved"]
 
 
 def test_same_fingerprint_joins_and_is_preferred(corr: Correlator, clock: Clock):
