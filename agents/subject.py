@@ -42,12 +42,16 @@ def subject_first(scores: Mapping[str, float], evidence: Mapping[str, list[Evide
 
     `scores` is each component's evidence score (without any prior). A component without evidence
     is dropped. The subject gets `SUBJECT_PRIOR` on top of its own score when it has evidence; with
-    none it scores 0 and so comes after every component that has some (and is alone when none has).
+    none it scores 0 and so comes after every component that has some (or, alone, the prior).
     """
     remembered = set(remembered)
     ranked = {c: s for c, s in scores.items()
               if c != subject and s > 0 and (c in remembered or has_evidence(evidence.get(c, [])))}
     if subject not in NO_SUBJECT or not ranked:
         own = subject in remembered or has_evidence(evidence.get(subject, []))
-        ranked[subject] = scores.get(subject, 0.0) + SUBJECT_PRIOR if own else 0.0
+        # With no evidence of its own the subject scores 0 (after everything that has some), unless it
+        # is alone: then it is the default hypothesis, worth the prior (its confidence stays capped by
+        # the kinds of evidence behind it: the alert alone).
+        ranked[subject] = (scores.get(subject, 0.0) + SUBJECT_PRIOR if own
+                           else 0.0 if ranked else SUBJECT_PRIOR)
     return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0] != subject, kv[0]))

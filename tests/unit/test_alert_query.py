@@ -22,6 +22,7 @@ from tools.analysis.alert_query import (
     read_series,
     run_alert_query,
     target_selector,
+    value_expression,
 )
 from tools.metrics.inmemory import InMemoryMetricsSource
 from tools.metrics.types import Series
@@ -130,3 +131,16 @@ def test_an_expression_a_recorded_source_cannot_run_is_noted_not_fatal() -> None
     verdict = triage_rules(inc, None)
     f = asyncio.run(gather_evidence(inc, Toolbox(metrics=src, now=NOW, llm=LLMChain([])), verdict))
     assert not f.book.items[1].anomalous and "could not be run" in f.book.items[1].excerpt
+
+
+@pytest.mark.parametrize(("expr", "value", "cmp"), [
+    ("rate(x_total[5m]) > 1", "rate(x_total[5m])", "> 1"),
+    ('nginx_up{instance="a"} == 0', 'nginx_up{instance="a"}', "== 0"),
+    ("(1 - avail / size) * 100 >= 9.5e1", "(1 - avail / size) * 100", ">= 9.5e1"),
+    ("up == bool 0", "up", "== 0"),
+    ("a > b", "a > b", ""),  # not a number literal: run as it is
+    ("sum(rate(x[5m]))", "sum(rate(x[5m]))", ""),
+    ("max(x) by (job) < 0.5", "max(x) by (job)", "< 0.5"),
+])
+def test_value_expression_splits_a_trailing_threshold(expr: str, value: str, cmp: str) -> None:
+    assert value_expression(expr) == (value, cmp)

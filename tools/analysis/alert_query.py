@@ -54,6 +54,23 @@ def alert_expression(generator_url: str) -> str:
     return expr
 
 
+_THRESHOLD = re.compile(r"^(?P<value>.+?)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?(?P<limit>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*$",
+                        re.IGNORECASE | re.DOTALL)
+
+
+def value_expression(expr: str) -> tuple[str, str]:
+    """(the value the rule compares, the comparison): `rate(x[5m]) > 1` -> (`rate(x[5m])`, `> 1`).
+
+    A threshold filters the series out while the rule is not firing, so there would be no baseline
+    to compare with: the value itself is what a person graphs. Only a trailing comparison with a
+    number literal is split off; anything else is run as it is.
+    """
+    m = _THRESHOLD.match(expr)
+    if not m or m.group("value").count("(") != m.group("value").count(")"):
+        return expr, ""
+    return m.group("value").strip(), f"{m.group('op')} {m.group('limit')}"
+
+
 class QueryReading(BaseModel):
     """One series of the alert's expression over the baseline and the incident window."""
 
@@ -112,8 +129,9 @@ def read_series(s: Series, baseline_start: datetime, start: datetime, end: datet
 
 async def run_alert_query(source: MetricsSource, expr: str, baseline_start: datetime, start: datetime,
                           end: datetime) -> list[QueryReading]:
-    """Run the alert's expression over [baseline_start, end]; its series, most abnormal first."""
-    series = await source.query_range(expr, baseline_start, end)
+    """Run the alert's expression (its value, without a trailing threshold) over [baseline_start, end];
+    its series, most abnormal first."""
+    series = await source.query_range(value_expression(expr)[0], baseline_start, end)
     readings = [r for s in series[: MAX_SERIES * 5] if (r := read_series(s, baseline_start, start, end))]
     readings.sort(key=lambda r: -r.score)
     return readings[:MAX_SERIES]
