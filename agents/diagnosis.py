@@ -275,7 +275,7 @@ def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagn
             scores[m.record.root_cause_component] += 0.8 * m.score
     target = subject(incident, verdict)
     if f.subject_score and target not in {s.component for s in f.suspects if s.anomalies}:
-        scores[target] += 0.6 * min(1.0, f.subject_score / metric_max)  # its own query / series, not ranked above
+        scores[target] += 0.6 * min(1.0, f.subject_score / metric_max)  # its own query / series (not a suspect)
     remembered = {m.record.root_cause_component for m in f.past if m.record.recovered is True}
     ranking = subject_first(scores, evidence, target, remembered)
     total = sum(score for _, score in ranking) or 1.0
