@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from agents.degraded import UNAVAILABLE_QUERY, outage_note
 from agents.prompts import DIAGNOSIS_SYSTEM, fence
+from agents.subject import alert_subject, subject_first
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
@@ -87,6 +88,7 @@ class Findings:
     end: datetime | None = None
     past: list[Any] = field(default_factory=list)  # memory.incidents.IncidentMatch, similar enough to cite
     unavailable: list[str] = field(default_factory=list)  # "metrics unavailable: prometheus breaker open ..."
+    subject_score: float = 0.0  # the strongest anomaly of the subject's own series (alert query, target)
 
     def source_unavailable(self, kind: str, exc: BaseException, dependency: str, end: datetime) -> None:
         """A source could not be read: the diagnosis goes on without it and says so (one evidence item)."""
@@ -110,14 +112,8 @@ def detection_window(incident: Incident, now: datetime) -> tuple[datetime, datet
 
 
 def subject(incident: Incident, verdict: TriageVerdict | None) -> str:
-    """What the alert is about: the affected service triage read, else the machine rather than an
-    `instance` address with its exporter port, else the alert's own target."""
-    alert = incident.alert
-    if verdict is not None and verdict.service:
-        return verdict.service
-    if verdict is not None and verdict.host and alert.target == alert.labels.get("instance"):
-        return verdict.host
-    return alert.target
+    """What the alert is about (`agents.subject.alert_subject`)."""
+    return alert_subject(incident, verdict)
 
 
 async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageVerdict | None = None) -> Findings:
@@ -128,7 +124,8 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
                query=f'ALERTS{{alertname="{alert.name}"}}', start=alert.starts_at, end=end,
                excerpt=f"{alert.name} firing since {alert.starts_at:%H:%M}Z: "
                        f"{alert.annotations.get('summary') or alert.annotations.get('description') or alert.labels}")
-    if toolbox.metrics is not None:
+    if toolbox.metrics is not None and await _read_subject(incident, toolbox, f, subject(incident, verdict),
+                                                           baseline_start):
         from tools.analysis.metric_anomaly import rank_components
 
         try:
@@ -183,6 +180,61 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
     return f
 
 
+async def _read_subject(incident: Incident, toolbox: Toolbox, f: Findings, target: str,
+                        baseline_start: datetime) -> bool:
+    """The alert's own query first, then the target's other series: evidence about the subject.
+
+    The rule's expression (`g0.expr` of `generatorURL`) runs over the baseline and the window; each
+    series it returns is compared with the baseline (before the window, which starts DETECT_WINDOW
+    before `startsAt`: the rule's `for:` means it moved before the alert fired). Then every series of
+    the target (`{instance="..."}` or the like, for a rule with no `service` label) is scored the same
+    way. Returns False when the metrics source is down (noted once; nothing more to ask it).
+    """
+    from agents.understanding import expression, host_of
+    from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
+    from tools.metrics.types import MetricsUnavailable
+
+    assert toolbox.metrics is not None and f.start is not None and f.end is not None
+    alert = incident.alert
+    expr = expression(alert)
+    try:
+        if expr:
+            try:
+                readings = await run_alert_query(toolbox.metrics, expr, baseline_start, f.start, f.end)
+            except MetricsUnavailable:
+                raise
+            except (MetricsQueryError, ValueError) as exc:  # a backend that cannot run this expression
+                f.book.add(tool="metrics", query=expr, component=target, signal="metric", anomalous=False,
+                           start=f.start, end=f.end, excerpt=f"the alert query could not be run here: {exc}"[:300])
+                readings = None
+            if readings == []:
+                f.book.add(tool="metrics", query=expr, component=target, signal="metric", anomalous=False,
+                           start=f.start, end=f.end, excerpt="the alert query returned no series in the window")
+            for r in (readings or [])[:3]:
+                comp = r.labels.get("service") or target
+                host = host_of(r.labels)
+                f.book.add(tool="metrics", query=expr, component=comp, signal="metric", anomalous=r.anomalous,
+                           start=f.start, end=f.end, value=r.value, baseline=r.baseline, score=r.score,
+                           series=r.series, excerpt=r.describe(expr),
+                           about={**({"host": host} if host else {}), **({"service": comp} if comp else {})})
+                if comp == target and r.anomalous:
+                    f.subject_score = max(f.subject_score, r.score)
+        selector = "" if alert.labels.get("service") else target_selector(alert.labels)
+        if selector:
+            for a in (await read_target_series(toolbox.metrics, selector, baseline_start, f.start, f.end))[:3]:
+                r = a.reading
+                f.book.add(tool="metrics", query=a.query, component=target, signal="metric", anomalous=True,
+                           start=f.start, end=f.end, value=r.value, baseline=r.baseline, score=r.score,
+                           series=r.series, excerpt=f"{a.metric} " + r.describe(a.query).split(" ", 3)[-1])
+                f.subject_score = max(f.subject_score, r.score)
+    except MetricsUnavailable as exc:
+        f.source_unavailable("metrics", exc, toolbox.metrics.name, f.end)
+        return False
+    except (MetricsQueryError, ValueError) as exc:  # the target's series: a backend that cannot select them
+        log.info("target series not read: %s", exc)
+    return True
+
+
 # How sure a hypothesis may claim to be, by the number of independent kinds of evidence behind it.
 # The alert alone is a claim, not a corroboration: it is what we are trying to explain.
 ALERT_ONLY_CONFIDENCE = 0.25
@@ -209,10 +261,11 @@ def honest_confidence(share: float, kinds: list[str]) -> float:
 def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagnosis:
     """Deterministic ranking: metric anomaly score, log evidence, and the component the alert names."""
     evidence = f.book.by_component()
-    metric_max = max((s.score for s in f.suspects), default=0.0) or 1.0
+    metric_max = max([s.score for s in f.suspects] + [f.subject_score]) or 1.0
     scores: dict[str, float] = defaultdict(float)
     for rank, s in enumerate(f.suspects):
-        scores[s.component] += 0.6 * (s.score / metric_max) + 0.01 * (len(f.suspects) - rank)
+        if s.anomalies:  # an aggregate score with no single metric standing out is not evidence
+            scores[s.component] += 0.6 * (s.score / metric_max) + 0.01 * (len(f.suspects) - rank)
     for comp, items in evidence.items():
         logs = [e for e in items if e.signal == "log"]
         if logs:
@@ -221,12 +274,13 @@ def rank_rules(incident: Incident, verdict: TriageVerdict, f: Findings) -> Diagn
         if m.record.recovered is True and m.record.root_cause_component:
             scores[m.record.root_cause_component] += 0.8 * m.score
     target = subject(incident, verdict)
-    if target in scores or not scores:
-        scores[target] += 0.2
-    total = sum(scores.values()) or 1.0
+    if f.subject_score and target not in {s.component for s in f.suspects if s.anomalies}:
+        scores[target] += 0.6 * min(1.0, f.subject_score / metric_max)  # its own query / series (not a suspect)
     remembered = {m.record.root_cause_component for m in f.past if m.record.recovered is True}
+    ranking = subject_first(scores, evidence, target, remembered)
+    total = sum(score for _, score in ranking) or 1.0
     hyps = []
-    for comp, score in sorted(scores.items(), key=lambda kv: -kv[1]):  # ranking by score; confidence apart
+    for comp, score in ranking:  # ranking by score; confidence apart
         items = evidence.get(comp, [])
         cause = _cause_from(items, verdict)
         kinds = corroboration(items, comp in remembered)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from typing import get_args
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -158,14 +157,11 @@ def words(text: str) -> str:
 
 
 def expression(alert: Alert) -> str:
-    """The PromQL expression of the rule, from Prometheus' generatorURL (`/graph?g0.expr=...`)."""
-    if not alert.generator_url:
-        return ""
-    try:
-        query = parse_qs(urlsplit(alert.generator_url).query)
-    except ValueError:
-        return ""
-    return (query.get("g0.expr") or [""])[0]
+    """The PromQL expression of the rule, from Prometheus' generatorURL (`/graph?g0.expr=...`): bounded and
+    printable (`tools.analysis.alert_query.alert_expression`), else ""."""
+    from tools.analysis.alert_query import alert_expression
+
+    return alert_expression(alert.generator_url)
 
 
 def metric_names(expr: str) -> list[str]:

@@ -89,6 +89,10 @@ RUNBOOK_CANDIDATES = 50  # dense and lexical candidates each, before the hybrid 
 # weights of the max-normalised BM25 scores (title field, body field) added to the cosine similarity
 TITLE_WEIGHT = 0.3
 BODY_WEIGHT = 0.5
+# subtracted from a rule-catalogue entry (a rule's description and query, no steps: `is_rule_entry`), so a
+# runbook with diagnosis or mitigation steps ranks first at equal relevance. Chosen on the dev half of the
+# runbooks eval with the 1,155 awesome-prometheus-alerts rules as distractors (TITLE/BODY kept): docs/evals.md.
+RULE_ENTRY_PENALTY = 0.4
 
 # VARCHAR limits (Milvus counts bytes); longer values are cut at a character boundary
 _LIMITS = {
@@ -182,6 +186,12 @@ def runbook_dense_text(doc: RunbookDoc) -> str:
 
 def runbook_title_text(doc: RunbookDoc) -> str:
     return split_camel(doc.alertname)
+
+
+def is_rule_entry(doc: RunbookDoc) -> bool:
+    """An alert rule's catalogue entry rather than a runbook: its only diagnosis is the rule's query
+    (`Query: ...`, as `memory.ingest.parse_awesome_rules` writes it) and it has no mitigation text."""
+    return doc.diagnosis.lstrip().startswith("Query:") and not doc.mitigation.strip()
 
 
 def runbook_body_text(doc: RunbookDoc) -> str:
@@ -684,7 +694,7 @@ class IncidentMemory:
         """Runbooks for an alert text: dense and lexical candidates, reranked by a hybrid score.
 
         score = cosine + TITLE_WEIGHT * BM25(title) / max + BODY_WEIGHT * BM25(body) / max, where the
-        maxima are taken over the candidates. `alertname` is a strict filter (only that alert's
+        maxima are taken over the candidates, minus RULE_ENTRY_PENALTY for a rule-catalogue entry. `alertname` is a strict filter (only that alert's
         runbooks). `mode="dense"` is cosine only (the eval reports both).
         """
         vector = self.embedder.embed([text])[0]  # before Milvus: an embeddings outage never touches it
@@ -722,6 +732,7 @@ class IncidentMemory:
         max_body = max((body.get(i, 0.0) for i in dense), default=0.0) or 1.0
         fused = {
             i: d + TITLE_WEIGHT * title.get(i, 0.0) / max_title + BODY_WEIGHT * body.get(i, 0.0) / max_body
+            - (RULE_ENTRY_PENALTY if is_rule_entry(docs[i]) else 0.0)
             for i, d in dense.items()
         }
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]

@@ -77,12 +77,22 @@ def _dedupe(items: list[str]) -> list[str]:
     return [x for x in items if not (x in seen or seen.add(x))]  # type: ignore[func-returns-value]
 
 
+def _metrics_for(case: NezhaCase, recording: RecordedMetricsSource, settings: Any) -> Any:
+    """The recording bounded at the alert time, or, when PROMETHEUS_URL is set (`--prometheus`), the live
+    Prometheus holding the backfilled day, bounded the same way (no future data either way)."""
+    if settings.PROMETHEUS_URL:
+        from tools.metrics.prometheus import PrometheusSource
+
+        return PrometheusSource.from_settings(settings, now=case.alert_time)
+    return recording.at(case.alert_time)
+
+
 async def _investigate_case(case: NezhaCase, recording: RecordedMetricsSource,
                             call_graph: dict[str, list[str]] | None, llm: Any, settings: Any) -> dict[str, Any]:
     from agents.toolbox import Toolbox
     from graphs.incident import investigate
 
-    toolbox = Toolbox(metrics=recording.at(case.alert_time), logs=None, call_graph=call_graph,
+    toolbox = Toolbox(metrics=_metrics_for(case, recording, settings), logs=None, call_graph=call_graph,
                       now=case.alert_time, llm=llm, memory=None, settings=settings,
                       source_spec={"kind": "eval", "suite": SUITE, "case": case.case_id})
     started = time.perf_counter()
@@ -117,8 +127,18 @@ def published(data_dir: Path, system: str) -> list[dict[str, Any]]:
                 for r in csv.DictReader(fh)]
 
 
+def windows(cases: list[NezhaCase]) -> dict[str, tuple[datetime, datetime, datetime]]:
+    """aiops' (baseline start, window start, end) per case: what the baselines get too."""
+    from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
+
+    return {c.case_id: (c.alert_time - DETECT_WINDOW - BASELINE_WINDOW, c.alert_time - DETECT_WINDOW, c.alert_time)
+            for c in cases}
+
+
 async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, settings: Any = None,
-                    limit: int | None = None) -> dict[str, Any]:
+                    limit: int | None = None, prometheus: bool = False, baselines: bool = False) -> dict[str, Any]:
+    """Investigate every case; `prometheus`: backfill the day into a real Prometheus (promtool) and
+    diagnose through PROMETHEUS_URL; `baselines`: run RCAEval's methods on the same cases and windows."""
     from core.llm import LLMChain
     from core.settings import get_settings
 
@@ -131,15 +151,30 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
         cases = cases[:limit]
     recording = RecordedMetricsSource.nezha(data_dir, system, date)
     call_graph = recording.call_graph()
+    spans = windows(cases)
+    metrics_path = "recorded"
     started = time.perf_counter()
-    rows = [await _investigate_case(c, recording, call_graph, llm, settings) for c in cases]
+    if prometheus:
+        from evals.prometheus_backfill import backfilled_prometheus
+
+        first = min(w[0] for w in spans.values()) - timedelta(minutes=5)
+        last = max(w[2] for w in spans.values()) + timedelta(minutes=15)  # after the alerts: `now` must hide it
+        with backfilled_prometheus(recording, first, last) as url:
+            live = settings.model_copy(update={"PROMETHEUS_URL": url})
+            rows = [await _investigate_case(c, recording, call_graph, llm, live) for c in cases]
+        metrics_path = "prometheus (promtool backfill, PROMETHEUS_URL)"
+    else:
+        if settings.PROMETHEUS_URL:  # the recorded path is asked for: a configured Prometheus is not it
+            settings = settings.model_copy(update={"PROMETHEUS_URL": None})
+        rows = [await _investigate_case(c, recording, call_graph, llm, settings) for c in cases]
     seconds = round(time.perf_counter() - started, 2)
     by_fault: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_fault[r["fault_type"]].append(r)
     overall = _group_scores(rows)
-    return {
+    report = {
         "suite": SUITE, "mode": llm.mode, "system": system, "date": date, "cases": len(rows),
+        "metrics": metrics_path,
         "as@1": overall["as@1"], "as@3": overall["as@3"], "as@5": overall["as@5"],
         "by_fault_type": {k: _group_scores(v) for k, v in sorted(by_fault.items())},
         "by_system": {system: overall},
@@ -149,6 +184,14 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
         "seconds": seconds,
         "published": published(data_dir, system),
     }
+    if baselines:
+        from evals.suites.nezha_baselines import available_methods, run_baselines
+
+        methods = available_methods()
+        if not methods:
+            raise ValueError("--baselines needs RCAEval: pip install -e '.[baselines]'")
+        report["baselines"] = run_baselines(cases, recording, spans, methods)
+    return report
 
 
 def run(data_dir: Path, system: str, date: str, **kw: Any) -> dict[str, Any]:
@@ -157,7 +200,8 @@ def run(data_dir: Path, system: str, date: str, **kw: Any) -> dict[str, Any]:
 
 def summary_table(report: dict[str, Any]) -> str:
     lines = [f"nezha {report['system']} {report['date']}: {report['cases']} cases, mode {report['mode']}, "
-             f"{report['seconds']} s, {report['llm_calls']} LLM calls, {report['tokens']} tokens", ""]
+             f"metrics {report.get('metrics', 'recorded')}, {report['seconds']} s, {report['llm_calls']} LLM calls, "
+             f"{report['tokens']} tokens", ""]
     lines.append(f"{'case':26} {'fault':15} {'truth':30} {'rank':>4}  top-3")
     for r in report["per_case"]:
         rank = "-" if r["rank"] is None else str(r["rank"])
@@ -167,11 +211,30 @@ def summary_table(report: dict[str, Any]) -> str:
     groups = [("all (this run)", report)] + [(f"  {k}", v) for k, v in report["by_fault_type"].items()]
     for name, g in groups:
         lines.append(f"{name:34} {g['cases']:>5} {g['as@1']:>6.3f} {g['as@3']:>6.3f} {g['as@5']:>6.3f}")
+    if report.get("baselines"):
+        lines += ["", baseline_table(report)]
     if report.get("published"):
         lines += ["", "published on the same system (Nezha FSE'23, Table 3; all dates of the system):"]
         for p in report["published"]:
             lines.append(f"  {p['approach'] + ' (' + p['modality'] + ')':32} {'':>5} "
                          f"{p['as@1']:>6.3f} {p['as@3']:>6.3f} {p['as@5']:>6.3f}")
+    return "\n".join(lines)
+
+
+def baseline_table(report: dict[str, Any]) -> str:
+    """aiops and RCAEval's methods on the same cases, windows and scorer: AS@1/3/5 and AS@1 per fault type."""
+    faults = sorted(report["by_fault_type"])
+    head = f"{'approach (same cases, windows, scorer)':40} {'AS@1':>6} {'AS@3':>6} {'AS@5':>6}  " + " ".join(
+        f"{f[:14]:>14}" for f in faults) + f"  {'s':>7}"
+    rows = [("aiops (rules)" if report["mode"] == "rules" else f"aiops ({report['mode']})", report,
+             report["seconds"], "")]
+    rows += [(f"RCAEval {b['approach']}", b, b["seconds"], b.get("note", "")) for b in report["baselines"]]
+    lines = ["AS@1 per fault type in the columns after AS@5", head]
+    for name, g, secs, note in rows:
+        per = " ".join(f"{g['by_fault_type'][f]['as@1']:>14.3f}" if f in g["by_fault_type"] else f"{'-':>14}"
+                       for f in faults)
+        lines.append(f"{name:40} {g['as@1']:>6.3f} {g['as@3']:>6.3f} {g['as@5']:>6.3f}  {per}  {secs:>7.1f}"
+                     + (f"  ({note})" if note else ""))
     return "\n".join(lines)
 
 
@@ -185,6 +248,12 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=("rules", "llm"), default="rules",
                         help="rules (default) or llm: the provider chain from settings (OPENAI_*/OLLAMA_*)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N cases (smoke runs)")
+    parser.add_argument("--prometheus", action="store_true",
+                        help="backfill the day into a throw-away Prometheus (promtool) and diagnose through "
+                             "PROMETHEUS_URL instead of reading the recording directly")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also run RCAEval's BARO, N-Sigma and CIRCA on the same cases and windows "
+                             "(pip install -e '.[baselines]')")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -210,8 +279,9 @@ def cli(argv: list[str]) -> int:
                   "OLLAMA_BASE_URL, and LLM_MODE not 'rules')", file=sys.stderr)
             return 2
     try:
-        report = run(data_dir, args.system, args.date, llm=llm, settings=settings, limit=args.limit)
-    except (OSError, ValueError) as exc:
+        report = run(data_dir, args.system, args.date, llm=llm, settings=settings, limit=args.limit,
+                     prometheus=args.prometheus, baselines=args.baselines)
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))

@@ -214,3 +214,22 @@ def test_switching_embedder_reembeds_instead_of_mixing_vector_spaces(tmp_path: P
         dims = [f["params"]["dim"] for f in desc["fields"] if f["name"] == "embedding"]
         assert dims == [384]
         assert mem.search_runbooks("disk nearly full", limit=1, mode="dense")[0].doc.id == "rb:disk"
+
+
+def test_a_runbook_with_steps_outranks_the_same_rule_catalogue_entry(tmp_path: Path, embedder: LocalEmbedder):
+    """The awesome-prometheus-alerts entry of the same alert says the same words (it copied the rule's
+    description) but has no steps: the runbook comes first (memory.incidents.RULE_ENTRY_PENALTY)."""
+    mem = IncidentMemory(str(tmp_path / "m.db"), embedder=embedder)
+    rule = RunbookDoc(id="aw:sts", alertname="KubernetesStatefulsetReplicasMismatch", component="Kubernetes",
+                      meaning="Kubernetes StatefulSet replicas mismatch. StatefulSet does not match the expected "
+                              "number of replicas.",
+                      diagnosis="Query: kube_statefulset_status_replicas_ready != kube_statefulset_status_replicas")
+    book = RunbookDoc(id="po:sts", alertname="KubeStatefulSetReplicasMismatch", component="kubernetes",
+                      meaning="StatefulSet has not matched the expected number of replicas.",
+                      diagnosis="Check the StatefulSet's events and the pods that are not ready.",
+                      mitigation="Fix the failing pod, or scale the StatefulSet back to what the nodes can hold.")
+    mem.add_runbooks([rule, book])
+    hits = mem.search_runbooks("StatefulSet shop/orders-db has not matched the expected number of replicas "
+                               "for longer than 15 minutes.", limit=2)
+    assert [h.doc.id for h in hits] == ["po:sts", "aw:sts"]
+    mem.close()

@@ -67,3 +67,36 @@ def test_smoke_on_real_cases() -> None:
     assert report["cases"] == 3 and report["call_graph"] is True
     for row in report["per_case"]:
         assert row["ranking"] and row["rank"] is not None
+
+
+def test_baseline_service_ranking_and_frame_stop_at_the_alert(tmp_path: Path) -> None:
+    from evals.suites.nezha_baselines import case_frame, day_frame, service_ranking
+    from tools.metrics.recorded import RecordedMetricsSource
+
+    assert service_ranking(["cartservice_cpu", "frontend_mem", "cartservice_mem", "adservice_x"]) == [
+        "cartservice", "frontend", "adservice"]
+    fake_nezha.write_layout(tmp_path)
+    (case,) = nezha.load_cases(tmp_path, "onlineboutique", "2022-08-22")
+    baseline_start, _, end = nezha.windows([case])[case.case_id]
+    rec = RecordedMetricsSource.nezha(tmp_path, "onlineboutique", "2022-08-22")
+    day = day_frame(rec, baseline_start, end + (fake_nezha.TRAP - fake_nezha.ALERT) * 10)
+    frame = case_frame(day, baseline_start, end)
+    assert frame["time"].max() <= end.timestamp()  # the trap after the alert is not in a baseline's input
+    assert frame.columns[0] == "time" and any(c.startswith("productcatalogservice_") for c in frame.columns)
+
+
+def test_baselines_run_on_the_same_cases_and_are_tabled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evals.suites.nezha_baselines import available_methods
+
+    if not {"baro", "nsigma"} <= set(available_methods()):
+        pytest.skip("RCAEval not installed (pip install -e '.[baselines]')")
+    fake_nezha.write_layout(tmp_path)
+    out = tmp_path / "r.json"
+    assert nezha.cli(["--data", str(tmp_path), "--baselines", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows = {b["approach"]: b for b in data["baselines"]}
+    assert {"baro", "nsigma"} <= set(rows)
+    # BARO sees the CPU hog of productcatalogservice in the same window aiops had (no truth, no future)
+    assert rows["baro"]["cases"] == 1 and rows["baro"]["as@1"] == 1.0
+    table = capsys.readouterr().out
+    assert "aiops (rules)" in table and "RCAEval baro" in table and "RCAEval nsigma" in table

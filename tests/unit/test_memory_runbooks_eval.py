@@ -58,3 +58,26 @@ def test_cli_bad_data_dir_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "not a directory" in err
     assert cli(["--data", str(tmp_path)]) == 2
     assert "kube-prometheus-rules" in capsys.readouterr().err
+
+
+def test_splits_are_fixed_by_alert_name_and_cover_every_case():
+    from evals.suites.runbooks import split_of
+
+    if not (DATASETS / "kube-prometheus-rules").is_dir():
+        pytest.skip("shared datasets not present")
+    cases, _ = load_cases(DATASETS)
+    splits = {c.alertname: split_of(c.alertname) for c in cases}
+    n_dev = sum(1 for c in cases if splits[c.alertname] == "dev")
+    assert (n_dev, len(cases) - n_dev) == (65, 47)
+
+
+def test_a_rule_catalogue_entry_is_told_from_a_runbook():
+    from memory.incidents import RunbookDoc, is_rule_entry
+
+    rule = RunbookDoc(id="a", alertname="KubernetesPodCrashLooping", meaning="Pod is crash looping",
+                      diagnosis="Query: increase(kube_pod_container_status_restarts_total[1m]) > 3 (for 2m)")
+    assert is_rule_entry(rule)
+    assert not is_rule_entry(rule.model_copy(update={"mitigation": "Check the logs of the previous container."}))
+    assert not is_rule_entry(RunbookDoc(id="b", alertname="KubePodCrashLooping", meaning="m",
+                                        diagnosis="Check the pod's events", mitigation=""))
+    assert not is_rule_entry(RunbookDoc(id="c", alertname="X", meaning="only a meaning"))
