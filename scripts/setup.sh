@@ -42,7 +42,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # torch is pinned to the CPU build that this machine keeps as a local file; an unpinned torch would
   # pull a multi-GB CUDA build from PyPI.
   .venv/bin/pip install -q "torch==2.13.0"
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev,baselines]"
   touch "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python --version), $(.venv/bin/aiops --help >/dev/null && echo aiops ok))"
