@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from agents.correlation import Correlator
 from agents.toolbox import Toolbox
+from core.events import event
 from core.models import Comment, Incident, IncidentReport, OnCall, utcnow
 from core.settings import Settings
 from graphs.refusals import DecisionRefused, NotAuthorised
@@ -71,6 +72,8 @@ class Runner(Protocol):
 
     async def report(self, incident_id: str) -> IncidentReport | None: ...
 
+    async def announce(self, incident_id: str) -> None: ...
+
     def _toolbox(self, source: dict[str, Any], incident_id: str) -> Toolbox: ...
 
 
@@ -107,7 +110,9 @@ class Lifecycle:
                                     f"{row.ack_at:%Y-%m-%d %H:%M:%S}Z")
             return {"ack_by": by, "ack_at": utcnow()}, "acknowledged"
 
-        return await self._apply(row, "ack", by, channel, check)
+        row = await self._apply(row, "ack", by, channel, check)
+        await self.runner.announce(incident_id)
+        return row
 
     async def assign(self, incident_id: str, to: str, *, by: str, channel: str) -> IncidentRow:
         row = await self._gate(incident_id, "assign", by, channel)
@@ -122,7 +127,9 @@ class Lifecycle:
                 raise NotAllowedNow(f"incident {incident_id} is already assigned to {to}")
             return {"assignee": to}, f"assigned to {to}" + (f" (was {row.assignee})" if row.assignee else "")
 
-        return await self._apply(row, "assign", by, channel, check)
+        row = await self._apply(row, "assign", by, channel, check)
+        await self.runner.announce(incident_id)
+        return row
 
     async def comment(self, incident_id: str, text: str, *, by: str, channel: str) -> IncidentRow:
         row = await self._gate(incident_id, "comment", by, channel)
@@ -130,7 +137,9 @@ class Lifecycle:
         if not text or len(text) > MAX_COMMENT:
             raise self._refused(BadChange(f"a comment has 1 to {MAX_COMMENT} characters"), incident_id, "comment",
                                 by, channel)
-        return await self._apply(row, "comment", by, channel, lambda row: ({}, text))
+        row = await self._apply(row, "comment", by, channel, lambda row: ({}, text))
+        await self.runner.announce(incident_id)
+        return row
 
     async def snooze(self, incident_id: str, until: datetime, *, by: str, channel: str) -> IncidentRow:
         row = await self._gate(incident_id, "snooze", by, channel)
@@ -170,6 +179,7 @@ class Lifecycle:
                                 where="status NOT IN ('closed', 'running', 'executing') AND (decision_state IS NULL "
                                       "OR decision_state NOT IN ('approved', 'rejected', 'executing'))")
         self.runner.correlator.close_incident(incident_id)  # no more alerts join it: a new firing is new
+        await self.runner.announce(incident_id)  # every channel shows it closed (PagerDuty resolves it)
         await self._remember(row, f"closed by {by}: {reason}")
         return row
 
@@ -186,6 +196,8 @@ class Lifecycle:
             self.registry.record(DecisionRecord(at=utcnow(), incident_id=incident_id,
                                                 plan_id=(row.plan_id if row else None) or "-", approver=by,
                                                 channel=channel, decision=op, outcome="refused", reason=str(exc)))
+        event("incident.change_refused", f"incident {incident_id}: {op} by {by} via {channel} refused: {exc}",
+              incident_id=incident_id, operation=op, by=by, channel=channel, status=exc.status, reason=str(exc))
         return exc
 
     async def _gate(self, incident_id: str, op: str, by: str, channel: str) -> IncidentRow:
@@ -212,7 +224,7 @@ class Lifecycle:
                                  channel=channel, decision=op, outcome="done", reason=detail)
             if await asyncio.to_thread(self.registry.change, incident_id, row.version, sets, rec,
                                        where=where, withdraw=withdraw):
-                log.info("incident %s: %s by %s via %s: %s", incident_id, op, by, channel, detail[:200])
+                self._event(op, row, sets, detail, by, channel)
                 fresh = await asyncio.to_thread(self.registry.get, incident_id)
                 assert fresh is not None
                 return fresh
@@ -220,6 +232,29 @@ class Lifecycle:
             row = again or row  # changed meanwhile: check again against what it is now
         raise self._refused(NotAllowedNow(f"incident {incident_id} kept changing under this {op}; try again"),
                             incident_id, op, by, channel, row)
+
+    @staticmethod
+    def _event(op: str, row: IncidentRow, sets: dict[str, object], detail: str, by: str, channel: str) -> None:
+        """The change's event line (core.events): what, on which incident, who, through which channel."""
+        iid = row.incident_id
+        fields: dict[str, Any] = {"incident_id": iid, "by": by, "channel": channel, "plan_id": row.plan_id}
+        if op == "ack":
+            event("incident.acknowledged", f"incident {iid} acknowledged by {by} via {channel}", **fields)
+        elif op == "assign":
+            event("incident.assigned", f"incident {iid} assigned to {sets['assignee']} by {by} via {channel}",
+                  **fields, assignee=str(sets["assignee"]), previous=row.assignee)
+        elif op == "comment":
+            event("incident.commented", f"incident {iid}: comment by {by} via {channel}", **fields,
+                  length=len(detail))
+        elif op == "snooze":
+            until = sets["snoozed_until"]
+            assert isinstance(until, datetime)
+            event("incident.snoozed", f"incident {iid}: notifications snoozed by {by} via {channel} until "
+                  f"{until:%Y-%m-%d %H:%M:%S}Z", **fields, until=until.isoformat())
+        else:
+            withdrawn = row.plan_id if row.decision_state == "pending" else None
+            event("incident.closed", f"incident {iid} closed by {by} via {channel}: {sets['close_reason']}",
+                  **fields, status="closed", reason=str(sets["close_reason"]), plan_withdrawn=withdrawn)
 
     async def _remember(self, row: IncidentRow, resolution: str) -> None:
         """The closed incident goes into incident memory with how it was closed (when memory is on)."""

@@ -192,9 +192,13 @@ class IncidentRunner:
 
     def _refuse(self, exc: DecisionRefused, plan_id: str, row: IncidentRow | None, approver: str, channel: str,
                 decision: str, outcome: str = "refused") -> DecisionRefused:
-        self.registry.record(DecisionRecord(at=utcnow(), incident_id=row.incident_id if row else None,
+        incident_id = row.incident_id if row else None
+        self.registry.record(DecisionRecord(at=utcnow(), incident_id=incident_id,
                                             plan_id=plan_id, approver=approver, channel=channel, decision=decision,
                                             outcome=outcome, reason=str(exc)))
+        event("decision.refused", f"plan {plan_id}: {decision} by {approver} via {channel} {outcome}: {exc}",
+              incident_id=incident_id, plan_id=plan_id, decision=decision, by=approver, channel=channel,
+              outcome=outcome, status=exc.status, reason=str(exc))
         return exc
 
     @staticmethod
@@ -427,12 +431,28 @@ class IncidentRunner:
                              plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
                              report=report, pending=pending)
         log_outcome(report, pending is not None, OPEN_STATUSES)
+        await self._tell(outcome)
+        return outcome
+
+    async def _tell(self, outcome: RunOutcome) -> None:
+        """Every listener (the notification outbox) hears of the outcome; a failing one is logged only."""
         for listener in self.listeners:
             try:
                 await listener(outcome)
             except Exception:
-                log.exception("outcome listener %r failed for %s", listener, incident_id)
-        return outcome
+                log.exception("outcome listener %r failed for %s", listener, outcome.incident_id)
+
+    async def announce(self, incident_id: str) -> None:
+        """A person changed the incident (graphs/lifecycle.py: acknowledged, assigned, commented, closed):
+        the listeners hear of its report as it is now, so every channel follows (a Telegram card is
+        redrawn, PagerDuty acknowledged or resolved, Slack told), whichever interface made the change."""
+        report = await self.report(incident_id)
+        if report is None:
+            return
+        plan = report.plan
+        await self._tell(RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
+                                    plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
+                                    report=report))
 
     def decisions(self, incident_id: str) -> list[DecisionRecord]:
         """The audit trail of an incident's plan: every decision attempt and what became of it."""

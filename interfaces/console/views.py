@@ -4,31 +4,25 @@ The incident list filters on severity and service, which the registry does not k
 summary is read from the incident's checkpoint once per change (cached by its `updated_at`), so a
 page of 200 incidents reads only those that changed since the last one.
 
-Links come from the alert (runbook annotations, `generatorURL`) and the webhook (`externalURL`):
-untrusted, so only absolute http(s) URLs become links, and they open with no referrer.
+Links are the report's (`IncidentReport.links`, built by core/links.py, the one place that checks
+them: runbook annotations, `generatorURL`, the silence form and Alertmanager from `externalURL`,
+recalled runbooks); the template escapes them again and opens them with no referrer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel
 
-from core.models import Alert, Evidence, Incident, IncidentReport
+from core.links import incident_links, safe_url
+from core.models import Evidence, Incident, IncidentReport, Link
 from interfaces import charts
 
 SEVERITIES = ("critical", "error", "warning", "info", "none")
-RUNBOOK_ANNOTATIONS = ("runbook_url", "runbook", "playbook_url", "dashboard_url", "grafana_url")
-
-
-class Link(BaseModel):
-    label: str
-    url: str
 
 
 class Row(BaseModel):
@@ -56,43 +50,6 @@ class IncidentPage(BaseModel):
     logs: list[Evidence]
     decisions: list[dict[str, Any]]
     verification_chart: str | None  # evidence id drawn with its after-fix series
-
-
-def safe_url(url: str) -> str | None:
-    """An absolute http(s) URL, or None: a `javascript:` or relative link from an alert is not a link."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    return url if parts.scheme in ("http", "https") and parts.netloc and " " not in url else None
-
-
-def silence_url(external_url: str, alert: Alert) -> str | None:
-    """Alertmanager's "new silence" form, filled with the alert's labels."""
-    base = safe_url(external_url)
-    if base is None:
-        return None
-    matchers = ",".join(f'{k}="{json.dumps(v)[1:-1]}"' for k, v in sorted(alert.labels.items()))
-    return f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
-
-
-def links(incident: Incident | None, external_url: str) -> list[Link]:
-    if incident is None:
-        return []
-    out: list[Link] = []
-    alert = incident.alert
-    for name in RUNBOOK_ANNOTATIONS:
-        url = safe_url(alert.annotations.get(name, ""))
-        if url:
-            out.append(Link(label=name.replace("_url", "").replace("_", " "), url=url))
-    if url := safe_url(alert.generator_url):
-        out.append(Link(label="alert rule (generatorURL)", url=url))
-    if url := silence_url(external_url, alert):
-        out.append(Link(label="silence in Alertmanager", url=url))
-    if url := safe_url(external_url):
-        out.append(Link(label="Alertmanager", url=url))
-    return out
 
 
 class Views:
@@ -145,7 +102,9 @@ class Views:
         return IncidentPage(
             report=report, incident=incident,
             service=(report.triage.service or (incident.service if incident else "")),
-            links=links(incident, external), charts=charts.chartable(report),
+            links=[lk for lk in report.links or (incident_links(incident, external, report.evidence) if incident else [])
+                   if safe_url(lk.url)],  # checked again: a stored report is read back, not trusted
+            charts=charts.chartable(report),
             cited={str(i): [by_id[e] for e in h.evidence_ids if e in by_id] for i, h in enumerate(report.hypotheses)},
             logs=[e for e in report.evidence if e.signal == "log"],
             decisions=[d.model_dump(mode="json") for d in decisions],

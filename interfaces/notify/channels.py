@@ -20,7 +20,7 @@ import httpx
 
 from core.links import safe_url
 from core.settings import SEVERITY_RANK, Settings
-from interfaces.notify.events import EventKind, Notification
+from interfaces.notify.events import LIFECYCLE, EventKind, Notification
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def _report_lines(n: Notification) -> list[str]:
 
 # ------------------------------------------------------------------------------------ telegram --
 class TelegramChannel:
-    """Incident cards in the ADMIN_CHAT_ID chats: sent once, then edited in place; escalations also ping."""
+    """Incident cards in the ADMIN_CHAT_ID chats: sent once, then edited in place; escalations also ping.
+    What people do to the incident (acknowledged, assigned, commented, closed, from any interface) redraws
+    the card as it is now: who is on it, and once closed, the reason and no more decision buttons."""
 
     name = "telegram"
     guards_itself = True  # make_bot's middleware charges "notify-telegram" per Bot API request
@@ -109,10 +111,13 @@ class TelegramChannel:
         from interfaces.telegram import cards, photos
         from interfaces.telegram.render import b, esc
 
-        stage = cards.STAGES.get(n.event.value, 0)
         chats = self.settings.telegram_chat_ids
         refused: list[str] = []
         for chat_id in chats:
+            stage = cards.STAGES.get(n.event.value, 0)
+            if n.event in LIFECYCLE:  # the card as it stands, redrawn with who is on it (closing is final)
+                card = next((c for c in self.store.cards(n.incident_id) if c.chat_id == chat_id), None)
+                stage = max(stage, card.stage if card else 0, cards.natural_stage(n.report))
             try:
                 if n.event is EventKind.ESCALATION:  # the card as it is, plus one message that pings
                     if self.store.pinged(n.incident_id, chat_id, "escalation"):
@@ -227,7 +232,9 @@ def _mrkdwn(text: object) -> str:
 
 _EMOJI = {EventKind.OPENED: ":rotating_light:", EventKind.AWAITING: ":hourglass:", EventKind.DECISION: ":ballot_box:",
           EventKind.AUTO_FIX: ":robot_face:", EventKind.EXECUTED: ":gear:", EventKind.VERIFIED: ":white_check_mark:",
-          EventKind.NOT_RECOVERED: ":fire:", EventKind.ESCALATION: ":sos:"}
+          EventKind.NOT_RECOVERED: ":fire:", EventKind.ESCALATION: ":sos:", EventKind.ACKNOWLEDGED: ":eyes:",
+          EventKind.ASSIGNED: ":raising_hand:", EventKind.COMMENTED: ":speech_balloon:",
+          EventKind.CLOSED: ":heavy_check_mark:"}
 
 
 def _slack_link(url: str, label: str) -> str:
@@ -289,13 +296,16 @@ _PD_SEVERITY = {"critical": "critical", "page": "critical", "error": "error", "h
 
 
 def pagerduty_event(n: Notification, routing_key: str) -> dict[str, Any] | None:
-    """Trigger on open and escalation, acknowledge on approval, resolve on verified recovery."""
+    """Trigger on open and escalation, acknowledge on approval or when a person acknowledges it, resolve
+    on verified recovery or when a person closes it."""
     r = n.report
     if n.event in (EventKind.OPENED, EventKind.ESCALATION):
         action = "trigger"
     elif n.event is EventKind.DECISION and r.approval and r.approval.valid and r.approval.decision == "approve":
         action = "acknowledge"
-    elif n.event is EventKind.VERIFIED:
+    elif n.event is EventKind.ACKNOWLEDGED:
+        action = "acknowledge"
+    elif n.event in (EventKind.VERIFIED, EventKind.CLOSED):
         action = "resolve"
     else:
         return None

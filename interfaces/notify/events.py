@@ -1,7 +1,8 @@
 """Notification events, derived from a run's outcome.
 
 `events_for(outcome)` lists every event that is true of the incident's report right now (opened,
-awaiting approval, decided, auto-fixed, executed, verified / not recovered, escalated). The outbox keeps
+awaiting approval, decided, auto-fixed, executed, verified / not recovered, escalated; and what people did
+to it: acknowledged, assigned, commented, closed). The outbox keeps
 only the ones it has not queued before for that (incident, event, channel), so calling it after every
 outcome (analysis, decision, a redelivered run) sends each event exactly once and in order, without the
 runner having to say what changed.
@@ -27,6 +28,14 @@ class EventKind(StrEnum):
     VERIFIED = "verified"
     NOT_RECOVERED = "not_recovered"
     ESCALATION = "escalation"
+    # what people did (graphs/lifecycle.py), from the report's on_call and comments
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    COMMENTED = "commented"
+    CLOSED = "closed"
+
+
+LIFECYCLE = (EventKind.ACKNOWLEDGED, EventKind.ASSIGNED, EventKind.COMMENTED, EventKind.CLOSED)
 
 
 class Notification(BaseModel):
@@ -39,10 +48,12 @@ class Notification(BaseModel):
     summary: str  # one plain-text line: what happened
     report: IncidentReport
     created_at: datetime = Field(default_factory=utcnow)
+    # Which one of an event that can happen more than once (assigned to bob, then to carol; the n-th comment)
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.incident_id}|{self.event.value}"
+        return f"{self.incident_id}|{self.event.value}" + (f"|{self.variant}" if self.variant else "")
 
     @property
     def pending(self) -> bool:
@@ -72,10 +83,23 @@ def _summary(kind: EventKind, r: IncidentReport) -> str:
         return f"NOT recovered after the fix: {v.note}"
     if kind is EventKind.ESCALATION:
         return f"incident {r.incident_id} needs a human: {_escalation_reason(r)}"
+    o = r.on_call
+    if kind is EventKind.ACKNOWLEDGED:
+        return f"incident {r.incident_id} acknowledged by {o.acknowledged_by}"
+    if kind is EventKind.ASSIGNED:
+        return f"incident {r.incident_id} assigned to {o.assignee}"
+    if kind is EventKind.COMMENTED and r.comments:
+        c = r.comments[-1]
+        return f"{c.by} commented on {r.incident_id}: {c.text[:300]}"
+    if kind is EventKind.CLOSED:
+        withdrawn = f"; plan {p.id} withdrawn, it will never run" if p and not r.executions and not a else ""
+        return f"incident {r.incident_id} closed by {o.closed_by}: {o.close_reason}{withdrawn}"
     return kind.value
 
 
 def _escalation_reason(r: IncidentReport) -> str | None:
+    if r.on_call.closed_by:  # a person closed it: nobody else needs to be called for it
+        return None
     if r.escalation is not None and r.escalation.failed_step:  # a step crashed: the run was handed over
         return "escalated: " + r.escalation.reason[:300]
     if r.status.value == "interrupted" and r.plan is not None and r.plan.actions:
@@ -116,10 +140,23 @@ def events_for(report: IncidentReport) -> list[Notification]:
             kinds.append(EventKind.NOT_RECOVERED)
     if _escalation_reason(report):
         kinds.append(EventKind.ESCALATION)
+    o = report.on_call
+    variants: dict[EventKind, str] = {}
+    if o.acknowledged_by:
+        kinds.append(EventKind.ACKNOWLEDGED)
+    if o.assignee:
+        kinds.append(EventKind.ASSIGNED)
+        variants[EventKind.ASSIGNED] = o.assignee  # to bob, then to carol: two events
+    if report.comments:
+        kinds.append(EventKind.COMMENTED)
+        variants[EventKind.COMMENTED] = str(len(report.comments))
+    if o.closed_by:
+        kinds.append(EventKind.CLOSED)
     severity = report.triage.severity or "warning"
     return [Notification(incident_id=report.incident_id, event=k, title=report.title,
                          severity="critical" if k is EventKind.ESCALATION else severity,
-                         summary=_summary(k, report), report=report) for k in kinds]
+                         summary=_summary(k, report), report=report, variant=variants.get(k, ""))
+            for k in kinds]
 
 
 def body(n: Notification) -> dict[str, Any]:

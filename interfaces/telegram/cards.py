@@ -28,7 +28,7 @@ HASH_PREFIX = 16
 
 # The order in which a card may change: a late retry of an earlier stage never overwrites a later one.
 STAGES = {"incident_opened": 0, "plan_awaiting_approval": 1, "decision": 2, "auto_fix_applied": 2,
-          "executed": 3, "verified": 4, "not_recovered": 4, "escalation": 5}
+          "executed": 3, "verified": 4, "not_recovered": 4, "escalation": 5, "closed": 6}
 _locks: dict[str, asyncio.Lock] = {}
 
 

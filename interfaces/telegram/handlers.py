@@ -5,7 +5,7 @@ TELEGRAM_APPROVER_IDS), never by the chat: in a group, a stranger's press is ref
 stranger is answered once (with their id, so an admin can add it) and logged; after that, ignored.
 A decision goes through `IncidentRunner.decide` like every other channel; whatever the gate refuses
 (`DecisionRefused`: unknown, already decided, changed, expired, not authorised) becomes one line.
-The on-call operations (👀 Ack, 🙋 Take it, /ack, /assign, /comment, /close) go through the runner's
+The on-call operations (👀 Ack, 🙋 Take it, /ack, /assign, /comment, /snooze, /close) go through the runner's
 lifecycle (graphs/lifecycle.py), the same state machine as HTTP and the CLI. Decisions and changes are
 made as the user's TELEGRAM_APPROVER_IDS name (`alice:111` → alice), else their id.
 """
@@ -17,6 +17,7 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -33,6 +34,22 @@ from interfaces.telegram.render import code, esc
 from interfaces.telegram.store import TelegramStore
 
 log = logging.getLogger(__name__)
+
+
+_DURATION = re.compile(r"^(\d{1,4})([mhd])$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def snooze_until(text: str, now: datetime | None = None) -> datetime | None:
+    """`/snooze`'s UNTIL: a duration from now (30m, 2h, 1d) or an ISO 8601 time with its zone; None when
+    it is neither. The bounds (in the future, at most 7 days) are the lifecycle's, as over HTTP."""
+    m = _DURATION.fullmatch(text.strip().lower())
+    if m:
+        return (now or utcnow()) + timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -196,6 +213,12 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 await life.assign(incident_id, arg, **who)
             elif op == "comment":
                 await life.comment(incident_id, arg, **who)
+            elif op == "snooze":
+                until = snooze_until(arg)
+                if until is None:
+                    return (f"⛔ {esc(arg[:40])} is not a time: give a duration (30m, 2h, 1d) or an ISO time with its "
+                            "zone (2026-01-01T12:00:00Z)")
+                await life.snooze(incident_id, until, **who)
             else:
                 await life.close(incident_id, arg, **who)
         except DecisionRefused as exc:
@@ -206,10 +229,10 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             for card in ctx.store.cards(incident_id):
                 await cards.show(bot, ctx.store, card.chat_id, report, max(card.stage, cards.natural_stage(report)))
         done = {"ack": "Acknowledged", "assign": f"Assigned to {esc(arg)}:", "comment": "Comment added to",
-                "close": "Closed"}[op]
+                "snooze": f"Notifications held until {esc(arg)} for", "close": "Closed"}[op]
         return f"{done} {code(incident_id)} by {esc(who['by'])}"
 
-    @router.message(Command("ack", "assign", "comment", "close"))
+    @router.message(Command("ack", "assign", "comment", "snooze", "close"))
     async def on_call_cmd(message: Message, command: CommandObject) -> None:
         if not await guard(message):
             return
@@ -217,8 +240,9 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         incident_id, _, rest = (command.args or "").strip().partition(" ")
         rest = rest.strip()
         usage = {"ack": "/ack INCIDENT_ID", "assign": "/assign INCIDENT_ID USER",
-                 "comment": "/comment INCIDENT_ID TEXT", "close": "/close INCIDENT_ID REASON"}[op]
-        if not incident_id or (op != "ack" and not rest) or (op in ("ack", "assign") and " " in rest):
+                 "comment": "/comment INCIDENT_ID TEXT", "snooze": "/snooze INCIDENT_ID UNTIL (2h, 30m, 1d or an ISO "
+                 "time with zone)", "close": "/close INCIDENT_ID REASON"}[op]
+        if not incident_id or (op != "ack" and not rest) or (op in ("ack", "assign", "snooze") and " " in rest):
             await message.answer(f"usage: {esc(usage)} (see /incidents)")
             return
         user = message.from_user

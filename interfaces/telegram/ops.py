@@ -55,6 +55,7 @@ HELP = """<b>aiops bot</b>
 /approve PLAN_ID [HASH] · /reject PLAN_ID [HASH]: decide (or press the buttons); the hash is the 12 digits
 the card shows, needed when the card was not shown in this chat
 /ack ID · /assign ID USER · /comment ID TEXT · /close ID REASON: on call (or 👀 Ack / 🙋 Take it)
+/snooze ID UNTIL: hold its notifications (UNTIL: 30m, 2h, 1d or an ISO time with zone; at most 7 days)
 /heal on|off: the self-healing kill switch
 Or just ask: “why is checkout slow since 10:00?”, “что с payments-api?”, “show pending plans”.
 Free text never approves or rejects anything."""
@@ -67,6 +68,7 @@ COMMANDS = [("start", "check your access"), ("status", "health, open incidents, 
             ("ack", "acknowledge an incident: /ack INCIDENT_ID"),
             ("assign", "assign an incident: /assign INCIDENT_ID USER"),
             ("comment", "note on an incident: /comment INCIDENT_ID TEXT"),
+            ("snooze", "hold notifications: /snooze INCIDENT_ID 2h"),
             ("close", "close an incident: /close INCIDENT_ID REASON"),
             ("heal", "self-healing kill switch: /heal on|off"), ("help", "what I can do")]
 

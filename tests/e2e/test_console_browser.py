@@ -38,7 +38,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 def analyze(env: dict[str, str], tmp_path: Path, name: str) -> dict[str, Any]:
     alert = tmp_path / f"{name}.json"
-    alert.write_text(json.dumps(json.loads(recording(name).read_text())["webhook"]))
+    webhook = json.loads(recording(name).read_text())["webhook"]
+    for a in webhook["alerts"]:  # a rule with a runbook, as a team's rules have (the page links to it)
+        a["annotations"]["runbook_url"] = f"https://runbooks.example/{name}"
+    alert.write_text(json.dumps(webhook))
     done = subprocess.run([sys.executable, "-m", "interfaces.cli", "analyze", "--alert", str(alert), "--replay",
                            str(recording(name)), "--json"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -96,7 +99,6 @@ def test_sign_in_see_the_chart_approve_and_see_the_status_change(tmp_path: Path,
         assert page.inner_text("#status") == "awaiting_approval"
         assert "service_restarts_per_minute" in page.get_attribute("#top-chart", "alt")
         assert page.locator("img.chart").count() >= 5  # and one per cited metric evidence item, lazily
-        page.screenshot(path=str(shots / "console-incident.png"), full_page=False)
         page.fill("form.action >> nth=0 >> input[name=comment]", "approved in the browser test")
         page.click("button.approve")
         page.wait_for_selector(".flash.ok", timeout=120_000)
@@ -116,6 +118,14 @@ def test_sign_in_see_the_chart_approve_and_see_the_status_change(tmp_path: Path,
         page.click("button.comment")
         page.wait_for_selector("#comments")
         assert "looking at the guest from the browser" in page.inner_text("#comments")
+        # its links (core/links.py): the runbook, the rule, the silence form, Alertmanager; no referrer
+        links = page.locator("#links a")
+        assert links.count() == 4 and all(links.nth(i).get_attribute("rel") == "noopener noreferrer"
+                                          for i in range(4))
+        assert links.nth(0).get_attribute("href") == "https://runbooks.example/vm-high-cpu"
+        assert "/#/silences/new?filter=" in (links.nth(2).get_attribute("href") or "")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shots / "console-incident.png"), full_page=False)  # decision, on call, links
         page.fill("form.action input[name=reason]", "known noisy neighbour, moved it by hand")
         page.click("button.close")
         page.wait_for_function("() => document.getElementById('status').textContent === 'closed'")

@@ -222,3 +222,38 @@ def test_on_call_actions_go_through_the_api_gate(tmp_path: Path) -> None:
         assert [(d.approver, d.channel, d.decision, d.outcome) for d in trail if d.outcome == "done"] == [
             ("alice", "http", op, "done") for op in ("ack", "assign", "comment", "close")]
         assert {(d.approver, d.outcome) for d in trail if d.outcome == "refused"} == {("bob", "refused")}
+
+
+def test_the_incident_page_links_back_through_core_links(tmp_path: Path) -> None:
+    """The page shows the report's links (core/links.py, the one place that checks them): the runbook,
+    the rule (generatorURL), the silence form and Alertmanager (externalURL), as escaped links that
+    open with no referrer; a `javascript:` URL from an annotation never appears."""
+    from urllib.parse import unquote
+
+    with TestClient(create_app(settings(tmp_path), worker=False)) as client:
+        runner = client.app.state.svc.runner  # type: ignore[attr-defined]
+        s = client.app.state.svc.settings  # type: ignore[attr-defined]
+        rec = load_recorded(recording("crashloop"))
+        alert = rec.webhook.alerts[0]
+        alert = alert.model_copy(update={
+            "annotations": {**alert.annotations, "runbook_url": "https://runbooks.example/payments-api/crashloop",
+                            "dashboard_url": "javascript:alert(document.cookie)"},
+            "generator_url": "http://prometheus.example:9090/graph?g0.expr=up&g0.tab=1"})
+        webhook = rec.webhook.model_copy(update={"alerts": [alert], "external_url": "http://alertmanager.example:9093"})
+        outcome = client.portal.call(runner.analyze, webhook, replay_spec(recording("crashloop"), s))  # type: ignore[union-attr]
+        sign_in(client, BOB)  # a reader sees the links too
+        page = client.get(f"/ui/incidents/{outcome.incident_id}").text
+    section = page[page.index('id="links"'):]
+    section = section[:section.index("</section>")]
+    anchors = re.findall(r'<a href="([^"]*)" rel="([^"]*)" target="_blank">([^<]*)</a>', section)
+    by_label = {label: href for href, _rel, label in anchors}
+    assert all(rel == "noopener noreferrer" for _href, rel, _label in anchors)
+    assert by_label["runbook"] == "https://runbooks.example/payments-api/crashloop"
+    assert by_label["alert rule (generatorURL)"] == "http://prometheus.example:9090/graph?g0.expr=up&amp;g0.tab=1"
+    silence = by_label["silence in Alertmanager"]
+    assert silence.startswith("http://alertmanager.example:9093/#/silences/new?filter=")
+    assert 'alertname="ServiceCrashLooping"' in unquote(silence)
+    assert by_label["Alertmanager"] == "http://alertmanager.example:9093"
+    assert [k for k in ("runbook", "rule", "silence", "alertmanager") if f">{k}<" in section] == [
+        "runbook", "rule", "silence", "alertmanager"]
+    assert "javascript" not in page.lower()

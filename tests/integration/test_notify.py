@@ -6,6 +6,7 @@ every message arrives exactly once when the channel comes back."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,56 @@ def test_events_of_an_auto_fixed_incident_and_backoff() -> None:
     delays = [backoff(n, 2.0, 300.0) for n in range(1, 12)]
     assert all(1.0 * 2 ** (n - 1) <= d <= 2.0 * 2 ** (n - 1) for n, d in enumerate(delays[:7], 1))
     assert max(delays) <= 300.0
+
+
+def test_ack_and_close_from_any_channel_acknowledge_and_resolve_with_no_escalation(tmp_path: Path) -> None:
+    """A person acknowledging, assigning and closing an incident (here through the CLI's channel: the
+    lifecycle is the same from HTTP, Telegram and the console) reaches Slack and PagerDuty through the
+    outbox: PagerDuty acknowledges on ack and resolves on close; Slack gets one message per change; the
+    closed report never raises an escalation (nobody needs to be called for an incident a person closed)."""
+    with slack_double() as slack, pagerduty_double() as pd:
+        settings = notify_settings(tmp_path, ENABLE_SLACK_NOTIFICATIONS=True, SLACK_WEBHOOK_URL=slack.url,
+                                   ENABLE_PAGERDUTY=True, PAGERDUTY_ROUTING_KEY=PD_KEY, PAGERDUTY_EVENTS_URL=pd.url,
+                                   APPROVERS="alice")
+
+        async def main() -> Any:
+            outbox = Outbox.from_settings(settings)
+            rec = load_recorded(recording("crashloop"))
+            async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
+                outbox.attach(runner)
+                first = await runner.analyze(rec.webhook, replay_spec(recording("crashloop"), settings))
+                assert first.pending is not None
+                await runner.lifecycle.acknowledge(first.incident_id, by="alice", channel="cli")
+                await runner.lifecycle.assign(first.incident_id, "bob", by="alice", channel="cli")
+                await runner.lifecycle.close(first.incident_id, "a deploy was rolled back by hand", by="alice",
+                                             channel="cli")
+                report = await runner.report(first.incident_id)
+            done = await outbox.drain(20)
+            await outbox.close()
+            return first, report, done
+
+        first, report, done = asyncio.run(main())
+        assert done and report.status.value == "closed"
+        iid = first.incident_id
+        assert [b["blocks"][0]["text"]["text"].split(":")[0] for b in slack.received] == [
+            "incident opened", "plan awaiting approval", "acknowledged", "assigned", "closed"]
+        closed = json.dumps(slack.received[-1])
+        assert "closed by alice: a deploy was rolled back by hand" in closed and "withdrawn" in closed
+        assert [(e["event_action"], e["dedup_key"]) for e in pd.received] == [
+            ("trigger", iid), ("acknowledge", iid), ("resolve", iid)]
+        assert pd.incidents == {iid: "resolved"}
+        assert not any("escalation" in json.dumps(b) for b in slack.received)
+
+
+def test_a_closed_report_is_never_an_escalation() -> None:
+    """A report a person closed (no plan: nothing automatic could be done) shows who closed it, not an
+    escalation: re-publishing it after the close must not call anyone."""
+    from core.models import IncidentReport, OnCall, TriageVerdict, utcnow
+
+    report = IncidentReport(incident_id="inc-closed000001", title="disk almost full", status="closed", mode="rules",
+                            created_at=utcnow(), triage=TriageVerdict(kind="incident", reason="a real alert"),
+                            on_call=OnCall(closed_by="alice", closed_at=utcnow(), close_reason="known, planned"))
+    kinds = [n.event for n in events_for(report)]
+    assert EventKind.ESCALATION not in kinds
+    assert kinds == [EventKind.OPENED, EventKind.CLOSED]
+    assert events_for(report)[-1].summary == "incident inc-closed000001 closed by alice: known, planned"
