@@ -65,7 +65,7 @@ def test_nothing_is_visible_without_a_session(tmp_path: Path) -> None:
         assert page.status_code == 303 and page.headers["location"] == "/ui/login?next=%2Fui%2F"
         deep = client.get(f"/ui/incidents/{outcome.incident_id}", follow_redirects=False)
         assert deep.headers["location"].startswith("/ui/login?next=%2Fui%2Fincidents%2Finc-")
-        for path in ("/ui/rows", "/ui/events", f"/ui/incidents/{outcome.incident_id}/charts/ev-2.svg"):
+        for path in ("/ui/rows", "/ui/events", f"/ui/incidents/{outcome.incident_id}/charts/ev-3.svg"):
             assert client.get(path).status_code == 401, path
         posted = client.post(f"/ui/incidents/{outcome.incident_id}/actions/approve",
                              data={"plan_id": outcome.plan_id, "plan_hash": outcome.plan_hash}, follow_redirects=False)
@@ -102,10 +102,11 @@ def test_an_approver_decides_through_the_runner_and_the_page_shows_it(tmp_path: 
         assert outcome.incident_id not in client.get("/ui/?status=resolved").text
         page = client.get(f"/ui/incidents/{outcome.incident_id}")
         assert page.status_code == 200 and "Content-Security-Policy" in page.headers
+        charted = next(e.id for e in outcome.report.evidence if e.series)  # the first metric item with a series
         for shown in ("payments-api", "Hypotheses", "Pre-checks", "Decision trail", "Log excerpts",
-                      f"/ui/incidents/{outcome.incident_id}/charts/ev-2.svg", "Approve plan-", "Reject"):
+                      f"/ui/incidents/{outcome.incident_id}/charts/{charted}.svg", "Approve plan-", "Reject"):
             assert shown in page.text, shown
-        svg = client.get(f"/ui/incidents/{outcome.incident_id}/charts/ev-2.svg")
+        svg = client.get(f"/ui/incidents/{outcome.incident_id}/charts/{charted}.svg")
         assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
         assert client.get(f"/ui/incidents/{outcome.incident_id}/charts/ev-1.svg").status_code == 404
         token = csrf_of(page.text)
@@ -120,7 +121,7 @@ def test_an_approver_decides_through_the_runner_and_the_page_shows_it(tmp_path: 
         approval = report.json()["approval"]
         assert approval["approver"] == "alice" and approval["channel"] == "http"
         assert approval["comment"] == "from the console"
-        assert "Recovered" in approved.text and "verification chart of ev-2" in approved.text
+        assert "Recovered" in approved.text and f"verification chart of {charted}" in approved.text
         trail = approved.text.split("Decision trail")[1]
         assert "<td>alice</td><td>http</td><td>approve</td><td>won</td>" in trail
         again = client.post(action, data={**body, "csrf": token})
