@@ -56,6 +56,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,16 @@ def queue_env(queue: str) -> Iterator[dict[str, str]]:
         yield {}
 
 
+def load(exe: Path | None, url: str, alerts: int, rate: float, clients: int, seconds: float, first: int) -> Result:
+    """Open loop at `rate` alerts/s, or (rate 0) closed loop with `clients` connections: by the C load
+    generator when it was compiled, else by the Python one."""
+    if exe is not None:
+        return c_load(exe, url, alerts, rate=rate, clients=clients, seconds=seconds, first=first)
+    if rate:
+        return run_async(open_loop(url, alerts, rate, seconds, first))  # type: ignore[no-any-return]
+    return run_async(closed_loop(url, alerts, clients, seconds, first))  # type: ignore[no-any-return]
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of `pid` and every process under it: the service and its intake
     processes. Divided by the requests served in between, that is the server's CPU per request, a figure
@@ -386,18 +397,12 @@ def _run_ingest(args: argparse.Namespace, exe: Path | None) -> int:
                     warm = run_async(closed_loop(svc.url, 1, 4, 0.5, first=10**8))  # connections, first commits
                     settle(svc)
                     results = []
-                    if args.rate and exe:
-                        results.append(measure(svc, lambda: c_load(exe, svc.url, alerts, rate=args.rate, clients=0,
-                                                                   seconds=args.seconds, first=2 * 10**8)))
-                    elif args.rate:
-                        results.append(measure(svc, lambda: run_async(
-                            open_loop(svc.url, alerts, args.rate, args.seconds, 2 * 10**8))))
-                    if args.clients and exe:
-                        results.append(measure(svc, lambda: c_load(exe, svc.url, alerts, rate=0, clients=args.clients,
-                                                                   seconds=args.seconds, first=3 * 10**8)))
-                    elif args.clients:
-                        results.append(measure(svc, lambda: run_async(
-                            closed_loop(svc.url, alerts, args.clients, args.seconds, 3 * 10**8))))
+                    if args.rate:
+                        results.append(measure(svc, partial(load, exe, svc.url, alerts, args.rate, 0, args.seconds,
+                                                            2 * 10**8)))
+                    if args.clients:
+                        results.append(measure(svc, partial(load, exe, svc.url, alerts, 0.0, args.clients,
+                                                            args.seconds, 3 * 10**8)))
                     sent = sum(r.requests * r.alerts for r in [warm, *results])
                     stored = json.loads(get(f"{svc.url}/health"))["components"]["queue"]["detail"]
                     received = metric(get(f"{svc.url}/metrics").decode(), "aiops_alerts_received_total")
