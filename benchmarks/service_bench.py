@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py ingest [--seconds 10] [--rate 5000]
                                   [--clients 64] [--alerts 1 20] [--queues sqlite redis] [--intake-processes 0 1]
+                                  [--generator auto|c|python]
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py plan [--alerts 30] [--concurrency 2]
     PYTHONPATH=. .venv/bin/python benchmarks/service_bench.py {ingest,plan} --smoke     # seconds; CI runs it
 
@@ -9,9 +10,11 @@ Not a test: it prints figures (a smoke run also checks its own bookkeeping and e
 Everything is real and local: `aiops serve` runs as its own process (uvicorn; uvloop/httptools), Redis
 is a real `redis-server` started here, and the webhook carries a bearer token as in production.
 
-The load generator shares the machine's cores with the server, so it is kept lean: plain HTTP/1.1 over
-asyncio streams (uvloop), one keep-alive connection per client, bodies pre-built (each request is a
-distinct notification: its own group key and fingerprints, so the queue stores every one).
+The load generator shares the machine's cores with the server, so it is kept lean: `loadgen.c`, compiled
+here with the machine's C compiler (epoll, keep-alive connections, a few µs of CPU per request), or, with
+no compiler or `--generator python`, plain HTTP/1.1 over asyncio streams (uvloop, ~300 µs per request).
+Both send one request at a time per keep-alive connection, each request a distinct notification (its
+own group key and fingerprints, so the queue stores every one), and have the same open/closed semantics.
 
 ingest   `aiops serve --no-worker` (nothing consumes: only intake is measured), per queue, per number
          of extra intake processes (`--intake-processes`: 0 is the service process alone, 1 a second
@@ -22,7 +25,10 @@ ingest   `aiops serve --no-worker` (nothing consumes: only intake is measured), 
            under 50 ms?
          - closed loop (saturation): `--clients` connections each send as soon as the last answer came
            back, for the capacity. Latency here is mostly queueing (p50 ~ clients / throughput).
-         The last column is the load generator's CPU per request (it runs on the same cores).
+         Per row: the server's CPU per request (`server us`: the service and its intake processes,
+         /proc utime + stime over the run, divided by the requests answered; it does not depend on how
+         loaded the machine is), the load generator's (`client us`: it runs on the same cores) and the
+         machine's load average at the end of the row (`ldavg`).
          Afterwards the figures are checked against the service's own: `aiops_alerts_received_total`
          and the queue depth must equal what the client saw accepted.
 plan     `aiops serve` with its embedded worker in rule mode, memory off. Each alert is a host-disk
@@ -40,7 +46,9 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +56,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +159,8 @@ class Result:
     errors: int = 0
     wall: float = 0.0
     client_cpu: float = 0.0  # the load generator's own CPU seconds: what it took from the shared cores
+    server_cpu: float = 0.0  # the service's processes' CPU seconds over the run (/proc utime + stime)
+    load: float = 0.0  # the machine's 1-minute load average at the end of the run
 
     @property
     def requests(self) -> int:
@@ -163,7 +174,8 @@ class Result:
         return (f"{where} {self.alerts:>6} {self.mode:<22} {self.requests:>8} {self.errors:>6} "
                 f"{self.requests / self.wall:>8.0f} {self.alerts_per_s:>9.0f} {pct(self.latencies, 50) * 1000:>7.1f} "
                 f"{pct(self.latencies, 99) * 1000:>7.1f} {max(self.latencies, default=0) * 1000:>7.1f} "
-                f"{self.client_cpu / max(1, self.requests) * 1e6:>9.0f}")
+                f"{self.server_cpu / max(1, self.requests) * 1e6:>9.0f} "
+                f"{self.client_cpu / max(1, self.requests) * 1e6:>9.0f} {self.load:>5.2f}")
 
 
 async def _connections(url: str, count: int) -> list[Connection]:
@@ -241,6 +253,51 @@ async def open_loop(url: str, alerts: int, rate: float, seconds: float, first: i
     return result
 
 
+# ------------------------------------------------------------------- the C load generator --
+LOADGEN_C = Path(__file__).with_name("loadgen.c")
+
+
+def compiled_loadgen(build_dir: Path) -> Path | None:
+    """`loadgen.c` compiled with the machine's C compiler, or None when there is none (or it fails):
+    then the Python generator above runs instead. The C one costs a few µs of CPU per request where the
+    Python one costs ~300 µs, which on the server's own two cores is the difference between measuring
+    the server and measuring the generator."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None
+    exe = build_dir / "loadgen"
+    done = subprocess.run([cc, "-O2", "-o", str(exe), str(LOADGEN_C)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"  (cc failed on {LOADGEN_C.name}, the Python load generator runs instead: "
+              f"{done.stderr.strip()[:200]})")
+        return None
+    return exe
+
+
+def c_load(exe: Path, url: str, alerts: int, *, rate: float, clients: int, seconds: float, first: int,
+           connections: int = 64) -> Result:
+    """`open_loop` (rate > 0: `rate` alerts/s on `connections` connections) or `closed_loop` (rate 0:
+    `clients` connections), the same semantics, by the compiled generator."""
+    host, port = url.removeprefix("http://").split(":")
+    with tempfile.TemporaryDirectory(prefix="aiops-loadgen-") as tmp:
+        (Path(tmp) / "head").write_bytes(request_head(host, int(port)))
+        (Path(tmp) / "body").write_bytes(template(alerts))
+        mode, per_s, conns = ("open", rate / alerts, connections) if rate else ("closed", 0.0, clients)
+        done = subprocess.run([str(exe), mode, host, port, f"{tmp}/head", f"{tmp}/body", str(first),
+                               str(per_s), str(seconds), str(conns)], capture_output=True, text=True,
+                              timeout=seconds + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen exited {done.returncode}: {done.stderr.strip()[:300]}")
+    lines = done.stdout.split("\n")
+    count, errors, wall, cpu = lines[0].split()
+    result = Result(f"open, {rate:,.0f} alerts/s" if rate else f"closed, {clients} clients", alerts,
+                    latencies=[float(x) for x in lines[1:1 + int(count)]], errors=int(errors), wall=float(wall),
+                    client_cpu=float(cpu))
+    if len(result.latencies) != int(count):
+        raise RuntimeError(f"loadgen said {count} answers and printed {len(result.latencies)} latencies")
+    return result
+
+
 def run_async(coro: Any) -> Any:
     try:
         import uvloop
@@ -260,11 +317,75 @@ def queue_env(queue: str) -> Iterator[dict[str, str]]:
         yield {}
 
 
+def load(exe: Path | None, url: str, alerts: int, rate: float, clients: int, seconds: float, first: int) -> Result:
+    """Open loop at `rate` alerts/s, or (rate 0) closed loop with `clients` connections: by the C load
+    generator when it was compiled, else by the Python one."""
+    if exe is not None:
+        return c_load(exe, url, alerts, rate=rate, clients=clients, seconds=seconds, first=first)
+    if rate:
+        return run_async(open_loop(url, alerts, rate, seconds, first))  # type: ignore[no-any-return]
+    return run_async(closed_loop(url, alerts, clients, seconds, first))  # type: ignore[no-any-return]
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` and every process under it: the service and its intake
+    processes. Divided by the requests served in between, that is the server's CPU per request, a figure
+    that does not depend on how loaded the machine is."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid ... utime stime
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(children.get(p, []))
+    return total
+
+
 def run_ingest(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="aiops-loadgen-build-") as build:
+        exe = compiled_loadgen(Path(build)) if args.generator in ("auto", "c") else None
+        if args.generator == "c" and exe is None:
+            print("--generator c: no C compiler (cc, gcc or clang) or loadgen.c does not compile")
+            return 1
+        return _run_ingest(args, exe)
+
+
+def _run_ingest(args: argparse.Namespace, exe: Path | None) -> int:
     print(f"webhook ingest through aiops serve --no-worker: cpus={os.cpu_count()}, load average before "
-          f"{os.getloadavg()[0]:.2f}; target >= {TARGET_ALERTS_PER_S:,} alerts/s at p99 < {TARGET_P99_MS:.0f} ms")
+          f"{os.getloadavg()[0]:.2f}; target >= {TARGET_ALERTS_PER_S:,} alerts/s at p99 < {TARGET_P99_MS:.0f} ms; "
+          f"load generator: {'C (benchmarks/loadgen.c)' if exe else 'Python (asyncio)'}")
     print(f"{'queue':<7} {'procs':>5} {'alerts':>6} {'load':<22} {'requests':>8} {'errors':>6} {'req/s':>8} "
-          f"{'alerts/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'client us':>9}")
+          f"{'alerts/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'server us':>9} {'client us':>9} {'ldavg':>5}")
+
+    def measure(svc: Any, run: Callable[[], Result]) -> Result:
+        before = process_tree_cpu(svc.proc.pid)
+        result = run()
+        result.server_cpu = process_tree_cpu(svc.proc.pid) - before
+        result.load = os.getloadavg()[0]
+        return result
+
+    def settle(svc: Any, timeout: float = 30.0) -> None:
+        """Until the service's processes are idle (an intake process is still importing when /health first
+        answers), so that their start-up is neither measured nor competing with the run."""
+        deadline, last = time.monotonic() + timeout, process_tree_cpu(svc.proc.pid)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = process_tree_cpu(svc.proc.pid)
+            if now - last < 0.05:  # under 10 % of a core
+                return
+            last = now
+
     failures = 0
     for queue, procs in [(q, n) for q in args.queues for n in args.intake_processes]:
         with tempfile.TemporaryDirectory(prefix="aiops-bench-") as tmp, queue_env(queue) as extra:
@@ -272,12 +393,16 @@ def run_ingest(args: argparse.Namespace) -> int:
                 data = Path(tmp) / f"var-{alerts}"
                 env = base_env(data, WEBHOOK_MAX_BYTES=str(4 * 1024 * 1024), **extra)
                 with aiops_serve(env, Path(f"{data}.log"), "--no-worker", "--intake-processes", str(procs)) as svc:
+                    settle(svc)
                     warm = run_async(closed_loop(svc.url, 1, 4, 0.5, first=10**8))  # connections, first commits
+                    settle(svc)
                     results = []
                     if args.rate:
-                        results.append(run_async(open_loop(svc.url, alerts, args.rate, args.seconds, 2 * 10**8)))
+                        results.append(measure(svc, partial(load, exe, svc.url, alerts, args.rate, 0, args.seconds,
+                                                            2 * 10**8)))
                     if args.clients:
-                        results.append(run_async(closed_loop(svc.url, alerts, args.clients, args.seconds, 3 * 10**8)))
+                        results.append(measure(svc, partial(load, exe, svc.url, alerts, 0.0, args.clients,
+                                                            args.seconds, 3 * 10**8)))
                     sent = sum(r.requests * r.alerts for r in [warm, *results])
                     stored = json.loads(get(f"{svc.url}/health"))["components"]["queue"]["detail"]
                     received = metric(get(f"{svc.url}/metrics").decode(), "aiops_alerts_received_total")
@@ -373,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--queues", nargs="+", default=["sqlite", "redis"], choices=["sqlite", "redis"])
     i.add_argument("--intake-processes", type=int, nargs="+", default=[0, 1],
                    help="extra processes accepting webhooks (aiops serve --intake-processes)")
+    i.add_argument("--generator", choices=["auto", "c", "python"], default="auto",
+                   help="load generator: benchmarks/loadgen.c compiled here (auto: when a C compiler exists), "
+                        "or the Python one")
     pl = sub.add_parser("plan")
     pl.add_argument("--alerts", type=int, default=30)
     pl.add_argument("--concurrency", type=int, default=2)
