@@ -32,7 +32,7 @@ from agents.toolbox import Toolbox
 from core.events import event
 from core.models import Comment, Incident, IncidentReport, OnCall, utcnow
 from core.settings import Settings
-from graphs.refusals import DecisionRefused, NotAuthorised
+from graphs.refusals import BadChange, DecisionRefused, NotAllowedNow, NotAuthorised, UnknownIncident
 from memory.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,6 @@ MAX_SNOOZE = timedelta(days=7)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,99}$")
 Check = Callable[[IncidentRow], tuple[dict[str, object], str]]  # the row -> (columns to set, audit line)
 _ATTEMPTS = 8  # compare-and-set retries against concurrent changes before answering 409
-
-
-class UnknownIncident(DecisionRefused, LookupError):
-    status = 404
-
-
-class NotAllowedNow(DecisionRefused):
-    """The transition does not apply to the incident's state (closed, already acknowledged, running...)."""
-
-    status = 409
-
-
-class BadChange(DecisionRefused, ValueError):
-    """The request itself is wrong (empty reason, snooze in the past, a name that is not one)."""
-
-    status = 422
 
 
 class Runner(Protocol):

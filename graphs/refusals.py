@@ -44,3 +44,20 @@ class PlanWithdrawn(DecisionRefused):
     """The incident was closed by a person while its plan waited: the plan can never run."""
 
     status = 409
+
+
+# On-call changes (graphs/lifecycle.py)
+class UnknownIncident(DecisionRefused, LookupError):
+    status = 404
+
+
+class NotAllowedNow(DecisionRefused):
+    """The transition does not apply to the incident's state (closed, already acknowledged, running...)."""
+
+    status = 409
+
+
+class BadChange(DecisionRefused, ValueError):
+    """The request itself is wrong (empty reason, snooze in the past, a name that is not one)."""
+
+    status = 422

@@ -92,27 +92,37 @@ def process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(timeout=5)
 
 
+def stack_commands(tmp_path: Path, prom: str, am: str, webhook_url: str, rules: str,
+                   **route: object) -> tuple[list[str], list[str], int, int]:
+    """Config files and command lines of a real Prometheus evaluating `rules` every second and a real
+    Alertmanager routing to `webhook_url` (`route` overrides the receiver's route), both on loopback with
+    their external URLs there too (so generatorURL and externalURL are links a test can follow)."""
+    am_port, prom_port = free_port(), free_port()
+    (tmp_path / "am.yml").write_text(alertmanager_config(webhook_url, **route))
+    (tmp_path / "rules.yml").write_text(rules)
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  evaluation_interval: 1s\n  scrape_interval: 15s\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
+        "scrape_configs: []\n")
+    am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn",
+              f"--web.external-url=http://127.0.0.1:{am_port}"]
+    prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
+                # the first evaluation may run before the Alertmanager target is discovered; re-send
+                # every second instead of the default minute
+                "--rules.alert.resend-delay=1s", f"--web.external-url=http://127.0.0.1:{prom_port}"]
+    return am_cmd, prom_cmd, am_port, prom_port
+
+
 def test_alert_from_real_alertmanager_becomes_an_incident(tmp_path: Path) -> None:
     prom, am = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")
     if not prom or not am:
         pytest.skip("prometheus / prometheus-alertmanager not installed (Debian packages)")
     env = cli_env(tmp_path, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN, PROMETHEUS_URL="")
     with aiops_serve(env, tmp_path / "serve.log") as svc:
-        am_port, prom_port = free_port(), free_port()
-        (tmp_path / "am.yml").write_text(alertmanager_config(f"{svc.url}/webhook/alertmanager"))
-        (tmp_path / "rules.yml").write_text(RULES)
-        (tmp_path / "prometheus.yml").write_text(
-            "global:\n  evaluation_interval: 1s\n  scrape_interval: 15s\n"
-            f"rule_files: [{tmp_path / 'rules.yml'}]\n"
-            f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
-            "scrape_configs: []\n")
-        am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn"]
-        prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
-                    # the first evaluation may run before the Alertmanager target is discovered; re-send
-                    # every second instead of the default minute
-                    "--rules.alert.resend-delay=1s"]
+        am_cmd, prom_cmd, am_port, _ = stack_commands(tmp_path, prom, am, f"{svc.url}/webhook/alertmanager", RULES)
         with process(am_cmd, tmp_path / "am.log") as am_proc:
             wait_http(f"http://127.0.0.1:{am_port}/-/ready", 30, am_proc, tmp_path / "am.log")
             started = time.monotonic()  # Prometheus starts now; its rule fires at its first evaluation
@@ -171,22 +181,10 @@ def test_one_alertmanager_group_about_two_hosts_is_two_incidents(tmp_path: Path)
         pytest.skip("prometheus / prometheus-alertmanager not installed (Debian packages)")
     env = cli_env(tmp_path, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN, PROMETHEUS_URL="", LOG_FORMAT="json")
     with aiops_serve(env, tmp_path / "serve.log") as svc:
-        am_port, prom_port = free_port(), free_port()
         # the issue's grouping: the two hosts' alerts (no `service` label) are one group, one notification
-        (tmp_path / "am.yml").write_text(alertmanager_config(f"{svc.url}/webhook/alertmanager",
-                                                             group_by=["alertname", "service"], group_wait="1s"))
-        (tmp_path / "rules.yml").write_text(TWO_HOSTS_RULES)
-        (tmp_path / "prometheus.yml").write_text(
-            "global:\n  evaluation_interval: 1s\n  scrape_interval: 15s\n"
-            f"rule_files: [{tmp_path / 'rules.yml'}]\n"
-            f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n"
-            "scrape_configs: []\n")
-        am_cmd = [am, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-                  f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=", "--log.level=warn",
-                  f"--web.external-url=http://127.0.0.1:{am_port}"]
-        prom_cmd = [prom, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn", "--rules.alert.resend-delay=1s",
-                    f"--web.external-url=http://127.0.0.1:{prom_port}"]
+        am_cmd, prom_cmd, am_port, prom_port = stack_commands(
+            tmp_path, prom, am, f"{svc.url}/webhook/alertmanager", TWO_HOSTS_RULES,
+            group_by=["alertname", "service"], group_wait="1s")
         with process(am_cmd, tmp_path / "am.log") as am_proc, process(prom_cmd, tmp_path / "prom.log"):
             wait_http(f"http://127.0.0.1:{am_port}/-/ready", 30, am_proc, tmp_path / "am.log")
             deadline = time.monotonic() + 90

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import cli_env, recording
+from tests.security.decision_helpers import wait_for
 from tests.servers import aiops_serve
 from tests.sim.telegram import SentMessage, TelegramSim, telegram_sim
 
@@ -41,14 +41,8 @@ def disk_alert(host: str, starts: str = "2026-03-10T03:45:00.000Z") -> dict[str,
     return dict(hook)
 
 
-def wait(predicate: Any, timeout: float = 120, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait(predicate: Any, what: str = "condition") -> Any:
+    return wait_for(predicate, 120, what)  # a Telegram round trip beside a real service: a longer bound
 
 
 def awaiting(url: str, incident_id: str) -> dict[str, Any]:
