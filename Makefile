@@ -21,7 +21,7 @@ test-fast: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/mypy core agents graphs interfaces memory tools evals --explicit-package-bases
+	.venv/bin/mypy core agents graphs service interfaces memory store tools evals --explicit-package-bases
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict

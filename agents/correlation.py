@@ -17,7 +17,7 @@ A notification whose alerts are about unrelated things (the same alert on two ho
 Alertmanager) is split before it is queued (`split_by_cause`): each part opens or joins its own
 incident, so each plan acts on its own host.
 
-Every key is a row in an index (`memory.correlation`), so correlating is a look-up, never a scan;
+Every key is a row in an index (`store.correlation`), so correlating is a look-up, never a scan;
 joins are recorded with why they joined, and a resolved alert only resolves its own membership: the
 incident closes when none of its alerts is still firing.
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 from core.config_files import ConfigFileError, read_yaml
 from core.models import Alert, AlertmanagerWebhook, utcnow
 from core.settings import Settings
-from memory.correlation import CorrelationStore, Key, Match, Member
+from store.correlation import CorrelationStore, Key, Match, Member
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 RANKS = {"fingerprint": 0, "group": 1, "service": 2, "target": 3, "topology": 4}

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.config_files import ConfigFileError, read_yaml
 from core.models import Action, ActionKind, Incident, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
-from memory.self_healing import AutoAction
+from store.autonomy import AutoAction
 
 DEFAULT_POLICY = Path(__file__).with_name("policy_default.yaml")
 

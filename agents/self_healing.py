@@ -1,7 +1,7 @@
 """The self-healing loop around the approval gate: ask the policy, remember, and back off on failure.
 
 - `authorize` is what the gate's auto-approval consults: the policy's decision (agents/policy.py)
-  over the recorded history, taken and recorded in one transaction (memory/self_healing.py);
+  over the recorded history, taken and recorded in one transaction (store/autonomy.py);
 - `record_verification` stores whether the automatic fix was confirmed: a failed one is never
   retried automatically (the `failed-verification` guard);
 - `inverse_plan` is the next plan after a failed automatic fix: the action that undoes it, as its
@@ -29,7 +29,7 @@ from core.models import (
     utcnow,
 )
 from core.settings import Settings
-from memory.self_healing import AutoAction, SelfHealingStore, SwitchState
+from store.autonomy import AutoAction, SelfHealingStore, SwitchState
 from tools.catalog import CATALOG
 from tools.registry import toolset
 

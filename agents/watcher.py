@@ -61,8 +61,8 @@ class _Raised:
 
 def open_checker(settings: Settings) -> Callable[[str], bool]:
     """Is an alert with this fingerprint part of an open incident (its own, or joined as related)?"""
-    from memory.correlation import CorrelationStore
-    from memory.registry import OPEN_STATUSES, IncidentRegistry
+    from store.correlation import CorrelationStore
+    from store.registry import OPEN_STATUSES, IncidentRegistry
 
     registry = IncidentRegistry(settings)
     correlation = CorrelationStore(settings)

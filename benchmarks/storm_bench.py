@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.models import AlertmanagerWebhook  # noqa: E402
 from core.settings import load_settings  # noqa: E402
-from graphs.runner import IncidentRunner  # noqa: E402
-from interfaces.toolbox_factory import make_toolbox_factory  # noqa: E402
+from service.runner import IncidentRunner  # noqa: E402
+from service.toolbox_factory import make_toolbox_factory  # noqa: E402
 
 DIRECT = ["checkout", "payments", "orders", "inventory", "accounts", "billing", "shipping", "reviews",
           "catalog", "auth"]

@@ -512,7 +512,7 @@ class Comment(_Model):
 
 
 class OnCall(_Model):
-    """Who is on it: the incident's lifecycle as people changed it (graphs/lifecycle.py), from the registry."""
+    """Who is on it: the incident's lifecycle as people changed it (service/lifecycle.py), from the registry."""
 
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None

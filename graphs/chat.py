@@ -15,7 +15,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langchain_core.tools import BaseTool, StructuredTool
@@ -25,14 +25,23 @@ from langgraph.prebuilt import ToolNode
 from pydantic import BaseModel, Field
 
 from agents.prompts import CHAT_SYSTEM, fence
+from agents.toolbox import Toolbox
 from core.llm import LLMChain
-from core.models import AlertmanagerWebhook, LLMCall, utcnow
+from core.models import AlertmanagerWebhook, IncidentReport, LLMCall, utcnow
 from core.settings import Settings
 from graphs.incident import investigate
-from graphs.runner import IncidentRunner
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 6
+
+class IncidentReader(Protocol):
+    """What the chat's read-only tools need from the application service (service/runner.py)."""
+
+    toolbox_factory: Callable[[dict[str, Any]], Toolbox]
+    registry: Any
+
+    async def report(self, incident_id: str) -> IncidentReport | None: ...
+
 
 class ChatState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
@@ -59,7 +68,7 @@ class NoArgs(BaseModel):
     pass
 
 
-def read_only_tools(runner: IncidentRunner, on_demand: Callable[[str, str], AlertmanagerWebhook]) -> list[BaseTool]:
+def read_only_tools(runner: IncidentReader, on_demand: Callable[[str, str], AlertmanagerWebhook]) -> list[BaseTool]:
     """The chat's tools. `on_demand(service, time_range) -> AlertmanagerWebhook` builds the synthetic alert."""
     toolbox = runner.toolbox_factory({"kind": "live"})
 
@@ -155,7 +164,7 @@ class ChatAnswer(BaseModel):
 class ChatAgent:
     """One question in, one answer out (None when no model answered: the caller falls back to rules)."""
 
-    def __init__(self, runner: IncidentRunner, chain: LLMChain, settings: Settings,
+    def __init__(self, runner: IncidentReader, chain: LLMChain, settings: Settings,
                  on_demand: Callable[[str, str], AlertmanagerWebhook], *, cache: Any | None = None) -> None:
         self.chain = chain
         self.settings = settings

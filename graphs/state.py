@@ -22,7 +22,7 @@ class IncidentState(TypedDict, total=False):
     executions: list[dict[str, Any]]  # ExecutionResult
     verification: dict[str, Any] | None  # Verification
     escalation: dict[str, Any] | None  # Escalation: handed to a human, the incident ended
-    failed_step: str | None  # a step that failed unexpectedly: the run escalated instead (graphs/runner.py)
+    failed_step: str | None  # a step that failed unexpectedly: the run escalated instead (service/runner.py)
     llm_calls: Annotated[list[dict[str, Any]], operator.add]  # LLMCall, appended by every node
     llm_used: Annotated[list[str], operator.add]  # nodes whose output came from an LLM
     status: str  # IncidentStatus

@@ -20,7 +20,7 @@
 
 Bad input exits non-zero with one line on stderr, never a traceback (set DEBUG=true for one).
 While `aiops serve` owns the data dir, analyze/approve/reject/incidents/show go through its API
-(see interfaces/api/discovery.py): the embedded stores are opened by one process only.
+(see service/discovery.py): the embedded stores are opened by one process only.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from agents.correlation import TopologyError
 from agents.policy import PolicyError
 from core.events import configure_logging
 from core.settings import Settings, SettingsError, get_settings
-from memory.errors import StoreError, corrupted, is_corruption
+from store.errors import StoreError, corrupted, is_corruption
 
 
 class CLIError(Exception):
@@ -66,8 +66,8 @@ def _load_webhook(path: str, settings: Settings) -> Any:
 
 
 def _runner(settings: Settings):  # type: ignore[no-untyped-def]
-    from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory
 
     return IncidentRunner(settings, make_toolbox_factory(settings))
 
@@ -99,7 +99,7 @@ class _Notified:
 
 def _service(settings: Settings) -> Any:
     """A client of the service that owns this data dir, or None (then the CLI works on the stores)."""
-    from interfaces.api.discovery import find_service
+    from service.discovery import find_service
 
     info = find_service(settings)
     if info is None:
@@ -143,7 +143,7 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     webhook = _load_webhook(args.alert, settings)
     source: dict[str, Any] = {"kind": "live"}
     if args.replay:
-        from interfaces.toolbox_factory import replay_spec
+        from service.toolbox_factory import replay_spec
 
         if not Path(args.replay).exists():
             raise CLIError(f"recording {args.replay} does not exist")
@@ -163,7 +163,7 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str) -> int:
-    from graphs.runner import DecisionRefused
+    from service.runner import DecisionRefused
 
     client = _service(settings)
     if client is not None:
@@ -189,7 +189,7 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     """The on-call operations: the service's endpoint while it runs, else the lifecycle on the stores."""
     from datetime import datetime
 
-    from graphs.runner import DecisionRefused
+    from service.runner import DecisionRefused
 
     op = args.command
     until = None
@@ -236,7 +236,7 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
-    from memory.registry import IncidentRegistry, IncidentRow
+    from store.registry import IncidentRegistry, IncidentRow
 
     client = _service(settings)
     if client is not None:
@@ -263,7 +263,7 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from core.models import IncidentReport
     from interfaces.render import render_decisions, render_report
-    from memory.registry import DecisionRecord
+    from store.registry import DecisionRecord
 
     client = _service(settings)
     if client is not None:  # the same report and decision trail as the stores give (GET /api/v1/incidents/{id})
@@ -292,7 +292,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the bundled recordings; a demo approver stands in for the human at the gate."""
     import fcntl
 
-    from interfaces.toolbox_factory import replay_spec
+    from service.toolbox_factory import replay_spec
     from tools.replay.recording import bundled_incidents, load_recorded
 
     demo_dir = settings.AIOPS_DATA_DIR / "demo"
@@ -356,7 +356,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.TELEGRAM_TOKEN:
         raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
-    from interfaces.api.discovery import find_service
+    from service.discovery import find_service
 
     running = find_service(settings)
     if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
@@ -398,7 +398,7 @@ async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
     from core.models import AlertmanagerWebhook
-    from interfaces.watch import WatchNotConfigured, build_watcher
+    from service.watch import WatchNotConfigured, build_watcher
 
     if args.interval:
         settings = settings.model_copy(update={"WATCH_INTERVAL_SECONDS": args.interval})
@@ -452,9 +452,9 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
-    from interfaces.api.discovery import ServiceRunning
     from interfaces.api.exposure import InsecureBind
-    from interfaces.watch import WatchNotConfigured
+    from service.discovery import ServiceRunning
+    from service.watch import WatchNotConfigured
 
     try:
         return await serve(settings, host=args.host, port=args.port or settings.API_PORT,
@@ -465,7 +465,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from interfaces.worker import run_workers
+    from service.worker import run_workers
 
     return await run_workers(settings, args.concurrency or settings.WORKER_CONCURRENCY)
 
@@ -475,8 +475,8 @@ def _memory_beside_service(argv: list[str]) -> None:
     file cannot open it. Say so in one line (CLIError) instead of the lock's tracebacks."""
     if any(a in ("-h", "--help") for a in argv):
         return
-    from interfaces.api.discovery import find_service
     from memory.incidents import is_lite_uri
+    from service.discovery import find_service
 
     settings = get_settings()
     uri = settings.milvus_uri

@@ -138,7 +138,7 @@ def render_decisions(decisions: list[Any]) -> str:
 
 
 def _on_call(out: list[str], report: IncidentReport) -> None:
-    """Who is on it (graphs/lifecycle.py): acknowledged, assigned, snoozed, closed; and the comments."""
+    """Who is on it (service/lifecycle.py): acknowledged, assigned, snoozed, closed; and the comments."""
     o = report.on_call
     if o.acknowledged_by:
         out.append(_row("ON CALL", f"acknowledged by {o.acknowledged_by} at {o.acknowledged_at:%Y-%m-%d %H:%M:%S}Z"

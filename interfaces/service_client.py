@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from interfaces.api.discovery import ServiceInfo
+from service.discovery import ServiceInfo
 
 
 class ServiceError(RuntimeError):

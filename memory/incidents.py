@@ -28,7 +28,7 @@ Resilience: every public operation is one call through the "milvus" circuit brea
 are retried with back-off). Texts are embedded before Milvus is touched, so an embeddings outage
 ("embeddings" breaker, see memory.embeddings) neither opens Milvus nor charges it. `remember` never
 loses an incident: when memory is down the record goes to `$AIOPS_DATA_DIR/memory-pending.jsonl`
-(memory.pending) and `MemoryUnavailable` says so; the next successful `remember` stores the backlog.
+(store.pending) and `MemoryUnavailable` says so; the next successful `remember` stores the backlog.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from pydantic import BaseModel, Field
 
 from core.resilience import DependencyUnavailable, guarded_sync
 from memory.embeddings import Embedder, EmbeddingError, get_embedder
+from memory.failures import PENDING_FILE, MemoryUnavailable, dependency_of, reason
 from memory.lexical import BM25Index
-from memory.pending import PENDING_FILE, MemoryUnavailable, PendingRecords, dependency_of, reason
+from store.pending import PendingRecords
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymilvus import MilvusClient

@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.settings import load_settings  # noqa: E402
-from graphs.runner import IncidentRunner  # noqa: E402
 from interfaces.notify.outbox import Outbox  # noqa: E402
 from interfaces.telegram.bot import TelegramBot  # noqa: E402
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec  # noqa: E402
+from service.runner import IncidentRunner  # noqa: E402
+from service.toolbox_factory import make_toolbox_factory, replay_spec  # noqa: E402
 from tests.sim.telegram import SentMessage, TelegramSim, telegram_sim  # noqa: E402
 from tools.replay.recording import load_recorded  # noqa: E402
 

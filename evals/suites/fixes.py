@@ -1,7 +1,7 @@
 """`aiops eval fixes`: the typical problems of this product's infrastructure, fixed live, and the near-misses.
 
 Each scenario builds a fresh world, fires the alert a real exporter would send, and runs it through the
-product's own graph (`graphs.runner.IncidentRunner`, rule mode, every toolset live):
+product's own graph (`service.runner.IncidentRunner`, rule mode, every toolset live):
 
 - Proxmox VE through the real proxmoxer against the PVE API simulator (tests/sim/proxmox.py);
 - RouterOS through the real librouteros against the RouterOS API simulator (tests/sim/routeros.py);
@@ -399,7 +399,7 @@ def _factory(settings: Any, w: World) -> Callable[[dict[str, Any]], Any]:
 
 async def _fire(scenario: Scenario, w: World) -> tuple[Any, Any, list[Any]]:
     """Run every step; approve the right fix when a human is asked for it. (last outcome, after approval)."""
-    from graphs.runner import IncidentRunner
+    from service.runner import IncidentRunner
 
     outcome = decided = None
     plans: list[Any] = []

@@ -3,7 +3,7 @@
     aiops serve [--host H] [--port P] [--no-worker] [--concurrency N]
 
 One process: the API, and (unless `--no-worker`) the workers that consume the `alerts` queue. It owns
-the data dir's embedded stores for its life (see `interfaces.api.discovery`), so the CLI on the same
+the data dir's embedded stores for its life (see `service.discovery`), so the CLI on the same
 data dir goes through this API. Every error is `{"detail": "<one line>"}`: validation errors are
 summarised to their first problem, and an unexpected exception is logged here and answered 500 without
 a stack trace.
@@ -37,8 +37,8 @@ from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
 from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
 from interfaces.console.routes import install_console
-from interfaces.intake import QUEUE
-from interfaces.queue import open_queue
+from service.intake import QUEUE
+from store.queue import open_queue
 
 log = logging.getLogger(__name__)
 LOCAL_ANALYZE_PATH = "/api/v1/local/analyze"
@@ -56,8 +56,8 @@ def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[Non
     import asyncio
 
     from core.models import AlertmanagerWebhook
-    from interfaces.intake import AlertJob
-    from interfaces.watch import build_watcher
+    from service.intake import AlertJob
+    from service.watch import build_watcher
 
     async def sink(hook: AlertmanagerWebhook) -> None:
         job, key = AlertJob.from_webhook(hook)
@@ -84,14 +84,14 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from graphs.runner import IncidentRunner
-        from interfaces.toolbox_factory import make_toolbox_factory
-        from interfaces.worker import Worker
+        from service.runner import IncidentRunner
+        from service.toolbox_factory import make_toolbox_factory
+        from service.worker import Worker
 
         async with contextlib.AsyncExitStack() as stack:
             local_token = None
             if announce_url:
-                from interfaces.api.discovery import announce
+                from service.discovery import announce
 
                 local_token = stack.enter_context(announce(settings, announce_url))
             runner = await stack.enter_async_context(IncidentRunner(settings, make_toolbox_factory(settings)))
@@ -139,8 +139,8 @@ async def _check_embedded_queue(queue: Any) -> None:
     503 and /health says so until it is back."""
     if queue.backend != "sqlite":
         return
-    from interfaces.queue import QueueUnavailable
-    from memory.errors import StoreError
+    from store.errors import StoreError
+    from store.queue import QueueUnavailable
 
     try:
         await queue.ping()
@@ -257,7 +257,7 @@ def _error_handlers(app: FastAPI, app_settings: Settings) -> None:
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         if app_settings.DATABASE_URL:
-            from memory.pg import charge
+            from store.pg import charge
 
             down = charge(exc)  # the checkpointer's own connection broke (Postgres stopped under it)
             if down is not None:
@@ -303,9 +303,9 @@ async def serve(settings: Settings, *, host: str | None, port: int, worker: bool
 
     import uvicorn
 
-    from interfaces.api.discovery import ServiceRunning, find_service
     from interfaces.api.exposure import choose_binding
     from interfaces.api.intake_processes import IntakeProcesses, ServiceServer, listen
+    from service.discovery import ServiceRunning, find_service
 
     binding = choose_binding(settings, host)
     if binding.warning:  # ALLOW_INSECURE_NO_AUTH is said at every start, loudly
@@ -358,12 +358,12 @@ async def serve(settings: Settings, *, host: str | None, port: int, worker: bool
 def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCounters) -> FastAPI:
     """An intake process's app: the webhook's hot path in front, the service behind it for the rest.
 
-    It runs no incident, but decides where each notification lands itself (`graphs.admission`, over the
+    It runs no incident, but decides where each notification lands itself (`service.admission`, over the
     same stores as the service), so its 202 names the incident as the service's would."""
     from agents.correlation import Correlator
-    from graphs.admission import Admission
     from interfaces.api.intake_processes import OwnerProxy
-    from memory.registry import IncidentRegistry
+    from service.admission import Admission
+    from store.registry import IncidentRegistry
 
     metrics = ServiceMetrics(counters)
     proxy = OwnerProxy(owner_path)

@@ -49,8 +49,8 @@ from interfaces.api.schemas import (
     WebhookAccepted,
 )
 from interfaces.api.unavailable import store_open, unavailable
-from interfaces.intake import AlertJob, incident_id_for, on_demand_webhook
-from interfaces.queue import MessageQueue, QueueUnavailable
+from service.intake import AlertJob, incident_id_for, on_demand_webhook
+from store.queue import MessageQueue, QueueUnavailable
 
 
 @dataclass
@@ -58,14 +58,14 @@ class Service:
     """Everything a request handler needs, built once by the app's lifespan."""
 
     settings: Settings
-    runner: Any  # graphs.runner.IncidentRunner
+    runner: Any  # service.runner.IncidentRunner
     queue: MessageQueue
     auth: Authenticator
     metrics: ServiceMetrics
     version: str
-    # graphs.admission.Admission.admit: the incident a webhook's alerts land in (the 202's incident_id)
+    # service.admission.Admission.admit: the incident a webhook's alerts land in (the 202's incident_id)
     admit: Callable[[AlertmanagerWebhook, str], str]
-    # graphs.admission.Admission.split: a notification in parts about unrelated things, one incident each
+    # service.admission.Admission.split: a notification in parts about unrelated things, one incident each
     split: Callable[[AlertmanagerWebhook], list[AlertmanagerWebhook]] = lambda webhook: [webhook]
     worker: Any | None = None
     outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
@@ -329,7 +329,7 @@ async def _plan(s: Service, row: Any) -> PlanSummary | None:
 
 
 async def _decide(plan_id: str, body: DecisionRequest, s: Service, caller: Caller, decision: str) -> DecisionResult:
-    from graphs.runner import DecisionRefused
+    from service.runner import DecisionRefused
 
     try:  # the runner checks the hash (full, or a prefix of 12+ hex digits) before anything is claimed
         outcome = await s.runner.decide(plan_id, approver=caller.name, decision=decision, channel=caller.channel,
@@ -354,9 +354,9 @@ async def reject(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: App
 # ------------------------------------------------------------------------------- on call --
 async def change_incident(s: Service, caller: Caller, incident_id: str, operation: str, *, to: str = "",
                           text: str = "", until: Any = None) -> IncidentChange:
-    """One on-call operation through the runner's lifecycle (graphs/lifecycle.py): its gate (APPROVERS),
+    """One on-call operation through the runner's lifecycle (service/lifecycle.py): its gate (APPROVERS),
     its compare-and-set, its audit line. A refusal is its HTTP status with one line (as a decision's)."""
-    from graphs.runner import DecisionRefused
+    from service.runner import DecisionRefused
 
     life = s.runner.lifecycle
     who = {"by": caller.name, "channel": caller.channel}

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from core.models import OnCall
-from interfaces.queue import DeadLetter
+from store.queue import DeadLetter
 
 
 class RequestBody(BaseModel):

@@ -9,7 +9,7 @@ only reads.
 Incident actions share one handler: `POST /ui/incidents/{id}/actions/{action}` looks the action up in
 `ACTIONS` and the page includes one form partial per action (`templates/actions/<action>.html`): the
 decision (approve, reject) and the on-call lifecycle (ack, assign, comment, snooze, close), the latter
-through the API's `routes.change_incident` (graphs/lifecycle.py: APPROVERS, compare-and-set, audit).
+through the API's `routes.change_incident` (service/lifecycle.py: APPROVERS, compare-and-set, audit).
 """
 
 from __future__ import annotations

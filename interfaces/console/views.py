@@ -54,7 +54,7 @@ class IncidentPage(BaseModel):
 
 class Views:
     def __init__(self, runner: Any) -> None:
-        self.runner = runner  # graphs.runner.IncidentRunner
+        self.runner = runner  # service.runner.IncidentRunner
         self._rows: OrderedDict[str, tuple[datetime, Row]] = OrderedDict()
 
     async def _row(self, reg: Any) -> Row:

@@ -77,7 +77,7 @@ class TelegramChannel:
     guards_itself = True  # make_bot's middleware charges "notify-telegram" per Bot API request
 
     def __init__(self, settings: Settings, bot: Any | None = None) -> None:
-        from interfaces.telegram.store import telegram_store
+        from store.telegram import telegram_store
 
         self.settings = settings
         self._bot = bot

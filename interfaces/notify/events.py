@@ -28,7 +28,7 @@ class EventKind(StrEnum):
     VERIFIED = "verified"
     NOT_RECOVERED = "not_recovered"
     ESCALATION = "escalation"
-    # what people did (graphs/lifecycle.py), from the report's on_call and comments
+    # what people did (service/lifecycle.py), from the report's on_call and comments
     ACKNOWLEDGED = "acknowledged"
     ASSIGNED = "assigned"
     COMMENTED = "commented"

@@ -17,11 +17,11 @@ from aiogram.exceptions import TelegramNetworkError, TelegramServerError, Telegr
 from aiogram.types import BotCommand
 
 from core.settings import Settings
-from graphs.runner import IncidentRunner
 from interfaces.telegram import ops
 from interfaces.telegram.client import make_bot
 from interfaces.telegram.handlers import BotContext, build_router
-from interfaces.telegram.store import telegram_store
+from service.runner import IncidentRunner
+from store.telegram import telegram_store
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class TelegramBot:
 async def run_bot(settings: Settings) -> None:
     """The `aiops bot` process: runner + outbox + bot until SIGINT/SIGTERM."""
     from interfaces.notify.outbox import Outbox
-    from interfaces.toolbox_factory import make_toolbox_factory
+    from service.toolbox_factory import make_toolbox_factory
 
     async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
         outbox = Outbox.from_settings(settings)

@@ -21,7 +21,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from core.models import IncidentReport
 from interfaces import charts
 from interfaces.telegram import photos, render
-from interfaces.telegram.store import TelegramStore
+from store.telegram import TelegramStore
 
 log = logging.getLogger(__name__)
 HASH_PREFIX = 16

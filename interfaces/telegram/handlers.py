@@ -6,7 +6,7 @@ stranger is answered once (with their id, so an admin can add it) and logged; af
 A decision goes through `IncidentRunner.decide` like every other channel; whatever the gate refuses
 (`DecisionRefused`: unknown, already decided, changed, expired, not authorised) becomes one line.
 The on-call operations (👀 Ack, 🙋 Take it, /ack, /assign, /comment, /snooze, /close) go through the runner's
-lifecycle (graphs/lifecycle.py), the same state machine as HTTP and the CLI. Decisions and changes are
+lifecycle (service/lifecycle.py), the same state machine as HTTP and the CLI. Decisions and changes are
 made as the user's TELEGRAM_APPROVER_IDS name (`alice:111` → alice), else their id.
 """
 
@@ -27,11 +27,11 @@ from aiogram.types import CallbackQuery, Message, User
 from agents.approval import authorised
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
-from graphs.runner import DecisionRefused, IncidentRunner
 from interfaces.telegram import cards, ops, photos, render
 from interfaces.telegram.intents import parse
 from interfaces.telegram.render import code, esc
-from interfaces.telegram.store import TelegramStore
+from service.runner import DecisionRefused, IncidentRunner
+from store.telegram import TelegramStore
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any, Literal
 from core.models import AlertmanagerWebhook, IncidentReport
 from core.settings import Settings
 from graphs.incident import investigate
-from graphs.runner import IncidentRunner, RunOutcome
-from interfaces.intake import on_demand_webhook as _intake_on_demand
 from interfaces.telegram import render
 from interfaces.telegram.render import b, code, esc
+from service.intake import on_demand_webhook as _intake_on_demand
+from service.runner import IncidentRunner, RunOutcome
 
 log = logging.getLogger(__name__)
 Lang = Literal["en", "ru"]
@@ -81,7 +81,7 @@ class BadRequest(ValueError):
 
 
 def on_demand_webhook(service: str, time_range: str) -> AlertmanagerWebhook:
-    """The service's synthetic on-demand alert (`interfaces.intake`), for input typed in a chat."""
+    """The service's synthetic on-demand alert (`service.intake`), for input typed in a chat."""
     if not _SERVICE.match(service):
         raise BadRequest(f"not a service name: {service[:40]!r} (letters, digits and . _ : / @ -)")
     try:

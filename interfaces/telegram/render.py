@@ -172,7 +172,7 @@ def incident_card(report: IncidentReport, *, pending: bool) -> str:
 
 
 def on_call_lines(report: IncidentReport) -> list[str]:
-    """Who is on it: acknowledged, assigned, snoozed, closed (graphs/lifecycle.py), the last comment."""
+    """Who is on it: acknowledged, assigned, snoozed, closed (service/lifecycle.py), the last comment."""
     o, lines = report.on_call, []
     if o.acknowledged_by:
         lines.append(f"👀 Acknowledged by <b>{esc(o.acknowledged_by)}</b>")

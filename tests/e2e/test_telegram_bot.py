@@ -21,11 +21,11 @@ import pytest
 from agents.self_healing import self_healing_status
 from core.models import AlertmanagerWebhook
 from core.settings import Settings, load_settings
-from graphs.runner import IncidentRunner
 from interfaces.notify.outbox import Outbox
 from interfaces.telegram.bot import TelegramBot
 from interfaces.telegram.cards import lock_for
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.sim.telegram import SentMessage, TelegramSim, parse_html, telegram_sim
 from tools.replay.recording import load_recorded

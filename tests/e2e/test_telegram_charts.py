@@ -18,7 +18,7 @@ from core.models import Approval, Hypothesis, IncidentStatus
 from core.settings import load_settings
 from interfaces.telegram import cards, photos
 from interfaces.telegram.client import make_bot
-from interfaces.telegram.store import TelegramStore
+from store.telegram import TelegramStore
 from tests.sim.telegram import TelegramSim, telegram_sim
 from tests.unit.test_charts import report
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from core.settings import load_settings
 from interfaces.api.app import create_app
-from interfaces.toolbox_factory import replay_spec
+from service.toolbox_factory import replay_spec
 from tests.conftest import LOCAL_CLIENT, recording
 from tests.sim.telegram import TelegramSim, telegram_sim
 from tools.replay.recording import load_recorded

@@ -27,8 +27,8 @@ from core import resilience
 from core.llm import LLMChain, M, build_llm_chain
 from core.models import IncidentReport, LLMCall
 from core.settings import Settings, load_settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.faults.scenario import Degradation, degradation
 from tests.servers import free_port

@@ -66,9 +66,9 @@ class _Warnings(logging.Handler):
 @degradation("redis-stopped-cache")
 def redis_stopped_cache(tmp: Path) -> Degradation:
     """The analysis cache's Redis is killed: the next incident run computes its answers fresh."""
-    from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
     from memory.cache import cached_call
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory, replay_spec
     from tests.conftest import scripted_chain
     from tests.scripted_model import crashloop_model
     from tests.servers import start_redis
@@ -284,8 +284,8 @@ def _notify_over_redis(tmp: Path) -> Iterator[tuple[Any, Any, Settings]]:
 
 async def _analyze_with_redis_killed(s: Settings, redis: Any) -> Any:
     """The crash-loop incident run to its outcome, with Redis killed as it starts."""
-    from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory, replay_spec
     from tools.replay.recording import load_recorded
 
     rec = load_recorded(_recording("crashloop"))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agents.correlation import Correlator, Topology
-from memory.self_healing import SelfHealingStore
+from store.autonomy import SelfHealingStore
 from tests.integration.test_postgres_checkpointer import database_url  # noqa: F401 - fixture
 from tests.unit.test_correlation import TOPOLOGY, hook
 

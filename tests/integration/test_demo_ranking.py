@@ -14,7 +14,7 @@ import pytest
 from agents.diagnosis import detection_window
 from core.settings import Settings
 from graphs.incident import incident_from_webhook, investigate
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.analysis.metric_anomaly import rank_components
 from tools.replay.recording import load_recorded

@@ -13,8 +13,8 @@ import pytest
 
 from core.events import EVENTS, JsonFormatter
 from core.settings import Settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 
@@ -73,7 +73,7 @@ def test_on_call_changes_and_refusals_are_event_lines(tmp_path, lines: io.String
 
     from core.models import utcnow
     from core.settings import load_settings
-    from graphs.refusals import DecisionRefused
+    from service.refusals import DecisionRefused
 
     settings = load_settings(AIOPS_DATA_DIR=tmp_path / "var", VERIFY_SETTLE_SECONDS=0, ENABLE_MEMORY=False,
                              APPROVERS="alice,bob")

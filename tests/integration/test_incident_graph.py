@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from graphs.runner import HashMismatch, IncidentRunner, PlanExpired, PlanNotPending, UnknownPlan
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import HashMismatch, IncidentRunner, PlanExpired, PlanNotPending, UnknownPlan
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 

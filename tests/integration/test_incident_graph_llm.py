@@ -8,8 +8,8 @@ import re
 
 from langchain_core.messages import SystemMessage, ToolMessage
 
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
 from tools.replay.recording import load_recorded

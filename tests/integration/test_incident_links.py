@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from graphs.runner import IncidentRunner
 from interfaces.render import render_report
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from memory.incidents import RunbookDoc
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 

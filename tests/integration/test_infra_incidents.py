@@ -14,8 +14,8 @@ import pytest
 
 from core.models import AlertmanagerWebhook, utcnow
 from core.settings import Settings, load_settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
 from tests.conftest import recording
 from tests.sim.proxmox import ProxmoxSim
 from tests.sim.routeros import RouterOSSim
@@ -212,7 +212,7 @@ def test_llm_diagnosis_calls_the_router_tools_and_cites_them(tmp_path):
 def test_a_replay_never_touches_the_configured_infrastructure(tmp_path):
     """The demo's recordings name pve-01/101 and rtr-edge-01: with real PROXMOX_*/MIKROTIK_* set, a replay
     still only dry-runs (a recorded incident must not reboot a real guest)."""
-    from interfaces.toolbox_factory import replay_spec
+    from service.toolbox_factory import replay_spec
     from tools.replay.recording import load_recorded
 
     with ProxmoxSim() as pve, RouterOSSim() as rtr:

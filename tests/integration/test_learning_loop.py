@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import crashloop_model
 from tools.replay.recording import load_recorded

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import crashloop_model
 from tests.servers import RedisServer, redis_server  # noqa: F401

@@ -8,8 +8,8 @@ import asyncio
 from agents.remediation import RemediationPlan
 from core.llm import build_llm_chain
 from core.settings import load_settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.sim.openai_server import OpenAISim, function_call, serve
 from tools.replay.recording import load_recorded

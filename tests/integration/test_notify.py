@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from core.settings import Settings, load_settings
-from graphs.runner import IncidentRunner
 from interfaces.notify.channels import slack_payload
 from interfaces.notify.events import EventKind, events_for
 from interfaces.notify.outbox import Outbox, backoff
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.mailserver import PASSWORD, USER, smtp_server
 from tests.servers import redis_server  # noqa: F401 - pytest fixture

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tests.servers import pg_database
 from tools.replay.recording import load_recorded

@@ -11,10 +11,10 @@ import pytest
 
 from core.models import ON_DEMAND_ALERT
 from graphs.incident import investigate
-from graphs.runner import IncidentRunner
-from interfaces.intake import on_demand_webhook
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
 from memory.incidents import IncidentRecord
+from service.intake import on_demand_webhook
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 

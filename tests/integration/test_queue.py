@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from interfaces.queue import MessageQueue, QueueUnavailable, RedisStreamQueue, SqliteQueue
+from store.queue import MessageQueue, QueueUnavailable, RedisStreamQueue, SqliteQueue
 from tests.servers import RedisServer, redis_server  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -155,7 +155,7 @@ async def test_sqlite_writer_waits_for_another_process_lock_then_gives_up(tmp_pa
     SQLite's own 1-100 ms busy sleeps), and past LOCK_TIMEOUT the queue is unavailable (503 upstream)."""
     import sqlite3
 
-    from interfaces.queue import sqlite as sqlite_queue
+    from store.queue import sqlite as sqlite_queue
 
     path = tmp_path / "queue.sqlite"
     q = SqliteQueue(path, "alerts")

@@ -14,8 +14,8 @@ import pytest
 from core.models import Escalation
 from core.settings import Settings
 from evals.alert_catalogue import load_catalogue, render
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
 
 DATA = Path(os.environ.get("DATASETS_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"))
 

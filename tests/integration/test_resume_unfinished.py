@@ -10,8 +10,8 @@ import asyncio
 
 from core.models import Approval
 from core.settings import Settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 

@@ -20,8 +20,8 @@ from typing import Any
 from agents.self_healing import set_self_healing, store_for
 from core.models import AlertmanagerWebhook
 from core.settings import Settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording
 from tools.replay.recording import load_recorded
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from core.models import AlertmanagerWebhook
 from core.settings import Settings
-from graphs.runner import IncidentRunner
 from interfaces.render import render_report
-from interfaces.toolbox_factory import make_toolbox_factory
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
 from tests.sim.openai_server import OpenAISim, function_call, serve
 
 CALLERS = {"checkout": ["payments", "pg-primary"], "payments": ["pg-primary"], "orders": ["pg-primary"],

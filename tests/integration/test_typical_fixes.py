@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from evals.suites import fixes
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
 from tests.integration.test_infra_incidents import settings_for, webhook
 from tests.sim.proxmox import ProxmoxSim
 

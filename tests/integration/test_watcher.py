@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from agents.watcher import ALERTNAME, AnomalyWatcher, open_checker
 from core.models import AlertmanagerWebhook
 from core.settings import Settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory
-from memory.registry import IncidentRegistry
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
+from store.registry import IncidentRegistry
 from tools.logs.inmemory import InMemoryLogSource
 from tools.logs.types import LogRecord
 from tools.metrics.inmemory import InMemoryMetricsSource

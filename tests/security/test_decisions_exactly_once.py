@@ -14,7 +14,7 @@ import pytest
 
 from core.models import utcnow
 from core.settings import load_settings
-from memory.registry import DecisionState, IncidentRegistry, IncidentRow
+from store.registry import DecisionState, IncidentRegistry, IncidentRow
 from tests.security.decision_helpers import (
     aiops,
     paused_reboot_plan,

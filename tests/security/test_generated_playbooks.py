@@ -20,8 +20,8 @@ from agents.toolbox import Toolbox
 from core.models import AlertmanagerWebhook, Diagnosis, Hypothesis, Risk, TriageVerdict
 from core.settings import load_settings
 from graphs.incident import incident_from_webhook
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
 from tests.security.local_hosts import write_inventory

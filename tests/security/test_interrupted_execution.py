@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from core.models import utcnow
-from memory.lease import LEASE_SECONDS, owner_alive, this_owner
+from store.lease import LEASE_SECONDS, owner_alive, this_owner
 from tests.security.decision_helpers import (
     aiops,
     incidents,
@@ -105,8 +105,8 @@ def test_owner_liveness_pid_reuse_and_lease():
 def _analyze(settings, name: str, factory=None):
     import asyncio
 
-    from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory, replay_spec
     from tests.conftest import recording
     from tools.replay.recording import load_recorded
 
@@ -121,8 +121,8 @@ def test_a_policy_approved_execution_that_fails_is_interrupted_and_blocks_its_fi
     """Auto-approval never pauses: the claim still moves to `executing` before the first action, so a
     crash mid-execution is an interrupted incident (open: a re-sent alert is its duplicate), and only an
     explicit decision re-runs it."""
-    from interfaces.toolbox_factory import make_toolbox_factory
-    from memory.registry import IncidentRegistry
+    from service.toolbox_factory import make_toolbox_factory
+    from store.registry import IncidentRegistry
 
     inner = make_toolbox_factory(settings)
 
@@ -146,7 +146,7 @@ def test_a_policy_approved_execution_that_fails_is_interrupted_and_blocks_its_fi
 
     import asyncio
 
-    from graphs.runner import IncidentRunner, PlanNotPending
+    from service.runner import IncidentRunner, PlanNotPending
 
     async def decide(**kw):
         async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
@@ -171,7 +171,7 @@ def test_an_analysis_that_fails_before_any_decision_is_handed_to_a_human(setting
         crashed = _analyze(settings, "crashloop")
     assert crashed.status.value == "escalated" and crashed.report.escalation.failed_step == "diagnosis"
     assert "RuntimeError: diagnosis crashed" in crashed.report.escalation.reason
-    from memory.registry import IncidentRegistry
+    from store.registry import IncidentRegistry
 
     [row] = IncidentRegistry(settings).list()
     assert (row.status, row.owner) == ("escalated", None) and row.decision_state != "interrupted"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from core.models import AlertmanagerWebhook, utcnow
 from core.settings import load_settings
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory, replay_spec
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording, scripted_chain
 from tests.scripted_model import ScriptedChatModel, reply, tool_call
 from tests.sim.proxmox import ProxmoxSim

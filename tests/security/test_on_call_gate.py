@@ -23,10 +23,10 @@ from fastapi.testclient import TestClient
 
 from core.models import utcnow
 from core.settings import load_settings
-from graphs.runner import DecisionRefused, PlanWithdrawn
 from interfaces.api.app import create_app
-from interfaces.toolbox_factory import replay_spec
-from memory.registry import DecisionRecord, IncidentRegistry
+from service.runner import DecisionRefused, PlanWithdrawn
+from service.toolbox_factory import replay_spec
+from store.registry import DecisionRecord, IncidentRegistry
 from tests.conftest import LOCAL_CLIENT, recording
 from tests.security.decision_helpers import aiops, wait_for
 from tools.replay.recording import load_recorded
@@ -170,7 +170,7 @@ def test_concurrent_changes_lose_no_update(tmp_path: Path) -> None:
     """The compare-and-set itself: of two changes read at one version, exactly one applies."""
     settings = load_settings(AIOPS_DATA_DIR=tmp_path / "var", ENABLE_MEMORY=False)
     registry = IncidentRegistry(settings)
-    from memory.registry import IncidentRow
+    from store.registry import IncidentRow
 
     now = utcnow()
     registry.upsert(IncidentRow(incident_id="inc-1", fingerprint="f", status="escalated", title="t", mode="rules",
@@ -244,7 +244,7 @@ def test_the_compare_and_set_on_postgres(tmp_path: Path) -> None:
     """The same registry SQL on PostgreSQL (DATABASE_URL): the lifecycle columns are migrated, a change
     applies once per version, a close withdraws the pending plan, and a run finishing later neither
     reopens the incident nor makes its plan pending again."""
-    from memory.registry import IncidentRow
+    from store.registry import IncidentRow
     from tests.servers import pg_database
 
     with pg_database() as url:

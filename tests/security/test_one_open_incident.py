@@ -15,7 +15,7 @@ import pytest
 
 from core.models import utcnow
 from core.settings import load_settings
-from memory.registry import IncidentRegistry, IncidentRow
+from store.registry import IncidentRegistry, IncidentRow
 from tests.security.decision_helpers import aiops, hot_vm_alert, incidents, pg_database, show, spawn
 
 pytestmark = pytest.mark.e2e
@@ -101,8 +101,8 @@ def test_claimed_at_the_start_of_the_run(tmp_path, settings):
     import asyncio
 
     from core.models import AlertmanagerWebhook
-    from graphs.runner import IncidentRunner
-    from interfaces.toolbox_factory import make_toolbox_factory
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory
 
     seen: list[tuple[str, str | None]] = []
     hook = AlertmanagerWebhook.model_validate(json.loads(hot_vm_alert(tmp_path).read_text()))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from core.models import AlertmanagerWebhook
-from graphs.runner import IncidentRunner
-from interfaces.toolbox_factory import make_toolbox_factory
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
 from tools.ansible import AnsibleTool
 from tools.catalog import CATALOG
 from tools.params import ParameterRefused

@@ -1,6 +1,6 @@
 """The package's import graph obeys the layering of the design, and has no cycles.
 
-Layers, top to bottom: interfaces -> graphs -> agents -> tools | memory -> core. A module may import
+Layers, top to bottom: interfaces -> service -> graphs -> agents -> tools | memory -> store -> core. A module may import
 its own layer or any layer below it, never one above; `tools` and `memory` are siblings and do not
 import each other; `core` imports nothing of ours; nothing imports `interfaces`; `evals` may import
 the product (not `interfaces`), the product never imports `evals`.
@@ -21,17 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "tools", "memory", "agents", "graphs", "interfaces", "evals")
+PACKAGES = ("core", "store", "tools", "memory", "agents", "graphs", "service", "interfaces", "evals")
 
 # What each top-level package may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
+    "store": {"core"},
     "tools": {"core"},
-    "memory": {"core"},
-    "agents": {"tools", "memory", "core"},
-    "graphs": {"agents", "tools", "memory", "core"},
-    "interfaces": {"graphs", "agents", "tools", "memory", "core"},
-    "evals": {"graphs", "agents", "tools", "memory", "core"},
+    "memory": {"store", "core"},
+    "agents": {"tools", "memory", "store", "core"},
+    "graphs": {"agents", "tools", "memory", "store", "core"},
+    "service": {"graphs", "agents", "tools", "memory", "store", "core"},
+    "interfaces": {"service", "graphs", "agents", "tools", "memory", "store", "core"},
+    "evals": {"service", "graphs", "agents", "tools", "memory", "store", "core"},
 }
 
 # Known cycles that someone else is removing, each with who and why. A cycle is excused only if its

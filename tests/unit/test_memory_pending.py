@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from memory.failures import reason
 from memory.incidents import IncidentRecord
-from memory.pending import PendingRecords, reason
+from store.pending import PendingRecords
 
 
 def _rec(i: str) -> IncidentRecord:

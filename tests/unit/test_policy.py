@@ -12,7 +12,7 @@ from agents.self_healing import authorize, inverse_plan, self_healing_status, se
 from agents.toolbox import Toolbox
 from core.models import ExecutionResult, Incident, Plan, Verification
 from core.settings import Settings
-from memory.self_healing import AutoAction
+from store.autonomy import AutoAction
 from tools.catalog import CATALOG
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -122,7 +122,7 @@ def test_runtime_switch_is_persisted_and_seen_by_a_new_store(settings: Settings)
     clockbox = Toolbox(settings=settings, clock=lambda: T0)
     assert authorize(cleanup_plan(), incident(), clockbox).allowed
     set_self_healing(settings, False, "alice", now=T0)
-    from memory.self_healing import SelfHealingStore
+    from store.autonomy import SelfHealingStore
 
     assert SelfHealingStore(settings).switch().enabled is False  # another process would read the same row
     d = authorize(cleanup_plan("web-02", "inc-2"), incident("fp-2", "inc-2"), clockbox)
@@ -230,7 +230,7 @@ def test_a_history_from_before_the_object_column_is_migrated(settings: Settings)
     read with no object, new rows keep theirs."""
     import sqlite3
 
-    from memory.self_healing import SelfHealingStore
+    from store.autonomy import SelfHealingStore
 
     settings.AIOPS_DATA_DIR.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(settings.AIOPS_DATA_DIR / "incidents.sqlite")

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from core.models import AlertmanagerWebhook
 from core.settings import SettingsError, load_settings
 from interfaces.api.auth import Authenticator
-from interfaces.intake import AlertJob, alert_key, on_demand_webhook, parse_time_range
+from service.intake import AlertJob, alert_key, on_demand_webhook, parse_time_range
 from tests.conftest import recording
 
 

@@ -1,6 +1,6 @@
 """Durable named work queues (`alerts`, `notifications`, ...) behind one typed interface.
 
-    from interfaces.queue import open_queue, QueueUnavailable
+    from store.queue import open_queue, QueueUnavailable
 
     queue = open_queue(settings, "alerts")      # Redis Streams if REDIS_URL is set, else SQLite in the data dir
     msg_id = await queue.enqueue({"webhook": ...}, key="group-key|fingerprints")   # durable on return
@@ -18,9 +18,9 @@ exact delivery semantics. Reclaim after `WORKER_CLAIM_IDLE_SECONDS`, dead-letter
 from __future__ import annotations
 
 from core.settings import Settings
-from interfaces.queue.base import DeadLetter, Message, MessageQueue, QueueStats, QueueUnavailable
-from interfaces.queue.redis_streams import RedisStreamQueue
-from interfaces.queue.sqlite import SqliteQueue
+from store.queue.base import DeadLetter, Message, MessageQueue, QueueStats, QueueUnavailable
+from store.queue.redis_streams import RedisStreamQueue
+from store.queue.sqlite import SqliteQueue
 
 __all__ = ["DeadLetter", "Message", "MessageQueue", "QueueStats", "QueueUnavailable", "RedisStreamQueue",
            "SqliteQueue", "open_queue", "queue_path"]

@@ -31,10 +31,10 @@ from core.models import (
     utcnow,
 )
 from core.settings import Settings
-from graphs.admission import Admission
 from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
-from graphs.outcome_log import alert_fields, log_outcome
-from graphs.refusals import (
+from service.admission import Admission
+from service.outcome_log import alert_fields, log_outcome
+from service.refusals import (
     DecisionRefused,
     HashMismatch,
     NotAuthorised,
@@ -43,10 +43,10 @@ from graphs.refusals import (
     PlanWithdrawn,
     UnknownPlan,
 )
-from memory.checkpoint import open_checkpointer
-from memory.lease import Heartbeat, this_owner
-from memory.outage import outage
-from memory.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
+from store.checkpoint import open_checkpointer
+from store.lease import Heartbeat, this_owner
+from store.outage import outage
+from store.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
 OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
@@ -114,7 +114,7 @@ class IncidentRunner:
             self.correlator.store.close()
             raise
         self.graph: Any = build_graph().compile(checkpointer=saver)
-        from graphs.lifecycle import Lifecycle
+        from service.lifecycle import Lifecycle
 
         self.lifecycle = Lifecycle(self)  # acknowledge, assign, comment, snooze, close
         return self
@@ -443,7 +443,7 @@ class IncidentRunner:
                 log.exception("outcome listener %r failed for %s", listener, outcome.incident_id)
 
     async def announce(self, incident_id: str) -> None:
-        """A person changed the incident (graphs/lifecycle.py: acknowledged, assigned, commented, closed):
+        """A person changed the incident (service/lifecycle.py: acknowledged, assigned, commented, closed):
         the listeners hear of its report as it is now, so every channel follows (a Telegram card is
         redrawn, PagerDuty acknowledged or resolved, Slack told), whichever interface made the change."""
         report = await self.report(incident_id)

@@ -37,7 +37,7 @@ class SqlStore:
         if self._conn is not None:
             return self._conn
         if self._pg_url:
-            from memory.pg import connect
+            from store.pg import connect
 
             self._conn = connect(self._pg_url, autocommit=True)  # through the "postgres" breaker
         else:
@@ -52,7 +52,7 @@ class SqlStore:
     def transaction(self) -> Iterator[Tx]:
         with self._lock:
             if self._pg_url:
-                from memory.pg import charge, is_outage
+                from store.pg import charge, is_outage
 
                 try:
                     with ExitStack() as stack:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from agents.watcher import AnomalyWatcher, Sink, open_checker
 from core.settings import Settings
-from interfaces.toolbox_factory import live_logs, live_metrics
+from service.toolbox_factory import live_logs, live_metrics
 
 
 class WatchNotConfigured(ValueError):

@@ -6,8 +6,8 @@ import errno
 import sqlite3
 
 from core.resilience import DependencyUnavailable
-from memory.errors import StoreError
-from memory.pg import is_outage
+from store.errors import StoreError
+from store.pg import is_outage
 
 _MACHINE = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ENOMEM}
 

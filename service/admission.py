@@ -14,7 +14,7 @@ from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
 from core.models import ON_DEMAND_ALERT, AlertmanagerWebhook, Incident
 from graphs.incident import incident_from_webhook
-from memory.registry import OPEN_STATUSES, IncidentRegistry
+from store.registry import OPEN_STATUSES, IncidentRegistry
 
 
 class Admission:

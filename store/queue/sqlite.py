@@ -1,6 +1,6 @@
 """The embedded durable queue: one SQLite file in `$AIOPS_DATA_DIR`, so `aiops serve` needs no server.
 
-Same semantics as the Redis Streams backend (see `interfaces.queue.base`). Several processes may share
+Same semantics as the Redis Streams backend (see `store.queue.base`). Several processes may share
 the file (the API enqueues, `aiops worker` processes consume): hand-outs happen inside
 `BEGIN IMMEDIATE` transactions, so two consumers never get the same message at once.
 
@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
-from memory.errors import corrupted, is_corruption
+from store.errors import corrupted, is_corruption
+from store.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
 
 T = TypeVar("T")
 LOCK_TIMEOUT = 30.0  # seconds a write waits for another process's transaction before the queue is "unavailable"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from core.settings import Settings
-from memory.sql import SqlStore, Tx
+from store.sql import SqlStore, Tx
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS aiops_auto_actions (

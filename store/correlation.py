@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from core.models import RelatedAlert
 from core.settings import Settings
-from memory.sql import SqlStore, Tx, marks
+from store.sql import SqlStore, Tx, marks
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS aiops_corr_incidents (

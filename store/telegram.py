@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from memory.errors import named_if_corrupted
+from store.errors import named_if_corrupted
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cards (

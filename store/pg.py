@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from core.resilience import CircuitOpenError, breaker, guarded_sync
-from memory.errors import StoreUnavailable
+from store.errors import StoreUnavailable
 
 NAME = "postgres"
 CONNECT_TIMEOUT = 5  # seconds; a stopped server refuses at once, a black-holed one costs this

@@ -2,7 +2,7 @@
 
 Keys: `aiops:queue:<name>` (the stream; acknowledged entries are deleted, so XLEN is the depth),
 `aiops:queue:<name>:dead` (the dead-letter stream) and `aiops:queue:<name>:key:<sha256>` (markers of
-keys waiting or in flight, for `dedupe=True`; deleted with the acknowledgement). Semantics are those of `interfaces.queue.base`.
+keys waiting or in flight, for `dedupe=True`; deleted with the acknowledgement). Semantics are those of `store.queue.base`.
 
 Durability is Redis's: with `appendonly yes` (and `appendfsync everysec` or `always`) an XADD that
 answered survives a Redis restart. A Redis restarted *without* persistence loses the stream and its
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from core.redis_errors import redis_outage
 from core.resilience import CircuitOpenError, guarded
-from interfaces.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
+from store.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
 
 T = TypeVar("T")
 GROUP = "aiops"

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from core.settings import Settings
-from memory.errors import corrupted, is_corruption
+from store.errors import corrupted, is_corruption
 
 
 @asynccontextmanager

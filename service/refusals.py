@@ -1,6 +1,6 @@
 """Why a person's request to the runner does not count: one exception per reason, each with the HTTP
-status every interface maps it to (the CLI exits 2 with its message). Decisions (graphs/runner.py) and
-on-call changes (graphs/lifecycle.py) raise them alike."""
+status every interface maps it to (the CLI exits 2 with its message). Decisions (service/runner.py) and
+on-call changes (service/lifecycle.py) raise them alike."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class PlanWithdrawn(DecisionRefused):
     status = 409
 
 
-# On-call changes (graphs/lifecycle.py)
+# On-call changes (service/lifecycle.py)
 class UnknownIncident(DecisionRefused, LookupError):
     status = 404
 

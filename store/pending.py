@@ -23,35 +23,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from core.resilience import DependencyUnavailable
-
 R = TypeVar("R", bound=BaseModel)
 
 log = logging.getLogger(__name__)
-
-PENDING_FILE = "memory-pending.jsonl"
-
-
-class MemoryUnavailable(DependencyUnavailable):
-    """Memory (Milvus or the embeddings endpoint) could not be used; what was being stored is kept."""
-
-
-def dependency_of(exc: BaseException) -> str:
-    """Which dependency an error from memory belongs to ("embeddings" or "milvus")."""
-    from memory.embeddings import EmbeddingError
-
-    if isinstance(exc, DependencyUnavailable):
-        return exc.dependency
-    return "embeddings" if isinstance(exc, EmbeddingError) else "milvus"
-
-
-def reason(exc: BaseException) -> str:
-    """One line for a human: which dependency, and what it said."""
-    message = getattr(exc, "message", None)  # pymilvus.MilvusException: str() wraps it in <...(code=...)>
-    text = message if isinstance(message, str) and message else str(exc)
-    text = text.splitlines()[0][:200] if text else type(exc).__name__
-    return f"{dependency_of(exc)}: {text}"
-
 
 class PendingRecords(Generic[R]):
     """A JSONL file of records waiting for a store that is down: `IncidentRecord`s for memory, and

@@ -15,7 +15,7 @@ Each arrow is a compare-and-set (`UPDATE ... WHERE decision_state = <expected>`,
 of concurrent deciders exactly one sees rowcount 1. Every attempt, won or not, is appended to the
 `aiops_decisions` audit table. A unique partial index allows one open incident per fingerprint.
 
-The on-call columns (acknowledged, assignee, snoozed, closed: graphs/lifecycle.py) move by a
+The on-call columns (acknowledged, assignee, snoozed, closed: service/lifecycle.py) move by a
 compare-and-set on the row's `version`, so two people changing one incident at once never lose an update;
 each change is a line of the same audit trail (who, when, through which channel).
 """
@@ -36,8 +36,8 @@ from pydantic import BaseModel
 
 from core.models import utcnow
 from core.settings import Settings
-from memory.errors import StoreError, corrupted, is_corruption
-from memory.lease import owner_alive
+from store.errors import StoreError, corrupted, is_corruption
+from store.lease import owner_alive
 
 OPEN_STATUSES = ("running", "awaiting_approval", "executing", "executed", "escalated")
 # Open: being worked on, waiting for a human (approval, or escalated: a human has it), or executed but
@@ -92,7 +92,7 @@ _INDEXES = ("CREATE INDEX IF NOT EXISTS aiops_incidents_fp ON aiops_incidents (f
             "CREATE INDEX IF NOT EXISTS aiops_decisions_incident ON aiops_decisions (incident_id, at)",
             f"CREATE UNIQUE INDEX IF NOT EXISTS aiops_incidents_one_open ON aiops_incidents (fingerprint) "
             f"WHERE {_OPEN_SQL}")
-# The on-call lifecycle (graphs/lifecycle.py), migrated the same way; `version` is its compare-and-set.
+# The on-call lifecycle (service/lifecycle.py), migrated the same way; `version` is its compare-and-set.
 _LIFECYCLE_COLUMNS = ("ack_by", "ack_at", "assignee", "snoozed_until", "closed_by", "closed_at", "close_reason")
 _COLUMNS = ("incident_id", "fingerprint", "status", "title", "mode", "plan_id", "plan_hash", "source",
             "created_at", "updated_at")
@@ -125,7 +125,7 @@ class IncidentRow(BaseModel):
     closed_by: str | None = None
     closed_at: datetime | None = None
     close_reason: str | None = None
-    version: int = 0  # bumped by every lifecycle change (the compare-and-set of graphs/lifecycle.py)
+    version: int = 0  # bumped by every lifecycle change (the compare-and-set of service/lifecycle.py)
 
 
 class DecisionRecord(BaseModel):
@@ -160,7 +160,7 @@ class IncidentRegistry:
         """One transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE) so that two
         deciders serialise instead of both reading 'pending' and failing on the lock upgrade."""
         if self._pg:
-            from memory import pg as pgconn
+            from store import pg as pgconn
 
             # Through the "postgres" breaker: StoreUnavailable when down (the API answers 503, a
             # worker waits); the statements are never retried, only the connect.
@@ -419,7 +419,7 @@ class IncidentRegistry:
     # ------------------------------------------------------------------------------ lifecycle --
     def change(self, incident_id: str, version: int, sets: dict[str, Any], rec: DecisionRecord, *,
                where: str = "", withdraw: bool = False) -> bool:
-        """One on-call change (graphs/lifecycle.py) as a compare-and-set on the row's `version`: True when
+        """One on-call change (service/lifecycle.py) as a compare-and-set on the row's `version`: True when
         the row still had `version` (and matched `where`); the change and its audit line are one
         transaction. `withdraw`: a plan still pending is withdrawn with it (it can never be decided)."""
         assert set(sets) <= set(_LIFECYCLE_COLUMNS) | {"status"}

@@ -3,7 +3,7 @@
 One state machine for every interface (HTTP, CLI, Telegram, the console): each operation checks who
 asks (`agents.approval.authorised`, the approval gate: APPROVERS, the Telegram approvers), checks the
 transition against the incident's current row, and applies it as a compare-and-set on the row's
-`version` (memory/registry.py `IncidentRegistry.change`), writing its line of the audit trail in the
+`version` (store/registry.py `IncidentRegistry.change`), writing its line of the audit trail in the
 same transaction. Two people changing one incident at once: the loser re-reads and re-checks, so no
 update is lost and none is applied to a state it was not checked against.
 
@@ -32,8 +32,8 @@ from agents.toolbox import Toolbox
 from core.events import event
 from core.models import Comment, Incident, IncidentReport, OnCall, utcnow
 from core.settings import Settings
-from graphs.refusals import BadChange, DecisionRefused, NotAllowedNow, NotAuthorised, UnknownIncident
-from memory.registry import DecisionRecord, IncidentRegistry, IncidentRow
+from service.refusals import BadChange, DecisionRefused, NotAllowedNow, NotAuthorised, UnknownIncident
+from store.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _ATTEMPTS = 8  # compare-and-set retries against concurrent changes before answe
 
 
 class Runner(Protocol):
-    """What the lifecycle needs of graphs.runner.IncidentRunner (which owns it)."""
+    """What the lifecycle needs of service.runner.IncidentRunner (which owns it)."""
 
     settings: Settings
     registry: IncidentRegistry

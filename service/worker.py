@@ -6,7 +6,7 @@
 A message is acknowledged only after its run is checkpointed and registered, so a worker killed
 mid-run loses nothing: after `WORKER_CLAIM_IDLE_SECONDS` another worker reclaims the message and
 finishes the *same* incident (the incident id comes from the message's idempotency key, see
-`interfaces.intake`). While a run is alive its worker heartbeats the message so it is not reclaimed
+`service.intake`). While a run is alive its worker heartbeats the message so it is not reclaimed
 under it. A run that keeps failing goes to the dead-letter list after `WORKER_MAX_DELIVERIES`.
 """
 
@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from core.models import AlertmanagerWebhook, IncidentStatus
 from core.resilience import DependencyUnavailable, backoff_delay, breaker, current_config
 from core.settings import Settings
-from interfaces.intake import QUEUE, AlertJob
-from interfaces.queue import Message, MessageQueue, QueueUnavailable, open_queue
+from service.intake import QUEUE, AlertJob
+from store.queue import Message, MessageQueue, QueueUnavailable, open_queue
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _store_outage(settings: Settings, exc: BaseException) -> DependencyUnavailab
         if isinstance(seen, DependencyUnavailable) and seen.dependency == "postgres":
             return seen
         if settings.DATABASE_URL:
-            from memory.pg import charge
+            from store.pg import charge
 
             down = charge(seen)
             if down is not None:
@@ -208,9 +208,9 @@ async def run_workers(settings: Settings, concurrency: int) -> int:
     """`aiops worker`: consume until SIGTERM/SIGINT, then finish what is in progress."""
     import signal
 
-    from graphs.runner import IncidentRunner
-    from interfaces.api.discovery import find_service
-    from interfaces.toolbox_factory import make_toolbox_factory
+    from service.discovery import find_service
+    from service.runner import IncidentRunner
+    from service.toolbox_factory import make_toolbox_factory
 
     if settings.ENABLE_MEMORY and "://" not in settings.milvus_uri and find_service(settings) is not None:
         # milvus-lite: one process per file, and `aiops serve` has it. Runs still work; remembering and
