@@ -122,7 +122,7 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
     memory = toolbox.memory
     if memory is None or report.triage.kind != "incident" or incident.alert.name == ON_DEMAND_ALERT:
         return  # an on-demand investigation (`/analyze`, chat) answers a question: it is not an incident
-    from memory.incidents import IncidentRecord
+    from memory.records import IncidentRecord
 
     top: Hypothesis | None = report.hypotheses[0] if report.hypotheses else None
     done: list[ExecutionResult] = [e for e in report.executions if e.status == "ok"]

@@ -21,7 +21,7 @@ from tools.metrics.types import MetricsSource
 
 if TYPE_CHECKING:  # memory.incidents pulls in pymilvus: only its types are needed here
     from memory.cache import Cache
-    from memory.incidents import IncidentMatch, IncidentRecord, RunbookMatch
+    from memory.records import IncidentMatch, IncidentRecord, RunbookMatch
 
 M = TypeVar("M", bound=BaseModel)
 

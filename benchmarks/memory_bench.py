@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memory.incidents import INCIDENTS, IncidentMemory, IncidentRecord  # noqa: E402
+from memory.incidents import INCIDENTS, IncidentMemory  # noqa: E402
+from memory.records import IncidentRecord
 
 DIM = 384
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from memory.incidents import IncidentMemory, IncidentRecord, RunbookDoc, split_camel
+from memory.incidents import IncidentMemory
+from memory.records import IncidentRecord, RunbookDoc, split_camel
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.S)
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)

@@ -84,7 +84,8 @@ def test_milvus_down_skips_recall_and_defers_the_incident_until_milvus_is_back(t
     # stores the new incident and replays the pending one
     from core.settings import load_settings
     from memory.embeddings import HttpEmbedder
-    from memory.incidents import IncidentMemory, IncidentRecord
+    from memory.incidents import IncidentMemory
+    from memory.records import IncidentRecord
     from tests.sim.embeddings_server import EmbeddingsServer
 
     resilience.configure(load_settings(CB_TIMEOUT=1, RETRY_BASE_DELAY=0.01))

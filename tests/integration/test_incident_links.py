@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from interfaces.render import render_report
-from memory.incidents import RunbookDoc
+from memory.records import RunbookDoc
 from service.runner import IncidentRunner
 from service.toolbox_factory import make_toolbox_factory, replay_spec
 from tests.conftest import recording

@@ -65,7 +65,8 @@ def test_second_run_uses_fewer_llm_calls(mem_settings):
 def test_known_cause_ranks_first_in_rule_mode(mem_settings):
     """A past incident with this signature was fixed by acting on php-fpm: rules now rank php-fpm first,
     citing it, even where the metrics alone are ambiguous between php-fpm and its caller nginx."""
-    from memory.incidents import IncidentMemory, IncidentRecord
+    from memory.incidents import IncidentMemory
+    from memory.records import IncidentRecord
 
     mem = IncidentMemory.from_settings(mem_settings)
     rec = load_recorded(recording("vm-high-cpu"))

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from memory.embeddings import LocalEmbedder
-from memory.incidents import (
-    INCIDENTS,
-    PROP_VERSION,
-    RUNBOOKS,
-    SCHEMA_VERSIONS,
-    IncidentMemory,
-    IncidentRecord,
-    RunbookDoc,
-)
+from memory.incidents import INCIDENTS, PROP_VERSION, RUNBOOKS, SCHEMA_VERSIONS, IncidentMemory
+from memory.records import IncidentRecord, RunbookDoc
 from tests.sim.embeddings_server import EmbeddingsServer
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from core.models import ON_DEMAND_ALERT
 from graphs.incident import investigate
-from memory.incidents import IncidentRecord
+from memory.records import IncidentRecord
 from service.intake import on_demand_webhook
 from service.runner import IncidentRunner
 from service.toolbox_factory import make_toolbox_factory, replay_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memory.failures import reason
-from memory.incidents import IncidentRecord
+from memory.records import IncidentRecord
 from store.pending import PendingRecords
 
 

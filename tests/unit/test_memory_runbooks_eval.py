@@ -72,7 +72,7 @@ def test_splits_are_fixed_by_alert_name_and_cover_every_case():
 
 
 def test_a_rule_catalogue_entry_is_told_from_a_runbook():
-    from memory.incidents import RunbookDoc, is_rule_entry
+    from memory.records import RunbookDoc, is_rule_entry
 
     rule = RunbookDoc(id="a", alertname="KubernetesPodCrashLooping", meaning="Pod is crash looping",
                       diagnosis="Query: increase(kube_pod_container_status_restarts_total[1m]) > 3 (for 2m)")
