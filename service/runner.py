@@ -392,7 +392,7 @@ class IncidentRunner:
                 exc = again
         diagnosis = Diagnosis(hypotheses=values.get("hypotheses") or [], summary=values.get("summary", ""))
         esc = await escalation_agent.escalate(incident, verdict, diagnosis, plan, toolbox, failed_step=step)
-        final = IncidentState(**update, escalation=esc, status=IncidentStatus.ESCALATED)
+        final: IncidentState = {**update, "escalation": esc, "status": IncidentStatus.ESCALATED}
         values.update(final)
         final["report"] = build_report(values, report_mode(values, toolbox))
         await self.graph.aupdate_state(config, final, as_node="report")
