@@ -190,7 +190,8 @@ async def _read_subject(incident: Incident, toolbox: Toolbox, f: Findings, targe
     the target (`{instance="..."}` or the like, for a rule with no `service` label) is scored the same
     way. Returns False when the metrics source is down (noted once; nothing more to ask it).
     """
-    from agents.understanding import expression, host_of
+    from agents.understanding import expression
+    from core.subject import host_of
     from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
     from tools.metrics.types import MetricsUnavailable
 

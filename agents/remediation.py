@@ -22,6 +22,7 @@ from agents.prompts import REMEDIATION_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
 from core.settings import Settings
+from core.subject import PLAYBOOK_HOST_LABELS, host_names, host_of
 from tools.catalog import CATALOG, ESCALATE, escalation
 from tools.fit import FitResult
 from tools.fit import check as fit_check
@@ -110,25 +111,17 @@ def _escalation(incident: Incident, diagnosis: Diagnosis, why: str) -> tuple[lis
 
 
 def _host(incident: Incident, verdict: TriageVerdict | None = None) -> str:
+    """The machine an escalation names: triage's reading of it, else the labels', else the alert's target."""
     if verdict is not None and verdict.host:
         return verdict.host
-    labels = incident.alert.labels
-    for key in ("host", "nodename", "instance"):
-        if labels.get(key):
-            return labels[key].rsplit(":", 1)[0] if key == "instance" else labels[key]
-    return incident.alert.target
+    return host_of(incident.alert.labels) or incident.alert.target
 
 
 def incident_targets(incident: Incident, verdict: TriageVerdict | None = None) -> set[str]:
     """The hosts this incident is about (what a generated playbook may name): the triage's host and the
     alert's host labels (instance without its port)."""
-    labels = incident.alert.labels
     found = {verdict.host} if verdict is not None and verdict.host else set()
-    for key in ("host", "hostname", "nodename", "instance"):
-        value = labels.get(key)
-        if value:
-            found.add(value.rsplit(":", 1)[0] if key == "instance" and value.count(":") == 1 else value)
-    return found
+    return found | host_names(incident.alert.labels, PLAYBOOK_HOST_LABELS)
 
 
 def _generated_entry(name: str) -> bool:

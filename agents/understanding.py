@@ -21,6 +21,7 @@ from typing import get_args
 from pydantic import BaseModel, Field
 
 from core.models import Alert, Category, Domain
+from core.subject import host_of, service_of
 
 CATEGORIES: tuple[str, ...] = get_args(Category)
 DOMAINS: tuple[str, ...] = get_args(Domain)
@@ -128,14 +129,6 @@ _PROMQL_WORDS = {
     "inf", "nan", "e", "m", "s", "h", "d", "w", "y", "ms",
 }
 
-# Labels that name the affected service, most specific first. `name` means a unit, process or
-# container only where the exporter says so (for Ceph it names a health check).
-_SERVICE_LABELS = ("service", "service_name", "groupname", "container", "container_name", "deployment",
-                   "statefulset", "daemonset", "cronjob", "app", "envoy_cluster_name", "backend", "proxy")
-_NAME_IS_SERVICE = re.compile(r"systemd|node|process|cadvisor|docker|container|windows|pve|vmware")
-_GENERIC_JOBS = re.compile(r"^(node|windows|smartctl|ipmi|blackbox|snmp|kube-state-metrics|cadvisor|netdata|"
-                           r"ebpf|process|systemd|apcupsd|junos|speedtest|ssl|pve|vmware)$")
-_POD_HASH = re.compile(r"-(?:[a-z0-9]{8,10}-)?[a-z0-9]{5}$")
 
 
 class AlertReading(BaseModel):
@@ -200,36 +193,6 @@ def domain_of(job: str, name: str, metrics: list[str]) -> Domain:
             if re.search(pattern, spaced):
                 return domain
     return "other"
-
-
-def host_of(labels: dict[str, str]) -> str:
-    """The machine: an explicit host label, else the instance without its port (or URL scheme/path)."""
-    for key in ("host", "nodename", "hostname", "node", "instance"):
-        value = labels.get(key, "")
-        if not value:
-            continue
-        if key != "instance":
-            return value
-        value = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value).split("/", 1)[0]
-        if value.startswith("["):  # [ipv6]:port
-            return value[1:].split("]", 1)[0]
-        return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    return ""
-
-
-def service_of(labels: dict[str, str], job: str) -> str:
-    """The affected service from the labels the rule uses (a systemd unit, container, workload, pod)."""
-    name = labels.get("name", "")
-    if name and _NAME_IS_SERVICE.search(job or ""):
-        return re.sub(r"\.(service|socket|timer|mount)$", "", name)
-    for key in _SERVICE_LABELS:
-        if labels.get(key):
-            return labels[key]
-    if labels.get("pod"):
-        return _POD_HASH.sub("", labels["pod"])
-    if job and not _GENERIC_JOBS.match(job):
-        return job
-    return ""
 
 
 def understand(alert: Alert) -> AlertReading:

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.subject import target_of
+
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 # Limits on what untrusted input may keep in state (settings override them through the validation
@@ -142,10 +144,7 @@ class Alert(_Model):
     @property
     def target(self) -> str:
         """The thing the alert is about: service, pod, vm, interface or instance, in that order."""
-        for key in ("service", "job_service", "pod", "vm", "interface", "host", "instance"):
-            if self.labels.get(key):
-                return self.labels[key]
-        return self.labels.get("job", "unknown")
+        return target_of(self.labels)
 
     def effective_fingerprint(self) -> str:
         """Alertmanager's fingerprint, or the same idea (hash of sorted labels) if it was omitted."""

@@ -30,8 +30,9 @@ from typing import Any, Protocol
 from agents.correlation import Correlator
 from agents.toolbox import Toolbox
 from core.events import event
-from core.models import Comment, Incident, IncidentReport, OnCall, utcnow
+from core.models import Comment, IncidentReport, OnCall, utcnow
 from core.settings import Settings
+from graphs.state import typed
 from service.refusals import BadChange, DecisionRefused, NotAllowedNow, NotAuthorised, UnknownIncident
 from store.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
@@ -245,12 +246,12 @@ class Lifecycle:
         from agents.recall import remember_report
 
         report = await self.runner.report(row.incident_id)
-        values = (await self.runner.graph.aget_state({"configurable": {"thread_id": row.incident_id}})).values
-        if report is None or not values or not values.get("incident"):
+        values = typed((await self.runner.graph.aget_state({"configurable": {"thread_id": row.incident_id}})).values)
+        if report is None or not values.get("incident"):
             return
         try:
             toolbox = self.runner._toolbox(row.source, row.incident_id)
-            await asyncio.to_thread(remember_report, report, Incident.model_validate(values["incident"]), toolbox,
+            await asyncio.to_thread(remember_report, report, values["incident"], toolbox,
                                     resolution)
         except Exception as exc:  # memory is a help, not a gate: the incident is closed either way
             log.warning("incident %s closed, but could not be remembered: %s", row.incident_id, exc)

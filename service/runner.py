@@ -22,7 +22,6 @@ from core.models import (
     AlertmanagerWebhook,
     Approval,
     Diagnosis,
-    Hypothesis,
     Incident,
     IncidentReport,
     IncidentStatus,
@@ -31,7 +30,8 @@ from core.models import (
     utcnow,
 )
 from core.settings import Settings
-from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode
+from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode, start
+from graphs.state import CHECKPOINT_TYPES, IncidentState, typed
 from service.admission import Admission
 from service.outcome_log import alert_fields, log_outcome
 from service.refusals import (
@@ -109,7 +109,7 @@ class IncidentRunner:
         self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         self.admission = Admission(self.correlator, self.registry)
         try:
-            saver = await self._stack.enter_async_context(open_checkpointer(self.settings))
+            saver = await self._stack.enter_async_context(open_checkpointer(self.settings, CHECKPOINT_TYPES))
         except BaseException:
             self.correlator.store.close()
             raise
@@ -173,7 +173,7 @@ class IncidentRunner:
                 event("incident.opened", f"incident {incident.id} opened: {incident.title}", incident_id=incident.id,
                       alerts=len(incident.alerts), **alert_fields(incident.alert))
         config = {"configurable": {"thread_id": incident.id}}
-        inputs = {"webhook": webhook.model_dump(mode="json", by_alias=True), "incident": incident.model_dump(mode="json")}
+        inputs = start(webhook, incident)
         if duplicate_of is None and incident.alert.status == "firing":
             async with self._owning(incident.id):
                 result = await self._invoke(inputs, config, toolbox)
@@ -342,11 +342,12 @@ class IncidentRunner:
         """A decision after an interrupted execution: the gate already ran (that is what was interrupted),
         so the new decision is written as the gate's output and the graph continues from there."""
         state = await self.graph.aget_state(config)  # finished or not: the new decision forks from the gate
-        plan = Plan.model_validate(state.values["plan"])
+        plan = typed(state.values).get("plan")
+        assert plan is not None, "a decision after an interrupted execution has a plan"
         await self.graph.aupdate_state(config, gate_update(payload, plan, self.settings), as_node="approval")
         return await self._invoke(None, config, toolbox)
 
-    async def _invoke(self, graph_input: Any, config: dict[str, Any], toolbox: Toolbox) -> dict[str, Any]:
+    async def _invoke(self, graph_input: Any, config: dict[str, Any], toolbox: Toolbox) -> IncidentState:
         """Run the graph until it pauses or ends.
 
         An unexpected failure inside a step before anything acted (a bug; a RecursionError on a model's
@@ -356,7 +357,7 @@ class IncidentRunner:
         explicit `--after-interruption` decision runs it again. An outage (a store, the disk) is not
         the run's fault and propagates: the worker keeps its message and retries, the API answers 503."""
         try:
-            return dict(await self.graph.ainvoke(graph_input, config, context=toolbox))
+            return typed(await self.graph.ainvoke(graph_input, config, context=toolbox))
         except Exception as exc:
             if outage(exc, self.settings.DATABASE_URL) or await self._failed_step(config) in ACTING:
                 raise
@@ -366,7 +367,7 @@ class IncidentRunner:
         snap = await self.graph.aget_state(config)
         return next((t.name for t in snap.tasks if t.error), None) or (snap.next[0] if snap.next else "graph")
 
-    async def _hand_over(self, config: dict[str, Any], toolbox: Toolbox, exc: Exception) -> dict[str, Any]:
+    async def _hand_over(self, config: dict[str, Any], toolbox: Toolbox, exc: Exception) -> IncidentState:
         """The failed step's incident goes to a human: through the graph's own escalation (notify, report)
         when it can, else (the escalation or report step itself failed) written directly."""
         from agents import escalation as escalation_agent
@@ -375,49 +376,48 @@ class IncidentRunner:
             step = await self._failed_step(config)
             log.error("incident %s: the %s step failed (%s: %s); escalating to a human", config["configurable"]
                       ["thread_id"], step, type(exc).__name__, str(exc)[:200], exc_info=exc)
-            values = dict((await self.graph.aget_state(config)).values)
-            incident = Incident.model_validate(values["incident"])
-            plan, verdict = escalation_agent.after_crash(
-                incident, TriageVerdict.model_validate(values["triage"]) if values.get("triage") else None, step, exc,
-                self.settings.APPROVAL_TTL_SECONDS)
-            update = {"plan": plan.model_dump(mode="json"), "triage": verdict.model_dump(mode="json"),
-                      "failed_step": step, "status": IncidentStatus.RUNNING.value}
+            values = typed((await self.graph.aget_state(config)).values)
+            incident = values["incident"]
+            plan, verdict = escalation_agent.after_crash(incident, values.get("triage"), step, exc,
+                                                         self.settings.APPROVAL_TTL_SECONDS)
+            update = IncidentState(plan=plan, triage=verdict, failed_step=step, status=IncidentStatus.RUNNING)
             if step in ("escalate", "report"):
                 break
             await self.graph.aupdate_state(config, update, as_node="plan")  # routes to "escalate", then "report"
             try:
-                return dict(await self.graph.ainvoke(None, config, context=toolbox))
+                return typed(await self.graph.ainvoke(None, config, context=toolbox))
             except Exception as again:
                 if outage(again, self.settings.DATABASE_URL):
                     raise
                 exc = again
-        diagnosis = Diagnosis(hypotheses=[Hypothesis.model_validate(h) for h in values.get("hypotheses") or []],
-                              summary=values.get("summary", ""))
+        diagnosis = Diagnosis(hypotheses=values.get("hypotheses") or [], summary=values.get("summary", ""))
         esc = await escalation_agent.escalate(incident, verdict, diagnosis, plan, toolbox, failed_step=step)
-        final = {**update, "escalation": esc.model_dump(mode="json"), "status": IncidentStatus.ESCALATED.value}
+        final: IncidentState = {**update, "escalation": esc, "status": IncidentStatus.ESCALATED}
         values.update(final)
-        final["report"] = build_report(values, report_mode(values, toolbox)).model_dump(mode="json")  # type: ignore[arg-type]
+        final["report"] = build_report(values, report_mode(values, toolbox))
         await self.graph.aupdate_state(config, final, as_node="report")
-        return {**values, **final}
+        values.update(final)
+        return values
 
-    async def _finish(self, incident_id: str, result: dict[str, Any], toolbox: Toolbox,
+    async def _finish(self, incident_id: str, result: IncidentState, toolbox: Toolbox,
                       source: dict[str, Any]) -> RunOutcome:
         config = {"configurable": {"thread_id": incident_id}}
         pending = None
-        if result.get("__interrupt__"):
-            values = dict((await self.graph.aget_state(config)).values)
-            values["status"] = IncidentStatus.AWAITING_APPROVAL.value
-            report = build_report(values, report_mode(values, toolbox))  # type: ignore[arg-type]
-            pending = result["__interrupt__"][0].value
+        interrupts: Any = result.get("__interrupt__")  # type: ignore[typeddict-item]  # LangGraph's, beside the state
+        if interrupts:
+            values = typed((await self.graph.aget_state(config)).values)
+            values["status"] = IncidentStatus.AWAITING_APPROVAL
+            report = build_report(values, report_mode(values, toolbox))
+            pending = interrupts[0].value
         else:
-            report = IncidentReport.model_validate(result["report"])
+            report = result["report"]
         report.related_alerts, report.related_total = self.correlator.store.related(incident_id)
         if report.status.value not in OPEN_STATUSES:
             self.correlator.close_incident(incident_id)  # closed (resolved, rejected, ...): new alerts open a new one
         plan = report.plan
         existing = self.registry.get(incident_id)
         self.registry.upsert(IncidentRow(
-            incident_id=incident_id, fingerprint=result["incident"]["fingerprint"], status=report.status.value,
+            incident_id=incident_id, fingerprint=result["incident"].fingerprint, status=report.status.value,
             title=report.title, mode=report.mode, plan_id=plan.id if plan else None,
             plan_hash=plan.content_hash if plan else None, source=source,
             created_at=existing.created_at if existing else report.created_at, updated_at=utcnow()))
@@ -462,13 +462,13 @@ class IncidentRunner:
         row = self.registry.get(incident_id)
         if row is None:
             return None
-        values = dict((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
+        values = typed((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
         if values.get("report"):
-            report = IncidentReport.model_validate(values["report"])
+            report = values["report"]
             report.status = IncidentStatus(row.status)  # e.g. closed later by its resolved alerts
         elif values.get("incident") and values.get("triage"):
-            values["status"] = row.status
-            report = build_report(values, row.mode)  # type: ignore[arg-type]
+            values["status"] = IncidentStatus(row.status)
+            report = build_report(values, row.mode)
         else:  # claimed, not triaged yet: what the registry knows, not an error
             report = IncidentReport(incident_id=incident_id, title=row.title, status=IncidentStatus(row.status),
                                     mode=row.mode, created_at=row.created_at,
@@ -481,11 +481,11 @@ class IncidentRunner:
     async def incident_record(self, incident_id: str) -> tuple[Incident, str] | None:
         """The incident as it was opened (its alerts: labels, annotations, generatorURL) and the webhook's
         externalURL (the Alertmanager that sent it): what a page links back to. None when unknown."""
-        values = (await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values
-        if not values or not values.get("incident"):
+        values = typed((await self.graph.aget_state({"configurable": {"thread_id": incident_id}})).values)
+        if not values.get("incident"):
             return None
-        webhook = values.get("webhook") or {}
-        return Incident.model_validate(values["incident"]), str(webhook.get("externalURL") or "")
+        webhook = values.get("webhook")
+        return values["incident"], webhook.external_url if webhook else ""
 
     async def resume_unfinished(self, incident_id: str, source: dict[str, Any]) -> RunOutcome | None:
         """Finish a run whose process died (a redelivered queue message), from its last checkpoint.
@@ -511,7 +511,7 @@ class IncidentRunner:
         pending_nodes = set(snap.next or ()) | {task.name for task in snap.tasks}
         interrupts = [i for task in snap.tasks for i in (task.interrupts or ())]
         if interrupts:
-            result: dict[str, Any] = {**snap.values, "__interrupt__": interrupts}
+            result = typed({**snap.values, "__interrupt__": interrupts})
         elif "execute" in pending_nodes:
             # The registry says so too: a later approve/reject is refused, --after-interruption re-runs it.
             self.registry.mark_interrupted(incident_id, self.owner, "the process executing it died (its queue "
@@ -522,7 +522,7 @@ class IncidentRunner:
         elif pending_nodes:
             result = await self._invoke(None, config, toolbox)
         elif snap.values.get("report"):
-            result = dict(snap.values)
+            result = typed(snap.values)
         else:
             return None
         return await self._finish(incident_id, result, toolbox, source)

@@ -2,22 +2,31 @@
 
 Both are durable: a graph paused at the approval gate can be resumed by another process, hours
 later, after a restart.
+
+The state holds pydantic models (graphs/state.py). LangGraph's serializer rebuilds a stored class only
+when it is allowed; by default it allows every class with a warning per class (and refuses all under
+LANGGRAPH_STRICT_MSGPACK=true, handing back plain dicts). `types` is the explicit allow-list: exactly
+those classes (plus LangGraph's own safe ones: datetimes, UUIDs, ...) are rebuilt, without a warning,
+whatever the environment says; anything else in a checkpoint is refused.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from core.settings import Settings
 from store.errors import corrupted, is_corruption
 
 
 @asynccontextmanager
-async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_checkpointer(settings: Settings, types: Collection[type]) -> AsyncIterator[BaseCheckpointSaver]:
+    """The configured checkpointer, rebuilding exactly `types` (the state's classes) from what it reads."""
+    serde = serializer(types)
     if settings.DATABASE_URL:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
@@ -30,15 +39,17 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
                                        timeout=10, check=AsyncConnectionPool.check_connection,
                                        kwargs={"autocommit": True, "prepare_threshold": 0,
                                                "row_factory": dict_row, "connect_timeout": 5}) as pool:
-            pg_saver = AsyncPostgresSaver(conn=pool)  # type: ignore[arg-type]  # dict_row via kwargs
+            pg_saver = AsyncPostgresSaver(conn=pool, serde=serde)  # type: ignore[arg-type]  # dict_row via kwargs
             await _setup_serialised(pg_saver, settings.DATABASE_URL)
             yield pg_saver
         return
+    import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path = settings.checkpoint_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+    async with aiosqlite.connect(str(path)) as conn:  # AsyncSqliteSaver.from_conn_string, with our serializer
+        saver = AsyncSqliteSaver(conn, serde=serde)
         try:
             await saver.setup()  # the first read of the file: a damaged one fails here
         except sqlite3.Error as exc:
@@ -46,6 +57,13 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
                 raise corrupted(path, "checkpoints", exc) from None
             raise
         yield saver
+
+
+def serializer(types: Collection[type]) -> JsonPlusSerializer:
+    """LangGraph's serializer, allowed to rebuild `types` and LangGraph's safe types only."""
+    if not types:
+        raise ValueError("name the classes a checkpoint may hold (graphs/state.py CHECKPOINT_TYPES)")
+    return JsonPlusSerializer(allowed_msgpack_modules=tuple(types))
 
 
 async def _setup_serialised(saver: BaseCheckpointSaver, url: str) -> None:

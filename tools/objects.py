@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.models import Action, Evidence, TriageVerdict
+from core.subject import SERVICE_LABELS, host_names, host_part, unit_name
 
 
 class ObjectSpec(Protocol):
@@ -38,9 +39,8 @@ class ObjectSpec(Protocol):
     @property
     def parameters(self) -> Mapping[str, Any]: ...
 
-# Labels that name each generic kind (values used as they are, `instance` without its port).
-HOST_LABELS = ("host", "hostname", "nodename", "instance", "node")
-SERVICE_LABELS = ("service", "name", "unit", "job_service", "app", "container", "process", "groupname")
+# Labels that name each generic kind (values used as they are, `instance` without its port); the
+# host and service ones are core/subject.py's.
 PATH_LABELS = ("path", "config_path", "file", "filename", "dir", "directory")
 MOUNT_LABELS = ("mountpoint",)
 _PATH_IN_TEXT = re.compile(r"(?<![\w.])(/(?:[\w.@+-]+/)*[\w.@+-]+)")
@@ -50,14 +50,6 @@ _SELECTOR_KINDS = {"host": "host", "hostname": "host", "nodename": "host", "inst
                    "service": "service", "name": "service", "unit": "service", "container": "service",
                    "mountpoint": "mount", "interface": "interface", "ifName": "interface", "vmid": "vmid",
                    "node": "node"}
-
-
-def host_part(value: str) -> str:
-    """`web-01:9100` -> `web-01`; `https://shop.example:443/x` -> `shop.example`."""
-    v = re.sub(r"^[a-z][a-z0-9+.-]*://", "", value).split("/", 1)[0]
-    if v.startswith("["):
-        return v[1:].split("]", 1)[0]
-    return v.rsplit(":", 1)[0] if v.count(":") == 1 else v
 
 
 def norm_path(value: str) -> str:
@@ -105,12 +97,11 @@ class Objects:
         o.label_values = {v for v in labels.values() if v}
         if labels.get("instance"):
             o.label_values.add(host_part(labels["instance"]))
-        for key in HOST_LABELS:
-            if labels.get(key):
-                o.named["host"].add(host_part(labels[key]) if key == "instance" else labels[key])
+        if hosts := host_names(labels):
+            o.named["host"] |= hosts
         for key in SERVICE_LABELS:
             if labels.get(key):
-                o.named["service"].add(re.sub(r"\.(service|socket|timer|mount)$", "", labels[key]))
+                o.named["service"].add(unit_name(labels[key]))
         for key in PATH_LABELS:
             if labels.get(key, "").startswith("/"):
                 o.named["path"].add(norm_path(labels[key]))

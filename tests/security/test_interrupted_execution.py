@@ -177,3 +177,28 @@ def test_an_analysis_that_fails_before_any_decision_is_handed_to_a_human(setting
     assert (row.status, row.owner) == ("escalated", None) and row.decision_state != "interrupted"
     again = _analyze(settings, "crashloop")
     assert again.status.value == "duplicate" and again.report.triage.duplicate_of == row.incident_id
+
+
+def test_a_failing_escalation_step_is_still_handed_to_a_human(settings, monkeypatch):
+    """The escalation step itself fails once after a crash: the runner escalates directly, with a report."""
+    import graphs.incident as incident_graph
+
+    real = incident_graph.escalation_agent.escalate
+    calls: list[str] = []
+
+    async def broken(*args, **kw):
+        raise RuntimeError("diagnosis crashed")
+
+    async def flaky(*args, **kw):
+        calls.append("escalate")
+        if len(calls) == 1:
+            raise RuntimeError("notifier crashed")
+        return await real(*args, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(incident_graph.diagnosis_agent, "diagnose", broken)
+        m.setattr(incident_graph.escalation_agent, "escalate", flaky)
+        crashed = _analyze(settings, "crashloop")
+    assert calls == ["escalate", "escalate"]  # the graph's escalation failed; the runner's own went through
+    assert crashed.status.value == "escalated" and crashed.report.escalation.failed_step == "escalate"
+    assert "RuntimeError: notifier crashed" in crashed.report.escalation.reason

@@ -5,7 +5,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from agents.triage import triage_rules
-from agents.understanding import host_of, metric_names, service_of, understand
+from agents.understanding import metric_names, understand
+from core.subject import host_of, service_of
 from evals.alert_catalogue import CatalogueRule, alertname, fill_template, render
 from graphs.incident import incident_from_webhook
 

@@ -20,6 +20,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.models import Action, Evidence, ExecutionResult, VerificationCheck
+from core.subject import has_explicit_host
 from tools.ansible.entries import CONFIG_ROOTS, ROTATED_LOG_GLOBS, entries
 from tools.ansible.generated import GeneratedPlaybookRefused, ansible_lint
 from tools.ansible.inventory import is_controller, load_inventory
@@ -284,7 +285,7 @@ def _runs_on(ctx: PlanContext) -> bool:
     a host agent (node/systemd/process exporter) reporting its own machine, and for an exporter that
     reports the service it sits beside; not for remote exporters (cloud APIs, service catalogues)."""
     labels, v = ctx.labels, ctx.verdict
-    return (any(labels.get(k) for k in ("host", "hostname", "nodename"))
+    return (has_explicit_host(labels)
             or bool(_HOST_AGENTS.match(v.exporter)) or v.service == v.exporter)
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from core.models import Action, Evidence, ExecutionResult, Risk, VerificationCheck
+from core.subject import host_names
 from tools.catalog_entry import AutoBounds, CatalogEntry
 from tools.fit import EvidenceNeed, Fit, Never
-from tools.objects import HOST_LABELS, host_part
 from tools.params import Param
 from tools.result import UNREAD, Observation
 from tools.routeros import actions
@@ -118,8 +118,7 @@ class RouterOSToolset(Toolset):
         name = interface_from_labels(labels)
         if not name:
             return {}
-        routers = {host_part(labels[k]) if k == "instance" else labels[k] for k in HOST_LABELS if labels.get(k)}
-        return {"interface": {name}, "router": routers}
+        return {"interface": {name}, "router": host_names(labels)}
 
     async def investigate(self, client: RouterOSClient, ctx: ReadContext) -> Reading:
         from tools.routeros.evidence import investigate
