@@ -25,8 +25,8 @@ from agents.subject import alert_subject, subject_first
 from agents.toolbox import Toolbox
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
-from tools.logs.types import LogQuery, LogRecord, LogSourceError
-from tools.metrics.types import MetricsQueryError
+from tools.log_types import LogQuery, LogRecord, LogSourceError
+from tools.metric_types import MetricsQueryError
 from tools.result import invoke_tool
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ async def _read_subject(incident: Incident, toolbox: Toolbox, f: Findings, targe
     """
     from agents.understanding import expression, host_of
     from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
-    from tools.metrics.types import MetricsUnavailable
+    from tools.metric_types import MetricsUnavailable
 
     assert toolbox.metrics is not None and f.start is not None and f.end is not None
     alert = incident.alert

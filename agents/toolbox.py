@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from core.llm import LLMChain
 from core.models import Action, Approval, ExecutionResult, Plan, utcnow
 from core.settings import Settings, get_settings
-from tools.logs.types import LogSource
-from tools.metrics.types import MetricsSource
+from tools.log_types import LogSource
+from tools.metric_types import MetricsSource
 
 if TYPE_CHECKING:  # memory.incidents pulls in pymilvus: only its types are needed here
     from memory.cache import Cache

@@ -31,8 +31,8 @@ from typing import Any
 from agents.degraded import outage_note
 from core.models import AlertmanagerWebhook, utcnow
 from core.settings import Settings
-from tools.logs.types import LogQuery, LogRecord, LogSource, LogSourceError
-from tools.metrics.types import MetricsQueryError, MetricsSource
+from tools.log_types import LogQuery, LogRecord, LogSource, LogSourceError
+from tools.metric_types import MetricsQueryError, MetricsSource
 
 log = logging.getLogger(__name__)
 

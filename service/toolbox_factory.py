@@ -17,8 +17,8 @@ from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
 from tools.executor import ActionExecutor
-from tools.logs.types import LogSource
-from tools.metrics.types import MetricsSource
+from tools.log_types import LogSource
+from tools.metric_types import MetricsSource
 from tools.registry import toolset, toolsets
 from tools.replay.recording import load_recorded
 from tools.replay.standins import prepare_stand_ins

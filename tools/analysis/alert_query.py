@@ -25,8 +25,7 @@ from pydantic import BaseModel
 
 from core.models import MetricSeries
 from tools.analysis.metric_anomaly import MIN_SCORE, _chartable, _fetch, _to_minutes, score_series
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsSource, Series, utc
+from tools.metric_types import MetricsSource, Series, escape_label_value, utc
 
 MAX_GENERATOR_URL = 8192  # longer: not a Prometheus graph link, ignored
 MAX_EXPR = 2048  # longer decoded expression: ignored

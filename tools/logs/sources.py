@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.logs.types import LogSource
+from tools.log_types import LogSource
 
 
 def log_source_from_settings(settings: Any) -> LogSource:

@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from tools.logs.types import LogQuery, LogSource, LogSourceError, utc
+from tools.log_types import LogQuery, LogSource, LogSourceError, utc
 from tools.result import ToolResult, result_tool
 
 

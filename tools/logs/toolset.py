@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools.logs.types import LogSource
+from tools.log_types import LogSource
 from tools.toolset import Toolset
 
 

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.resilience import CircuitOpenError, guarded
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsQueryError, MetricsUnavailable, Series, utc
+from tools.metric_types import MetricsQueryError, MetricsUnavailable, Series, escape_label_value, utc
 
 BREAKER = "prometheus"
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")

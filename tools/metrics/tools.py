@@ -15,8 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsQueryError, MetricsSource, Series, utc
+from tools.metric_types import MetricsQueryError, MetricsSource, Series, escape_label_value, utc
 from tools.result import ToolResult, result_tool
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools.metrics.types import MetricsSource
+from tools.metric_types import MetricsSource
 from tools.toolset import Toolset
 
 

@@ -14,7 +14,7 @@ import re
 import statistics
 
 from core.models import Evidence, ExecutionResult, VerificationCheck
-from tools.metrics.types import back_to_baseline
+from tools.metric_types import back_to_baseline
 from tools.proxmox.client import ProxmoxClient, ProxmoxError
 from tools.proxmox.metrics import reread
 
