@@ -39,8 +39,13 @@ from typing import Any
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
 from core.events import configure_logging
+from core.models import AlertmanagerWebhook, IncidentReport
+from core.payload import PayloadError, parse_webhook
 from core.settings import Settings, SettingsError, get_settings
+from interfaces.render import render_decisions, render_report
+from service.discovery import ServiceRunning, find_service
 from store.errors import StoreError, corrupted, is_corruption
+from store.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
 
 class CLIError(Exception):
@@ -49,7 +54,6 @@ class CLIError(Exception):
 
 def _load_webhook(path: str, settings: Settings) -> Any:
     """The webhook in FILE, or CLIError naming the file and the problem (nothing is written then)."""
-    from core.payload import PayloadError, parse_webhook
 
     try:
         size = Path(path).stat().st_size
@@ -99,7 +103,6 @@ class _Notified:
 
 def _service(settings: Settings) -> Any:
     """A client of the service that owns this data dir, or None (then the CLI works on the stores)."""
-    from service.discovery import find_service
 
     info = find_service(settings)
     if info is None:
@@ -119,9 +122,6 @@ def _remote(call: Any) -> Any:
 
 
 def _emit_remote(result: dict[str, Any], as_json: bool) -> None:
-    from core.models import IncidentReport
-    from interfaces.render import render_report
-
     if as_json:
         print(json.dumps({k: v for k, v in result.items() if k != "report"}))
         return
@@ -131,8 +131,6 @@ def _emit_remote(result: dict[str, Any], as_json: bool) -> None:
 
 def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None,
           resumed: bool = False) -> None:
-    from interfaces.render import render_report
-
     if as_json:
         print(json.dumps({**outcome.summary(), "title": outcome.report.title}))
     else:
@@ -236,8 +234,6 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
-    from store.registry import IncidentRegistry, IncidentRow
-
     client = _service(settings)
     if client is not None:
         listed = _remote(lambda: client.incidents(args.status, args.limit))
@@ -261,10 +257,6 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from core.models import IncidentReport
-    from interfaces.render import render_decisions, render_report
-    from store.registry import DecisionRecord
-
     client = _service(settings)
     if client is not None:  # the same report and decision trail as the stores give (GET /api/v1/incidents/{id})
         body = _remote(lambda: client.report(args.incident_id))
@@ -356,7 +348,6 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.TELEGRAM_TOKEN:
         raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
-    from service.discovery import find_service
 
     running = find_service(settings)
     if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
@@ -424,7 +415,6 @@ async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
-    from core.models import AlertmanagerWebhook
     from service.watch import WatchNotConfigured, build_watcher
 
     if args.interval:
@@ -480,7 +470,6 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
     from interfaces.api.exposure import InsecureBind
-    from service.discovery import ServiceRunning
     from service.watch import WatchNotConfigured
 
     try:
@@ -503,7 +492,6 @@ def _memory_beside_service(argv: list[str]) -> None:
     if any(a in ("-h", "--help") for a in argv):
         return
     from memory.incidents import is_lite_uri
-    from service.discovery import find_service
 
     settings = get_settings()
     uri = settings.milvus_uri

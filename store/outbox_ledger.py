@@ -112,7 +112,6 @@ class RedisLedger:
         self._r = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-
         return await guarded("redis", fn, counts=redis_outage)
 
     async def state(self, key: str) -> str | None:

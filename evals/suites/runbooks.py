@@ -268,7 +268,6 @@ def load_cases(data: Path) -> tuple[list[AlertCase], Path]:
 
 
 def run(data: Path, *, mode: str = "hybrid", distractors: bool = False, embedder: Any = None) -> dict[str, Any]:
-
     started = time.perf_counter()
     cases, runbooks_dir = load_cases(data)
     if not cases:

@@ -66,7 +66,6 @@ SPILL_FILE = "notify-pending.jsonl"  # the backlog on disk (survives a restart d
 
 
 def _store_down(exc: BaseException) -> bool:
-
     return isinstance(exc, QueueUnavailable | DependencyUnavailable | sqlite3.OperationalError) or redis_outage(exc)
 
 
