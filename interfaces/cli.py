@@ -42,6 +42,7 @@ from core.events import configure_logging
 from core.models import AlertmanagerWebhook, IncidentReport
 from core.payload import PayloadError, parse_webhook
 from core.settings import Settings, SettingsError, get_settings
+from interfaces.api.exposure import InsecureBind
 from interfaces.render import render_decisions, render_report
 from service.discovery import ServiceRunning, find_service
 from store.errors import StoreError, corrupted, is_corruption
@@ -469,7 +470,6 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
-    from interfaces.api.exposure import InsecureBind
     from service.watch import WatchNotConfigured
 
     try:

@@ -129,7 +129,7 @@ FUNCTION_LEVEL: dict[tuple[str, str], str] = {
                                         "loads every toolset",
     **dict.fromkeys([("interfaces.cli", m) for m in (
         "agents.approval", "agents.self_healing", "core.llm", "graphs.chat", "interfaces.api.app",
-        "interfaces.api.exposure", "interfaces.notify.outbox", "interfaces.service_client", "interfaces.telegram.bot",
+        "interfaces.notify.outbox", "interfaces.service_client", "interfaces.telegram.bot",
         "interfaces.telegram.ops", "memory.cli", "memory.incidents", "service.runner", "service.toolbox_factory",
         "service.watch", "service.worker", "tools.replay.recording")], CLI_START),
     **dict.fromkeys([("evals.suites.alerts", "agents.toolbox"), ("evals.suites.alerts", "core.llm"),
