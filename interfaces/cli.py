@@ -46,7 +46,6 @@ from interfaces.api.exposure import InsecureBind
 from interfaces.render import render_decisions, render_report
 from service.discovery import ServiceRunning, find_service
 from store.errors import StoreError, corrupted, is_corruption
-from store.registry import DecisionRecord, IncidentRegistry, IncidentRow
 
 
 class CLIError(Exception):
@@ -235,6 +234,8 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
+    from store.registry import IncidentRegistry, IncidentRow
+
     client = _service(settings)
     if client is not None:
         listed = _remote(lambda: client.incidents(args.status, args.limit))
@@ -258,6 +259,8 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from store.registry import DecisionRecord
+
     client = _service(settings)
     if client is not None:  # the same report and decision trail as the stores give (GET /api/v1/incidents/{id})
         body = _remote(lambda: client.report(args.incident_id))

@@ -131,7 +131,7 @@ FUNCTION_LEVEL: dict[tuple[str, str], str] = {
         "agents.approval", "agents.self_healing", "core.llm", "graphs.chat", "interfaces.api.app",
         "interfaces.notify.outbox", "interfaces.service_client", "interfaces.telegram.bot",
         "interfaces.telegram.ops", "memory.cli", "memory.incidents", "service.runner", "service.toolbox_factory",
-        "service.watch", "service.worker", "tools.replay.recording")], CLI_START),
+        "service.watch", "service.worker", "store.registry", "tools.replay.recording")], CLI_START),
     **dict.fromkeys([("evals.suites.alerts", "agents.toolbox"), ("evals.suites.alerts", "core.llm"),
                      ("evals.suites.alerts", "graphs.incident"), ("evals.suites.fixes", "agents.toolbox"),
                      ("evals.suites.fixes", "core.llm"), ("evals.suites.fixes", "service.runner"),
