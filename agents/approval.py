@@ -21,6 +21,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from agents.policy import load_policy
 from core.models import Action, Approval, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 from tools.catalog import CATALOG
@@ -33,7 +34,6 @@ def auto_approval_verdict(plan: Plan, settings: Settings) -> tuple[bool, str]:
     toolset) and every parameter within them. A low-risk action may go on those alone; a medium-risk
     one only where a self-healing policy rule explicitly allows it at that risk (POLICY_FILE); a
     high-risk one never."""
-    from agents.policy import load_policy
 
     if not settings.AUTO_APPROVE_LOW_RISK:
         return False, "auto-approval is off (AUTO_APPROVE_LOW_RISK=false)"

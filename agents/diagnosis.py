@@ -20,13 +20,22 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, To
 from pydantic import BaseModel, Field
 
 from agents.degraded import UNAVAILABLE_QUERY, outage_note
+from agents.infrastructure import add_infrastructure_evidence, infrastructure_tools
 from agents.prompts import DIAGNOSIS_SYSTEM, fence
+from agents.recall import known_fix, recall
 from agents.subject import alert_subject, subject_first
 from agents.toolbox import Toolbox
+from agents.understanding import expression
 from core.llm import parse_tool_call
 from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, TriageVerdict
-from tools.logs.types import LogQuery, LogRecord, LogSourceError
-from tools.metrics.types import MetricsQueryError
+from core.subject import host_of
+from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
+from tools.analysis.log_templates import summarize_logs
+from tools.analysis.metric_anomaly import rank_components
+from tools.log_types import LogQuery, LogRecord, LogSourceError
+from tools.logs.tools import make_log_tools
+from tools.metric_types import MetricsQueryError, MetricsUnavailable
+from tools.metrics.tools import make_metric_tools
 from tools.result import invoke_tool
 
 log = logging.getLogger(__name__)
@@ -126,8 +135,6 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
                        f"{alert.annotations.get('summary') or alert.annotations.get('description') or alert.labels}")
     if toolbox.metrics is not None and await _read_subject(incident, toolbox, f, subject(incident, verdict),
                                                            baseline_start):
-        from tools.analysis.metric_anomaly import rank_components
-
         try:
             f.suspects = (await rank_components(toolbox.metrics, start, end, baseline_start=baseline_start,
                                                 call_graph=toolbox.call_graph))[:MAX_SUSPECTS]
@@ -144,8 +151,6 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
                            excerpt=f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
                                    f"anomaly score {a.score:.1f})")
     if toolbox.logs is not None:
-        from tools.analysis.log_templates import summarize_logs
-
         try:
             recent = await toolbox.logs.search(LogQuery(start=start, end=end, limit=20_000))
             before = await toolbox.logs.search(LogQuery(start=baseline_start, end=start, limit=20_000))
@@ -174,7 +179,6 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
                            value=float(t.count), baseline=float(t.baseline_count),
                            excerpt=(f"{t.count}x in {int((end - start).total_seconds() // 60)} min "
                                     f"(baseline {t.baseline_count}{', new' if t.is_new else ''}): {t.example}"))
-    from agents.infrastructure import add_infrastructure_evidence
 
     await add_infrastructure_evidence(incident, toolbox, f, start, end, baseline_start, verdict)
     return f
@@ -190,10 +194,6 @@ async def _read_subject(incident: Incident, toolbox: Toolbox, f: Findings, targe
     the target (`{instance="..."}` or the like, for a rule with no `service` label) is scored the same
     way. Returns False when the metrics source is down (noted once; nothing more to ask it).
     """
-    from agents.understanding import expression
-    from core.subject import host_of
-    from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
-    from tools.metrics.types import MetricsUnavailable
 
     assert toolbox.metrics is not None and f.start is not None and f.end is not None
     alert = incident.alert
@@ -348,14 +348,9 @@ def _evidence_brief(f: Findings) -> str:
 def _tools_for(toolbox: Toolbox) -> list[Any]:
     tools: list[Any] = []
     if toolbox.metrics is not None:
-        from tools.metrics.tools import make_metric_tools
-
         tools += make_metric_tools(toolbox.metrics, call_graph=toolbox.call_graph)
     if toolbox.logs is not None:
-        from tools.logs.tools import make_log_tools
-
         tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
-    from agents.infrastructure import infrastructure_tools
 
     return tools + infrastructure_tools(toolbox)
 
@@ -433,8 +428,6 @@ def _from_memory(match: Any, f: Findings) -> Diagnosis:
 
 async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
                    calls: list[LLMCall]) -> DiagnosisResult:
-    from agents.recall import known_fix, recall
-
     f = await gather_evidence(incident, toolbox, verdict)
     f.past = await recall(incident, verdict, f.book.items, toolbox, f.book.add)
     known = known_fix(incident, verdict, f.past)

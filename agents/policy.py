@@ -39,6 +39,7 @@ from core.config_files import ConfigFileError, read_yaml
 from core.models import Action, ActionKind, Incident, Plan, Risk, SelfHealingDecision, utcnow
 from core.settings import Settings
 from store.autonomy import AutoAction
+from tools.objects import object_key
 
 DEFAULT_POLICY = Path(__file__).with_name("policy_default.yaml")
 
@@ -115,7 +116,6 @@ def _load(path: str) -> Policy:
 def executed_key(action: Action) -> tuple[str, str, str]:
     """(action, target, object) of an action as it runs: what the guards compare."""
     from tools.catalog import CATALOG
-    from tools.objects import object_key
 
     entry = CATALOG.get(action.name)
     return action.name, action.target, object_key(action, entry) if entry is not None else ""

@@ -29,6 +29,8 @@ from core.models import (
     TriageVerdict,
     Verification,
 )
+from memory.failures import MemoryUnavailable, dependency_of
+from memory.records import IncidentRecord
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,6 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
         matches = [m for m in matches if m.record.alertname != ON_DEMAND_ALERT]
         runbooks = await asyncio.to_thread(memory.search_runbooks, text, limit=2)
     except Exception as exc:  # memory is an aid: its failure must not stop a diagnosis
-        from memory.failures import dependency_of
 
         dependency, note = dependency_of(exc), memory_outage_note(exc)
         log.warning("diagnosis without memory: %s", note)
@@ -97,7 +98,6 @@ async def recall(incident: Incident, verdict: TriageVerdict, evidence: list[Evid
 def memory_outage_note(exc: BaseException) -> str:
     """`memory unavailable: milvus breaker open (<its last error>)` / `memory unavailable: embeddings <why>`
     (the shape of agents.degraded's notes, so the report shows it as a DEGRADED row)."""
-    from memory.failures import dependency_of
 
     dependency = dependency_of(exc)
     b = resilience.breaker(dependency)
@@ -122,7 +122,6 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
     memory = toolbox.memory
     if memory is None or report.triage.kind != "incident" or incident.alert.name == ON_DEMAND_ALERT:
         return  # an on-demand investigation (`/analyze`, chat) answers a question: it is not an incident
-    from memory.records import IncidentRecord
 
     top: Hypothesis | None = report.hypotheses[0] if report.hypotheses else None
     done: list[ExecutionResult] = [e for e in report.executions if e.status == "ok"]
@@ -137,7 +136,6 @@ def remember_report(report: IncidentReport, incident: Incident, toolbox: Toolbox
         root_cause=top.cause if top else "", actions=actions,
         recovered=verification.recovered if verification else None,
         occurred_at=incident.alert.starts_at, resolution=resolution)
-    from memory.failures import MemoryUnavailable
 
     try:
         memory.remember(record)

@@ -18,6 +18,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from agents.approval import blast_radius
 from agents.prompts import REMEDIATION_SYSTEM, fence
 from agents.toolbox import Toolbox
 from core.models import Action, Diagnosis, Evidence, Incident, LLMCall, Plan, TriageVerdict
@@ -233,7 +234,6 @@ def _remembered(known_fix: dict[str, Any] | None) -> tuple[list[Action], str] | 
 def _within_blast_radius(actions: list[Action], rationale: str, incident: Incident,
                          toolbox: Toolbox) -> tuple[list[Action], str]:
     """The plan, or an escalation saying why it touches too much at once (MAX_TARGETS_PER_PLAN, groups)."""
-    from agents.approval import blast_radius
 
     groups: dict[str, frozenset[str]] = getattr(toolbox.executor, "groups", dict)()
     problem = blast_radius(actions, toolbox.settings, groups)

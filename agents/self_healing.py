@@ -28,7 +28,7 @@ from core.models import (
     Verification,
     utcnow,
 )
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from store.autonomy import AutoAction, SelfHealingStore, SwitchState
 from tools.catalog import CATALOG
 from tools.registry import toolset
@@ -36,8 +36,6 @@ from tools.registry import toolset
 
 @lru_cache(maxsize=32)
 def _store(data_dir: str, database_url: str | None) -> SelfHealingStore:
-    from core.settings import load_settings
-
     return SelfHealingStore(load_settings(AIOPS_DATA_DIR=data_dir, DATABASE_URL=database_url))
 
 

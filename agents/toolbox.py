@@ -16,8 +16,10 @@ from pydantic import BaseModel
 from core.llm import LLMChain
 from core.models import Action, Approval, ExecutionResult, Plan, utcnow
 from core.settings import Settings, get_settings
-from tools.logs.types import LogSource
-from tools.metrics.types import MetricsSource
+from memory.cache import cached_call
+from tools.log_types import LogSource
+from tools.metric_types import MetricsSource
+from tools.registry import toolsets
 
 if TYPE_CHECKING:  # memory.incidents pulls in pymilvus: only its types are needed here
     from memory.cache import Cache
@@ -92,7 +94,6 @@ class Toolbox:
 
     def notes(self) -> str:
         """The notes for the model of every toolset this toolbox has (appended to a system prompt)."""
-        from tools.registry import toolsets
 
         backends = {"metrics": self.metrics, "logs": self.logs, **self.clients}
         return "".join("\n\n" + ts.notes().strip() for ts in toolsets()
@@ -103,7 +104,6 @@ class Toolbox:
         """An LLM answer from the cache when this exact (normalised) question was answered before."""
         if self.cache is None:
             return await fn()
-        from memory.cache import cached_call
 
         result = await cached_call(self.cache, kind, {"llm": self.llm.mode, **payload}, fn,  # type: ignore[arg-type]
                                    model=model)

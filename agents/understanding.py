@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from core.models import Alert, Category, Domain
 from core.subject import host_of, service_of
+from tools.analysis.alert_query import alert_expression
 
 CATEGORIES: tuple[str, ...] = get_args(Category)
 DOMAINS: tuple[str, ...] = get_args(Domain)
@@ -152,7 +153,6 @@ def words(text: str) -> str:
 def expression(alert: Alert) -> str:
     """The PromQL expression of the rule, from Prometheus' generatorURL (`/graph?g0.expr=...`): bounded and
     printable (`tools.analysis.alert_query.alert_expression`), else ""."""
-    from tools.analysis.alert_query import alert_expression
 
     return alert_expression(alert.generator_url)
 

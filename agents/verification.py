@@ -21,8 +21,8 @@ from agents.diagnosis import BASELINE_WINDOW, DETECT_WINDOW
 from agents.infrastructure import settle, toolset_checks
 from agents.toolbox import Toolbox
 from core.models import Evidence, ExecutionResult, MetricSeries, Verification, VerificationCheck
-from tools.logs.types import LogQuery, LogSourceError
-from tools.metrics.types import MetricsQueryError, back_to_baseline
+from tools.log_types import LogQuery, LogSourceError
+from tools.metric_types import MetricsQueryError, back_to_baseline
 
 VERIFY_WINDOW = timedelta(minutes=5)
 

@@ -31,8 +31,12 @@ from typing import Any
 from agents.degraded import outage_note
 from core.models import AlertmanagerWebhook, utcnow
 from core.settings import Settings
-from tools.logs.types import LogQuery, LogRecord, LogSource, LogSourceError
-from tools.metrics.types import MetricsQueryError, MetricsSource
+from store.correlation import CorrelationStore
+from store.registry import OPEN_STATUSES, IncidentRegistry
+from tools.analysis.log_templates import MIN_SPIKE_COUNT, summarize_logs
+from tools.analysis.metric_anomaly import rank_components
+from tools.log_types import LogQuery, LogRecord, LogSource, LogSourceError
+from tools.metric_types import MetricsQueryError, MetricsSource
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,6 @@ class _Raised:
 
 def open_checker(settings: Settings) -> Callable[[str], bool]:
     """Is an alert with this fingerprint part of an open incident (its own, or joined as related)?"""
-    from store.correlation import CorrelationStore
-    from store.registry import OPEN_STATUSES, IncidentRegistry
 
     registry = IncidentRegistry(settings)
     correlation = CorrelationStore(settings)
@@ -96,7 +98,6 @@ class AnomalyWatcher:
     async def _log_findings(self, service: str, start: datetime, end: datetime) -> list[Finding]:
         if self.logs is None:
             return []
-        from tools.analysis.log_templates import MIN_SPIKE_COUNT, summarize_logs
 
         base_start = start - BASELINE
         recent = await self.logs.search(LogQuery(start=start, end=end, service=service, limit=20_000))
@@ -123,7 +124,6 @@ class AnomalyWatcher:
     async def _metric_findings(self, service: str, start: datetime, end: datetime) -> list[Finding]:
         if self.metrics is None:
             return []
-        from tools.analysis.metric_anomaly import rank_components
 
         suspects = await rank_components(self.metrics, start, end, baseline_start=start - BASELINE,
                                          components=[service])

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from core.settings import load_settings
+
 T = TypeVar("T")
 
 
@@ -159,7 +161,6 @@ _config: ResilienceConfig | None = None
 
 def _settings_config() -> ResilienceConfig:
     try:
-        from core.settings import load_settings
         s = load_settings()
     except Exception:  # an invalid environment is reported by whoever loads settings for real
         return ResilienceConfig()

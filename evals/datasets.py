@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.settings import get_settings
+
 
 def data_dir(given: Path | None) -> Path:
     if given is not None:
         return given
-    from core.settings import get_settings
 
     return Path(get_settings().DATASETS_DIR)

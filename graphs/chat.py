@@ -30,6 +30,9 @@ from core.llm import LLMChain
 from core.models import AlertmanagerWebhook, IncidentReport, LLMCall, utcnow
 from core.settings import Settings
 from graphs.incident import investigate
+from memory.cache import build_cache, cached_call
+from tools.logs.tools import make_log_tools
+from tools.metrics.tools import make_metric_tools
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 6
@@ -121,12 +124,8 @@ def read_only_tools(runner: IncidentReader, on_demand: Callable[[str, str], Aler
                                      description="Incidents by status and the LLM circuit breakers."),
     ]
     if toolbox.metrics is not None:
-        from tools.metrics.tools import make_metric_tools
-
         tools += make_metric_tools(toolbox.metrics, call_graph=toolbox.call_graph)
     if toolbox.logs is not None:
-        from tools.logs.tools import make_log_tools
-
         tools += make_log_tools(toolbox.logs, now=toolbox.current_time)
     return tools
 
@@ -170,15 +169,11 @@ class ChatAgent:
         self.settings = settings
         self.graph = build_chat_graph(chain, read_only_tools(runner, on_demand))
         if cache is None:
-            from memory.cache import build_cache
-
             cache = build_cache(settings)
         self.cache = cache
         self.last: ChatAnswer | None = None
 
     async def answer(self, question: str) -> str | None:
-        from memory.cache import cached_call
-
         async def ask() -> ChatAnswer | None:
             state = await self.graph.ainvoke({"messages": [HumanMessage(question)], "steps": 0, "llm_calls": [],
                                               "failed": False}, {"recursion_limit": 4 * MAX_STEPS})

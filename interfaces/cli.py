@@ -39,7 +39,12 @@ from typing import Any
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
 from core.events import configure_logging
+from core.models import AlertmanagerWebhook, IncidentReport
+from core.payload import PayloadError, parse_webhook
 from core.settings import Settings, SettingsError, get_settings
+from interfaces.api.exposure import InsecureBind
+from interfaces.render import render_decisions, render_report
+from service.discovery import ServiceRunning, find_service
 from store.errors import StoreError, corrupted, is_corruption
 
 
@@ -49,7 +54,6 @@ class CLIError(Exception):
 
 def _load_webhook(path: str, settings: Settings) -> Any:
     """The webhook in FILE, or CLIError naming the file and the problem (nothing is written then)."""
-    from core.payload import PayloadError, parse_webhook
 
     try:
         size = Path(path).stat().st_size
@@ -99,7 +103,6 @@ class _Notified:
 
 def _service(settings: Settings) -> Any:
     """A client of the service that owns this data dir, or None (then the CLI works on the stores)."""
-    from service.discovery import find_service
 
     info = find_service(settings)
     if info is None:
@@ -119,9 +122,6 @@ def _remote(call: Any) -> Any:
 
 
 def _emit_remote(result: dict[str, Any], as_json: bool) -> None:
-    from core.models import IncidentReport
-    from interfaces.render import render_report
-
     if as_json:
         print(json.dumps({k: v for k, v in result.items() if k != "report"}))
         return
@@ -131,8 +131,6 @@ def _emit_remote(result: dict[str, Any], as_json: bool) -> None:
 
 def _emit(outcome: Any, as_json: bool, name: str | None = None, seconds: float | None = None,
           resumed: bool = False) -> None:
-    from interfaces.render import render_report
-
     if as_json:
         print(json.dumps({**outcome.summary(), "title": outcome.report.title}))
     else:
@@ -261,8 +259,6 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from core.models import IncidentReport
-    from interfaces.render import render_decisions, render_report
     from store.registry import DecisionRecord
 
     client = _service(settings)
@@ -356,19 +352,45 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.TELEGRAM_TOKEN:
         raise CLIError("TELEGRAM_TOKEN is not set: create a bot with @BotFather and put its token in TELEGRAM_TOKEN")
-    from service.discovery import find_service
 
     running = find_service(settings)
     if running is not None:  # one process owns the data dir's stores; the service runs the bot itself
         raise CLIError(f"aiops serve owns {settings.AIOPS_DATA_DIR} (pid {running.pid}): it already runs the bot "
                        "when TELEGRAM_TOKEN is set; stop it or use another AIOPS_DATA_DIR")
-    from interfaces.telegram.bot import BotSetupError, run_bot
+    from interfaces.telegram.bot import BotSetupError
 
     try:
-        await run_bot(settings)
+        await _run_bot(settings)
     except BotSetupError as exc:
         raise CLIError(str(exc)) from None
     return 0
+
+
+async def _run_bot(settings: Settings) -> None:
+    """The `aiops bot` process: runner + outbox + bot until SIGINT/SIGTERM."""
+    from core.llm import build_llm_chain
+    from interfaces.notify.outbox import Outbox
+    from interfaces.telegram.bot import TelegramBot
+
+    async with _runner(settings) as runner:
+        outbox = Outbox.from_settings(settings)
+        outbox.attach(runner)
+        chat = None
+        chain = build_llm_chain(settings)
+        if chain.providers:
+            from graphs.chat import ChatAgent
+            from interfaces.telegram.ops import on_demand_webhook
+
+            chat = ChatAgent(runner, chain, settings, on_demand_webhook)
+        bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
+        delivery = asyncio.create_task(outbox.run())
+        try:
+            await bot.run(handle_signals=True)
+        finally:
+            await outbox.stop()
+            delivery.cancel()
+            await asyncio.gather(delivery, return_exceptions=True)
+            await outbox.close()
 
 
 async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
@@ -397,7 +419,6 @@ async def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     """The anomaly watcher: scan the watched services and raise AiopsAnomalyDetected into the runner."""
-    from core.models import AlertmanagerWebhook
     from service.watch import WatchNotConfigured, build_watcher
 
     if args.interval:
@@ -452,8 +473,6 @@ async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from interfaces.api.app import serve
-    from interfaces.api.exposure import InsecureBind
-    from service.discovery import ServiceRunning
     from service.watch import WatchNotConfigured
 
     try:
@@ -476,7 +495,6 @@ def _memory_beside_service(argv: list[str]) -> None:
     if any(a in ("-h", "--help") for a in argv):
         return
     from memory.incidents import is_lite_uri
-    from service.discovery import find_service
 
     settings = get_settings()
     uri = settings.milvus_uri
@@ -496,12 +514,33 @@ def _memory_beside_service(argv: list[str]) -> None:
                        "server (MILVUS_URI=http://...)")
 
 
-def _passthrough(module: str, argv: list[str]) -> int:
+# `aiops eval <suite>`: the offline eval suites, each module's `cli(argv)`. The one edge from the product
+# to `evals` (tests/unit/test_layering.py reads this table): a suite's stack loads only when it runs.
+EVAL_SUITES: dict[str, str] = {
+    "nezha": "evals.suites.nezha",
+    "loghub": "evals.suites.loghub",
+    "runbooks": "evals.suites.runbooks",
+    "alerts": "evals.suites.alerts",
+    "fixes": "evals.suites.fixes",
+}
+
+
+def _eval(suite: str, argv: list[str]) -> int:
+    if suite not in EVAL_SUITES:
+        raise CLIError(f"evals.suites.{suite} is not available: No module named 'evals.suites.{suite}'")
     try:
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(EVAL_SUITES[suite])
     except ModuleNotFoundError as exc:
-        raise CLIError(f"{module} is not available: {exc}") from None
+        raise CLIError(f"{EVAL_SUITES[suite]} is not available: {exc}") from None
     return int(mod.cli(argv))
+
+
+def _memory(argv: list[str]) -> int:
+    try:
+        from memory import cli as memory_cli
+    except ModuleNotFoundError as exc:
+        raise CLIError(f"memory.cli is not available: {exc}") from None
+    return int(memory_cli.cli(argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -601,10 +640,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "eval":
             if len(argv) < 2 or argv[1].startswith("-"):
                 raise CLIError("usage: aiops eval {nezha,loghub,runbooks,alerts,fixes} [options]")
-            return _passthrough(f"evals.suites.{argv[1]}", argv[2:])
+            return _eval(argv[1], argv[2:])
         if argv and argv[0] == "memory":
             _memory_beside_service(argv[1:])
-            return _passthrough("memory.cli", argv[1:])
+            return _memory(argv[1:])
         args = build_parser().parse_args(argv)
         settings = get_settings()
         debug = settings.DEBUG

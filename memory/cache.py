@@ -44,6 +44,9 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
+from core.redis_errors import redis_outage
+from core.resilience import CircuitOpenError, guarded_sync
+
 log = logging.getLogger(__name__)
 
 CacheKind = Literal["analysis", "playbook", "nl"]
@@ -414,8 +417,6 @@ class RedisCache:
         """Run one Redis operation; (True, result) on success, (False, None) when it failed/was skipped."""
         if self._skip():
             return False, None
-        from core.redis_errors import redis_outage
-        from core.resilience import CircuitOpenError, guarded_sync
 
         errors = self._redis_errors
         try:

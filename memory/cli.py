@@ -12,7 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from core.settings import SettingsError, get_settings
+from memory.embeddings import get_embedder
 from memory.incidents import IncidentMemory
+from memory.ingest import IngestError, ingest_postmortems, ingest_runbooks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,12 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _memory(uri: str | None) -> IncidentMemory:
-    from core.settings import get_settings
-
     settings = get_settings()
     if uri:
-        from memory.embeddings import get_embedder
-
         return IncidentMemory(uri, settings.MILVUS_TOKEN, get_embedder(settings))
     return IncidentMemory.from_settings(settings)
 
@@ -50,14 +49,10 @@ def cli(argv: list[str]) -> int:
     except SystemExit as exc:  # argparse already printed its one-line usage error
         return 0 if exc.code == 0 else 2
 
-    from memory.ingest import IngestError, ingest_postmortems, ingest_runbooks
-
     if args.command in ("ingest-runbooks", "ingest-postmortems") and not args.dir.is_dir():
         print(f"aiops memory {args.command}: {args.dir}: not a directory", file=sys.stderr)
         return 2
     try:
-        from core.settings import SettingsError
-
         memory = _memory(args.uri)
     except SettingsError as exc:
         print(f"aiops memory: {exc}", file=sys.stderr)

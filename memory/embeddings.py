@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 
+from core.resilience import guarded_sync
+
 if TYPE_CHECKING:  # pragma: no cover
     from core.settings import Settings
 
@@ -232,7 +234,6 @@ class HttpEmbedder:
         """One batch through the "embeddings" breaker; 5xx/429/transport errors are retried with
         back-off (RETRY_* settings, or `retries` + 1 attempts when given); a 4xx is neither retried
         nor charged to the breaker; an open breaker raises `CircuitOpenError` at once."""
-        from core.resilience import guarded_sync
 
         return guarded_sync(DEPENDENCY, lambda: self._post_once(batch), retry_on=(_RetryableError,),
                             counts=lambda exc: not isinstance(exc, _RefusedError),

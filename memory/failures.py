@@ -7,6 +7,7 @@ and stored when memory is back.
 from __future__ import annotations
 
 from core.resilience import DependencyUnavailable
+from memory.embeddings import EmbeddingError
 
 PENDING_FILE = "memory-pending.jsonl"
 
@@ -17,7 +18,6 @@ class MemoryUnavailable(DependencyUnavailable):
 
 def dependency_of(exc: BaseException) -> str:
     """Which dependency an error from memory belongs to ("embeddings" or "milvus")."""
-    from memory.embeddings import EmbeddingError
 
     if isinstance(exc, DependencyUnavailable):
         return exc.dependency

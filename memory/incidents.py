@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from core.resilience import DependencyUnavailable, guarded_sync
+from core.settings import get_settings
 from memory.embeddings import Embedder, EmbeddingError, get_embedder
 from memory.failures import PENDING_FILE, MemoryUnavailable, dependency_of, reason
 from memory.lexical import BM25Index
@@ -213,8 +214,6 @@ class IncidentMemory:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from core.settings import get_settings
-
             self._embedder = get_embedder(get_settings())
         return self._embedder
 

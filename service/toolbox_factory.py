@@ -16,9 +16,11 @@ from agents.policy import load_policy
 from agents.toolbox import IncidentMemoryPort, Toolbox
 from core.llm import LLMChain, build_llm_chain
 from core.settings import Settings
+from memory.cache import build_cache
+from memory.incidents import IncidentMemory
 from tools.executor import ActionExecutor
-from tools.logs.types import LogSource
-from tools.metrics.types import MetricsSource
+from tools.log_types import LogSource
+from tools.metric_types import MetricsSource
 from tools.registry import toolset, toolsets
 from tools.replay.recording import load_recorded
 from tools.replay.standins import prepare_stand_ins
@@ -46,13 +48,9 @@ def live_logs(settings: Settings) -> LogSource | None:
 
 def make_toolbox_factory(settings: Settings, llm: LLMChain | None = None,
                          memory: IncidentMemoryPort | None = None) -> Callable[[dict[str, Any]], Toolbox]:
-    from memory.cache import build_cache
-
     chain = llm if llm is not None else build_llm_chain(settings)
     cache = build_cache(settings)  # one per process: Redis when REDIS_URL is set, else an in-process LRU
     if memory is None and settings.ENABLE_MEMORY:
-        from memory.incidents import IncidentMemory
-
         memory = IncidentMemory.from_settings(settings)  # cheap: Milvus and the model load on first use
 
     topology = Topology.load(settings.TOPOLOGY_FILE)  # the same call graph correlation uses

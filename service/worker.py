@@ -25,7 +25,11 @@ from pydantic import ValidationError
 from core.models import AlertmanagerWebhook, IncidentStatus
 from core.resilience import DependencyUnavailable, backoff_delay, breaker, current_config
 from core.settings import Settings
+from service.discovery import find_service
 from service.intake import QUEUE, AlertJob
+from service.runner import IncidentRunner
+from service.toolbox_factory import make_toolbox_factory
+from store.pg import charge
 from store.queue import Message, MessageQueue, QueueUnavailable, open_queue
 
 log = logging.getLogger(__name__)
@@ -195,8 +199,6 @@ def _store_outage(settings: Settings, exc: BaseException) -> DependencyUnavailab
         if isinstance(seen, DependencyUnavailable) and seen.dependency == "postgres":
             return seen
         if settings.DATABASE_URL:
-            from store.pg import charge
-
             down = charge(seen)
             if down is not None:
                 return down
@@ -207,10 +209,6 @@ def _store_outage(settings: Settings, exc: BaseException) -> DependencyUnavailab
 async def run_workers(settings: Settings, concurrency: int) -> int:
     """`aiops worker`: consume until SIGTERM/SIGINT, then finish what is in progress."""
     import signal
-
-    from service.discovery import find_service
-    from service.runner import IncidentRunner
-    from service.toolbox_factory import make_toolbox_factory
 
     if settings.ENABLE_MEMORY and "://" not in settings.milvus_uri and find_service(settings) is not None:
         # milvus-lite: one process per file, and `aiops serve` has it. Runs still work; remembering and

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.redis_errors import redis_outage
+from core.resilience import guarded
 from store.errors import named_if_corrupted
 
 
@@ -110,9 +112,6 @@ class RedisLedger:
         self._r = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        from core.redis_errors import redis_outage
-        from core.resilience import guarded
-
         return await guarded("redis", fn, counts=redis_outage)
 
     async def state(self, key: str) -> str | None:

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from core.models import utcnow
 from core.settings import Settings
+from store import pg as pgconn
 from store.errors import StoreError, corrupted, is_corruption
 from store.lease import owner_alive
 
@@ -160,8 +161,6 @@ class IncidentRegistry:
         """One transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE) so that two
         deciders serialise instead of both reading 'pending' and failing on the lock upgrade."""
         if self._pg:
-            from store import pg as pgconn
-
             # Through the "postgres" breaker: StoreUnavailable when down (the API answers 503, a
             # worker waits); the statements are never retried, only the connect.
             with pgconn.outage_as_unavailable(), pgconn.connect(self._pg) as pg:  # commits on a clean exit

@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from core.settings import Settings
+from store.pg import charge, connect, is_outage
 
 
 class SqlStore:
@@ -37,8 +38,6 @@ class SqlStore:
         if self._conn is not None:
             return self._conn
         if self._pg_url:
-            from store.pg import connect
-
             self._conn = connect(self._pg_url, autocommit=True)  # through the "postgres" breaker
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +51,6 @@ class SqlStore:
     def transaction(self) -> Iterator[Tx]:
         with self._lock:
             if self._pg_url:
-                from store.pg import charge, is_outage
-
                 try:
                     with ExitStack() as stack:
                         conn = self._begin_pg(stack, is_outage)

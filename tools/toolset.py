@@ -37,6 +37,7 @@ from core.models import (
     VerificationCheck,
 )
 from core.settings import SettingsError
+from tools.params import ParameterRefused
 from tools.result import Observation
 
 if TYPE_CHECKING:
@@ -105,7 +106,6 @@ class Candidate(BaseModel):
 
 def bound(entry: CatalogEntry, target: str, params: dict[str, Any], why: str, score: float = 0.0) -> list[Candidate]:
     """`entry` bound to these values, or a refused candidate when a value fails its constraint."""
-    from tools.params import ParameterRefused
 
     try:
         return [Candidate(action=entry.action(target, **params), why=why, score=score)]

@@ -29,7 +29,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from agents.approval import auto_approval
+from agents.understanding import understand
+from core.settings import SettingsError, get_settings
 from evals.alert_catalogue import CatalogueRule, load_catalogue, render
+from evals.datasets import data_dir as resolve
+from evals.report import write_report
 
 SUITE = "alerts"
 LABELS = Path(__file__).resolve().parent.parent / "alert_labels.csv"
@@ -85,9 +90,7 @@ def load_labels(path: Path = LABELS) -> list[Label]:
 
 async def run_rule(rule: CatalogueRule, settings: Any) -> dict[str, Any]:
     """One rule through the real graph in rule mode; what it understood and what it would do."""
-    from agents.approval import auto_approval
     from agents.toolbox import Toolbox
-    from agents.understanding import understand
     from core.llm import LLMChain
     from graphs.incident import investigate
 
@@ -182,8 +185,6 @@ def coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run_async(data_dir: Path, split: Split = "all", *, settings: Any = None, labels_path: Path = LABELS,
                     only: list[str] | None = None) -> dict[str, Any]:
-    from core.settings import get_settings
-
     settings = settings or get_settings()
     rules = load_catalogue(data_dir)
     if only:
@@ -244,8 +245,6 @@ def cli(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from core.settings import SettingsError, get_settings
-    from evals.datasets import data_dir as resolve
 
     try:
         settings = get_settings()
@@ -259,7 +258,6 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))
-    from evals.report import write_report
 
     return 0 if write_report(args.out, report) else 2
 

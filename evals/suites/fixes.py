@@ -35,6 +35,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.models import AlertmanagerWebhook
+from core.settings import load_settings
+from evals.report import finish
+from tools.executor import ActionExecutor
+from tools.registry import toolset
+from tools.replay.recording import SandboxFile, StandInHost
+from tools.replay.standins import prepare_hosts
+
 SUITE = "fixes"
 # Every catalog action with auto-approval bounds, allowed on every target up to medium risk.
 POLICY = """rules:
@@ -83,8 +91,6 @@ class Scenario:
 
 
 def webhook(labels: dict[str, str], summary: str, fingerprint: str = "", minutes_ago: float = 6) -> Any:
-    from core.models import AlertmanagerWebhook
-
     alert = {"status": "firing", "labels": labels, "annotations": {"summary": summary},
              "startsAt": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
              "fingerprint": fingerprint or labels["alertname"][:16].replace("/", "")}
@@ -195,7 +201,6 @@ def _disk(host: str, files: list[Any], mount: str = "/", capacity_mb: int = 400,
     and the disk alert about `alert_host` (both default to `host`)."""
     def step(w: World) -> Any:
         from tests.sim.node_exporter import StandInMount
-        from tools.replay.recording import StandInHost
 
         w.hosts[host] = StandInHost(files=files)
         w.mounts.append(StandInMount(host=metrics_host or host, mount=mount, root=w.tmp / "standins" / host,
@@ -205,14 +210,10 @@ def _disk(host: str, files: list[Any], mount: str = "/", capacity_mb: int = 400,
 
 
 def _rotated(n: int, mib: int) -> list[Any]:
-    from tools.replay.recording import SandboxFile
-
     return [SandboxFile(path=f"/var/log/app/app.log.{i}.gz", size_kb=mib * MIB, age_days=3 + i) for i in range(1, n + 1)]
 
 
 def _journal(archived: int, mib: int, limit_mb: int) -> list[Any]:
-    from tools.replay.recording import SandboxFile
-
     return [*(SandboxFile(path=f"/var/log/journal/0a1b/system@0a1b-{i:016x}-0006{i:012x}.journal",
                           size_kb=mib * MIB, age_days=archived - i) for i in range(archived)),
             SandboxFile(path="/var/log/journal/0a1b/system.journal", size_kb=8 * MIB),
@@ -220,21 +221,15 @@ def _journal(archived: int, mib: int, limit_mb: int) -> list[Any]:
 
 
 def _debs(n: int, mib: int) -> list[Any]:
-    from tools.replay.recording import SandboxFile
-
     return [SandboxFile(path=f"/var/cache/apt/archives/pkg{i}_1.0_amd64.deb", size_kb=mib * MIB) for i in range(n)]
 
 
 def _data(mib: int) -> list[Any]:
-    from tools.replay.recording import SandboxFile
-
     return [SandboxFile(path="/data/db/ibdata1", size_kb=mib * MIB)]
 
 
 def _unit(host: str, unit: str, restarts: int, alert: str, config_error: bool = False) -> Step:
     def step(w: World) -> Any:
-        from tools.replay.recording import SandboxFile, StandInHost
-
         state: dict[str, str | int] = {"ActiveState": "failed", "SubState": "failed", "Result": "exit-code",
                                        "NRestarts": restarts}
         files = []
@@ -260,8 +255,6 @@ def _certificate(host: str, domain: str, days_left: float | None) -> Step:
     """`host` runs certbot; with `days_left`, its lineage for `domain` (issued by the local ACME CA) expires
     that soon. The probe's alert names the domain and the host serving it."""
     def step(w: World) -> Any:
-        from tools.replay.recording import StandInHost
-
         w.hosts[host] = StandInHost(vars={"aiops_acme_ca_bundle": w.acme.ca_file})
         if days_left is not None:
             def lineage(standins: Path, left: float = days_left) -> None:
@@ -355,14 +348,10 @@ def _world(scenario: Scenario, tmp: Path) -> Iterator[World]:
 
 
 def _settings(w: World) -> Any:
-    from core.settings import load_settings
-
     policy = w.tmp / "policy.yaml"
     policy.write_text(POLICY)
     extra = dict(w.settings)
     if w.hosts:
-        from tools.replay.standins import prepare_hosts
-
         extra["ANSIBLE_INVENTORY"] = str(prepare_hosts(w.hosts, w.tmp / "standins"))
         for hook in w.after_hosts:
             hook(w.tmp / "standins")
@@ -379,8 +368,6 @@ def _factory(settings: Any, w: World) -> Callable[[dict[str, Any]], Any]:
     mode and without memory."""
     from agents.toolbox import Toolbox
     from core.llm import LLMChain
-    from tools.executor import ActionExecutor
-    from tools.registry import toolset
 
     def factory(spec: dict[str, Any]) -> Any:
         executor = ActionExecutor(settings)
@@ -517,7 +504,6 @@ def cli(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from evals.report import finish
 
     unknown = set(args.only or []) - {s.name for s in SCENARIOS}
     try:

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.settings import SettingsError
+from evals.datasets import data_dir
+from evals.report import write_report
 from evals.score import binary_scores, grouping_scores
 from tools.analysis.drain import DEFAULT_MASKS
 from tools.analysis.log_templates import line_anomalies, mine_templates
@@ -214,8 +217,6 @@ def cli(argv: list[str]) -> int:
         print(f"error: unknown system(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(SYSTEMS)}",
               file=sys.stderr)
         return 2
-    from core.settings import SettingsError
-    from evals.datasets import data_dir
 
     try:
         args.data = data_dir(args.data)
@@ -231,7 +232,6 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))
-    from evals.report import write_report
 
     return 0 if write_report(args.out, report) else 2
 

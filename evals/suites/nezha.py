@@ -23,7 +23,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.models import Alert, AlertmanagerWebhook
+from core.settings import SettingsError, get_settings
+from evals.prometheus_backfill import backfilled_prometheus
+from evals.report import write_report
 from evals.score import accuracy_at_k, rank_of
+from evals.suites.nezha_baselines import available_methods, run_baselines
+from tools.metrics.prometheus import PrometheusSource
 from tools.metrics.recorded import RecordedMetricsSource
 
 SUITE = "nezha"
@@ -81,8 +86,6 @@ def _metrics_for(case: NezhaCase, recording: RecordedMetricsSource, settings: An
     """The recording bounded at the alert time, or, when PROMETHEUS_URL is set (`--prometheus`), the live
     Prometheus holding the backfilled day, bounded the same way (no future data either way)."""
     if settings.PROMETHEUS_URL:
-        from tools.metrics.prometheus import PrometheusSource
-
         return PrometheusSource.from_settings(settings, now=case.alert_time)
     return recording.at(case.alert_time)
 
@@ -140,7 +143,6 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
     """Investigate every case; `prometheus`: backfill the day into a real Prometheus (promtool) and
     diagnose through PROMETHEUS_URL; `baselines`: run RCAEval's methods on the same cases and windows."""
     from core.llm import LLMChain
-    from core.settings import get_settings
 
     settings = settings or get_settings()
     llm = llm if llm is not None else LLMChain([])
@@ -155,8 +157,6 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
     metrics_path = "recorded"
     started = time.perf_counter()
     if prometheus:
-        from evals.prometheus_backfill import backfilled_prometheus
-
         first = min(w[0] for w in spans.values()) - timedelta(minutes=5)
         last = max(w[2] for w in spans.values()) + timedelta(minutes=15)  # after the alerts: `now` must hide it
         with backfilled_prometheus(recording, first, last) as url:
@@ -185,8 +185,6 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
         "published": published(data_dir, system),
     }
     if baselines:
-        from evals.suites.nezha_baselines import available_methods, run_baselines
-
         methods = available_methods()
         if not methods:
             raise ValueError("--baselines needs RCAEval: pip install -e '.[baselines]'")
@@ -259,8 +257,6 @@ def cli(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        from core.settings import SettingsError, get_settings
-
         settings = get_settings()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -285,7 +281,6 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(report))
-    from evals.report import write_report
 
     return 0 if write_report(args.out, report) else 2
 

@@ -34,6 +34,13 @@ from typing import Any
 
 import yaml
 
+from core.settings import SettingsError
+from evals.datasets import data_dir
+from evals.report import write_report
+from memory.embeddings import LocalEmbedder
+from memory.incidents import IncidentMemory
+from memory.ingest import find_runbook_docs
+
 SUITE = "runbooks"
 MRR_DEPTH = 10
 
@@ -261,10 +268,6 @@ def load_cases(data: Path) -> tuple[list[AlertCase], Path]:
 
 
 def run(data: Path, *, mode: str = "hybrid", distractors: bool = False, embedder: Any = None) -> dict[str, Any]:
-    from memory.embeddings import LocalEmbedder
-    from memory.incidents import IncidentMemory
-    from memory.ingest import find_runbook_docs
-
     started = time.perf_counter()
     cases, runbooks_dir = load_cases(data)
     if not cases:
@@ -322,8 +325,6 @@ def cli(argv: list[str]) -> int:
         args = p.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
-    from core.settings import SettingsError
-    from evals.datasets import data_dir
 
     try:
         args.data = data_dir(args.data)
@@ -341,7 +342,6 @@ def cli(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         print(f"aiops eval runbooks: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    from evals.report import write_report
 
     if not write_report(args.out, result, "aiops eval runbooks"):
         return 2

@@ -20,6 +20,9 @@ import httpx
 from core import resilience
 from core.settings import Settings
 from interfaces.api.schemas import ComponentHealth
+from interfaces.notify.outbox import SPILL_FILE
+from memory.failures import PENDING_FILE
+from store.pending import count_lines
 from store.queue import MessageQueue
 
 TIMEOUT = 2.0
@@ -147,13 +150,9 @@ async def check_all(settings: Settings, queue: MessageQueue) -> tuple[str, dict[
 
 
 
-
 def _add_backlogs(settings: Settings, components: dict[str, ComponentHealth]) -> None:
     """Say what waits on disk for a dependency that was down: incidents not yet in memory (Milvus or
     the embeddings endpoint), notifications not yet queued (the queue's store)."""
-    from interfaces.notify.outbox import SPILL_FILE
-    from memory.failures import PENDING_FILE
-    from store.pending import count_lines
 
     for name, file, what in (("milvus", PENDING_FILE, "incident(s) waiting to be stored in memory"),
                              ("queue", SPILL_FILE, "notification(s) waiting to be queued")):

@@ -20,7 +20,11 @@ import httpx
 
 from core.links import safe_url
 from core.settings import SEVERITY_RANK, Settings
+from interfaces.charts import warm
 from interfaces.notify.events import LIFECYCLE, EventKind, Notification
+from interfaces.render import render_report
+from interfaces.telegram.render import b, esc
+from store.telegram import telegram_store
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,6 @@ def _http_error(service: str, resp: httpx.Response) -> Exception:
 
 
 def _report_lines(n: Notification) -> list[str]:
-    from interfaces.render import render_report
-
     r = n.report
     return render_report(r, pending={} if n.pending else None).splitlines()
 
@@ -77,13 +79,10 @@ class TelegramChannel:
     guards_itself = True  # make_bot's middleware charges "notify-telegram" per Bot API request
 
     def __init__(self, settings: Settings, bot: Any | None = None) -> None:
-        from store.telegram import telegram_store
-
         self.settings = settings
         self._bot = bot
         self._own_bot = bot is None
         self.store = telegram_store(settings)
-        from interfaces.charts import warm
 
         warm()  # cards carry charts: matplotlib's first import is slow, do it before the first alert
 
@@ -109,7 +108,6 @@ class TelegramChannel:
         )
 
         from interfaces.telegram import cards, photos
-        from interfaces.telegram.render import b, esc
 
         chats = self.settings.telegram_chat_ids
         refused: list[str] = []

@@ -42,7 +42,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from core import resilience
-from core.resilience import CircuitOpenError
+from core.redis_errors import redis_outage
+from core.resilience import CircuitOpenError, DependencyUnavailable
 from core.settings import Settings
 from interfaces.notify.channels import Channel, Permanent, RetryLater, admits, enabled_channels
 from interfaces.notify.events import Notification, events_for
@@ -65,9 +66,6 @@ SPILL_FILE = "notify-pending.jsonl"  # the backlog on disk (survives a restart d
 
 
 def _store_down(exc: BaseException) -> bool:
-    from core.redis_errors import redis_outage
-    from core.resilience import DependencyUnavailable
-
     return isinstance(exc, QueueUnavailable | DependencyUnavailable | sqlite3.OperationalError) or redis_outage(exc)
 
 

@@ -1,9 +1,11 @@
 """`aiops bot`: the Telegram bot, long polling (aiogram 3).
 
 On start it drops any webhook (polling and a webhook exclude each other), registers the commands with
-setMyCommands, and polls getUpdates. In the same process it runs the notification outbox, so incident
-cards reach the admins and are edited as the incident moves on. `aiops serve` embeds `TelegramBot`
-the same way when TELEGRAM_TOKEN is set.
+setMyCommands, and polls getUpdates. `aiops bot` (interfaces/cli.py) runs it with the notification
+outbox in the same process, so incident cards reach the admins and are edited as the incident moves
+on; `aiops serve` (interfaces/api/app.py) embeds `TelegramBot` the same way when TELEGRAM_TOKEN is set.
+The bot knows nothing of the outbox but the object it is handed (for /status): the notification
+channels draw this folder's cards, not the other way round.
 """
 
 from __future__ import annotations
@@ -78,31 +80,3 @@ class TelegramBot:
             await self.dp.stop_polling()
         except RuntimeError:  # not polling (yet)
             await self.bot.session.close()
-
-
-async def run_bot(settings: Settings) -> None:
-    """The `aiops bot` process: runner + outbox + bot until SIGINT/SIGTERM."""
-    from interfaces.notify.outbox import Outbox
-    from service.toolbox_factory import make_toolbox_factory
-
-    async with IncidentRunner(settings, make_toolbox_factory(settings)) as runner:
-        outbox = Outbox.from_settings(settings)
-        outbox.attach(runner)
-        chat = None
-        from core.llm import build_llm_chain
-
-        chain = build_llm_chain(settings)
-        if chain.providers:
-            from graphs.chat import ChatAgent
-            from interfaces.telegram.ops import on_demand_webhook
-
-            chat = ChatAgent(runner, chain, settings, on_demand_webhook)
-        bot = TelegramBot(settings, runner, outbox=outbox, chat=chat)
-        delivery = asyncio.create_task(outbox.run())
-        try:
-            await bot.run(handle_signals=True)
-        finally:
-            await outbox.stop()
-            delivery.cancel()
-            await asyncio.gather(delivery, return_exceptions=True)
-            await outbox.close()

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
+from agents.self_healing import self_healing_status
 from core.models import AlertmanagerWebhook, IncidentReport
 from core.settings import Settings
 from graphs.incident import investigate
@@ -117,8 +118,6 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
     lines.append(f"approval: low-risk known fixes auto-approved: {'yes' if settings.AUTO_APPROVE_LOW_RISK else 'no'}"
                  f" · approval window {settings.APPROVAL_TTL_SECONDS // 60} min")
     try:
-        from agents.self_healing import self_healing_status
-
         lines.append(heal_line(self_healing_status(settings)))
     except Exception as exc:
         problems.append(f"self-healing switch unavailable: {type(exc).__name__}")
@@ -167,7 +166,6 @@ async def look(runner: IncidentRunner, service: str, time_range: str, lang: Lang
 
 def plan_head(row: Any) -> str:
     return f"{code(row.plan_id)} for {code(row.incident_id)}: {esc(row.title[:150])}"
-
 
 
 def heal_line(status: dict[str, Any]) -> str:

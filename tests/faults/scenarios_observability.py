@@ -45,9 +45,9 @@ from tests.servers import start_prometheus
 from tests.sim.elasticsearch import ElasticsearchDouble
 from tools.logs.elasticsearch import ElasticsearchSource
 from tools.logs.files import FileLogSource
+from tools.metric_types import MetricsQueryError, Series
 from tools.metrics.inmemory import InMemoryMetricsSource
 from tools.metrics.prometheus import PrometheusSource
-from tools.metrics.types import MetricsQueryError, Series
 
 SERVICE = "checkout"
 ERROR_LINE = "ERROR payment gateway timeout talking to db-01 after 5000 ms"

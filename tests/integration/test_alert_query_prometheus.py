@@ -27,9 +27,9 @@ from agents.triage import triage_rules
 from core.llm import LLMChain
 from core.models import Alert, Incident
 from tests.servers import PrometheusServer, free_port
+from tools.metric_types import Series
 from tools.metrics.openmetrics import to_openmetrics
 from tools.metrics.prometheus import PrometheusSource
-from tools.metrics.types import Series
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.sim.elasticsearch import ElasticsearchDouble
+from tools.log_types import LogQuery, LogSourceError
 from tools.logs.elasticsearch import ElasticFields, ElasticsearchSource
-from tools.logs.types import LogQuery, LogSourceError
 
 pytestmark = pytest.mark.integration
 

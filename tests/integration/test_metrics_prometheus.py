@@ -26,10 +26,10 @@ from core import resilience
 from tests.openmetrics import to_openmetrics
 from tests.servers import free_port
 from tools.analysis.metric_anomaly import rank_components
+from tools.metric_types import MetricsQueryError, MetricsUnavailable
 from tools.metrics.prometheus import PrometheusSource
 from tools.metrics.recorded import RecordedMetricsSource
 from tools.metrics.tools import make_metric_tools
-from tools.metrics.types import MetricsQueryError, MetricsUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from core.settings import Settings
 from service.runner import IncidentRunner
 from service.toolbox_factory import make_toolbox_factory
 from store.registry import IncidentRegistry
+from tools.log_types import LogRecord
 from tools.logs.inmemory import InMemoryLogSource
-from tools.logs.types import LogRecord
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
-from tools.metrics.types import Series
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 FAULT = NOW - timedelta(minutes=4)

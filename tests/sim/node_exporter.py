@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
 from tools.metrics.selector import Selector
-from tools.metrics.types import Series
 
 STEP = timedelta(minutes=1)
 METRIC = "filesystem_used_percent"

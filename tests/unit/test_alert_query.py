@@ -24,8 +24,8 @@ from tools.analysis.alert_query import (
     target_selector,
     value_expression,
 )
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
-from tools.metrics.types import Series
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EXPR = 'nginx_up{instance="web-01:9113"} == 0'

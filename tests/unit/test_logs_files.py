@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from core.settings import load_settings
+from tools.log_types import LogQuery, LogSourceError
 from tools.logs.elasticsearch import ElasticsearchSource
 from tools.logs.files import FileLogSource, parse_journal_export
 from tools.logs.sources import log_source_from_settings
-from tools.logs.types import LogQuery, LogSourceError
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WIDE = LogQuery(start=datetime(2000, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC), limit=1000)

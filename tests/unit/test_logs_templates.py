@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from tools.analysis.drain import Drain
 from tools.analysis.log_templates import line_anomalies, mine_templates, summarize_logs
-from tools.logs.types import LogRecord
+from tools.log_types import LogRecord
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from langchain_core.tools import BaseTool
 
+from tools.log_types import LogQuery, LogRecord, LogSourceError
 from tools.logs.inmemory import InMemoryLogSource
 from tools.logs.tools import make_log_tools
-from tools.logs.types import LogQuery, LogRecord, LogSourceError
 from tools.result import ToolResult, invoke_tool
 
 NOW = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)

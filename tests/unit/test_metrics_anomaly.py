@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tools.analysis.metric_anomaly import metric_family, rank_components, score_level, score_points
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
-from tools.metrics.types import Series
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 END = T0 + timedelta(minutes=70)

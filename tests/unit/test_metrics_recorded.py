@@ -11,11 +11,11 @@ import pytest
 
 from tests import fake_nezha
 from tests.openmetrics import to_openmetrics
+from tools.metric_types import Series
 from tools.metrics.prometheus import choose_step
 from tools.metrics.recorded import RecordedMetricsSource, metric_name_for_column, service_of_pod
 from tools.metrics.selector import Selector
 from tools.metrics.tools import make_metric_tools
-from tools.metrics.types import Series
 from tools.result import ToolResult, invoke_tool
 
 

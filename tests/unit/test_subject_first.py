@@ -12,8 +12,8 @@ from agents.toolbox import Toolbox
 from agents.triage import triage_rules
 from core.llm import LLMChain
 from core.models import Alert, Evidence, Incident
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
-from tools.metrics.types import Series
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

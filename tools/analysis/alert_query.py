@@ -24,9 +24,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from core.models import MetricSeries
-from tools.analysis.metric_anomaly import MIN_SCORE, _chartable, _fetch, _to_minutes, score_series
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsSource, Series, utc
+from tools.analysis.metric_anomaly import MIN_SCORE, _chartable, _fetch, _selector, _to_minutes, score_series
+from tools.metric_types import MetricsSource, Series, escape_label_value, utc
 
 MAX_GENERATOR_URL = 8192  # longer: not a Prometheus graph link, ignored
 MAX_EXPR = 2048  # longer decoded expression: ignored
@@ -154,7 +153,6 @@ class TargetAnomaly(BaseModel):
 async def read_target_series(source: MetricsSource, selector: str, baseline_start: datetime, start: datetime,
                              end: datetime) -> list[TargetAnomaly]:
     """The target's other series (one selector query, bounded): the anomalous ones, strongest first."""
-    from tools.analysis.metric_anomaly import _selector
 
     series = await _fetch(source, selector, baseline_start, end)
     out = []

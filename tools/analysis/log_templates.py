@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from tools.analysis.drain import DEFAULT_MASKS, Drain
 from tools.analysis.redact import redact
-from tools.logs.types import LogRecord
+from tools.log_types import LogRecord
 
 SPIKE_RATIO = 3.0  # rate in the window / rate in the baseline at or above which a template "spikes"
 MIN_SPIKE_COUNT = 3  # fewer lines than this in the window never count as a spike

@@ -53,7 +53,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from core.models import MetricSeries
-from tools.metrics.types import MetricsSource, Series
+from tools.metric_types import MetricsSource, Series
 
 
 class MetricAnomaly(BaseModel):

@@ -1,6 +1,9 @@
-"""Logs toolset: the `LogSource` protocol, its backends, read tools for the model, its notes.
+"""Logs toolset: the `LogSource` protocol's backends, read tools for the model, its notes.
 
-- `types.py`         `LogRecord`, `LogQuery`, the `LogSource` protocol, `LogSourceError` (nothing of ours)
+The protocol itself (`LogRecord`, `LogQuery`, `LogSource`, `LogSourceError`) is `tools/log_types.py`,
+one of the tools' shared modules: the analysis (`tools.analysis`) reads records through it, and this
+folder imports the analysis (one way).
+
 - `elasticsearch.py` `ElasticsearchSource`: Elasticsearch 8, search_after over a point-in-time
 - `files.py`         `FileLogSource`: plain-text and journald-export files (the embedded default)
 - `inmemory.py`      `InMemoryLogSource`: records held in memory (replays)
@@ -8,8 +11,7 @@
 - `tools.py`         read-only LangChain tools for the LLM, each returning a `ToolResult`
 - `notes.md`         what the model is told about these tools
 
-Deliberately light: importing a submodule runs this file, and `tools.analysis.log_templates`
-imports `tools.logs.types` while `tools.logs.tools` imports the analysis.
+Deliberately light: importing a submodule runs this file.
 """
 
 from __future__ import annotations

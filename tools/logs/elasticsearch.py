@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.resilience import CircuitOpenError, breaker, guarded
-from tools.logs.types import LogQuery, LogRecord, LogSourceError, LogsUnavailable, utc
+from tools.log_types import LogQuery, LogRecord, LogSourceError, LogsUnavailable, utc
 
 BREAKER = "elasticsearch"
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from tools.logs.types import LogQuery, LogRecord
+from tools.log_types import LogQuery, LogRecord
 
 
 class InMemoryLogSource:

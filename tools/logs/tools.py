@@ -14,7 +14,9 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from tools.logs.types import LogQuery, LogSource, LogSourceError, utc
+from tools.analysis.log_templates import summarize_logs
+from tools.analysis.redact import redact
+from tools.log_types import LogQuery, LogSource, LogSourceError, utc
 from tools.result import ToolResult, result_tool
 
 
@@ -50,8 +52,6 @@ def make_log_tools(
     source: LogSource, now: Callable[[], datetime] | None = None, max_lines: int = 20_000
 ) -> list[BaseTool]:
     """LangChain tools over `source`. `now` fixes "the present" (recorded-incident replay)."""
-    from tools.analysis.log_templates import summarize_logs
-    from tools.analysis.redact import redact
 
     clock = now or (lambda: datetime.now(UTC))
 

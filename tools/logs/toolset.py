@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools.logs.types import LogSource
+from tools.log_types import LogSource
+from tools.logs.sources import log_source_from_settings
 from tools.toolset import Toolset
 
 
@@ -33,7 +34,6 @@ class LogsToolset(Toolset):
         s = self.settings(settings)
         if not (s.ELASTICSEARCH_URL or s.LOG_FILES):
             return None
-        from tools.logs.sources import log_source_from_settings
 
         return log_source_from_settings(settings)
 

@@ -1,6 +1,9 @@
-"""Metrics toolset: the `MetricsSource` protocol, its backends, read tools for the model, its notes.
+"""Metrics toolset: the `MetricsSource` protocol's backends, read tools for the model, its notes.
 
-- `types.py`      `Series`, the `MetricsSource` protocol, `MetricsQueryError` (imports nothing of ours)
+The protocol itself (`Series`, `MetricsSource`, `MetricsQueryError`) is `tools/metric_types.py`, one of
+the tools' shared modules: the analysis (`tools.analysis`) reads series through it, and this folder
+imports the analysis (one way).
+
 - `selector.py`   the PromQL selector subset non-Prometheus backends answer
 - `prometheus.py` `PrometheusSource`: a real Prometheus HTTP API
 - `recorded.py`   `RecordedMetricsSource`: recorded per-pod CSVs (Nezha layout)
@@ -8,8 +11,7 @@
 - `tools.py`      read-only LangChain tools for the LLM, each returning a `ToolResult`
 - `notes.md`      what the model is told about these tools
 
-Deliberately light: importing a submodule runs this file, and `tools.analysis.metric_anomaly`
-imports `tools.metrics.types` while `tools.metrics.tools` imports the analysis.
+Deliberately light: importing a submodule runs this file.
 """
 
 from __future__ import annotations

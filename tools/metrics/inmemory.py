@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from tools.metric_types import Series
 from tools.metrics.selector import Selector
-from tools.metrics.types import Series
 
 
 class InMemoryMetricsSource:

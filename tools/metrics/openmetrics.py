@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from tools.metrics.types import Series, utc
+from tools.metric_types import Series, utc
 
 
 def _om_label_value(value: str) -> str:

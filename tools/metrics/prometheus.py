@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.resilience import CircuitOpenError, guarded
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsQueryError, MetricsUnavailable, Series, utc
+from core.settings import get_settings
+from tools.metric_types import MetricsQueryError, MetricsUnavailable, Series, escape_label_value, utc
 
 BREAKER = "prometheus"
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")
@@ -105,7 +105,6 @@ class PrometheusSource:
     def from_settings(cls, settings: Any = None, **kw: Any) -> PrometheusSource:
         """Build from `PROMETHEUS_URL` (core.settings); raises ValueError if it is not set."""
         if settings is None:
-            from core.settings import get_settings
             settings = get_settings()
         if not settings.PROMETHEUS_URL:
             raise ValueError("PROMETHEUS_URL is not set")

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tools.metric_types import Series, utc
 from tools.metrics.selector import Selector
-from tools.metrics.types import Series, utc
 
 # Recorded CSV column -> Prometheus-legal metric name. The one place this mapping lives: the
 # recorded source, the OpenMetrics export and the tests all go through `metric_name_for_column`.

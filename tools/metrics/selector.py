@@ -48,9 +48,3 @@ class Selector(BaseModel):
             if op == "!~" and re.fullmatch(value, actual):
                 return False
         return True
-
-
-
-def escape_label_value(value: str) -> str:
-    """A string as the inside of a PromQL label-value literal (`"..."`)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"')

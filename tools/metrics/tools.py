@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.metrics.selector import escape_label_value
-from tools.metrics.types import MetricsQueryError, MetricsSource, Series, utc
+from tools.analysis.metric_anomaly import rank_components
+from tools.metric_types import MetricsQueryError, MetricsSource, Series, escape_label_value, utc
 from tools.result import ToolResult, result_tool
 
 
@@ -149,8 +149,6 @@ def make_metric_tools(source: MetricsSource, *, call_graph: dict[str, list[str]]
                                score=_finite(abs(top["robust_z"])))
 
     async def rank_suspects(window_minutes: int = 10, baseline_minutes: int = 60, top: int = 5) -> ToolResult:
-        from tools.analysis.metric_anomaly import rank_components
-
         end = _source_now(source)
         start = end - timedelta(minutes=window_minutes)
         query = f"rank_components window={window_minutes}m baseline={baseline_minutes}m"

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools.metrics.types import MetricsSource
+from tools.metric_types import MetricsSource
+from tools.metrics.prometheus import PrometheusSource
 from tools.toolset import Toolset
 
 
@@ -32,7 +33,6 @@ class MetricsToolset(Toolset):
     def connect(self, settings: Any) -> MetricsSource | None:
         if not self.settings(settings).PROMETHEUS_URL:
             return None
-        from tools.metrics.prometheus import PrometheusSource
 
         return PrometheusSource.from_settings(settings)
 

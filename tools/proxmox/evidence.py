@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tools.analysis.metric_anomaly import rank_components
 from tools.proxmox import node_reboot
 from tools.proxmox.client import GuestRef, ProxmoxClient, ProxmoxError, check_node, check_vmid
 from tools.proxmox.metrics import guest_series, node_series, rrd_source, timeframe_for
@@ -348,7 +349,6 @@ async def investigate(client: ProxmoxClient, labels: dict[str, str], start: date
                       baseline_start: datetime) -> ProxmoxFindings:
     """Observations and RRD suspects for an alert; `error` (one line) when PVE could not be read at all
     (which guest or node the alert is about could not be looked up)."""
-    from tools.analysis.metric_anomaly import rank_components
 
     try:
         target, obs, series = await asyncio.to_thread(_investigate, client, labels, start, end, baseline_start)

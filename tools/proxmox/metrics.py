@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
 from tools.metrics.selector import Selector
-from tools.metrics.types import Series
 from tools.proxmox.client import GuestRef, ProxmoxClient
 
 Row = dict[str, Any]

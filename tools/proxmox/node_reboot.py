@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.proxmox.client import ProxmoxClient, ProxmoxError, check_node
+from tools.proxmox.client import GuestRef, ProxmoxClient, ProxmoxError, check_node
 from tools.toolset import Outcome
 
 _HA_SID = re.compile(r"^(?:vm|ct):(?P<vmid>\d+)$")
@@ -135,8 +135,6 @@ def impact(client: ProxmoxClient, node: str, *, onboot: bool = False) -> NodeImp
               for r in client.cluster_resources("vm") if r.get("node") == node and r.get("type") in ("qemu", "lxc")
               and not r.get("template")]
     if onboot:
-        from tools.proxmox.client import GuestRef
-
         for g in guests:
             if g.status in ("running", "stopped"):
                 cfg = client.guest_config(GuestRef(node=node, kind=g.kind, vmid=g.vmid))  # type: ignore[arg-type]

@@ -31,6 +31,8 @@ from tools.params import Param
 from tools.proxmox import actions
 from tools.proxmox.client import MAX_VMID, MIN_VMID, NODE_NAME, SNAPSHOT_NAME, ProxmoxClient
 from tools.proxmox.settings import ProxmoxSettings
+from tools.proxmox.tools import make_proxmox_tools
+from tools.proxmox.verify import check_metric, check_node, check_status
 from tools.result import UNREAD, Observation
 from tools.toolset import Candidate, Outcome, PlanContext, ReadContext, Reading, Toolset, bound
 
@@ -165,8 +167,6 @@ class ProxmoxToolset(Toolset):
         return ProxmoxClient.from_settings(self.settings(settings))
 
     def read_tools(self, client: ProxmoxClient, *, now: Any = None, call_graph: Any = None) -> list[Any]:
-        from tools.proxmox.tools import make_proxmox_tools
-
         return make_proxmox_tools(client)
 
     def names(self, labels: dict[str, str]) -> dict[str, set[str]]:
@@ -230,7 +230,6 @@ class ProxmoxToolset(Toolset):
         resize; stopped after a stop or shutdown) and the RRD series the evidence cited about it."""
         if client is None:
             return []
-        from tools.proxmox.verify import check_metric, check_status
 
         checks = []
         for ex in executions:
@@ -264,7 +263,6 @@ class ProxmoxToolset(Toolset):
 async def _verify_node(client: ProxmoxClient, evidence: list[Evidence], ex: ExecutionResult) -> list[VerificationCheck]:
     """After a node reboot: the node online again with its pressure down, the guests that start at boot
     running, and the node series the evidence cited read again."""
-    from tools.proxmox.verify import check_metric, check_node
 
     node = str(ex.details["node"])
     checks = [await asyncio.to_thread(check_node, client, node, str(ex.details.get("guests_onboot", "")))]

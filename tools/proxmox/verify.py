@@ -14,8 +14,8 @@ import re
 import statistics
 
 from core.models import Evidence, ExecutionResult, VerificationCheck
-from tools.metrics.types import back_to_baseline
-from tools.proxmox.client import ProxmoxClient, ProxmoxError
+from tools.metric_types import back_to_baseline
+from tools.proxmox.client import GuestRef, ProxmoxClient, ProxmoxError
 from tools.proxmox.metrics import reread
 
 STOPPING = {"proxmox_guest_stop", "proxmox_guest_shutdown"}
@@ -43,7 +43,6 @@ def check_status(client: ProxmoxClient, ev: Evidence, executions: list[Execution
     m = _STATUS_QUERY.match(ev.query)
     if m is None:
         return VerificationCheck(evidence_id=ev.id, query=ev.query, recovered=False, note="not a guest status query")
-    from tools.proxmox.client import GuestRef
 
     ref = GuestRef(node=m["node"], kind=m["kind"], vmid=int(m["vmid"]))  # type: ignore[arg-type]
     want = "stopped" if any(e.action in STOPPING and e.status == "ok" for e in executions) else "running"

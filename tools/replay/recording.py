@@ -15,10 +15,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from core.models import AlertmanagerWebhook
+from tools.log_types import LogRecord
 from tools.logs.inmemory import InMemoryLogSource
-from tools.logs.types import LogRecord
+from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
-from tools.metrics.types import Series
 
 BUNDLED = Path(__file__).parent / "incidents"
 

@@ -27,8 +27,10 @@ from tools.params import Param
 from tools.result import UNREAD, Observation
 from tools.routeros import actions
 from tools.routeros.client import INTERFACE_NAME, RouterOSClient
-from tools.routeros.evidence import interface_from_labels
+from tools.routeros.evidence import interface_from_labels, investigate
 from tools.routeros.settings import RouterOSSettings
+from tools.routeros.tools import make_routeros_tools
+from tools.routeros.verify import checks, confirm
 from tools.toolset import Candidate, Outcome, PlanContext, ReadContext, Reading, Toolset, bound
 
 _HOST_NICS = Never(name="host network cards", domains=["host", "kubernetes", "container", "cloud"])
@@ -108,8 +110,6 @@ class RouterOSToolset(Toolset):
         return RouterOSClient.from_settings(self.settings(settings))
 
     def read_tools(self, client: RouterOSClient, *, now: Any = None, call_graph: Any = None) -> list[Any]:
-        from tools.routeros.tools import make_routeros_tools
-
         return make_routeros_tools(client)
 
     def names(self, labels: dict[str, str]) -> dict[str, set[str]]:
@@ -121,8 +121,6 @@ class RouterOSToolset(Toolset):
         return {"interface": {name}, "router": host_names(labels)}
 
     async def investigate(self, client: RouterOSClient, ctx: ReadContext) -> Reading:
-        from tools.routeros.evidence import investigate
-
         if interface_from_labels(ctx.labels) is None:
             return Reading()
         ros = await investigate(client, ctx.labels)
@@ -162,7 +160,6 @@ class RouterOSToolset(Toolset):
         """Read every RouterOS change back (state, flaps since the change, where traffic goes now)."""
         if client is None:
             return []
-        from tools.routeros.verify import checks
 
         cited = next((e.id for e in evidence if e.tool == "routeros" and e.anomalous), "")
         return await asyncio.to_thread(checks, client, executions, cited)
@@ -171,7 +168,6 @@ class RouterOSToolset(Toolset):
         """Remove the revert jobs of verified changes; leave them armed otherwise."""
         if client is None:
             return ""
-        from tools.routeros.verify import confirm
 
         return confirm(client, executions, recovered)
 

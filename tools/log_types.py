@@ -1,7 +1,8 @@
 """What every log backend speaks: `LogRecord`, `LogQuery`, the `LogSource` protocol, its error type.
 
-Imports nothing of ours, so the analysis code (`tools.analysis.log_templates`) can depend on it
-without a cycle.
+One of the tools' shared modules; imports nothing of ours: the logs toolset (its backends and read
+tools), the analysis code over records (`tools.analysis.log_templates`) and every layer above read
+logs through it, so the analysis sits below the toolset that uses it instead of beside it in a loop.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """What every metrics backend speaks: `Series`, the `MetricsSource` protocol, and its one error type.
 
 Queries are PromQL. Backends that are not Prometheus (recorded data, replays) support the subset the
-agents use: an instant-vector selector (`tools.metrics.selector`). This module imports nothing of
-ours, so the analysis code (`tools.analysis.metric_anomaly`) can depend on it without a cycle.
+agents use: an instant-vector selector (`tools.metrics.selector`). This module is one of the tools'
+shared modules and imports nothing of ours: the metrics toolset (its backends and read tools), the
+analysis code over series (`tools.analysis`) and every layer above read metrics through it, so the
+analysis sits below the toolset that uses it instead of beside it in a loop.
 """
 
 from __future__ import annotations
@@ -65,3 +67,8 @@ def back_to_baseline(value: float, baseline: float, after: float) -> bool:
     cleanup that frees more than the incident filled, a resize that spreads the same load thinner)."""
     direction = 1.0 if value >= baseline else -1.0
     return direction * (after - baseline) <= 0.5 * abs(value - baseline) + 1e-9
+
+
+def escape_label_value(value: str) -> str:
+    """A string as the inside of a PromQL label-value literal (`"..."`)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
