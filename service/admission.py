@@ -9,6 +9,7 @@ own `Admission` over the same stores, since it accepts webhooks without running 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
@@ -64,3 +65,17 @@ class Admission:
             return self.correlator.owner_of(webhook) or incident_id
         c = self.join(webhook, incident, intake=True)  # the run records the join's details, re-checked
         return c.incident_id if c is not None else incident_id
+
+    def admit_many(self, items: Sequence[tuple[AlertmanagerWebhook, str]]) -> list[str | Exception]:
+        """`admit` for several notifications in one correlation-store transaction (group commit, see
+        `service.admission_batch`), in order: each is a savepoint of it, so one that raises is undone
+        alone and its exception is its result; the others are committed together before this returns.
+        If that commit fails this raises, and none of them is recorded."""
+        out: list[str | Exception] = []
+        with self.correlator.batch():
+            for webhook, incident_id in items:
+                try:
+                    out.append(self.admit(webhook, incident_id))
+                except Exception as exc:  # noqa: BLE001 - that notification's own answer (its request's error)
+                    out.append(exc)
+        return out

@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             await _check_embedded_queue(queue)
             service = Service(settings=settings, runner=runner, queue=queue,
                               auth=Authenticator(settings, local_token), metrics=metrics, version=_version(),
-                              admit=runner.admit, split=runner.split)
+                              admit=runner.admit, split=runner.split, admit_many=runner.admission.admit_many)
             if worker:
                 service.worker = Worker(settings, runner, queue, concurrency=concurrency or settings.WORKER_CONCURRENCY,
                                         on_outcome=metrics.observe_outcome)
@@ -375,7 +375,7 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
         admission = Admission(correlator, IncidentRegistry(settings))
         app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
                                 metrics=metrics, version=_version(), admit=admission.admit,
-                                split=admission.split)
+                                split=admission.split, admit_many=admission.admit_many)
         gc.collect()
         gc.freeze()
         try:
