@@ -19,6 +19,8 @@ from typing import Any
 
 from core.settings import Settings
 
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a SQLite transaction waits for another connection's write lock
+
 
 class SqlStore:
     """A persistent connection with '?' placeholders on both SQLite and Postgres."""
@@ -43,7 +45,7 @@ class SqlStore:
             self._conn = connect(self._pg_url, autocommit=True)  # through the "postgres" breaker
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
