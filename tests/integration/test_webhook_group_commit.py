@@ -6,6 +6,7 @@ lost: each is in the queue, and the re-send is deduplicated there."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -18,6 +19,7 @@ import store.sql
 from core.settings import load_settings
 from interfaces.api.app import create_app
 from tests.conftest import recording
+from tests.servers import pg_database
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +34,10 @@ def body(n: int) -> bytes:
     return json.dumps(hook).encode()
 
 
-async def post_all(tmp_path: Path, count: int, *, locked: bool) -> tuple[list[httpx.Response], list[httpx.Response], Any]:
-    settings = load_settings(AIOPS_DATA_DIR=tmp_path, ENABLE_MEMORY=False, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN)
+async def post_all(tmp_path: Path, count: int, *, locked: bool, database_url: str | None = None,
+                   ) -> tuple[list[httpx.Response], list[httpx.Response], Any]:
+    settings = load_settings(AIOPS_DATA_DIR=tmp_path, ENABLE_MEMORY=False, LLM_MODE="rules", WEBHOOK_TOKEN=TOKEN,
+                             DATABASE_URL=database_url)
     app = create_app(settings, worker=False)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -55,16 +59,25 @@ async def post_all(tmp_path: Path, count: int, *, locked: bool) -> tuple[list[ht
         return first, again, (await svc.queue.stats(), svc.admissions)
 
 
-def test_concurrent_webhooks_share_commits_and_are_answered_once_committed(tmp_path: Path) -> None:
-    first, again, (stats, admissions) = asyncio.run(post_all(tmp_path, 30, locked=False))
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_concurrent_webhooks_share_commits_and_are_answered_once_committed(tmp_path: Path, store: str) -> None:
+    with pg_database() if store == "postgres" else contextlib.nullcontext() as url:
+        first, again, (stats, admissions) = asyncio.run(post_all(tmp_path, 30, locked=False, database_url=url))
+        if url:
+            import psycopg
+
+            with psycopg.connect(url) as db:
+                landed = db.execute("SELECT COUNT(*) FROM aiops_corr_notifications").fetchone()
+        else:
+            with sqlite3.connect(tmp_path / "incidents.sqlite") as db:
+                landed = db.execute("SELECT COUNT(*) FROM aiops_corr_notifications").fetchone()
     assert [r.status_code for r in first + again] == [202] * 60
     assert admissions.batches < 60  # concurrent requests shared transactions
     opened = first[0].json()["incident_id"]
     assert {r.json()["incident_id"] for r in first + again} == {opened}  # one host: one incident, joined
     assert [r.json()["message_id"] for r in again] == [r.json()["message_id"] for r in first]  # deduplicated
     assert stats.depth == 30
-    with sqlite3.connect(tmp_path / "incidents.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM aiops_corr_notifications").fetchone()[0] == 30
+    assert landed is not None and landed[0] == 30  # committed, as another connection reads it
 
 
 def test_a_failed_batch_commit_is_a_503_for_each_of_its_requests_and_loses_nothing(
