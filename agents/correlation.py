@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -247,6 +248,10 @@ class Correlator:
                                        lambda match: join_reason(match, head, self.topology), defer_join)
         return Correlation(incident_id=landing.incident_id, joined_to=landing.incident_id if landing.joined else None,
                            reason=landing.reason)
+
+    def batch(self) -> AbstractContextManager[object]:
+        """Several correlations in one store transaction (`CorrelationStore.batch`)."""
+        return self.store.batch()
 
     def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
         """`split_by_cause` with this correlator's topology. Also when correlation is off: one incident

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from core.models import AlertmanagerWebhook
@@ -65,6 +66,23 @@ def nested_deeper(value: Any, limit: int) -> bool:
     return False
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def loads(raw: bytes, text: str) -> Any:
+    """`json.loads(text)` (`text` is `raw` decoded), the same value or the same exception, in a fifth of
+    the time: orjson parses when it can give that value. It refuses what `json.loads` reads otherwise
+    (NaN and Infinity, lone surrogate escapes, numbers out of a double's range, nesting past 1,024:
+    then `json.loads` decides, as before), and it reads integers of more than 64 bits as floats, so a
+    body with 19 digits in a row anywhere goes to `json.loads` as well (tests/unit/test_payload_loads.py)."""
+    if not _LONG_NUMBER.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def parse_webhook(raw: bytes, settings: Settings, source: str = "payload") -> AlertmanagerWebhook:
     """The webhook in `raw`, or PayloadError("<source> ...: <problem>")."""
     if len(raw) > settings.MAX_PAYLOAD_BYTES:
@@ -76,7 +94,7 @@ def parse_webhook(raw: bytes, settings: Settings, source: str = "payload") -> Al
     limit = settings.MAX_JSON_DEPTH
     too_deep = PayloadError(f"{source} nests JSON deeper than MAX_JSON_DEPTH ({limit})")
     try:
-        data: Any = json.loads(text)  # the C decoder bounds its own recursion (RecursionError)
+        data: Any = loads(raw, text)  # the C decoder bounds its own recursion (RecursionError)
     except (ValueError, RecursionError) as exc:
         if json_depth_exceeds(text, limit):
             raise too_deep from None

@@ -25,6 +25,7 @@ the same problem at the same instant still open one incident.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -101,6 +102,12 @@ class CorrelationStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def batch(self) -> AbstractContextManager[object]:
+        """One transaction around several calls on this thread (group commit): each call inside is a
+        savepoint of it (undone alone if it raises), and all of them are committed together on exit,
+        or none if the commit fails. The webhook's admissions of concurrent requests share one."""
+        return self._db.transaction()
 
     def correlate(self, keys: list[Key], origin: str, members: list[Member], new_incident_id: str,
                   now: datetime, window_seconds: float, reason_for: Callable[[Match], str],

@@ -20,6 +20,8 @@ from typing import Any
 from core.settings import Settings
 from store.pg import charge, connect, is_outage
 
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a SQLite transaction waits for another connection's write lock
+
 
 class SqlStore:
     """A persistent connection with '?' placeholders on both SQLite and Postgres."""
@@ -28,6 +30,7 @@ class SqlStore:
         self._pg_url = settings.DATABASE_URL
         self._path = settings.AIOPS_DATA_DIR / "incidents.sqlite"
         self._lock = threading.RLock()
+        self._depth = 0  # transactions open on the thread holding the lock: 1 the outer one, more nested
         self._lock_id = zlib.crc32(lock_name.encode())  # one advisory lock per store
         self._conn: Any = None
         with self.transaction() as tx:
@@ -41,7 +44,7 @@ class SqlStore:
             self._conn = connect(self._pg_url, autocommit=True)  # through the "postgres" breaker
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
@@ -49,28 +52,69 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
+        """An exclusive transaction; inside another one on this thread (e.g. a batch of admissions held
+        in one transaction, `store.correlation.CorrelationStore.batch`), a savepoint of it: its statements
+        are undone alone if it raises, and are durable when the outer transaction commits."""
         with self._lock:
-            if self._pg_url:
+            if self._depth:
+                self._depth += 1
                 try:
-                    with ExitStack() as stack:
-                        conn = self._begin_pg(stack, is_outage)
-                        yield Tx(conn, pg=True)
-                except Exception as exc:
-                    unavailable = charge(exc)
-                    if unavailable is None:
-                        raise
-                    # The kept connection is dead (Postgres restarted or went away): reconnect next time.
-                    self.close_quietly()
-                    raise unavailable from exc
+                    with self._savepoint() as tx:
+                        yield tx
+                finally:
+                    self._depth -= 1
                 return
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
-                yield Tx(conn, pg=False)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                with self._outer() as tx:
+                    yield tx
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[Tx]:
+        if self._pg_url:
+            with self._conn.transaction():  # psycopg: a nested transaction is a savepoint
+                yield Tx(self._conn, pg=True)
+            return
+        name = f"aiops_sp{self._depth}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield Tx(self._conn, pg=False)
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        self._conn.execute(f"RELEASE {name}")
+
+    @contextmanager
+    def _outer(self) -> Iterator[Tx]:
+        if self._pg_url:
+            try:
+                with ExitStack() as stack:
+                    conn = self._begin_pg(stack, is_outage)
+                    yield Tx(conn, pg=True)
+            except Exception as exc:
+                unavailable = charge(exc)
+                if unavailable is None:
+                    raise
+                # The kept connection is dead (Postgres restarted or went away): reconnect next time.
+                self.close_quietly()
+                raise unavailable from exc
+            return
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(conn, pg=False)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
             conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # e.g. a disk I/O error: nothing of it stays, the next one starts clean
+                conn.execute("ROLLBACK")
+            raise
 
     def _begin_pg(self, stack: ExitStack, is_outage: Callable[[BaseException], bool]) -> Any:
         """BEGIN and take the store's advisory lock. The kept connection may have died while idle

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -48,7 +47,8 @@ from interfaces.api.schemas import (
     SnoozeRequest,
     WebhookAccepted,
 )
-from interfaces.api.unavailable import store_open, unavailable
+from interfaces.api.unavailable import DEFAULT_RETRY_AFTER, store_open, unavailable
+from service.admission_batch import AdmissionBatch, AdmissionFailed, AdmitMany
 from service.intake import AlertJob, incident_id_for, on_demand_webhook
 from store.queue import MessageQueue, QueueUnavailable
 
@@ -70,6 +70,21 @@ class Service:
     worker: Any | None = None
     outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
     telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
+    # service.admission.Admission.admit_many: `admit` for several in one transaction (group commit)
+    admit_many: AdmitMany | None = None
+    admissions: AdmissionBatch = field(init=False)  # the webhook's admissions, group-committed
+
+    def __post_init__(self) -> None:
+        self.admissions = AdmissionBatch(self.admit_many or self._admit_each)
+
+    def _admit_each(self, items: Sequence[tuple[AlertmanagerWebhook, str]]) -> list[str | Exception]:
+        out: list[str | Exception] = []
+        for webhook, incident_id in items:
+            try:
+                out.append(self.admit(webhook, incident_id))
+            except Exception as exc:  # noqa: BLE001 - that notification's own answer
+                out.append(exc)
+        return out
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
@@ -168,12 +183,6 @@ async def alertmanager_webhook(request: Request, s: ServiceDep) -> JSONResponse:
     return JSONResponse(await accept_webhook(s, await request.body()), status_code=202)
 
 
-# Admissions run one at a time on their own thread: each is a transaction on the correlation store, which
-# takes them one at a time anyway (its lock); spread over the default pool's threads, 64 concurrent webhooks
-# spent their CPU queueing for that lock and the GIL (one-alert requests: ~30 % of the service's CPU).
-_ADMISSIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admission")
-
-
 async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
     """Parse, store durably, and say what was accepted (the 202 body); HTTPException otherwise.
 
@@ -205,10 +214,17 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
     # Stored first, then admitted: where it lands (a new incident, or the open one it joins) is decided
     # and recorded now, so the answer is the incident GET /api/v1/incidents/{id} shows. If the store is
     # down here, the 503 makes Alertmanager re-send, which the queue deduplicates.
+    # Admissions of concurrent requests are committed together (service.admission_batch): answered only
+    # once committed; a batch whose commit failed is a 503 for each of its requests.
     names = [a.name for a in webhook.alerts]
-    loop = asyncio.get_running_loop()
-    landed = [await loop.run_in_executor(_ADMISSIONS, s.admit, part, job.incident_id)
-              for part, (job, _) in zip(parts, jobs, strict=True)]
+    try:
+        landed = await s.admissions.admit([(part, job.incident_id) for part, (job, _) in zip(parts, jobs, strict=True)])
+    except AdmissionFailed as exc:
+        s.metrics.intake.rejected("store_unavailable")
+        detail = f"incident store unavailable, retry later: {_line(exc)}"
+        if s.settings.DATABASE_URL:
+            raise unavailable(detail, "postgres") from None
+        raise HTTPException(503, detail, headers={"Retry-After": str(DEFAULT_RETRY_AFTER)}) from None
     event("alert.received", f"{len(webhook.alerts)} alert(s) received: {', '.join(dict.fromkeys(names))[:200]}",
           alerts=len(webhook.alerts), firing=sum(a.status == "firing" for a in webhook.alerts),
           alertnames=list(dict.fromkeys(names)), group_key=webhook.group_key, incident_ids=list(dict.fromkeys(landed)),
