@@ -163,7 +163,8 @@ async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[
     plan = Plan.model_validate(state["plan"])
     approval = Approval.model_validate(state["approval"])
     # Belt and braces: the edge already routes only valid approvals of this exact plan here.
-    if not (approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
+    if not (approval.valid and approval.decision == "approve"
+            and approval_agent.names_plan(approval.plan_hash, plan.content_hash)):
         return {"status": IncidentStatus.REJECTED.value, "executions": []}
     if runtime.context.before_execute is not None:
         runtime.context.before_execute(plan, approval)
