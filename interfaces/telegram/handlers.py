@@ -24,7 +24,7 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
-from agents.approval import expired, names_plan
+from agents.approval import SHORT_HASH, expired, names_plan
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
 from interfaces.telegram import cards, ops, photos, render
@@ -334,7 +334,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             return f"plan {data.plan_id} is no longer awaiting approval (incident {row.status}){who}", False
         if not names_plan(data.hash, report.plan.content_hash, prefix=True) or report.plan.id != data.plan_id:
             return (f"plan {data.plan_id} changed since this message was sent (its content hash is now "
-                    f"{report.plan.content_hash[:12]}, the button was for {data.hash[:12]})"), False
+                    f"{report.plan.content_hash[:SHORT_HASH]}, the button was for {data.hash[:SHORT_HASH]})"), False
         if expired(report.plan):
             return f"the approval window of {data.plan_id} expired at {report.plan.expires_at:%Y-%m-%d %H:%M:%S} UTC", True
         return None, False
