@@ -294,13 +294,13 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                                "(another press). Nothing was changed by this one.", show_alert=True)
             return
         async with lock:
-            refusal, expired = await precheck(callback_data)
-            if refusal and not expired:
+            refusal, lapsed = await precheck(callback_data)
+            if refusal and not lapsed:
                 await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
                 return
             row = ctx.runner.plan(callback_data.plan_id)
             full_hash = row.plan_hash if row is not None else None
-            if expired:  # the gate closes an expired plan (and says why); nothing runs
+            if lapsed:  # the gate closes an expired plan (and says why); nothing runs
                 await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action)
                 await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
                 return
