@@ -91,12 +91,38 @@ def blast_radius(actions: list[Action], settings: Settings, groups: dict[str, fr
     return None
 
 
+SHORT_HASH = 12  # the fewest hex digits of a plan's content hash a person may type (the cards show 12)
+_HEX = frozenset("0123456789abcdef")
+
+
 def authorised(approver: str, channel: str, settings: Settings) -> bool:
+    """May `approver` decide plans and change incidents through `channel`? The one rule, for every
+    channel (the gate, the runner, the lifecycle, the API's switch, the console, the Telegram buttons)."""
     if channel == "telegram":  # the user's id, or the name TELEGRAM_APPROVER_IDS gives it (alice:111)
         return approver in settings.admin_chat_ids or approver in set(settings.telegram_names.values())
     if channel in ("cli", "http", "demo"):
         return not settings.approvers or approver in settings.approvers
     return False
+
+
+def short_hash_ok(value: str) -> bool:
+    """Is `value` a usable short plan hash: at least SHORT_HASH lowercase hex digits (anything shorter,
+    or empty, would name too many plan versions by prefix)?"""
+    return len(value) >= SHORT_HASH and all(c in _HEX for c in value)
+
+
+def names_plan(given: str, content_hash: str, *, prefix: bool = False) -> bool:
+    """Does `given` name this version of the plan? The gate and the executor want the full content hash;
+    a person (a typed hash, a card's button) may give a prefix of at least SHORT_HASH hex digits
+    (`prefix=True`), which the runner then replaces by the full hash for the gate."""
+    if not prefix:
+        return given == content_hash
+    return short_hash_ok(given) and content_hash.startswith(given)
+
+
+def expired(plan: Plan, now: datetime | None = None) -> bool:
+    """Is the plan's approval window over? (A plan with no expiry never expires.)"""
+    return plan.expires_at is not None and (now or utcnow()) > plan.expires_at
 
 
 def check_decision(raw: Any, plan: Plan, settings: Settings, now: datetime | None = None) -> Approval:
@@ -109,11 +135,11 @@ def check_decision(raw: Any, plan: Plan, settings: Settings, now: datetime | Non
     problems = []
     if approval.plan_id != plan.id:
         problems.append(f"decision is for plan {approval.plan_id}, not {plan.id}")
-    if approval.plan_hash != plan.content_hash:
+    if not names_plan(approval.plan_hash, plan.content_hash):
         problems.append("plan changed since approval was requested (content hash mismatch)")
     if not authorised(approval.approver, approval.channel, settings):
         problems.append(f"{approval.approver!r} is not an authorised approver for {approval.channel}")
-    if plan.expires_at is not None and now > plan.expires_at:
+    if expired(plan, now):
         problems.append(f"approval window expired at {plan.expires_at:%Y-%m-%d %H:%M:%S}Z")
     if problems:
         return approval.model_copy(update={"valid": False, "reason": "; ".join(problems)})

@@ -29,8 +29,8 @@ from agents.toolbox import Toolbox
 from core.llm import LLMChain
 from core.models import AlertmanagerWebhook, IncidentReport, LLMCall, utcnow
 from core.settings import Settings
-from graphs.incident import investigate
 from memory.cache import build_cache, cached_call
+from store.registry import IncidentRow
 from tools.logs.tools import make_log_tools
 from tools.metrics.tools import make_metric_tools
 
@@ -38,10 +38,16 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 6
 
 class IncidentReader(Protocol):
-    """What the chat's read-only tools need from the application service (service/runner.py)."""
+    """What the chat's read-only tools need of the application service (service/runner.py
+    `IncidentRunner`, which satisfies it): its read-only surface, nothing that decides or changes."""
 
-    toolbox_factory: Callable[[dict[str, Any]], Toolbox]
-    registry: Any
+    def live_toolbox(self) -> Toolbox: ...
+
+    async def investigate(self, webhook: AlertmanagerWebhook) -> IncidentReport: ...
+
+    def incidents(self, limit: int = 50, status: str | None = None) -> list[IncidentRow]: ...
+
+    def pending(self, limit: int = 20) -> list[IncidentRow]: ...
 
     async def report(self, incident_id: str) -> IncidentReport | None: ...
 
@@ -73,11 +79,11 @@ class NoArgs(BaseModel):
 
 def read_only_tools(runner: IncidentReader, on_demand: Callable[[str, str], AlertmanagerWebhook]) -> list[BaseTool]:
     """The chat's tools. `on_demand(service, time_range) -> AlertmanagerWebhook` builds the synthetic alert."""
-    toolbox = runner.toolbox_factory({"kind": "live"})
+    toolbox = runner.live_toolbox()
 
     async def analyze_service(service: str, time_range: str = "1h") -> str:
         webhook: AlertmanagerWebhook = on_demand(service, time_range)
-        report = await investigate(webhook, runner.toolbox_factory({"kind": "live"}))
+        report = await runner.investigate(webhook)
         ev = {e.id: e for e in report.evidence}
         out = {"hypotheses": [{"component": h.component, "cause": h.cause, "confidence": h.confidence,
                                "evidence": [ev[i].excerpt[:200] for i in h.evidence_ids if i in ev][:3]}
@@ -87,7 +93,7 @@ def read_only_tools(runner: IncidentReader, on_demand: Callable[[str, str], Aler
         return fence("tool analyze_service", out)
 
     async def list_incidents(status: str | None = None, limit: int = 10) -> str:
-        rows = runner.registry.list(limit=limit, status=status)
+        rows = runner.incidents(limit=limit, status=status)
         return fence("tool list_incidents", [{"incident_id": r.incident_id, "status": r.status, "title": r.title,
                                               "plan_id": r.plan_id, "updated_at": r.updated_at.isoformat()}
                                              for r in rows])
@@ -101,12 +107,12 @@ def read_only_tools(runner: IncidentReader, on_demand: Callable[[str, str], Aler
                      "verification"}), limit=6000)
 
     async def pending_plans() -> str:
-        rows = runner.registry.list(limit=20, status="awaiting_approval")
+        rows = runner.pending(limit=20)
         return fence("tool pending_plans",
                      [{"plan_id": r.plan_id, "incident_id": r.incident_id, "title": r.title} for r in rows])
 
     async def system_status() -> str:
-        counts = Counter(r.status for r in runner.registry.list(limit=1000))
+        counts = Counter(r.status for r in runner.incidents(limit=1000))
         breakers = {p.name: p.breaker.state for p in toolbox.llm.providers}
         return json.dumps({"incidents_by_status": counts, "llm_breakers": breakers, "now": utcnow().isoformat()})
 

@@ -172,7 +172,8 @@ def gate_update(decision: Any, plan: Plan, settings: Any) -> dict[str, Any]:
 async def execute_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     plan, approval = _plan(state), state.get("approval")
     # Belt and braces: the edge already routes only valid approvals of this exact plan here.
-    if not (approval and approval.valid and approval.decision == "approve" and approval.plan_hash == plan.content_hash):
+    if not (approval and approval.valid and approval.decision == "approve"
+            and approval_agent.names_plan(approval.plan_hash, plan.content_hash)):
         return {"status": IncidentStatus.REJECTED, "executions": []}
     if runtime.context.before_execute is not None:
         runtime.context.before_execute(plan, approval)

@@ -34,7 +34,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.correlation import TopologyError
 from agents.policy import PolicyError
@@ -45,7 +45,11 @@ from core.settings import Settings, SettingsError, get_settings
 from interfaces.api.exposure import InsecureBind
 from interfaces.render import render_decisions, render_report
 from service.discovery import ServiceRunning, find_service
+from service.refusals import DecisionRefused
 from store.errors import StoreError, corrupted, is_corruption
+
+if TYPE_CHECKING:  # imported where a command needs it: `aiops --help` does not load the graph
+    from service.runner import IncidentRunner
 
 
 class CLIError(Exception):
@@ -69,7 +73,7 @@ def _load_webhook(path: str, settings: Settings) -> Any:
         raise CLIError(str(exc)) from None
 
 
-def _runner(settings: Settings):  # type: ignore[no-untyped-def]
+def _runner(settings: Settings) -> IncidentRunner:
     from service.runner import IncidentRunner
     from service.toolbox_factory import make_toolbox_factory
 
@@ -87,7 +91,7 @@ class _Notified:
         self.runner = _runner(settings)
         self.outbox = Outbox.from_settings(settings)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> IncidentRunner:
         runner = await self.runner.__aenter__()
         self.outbox.attach(runner)
         return runner
@@ -161,7 +165,6 @@ async def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_decide(args: argparse.Namespace, settings: Settings, decision: str) -> int:
-    from service.runner import DecisionRefused
 
     client = _service(settings)
     if client is not None:
@@ -187,7 +190,6 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     """The on-call operations: the service's endpoint while it runs, else the lifecycle on the stores."""
     from datetime import datetime
 
-    from service.runner import DecisionRefused
 
     op = args.command
     until = None
@@ -205,24 +207,15 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
         result = _remote(lambda: client.change(args.incident_id, _ENDPOINT[op], approver=args.by, body=body))
     else:
         async with _runner(settings) as runner:
-            life = runner.lifecycle
-            who = {"by": args.by, "channel": "cli"}
             try:
-                if op == "ack":
-                    row = await life.acknowledge(args.incident_id, **who)
-                elif op == "assign":
-                    row = await life.assign(args.incident_id, args.user, **who)
-                elif op == "comment":
-                    row = await life.comment(args.incident_id, args.text, **who)
-                elif op == "snooze":
-                    row = await life.snooze(args.incident_id, until, **who)
-                else:
-                    row = await life.close(args.incident_id, args.reason, **who)
-            except DecisionRefused as exc:
+                row = await runner.change(args.incident_id, op, by=args.by, channel="cli",
+                                          to=getattr(args, "user", ""), until=until,
+                                          text=args.text if op == "comment" else getattr(args, "reason", ""))
+            except DecisionRefused as exc:  # the CLI's mapping of refusals: exit 2, one line
                 raise CLIError(str(exc).strip("'\"")) from None
             result = {"incident_id": row.incident_id, "operation": op, "by": args.by, "status": row.status,
                       "plan_id": row.plan_id, "decision_state": row.decision_state,
-                      "on_call": life.on_call(row).model_dump(mode="json")}
+                      "on_call": runner.on_call(row).model_dump(mode="json")}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -234,7 +227,7 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
-    from store.registry import IncidentRegistry, IncidentRow
+    from store.registry import IncidentRow
 
     client = _service(settings)
     if client is not None:
@@ -244,7 +237,8 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         rows = [IncidentRow.model_validate({**r, "source": {}}) for r in listed]
     else:
-        rows = IncidentRegistry(settings).list(limit=args.limit, status=args.status)
+        async with _runner(settings) as runner:
+            rows = runner.incidents(limit=args.limit, status=args.status)
     if args.json:
         print(json.dumps({"incidents": [r.model_dump(mode="json", exclude={"source"}) for r in rows]}))
         return 0

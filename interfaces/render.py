@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.approval import SHORT_HASH
 from agents.degraded import UNAVAILABLE_QUERY
 from core.models import IncidentReport, SelfHealingDecision
 
@@ -50,7 +51,7 @@ def render_report(report: IncidentReport, *, pending: dict[str, Any] | None = No
             out.append(_indent(f"{ev.id} [{ev.tool}] {ev.excerpt[:150]}", _W + 3))
     p = report.plan
     if p:
-        out.append(_row("PLAN", f"{p.id} · risk {p.risk.value.upper()} · hash {p.content_hash[:12]}"
+        out.append(_row("PLAN", f"{p.id} · risk {p.risk.value.upper()} · hash {p.content_hash[:SHORT_HASH]}"
                         f"{' · known fix' if p.known_fix else ''}"))
         for a in p.actions:
             params = ", ".join(f"{k}={v}" for k, v in a.parameters.items())

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
 from core.models import ON_DEMAND_ALERT, AlertmanagerWebhook, Incident
+from core.settings import Settings
 from graphs.incident import incident_from_webhook
 from store.registry import OPEN_STATUSES, IncidentRegistry
 
@@ -23,6 +24,15 @@ class Admission:
         self.correlator = correlator
         self.registry = registry
         self._seen_open: dict[str, float] = {}  # joined incident -> when the registry last said it is open
+
+    @classmethod
+    def over_stores(cls, settings: Settings) -> Admission:
+        """An admission of its own over the service's stores, for an intake process (it runs no incident,
+        so it has no runner); `close` it when done."""
+        return cls(Correlator(settings), IncidentRegistry(settings))
+
+    def close(self) -> None:
+        self.correlator.store.close()
 
     def join(self, webhook: AlertmanagerWebhook, incident: Incident, intake: bool = False, *,
              recheck: bool = True) -> Correlation | None:

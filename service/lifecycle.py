@@ -44,7 +44,7 @@ MAX_REASON = 500
 MAX_SNOOZE = timedelta(days=7)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,99}$")
 Check = Callable[[IncidentRow], tuple[dict[str, object], str]]  # the row -> (columns to set, audit line)
-_ATTEMPTS = 8  # compare-and-set retries against concurrent changes before answering 409
+_ATTEMPTS = 8  # compare-and-set retries against concurrent changes before refusing (NotAllowedNow)
 
 
 class Runner(Protocol):
@@ -177,12 +177,12 @@ class Lifecycle:
 
     def _refused(self, exc: DecisionRefused, incident_id: str, op: str, by: str, channel: str,
                  row: IncidentRow | None = None) -> DecisionRefused:
-        if row is not None or exc.status != 404:
+        if row is not None or not isinstance(exc, LookupError):  # an unknown incident has no trail
             self.registry.record(DecisionRecord(at=utcnow(), incident_id=incident_id,
                                                 plan_id=(row.plan_id if row else None) or "-", approver=by,
                                                 channel=channel, decision=op, outcome="refused", reason=str(exc)))
         event("incident.change_refused", f"incident {incident_id}: {op} by {by} via {channel} refused: {exc}",
-              incident_id=incident_id, operation=op, by=by, channel=channel, status=exc.status, reason=str(exc))
+              incident_id=incident_id, operation=op, by=by, channel=channel, refusal=exc.refusal, reason=str(exc))
         return exc
 
     async def _gate(self, incident_id: str, op: str, by: str, channel: str) -> IncidentRow:

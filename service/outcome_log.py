@@ -5,6 +5,7 @@ escalated. Opening and joining an incident are logged where the runner decides t
 
 from __future__ import annotations
 
+from agents.approval import SHORT_HASH
 from core.events import event
 from core.models import Alert, IncidentReport
 
@@ -19,7 +20,7 @@ def log_outcome(report: IncidentReport, paused_for_approval: bool, open_statuses
     plan_id = plan.id if plan else None
     if paused_for_approval and plan is not None:
         event("plan.proposed", f"incident {iid}: plan {plan_id} awaits approval ({plan.risk.value} risk)",
-              incident_id=iid, plan_id=plan_id, plan_hash=plan.content_hash[:12], risk=plan.risk.value,
+              incident_id=iid, plan_id=plan_id, plan_hash=plan.content_hash[:SHORT_HASH], risk=plan.risk.value,
               actions=[f"{a.name} {a.target}" for a in plan.actions],
               expires_at=plan.expires_at.isoformat() if plan.expires_at else None)
     a = report.approval

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from langgraph.types import Command
 from pydantic import BaseModel
 
+from agents.approval import SHORT_HASH, authorised, expired, names_plan, short_hash_ok
 from agents.correlation import Correlation, Correlator
 from agents.toolbox import Toolbox
 from core.events import event
@@ -25,16 +27,27 @@ from core.models import (
     Incident,
     IncidentReport,
     IncidentStatus,
+    OnCall,
     Plan,
     TriageVerdict,
     utcnow,
 )
 from core.settings import Settings
-from graphs.incident import build_graph, build_report, gate_update, incident_from_webhook, report_mode, start
+from graphs.incident import (
+    build_graph,
+    build_report,
+    gate_update,
+    incident_from_webhook,
+    investigate,
+    report_mode,
+    start,
+)
 from graphs.state import CHECKPOINT_TYPES, IncidentState, typed
 from service.admission import Admission
+from service.lifecycle import OPERATIONS, Lifecycle
 from service.outcome_log import alert_fields, log_outcome
 from service.refusals import (
+    BadChange,
     DecisionRefused,
     HashMismatch,
     NotAuthorised,
@@ -49,15 +62,12 @@ from store.outage import outage
 from store.registry import OPEN_STATUSES, DecisionRecord, DecisionState, IncidentRegistry, IncidentRow
 
 ToolboxFactory = Callable[[dict[str, Any]], Toolbox]
-OutcomeListener = Callable[["RunOutcome"], Awaitable[None]]
+OutcomeListener = Callable[["RunOutcome"], Awaitable[object]]  # its result is ignored
 log = logging.getLogger(__name__)
 __all__ = ["DecisionRefused", "HashMismatch", "IncidentRunner", "NotAuthorised", "PlanExpired", "PlanNotPending",
            "PlanWithdrawn", "RunOutcome", "UnknownPlan"]
 # Steps after which an action may have run: a failure there is an interrupted execution, not a hand-over.
 ACTING = ("execute", "verify", "fallback")
-
-
-SHORT_HASH = 12  # the fewest hex digits of a plan's content hash a person may type (the cards show 12)
 
 
 class RunOutcome(BaseModel):
@@ -81,12 +91,6 @@ class RunOutcome(BaseModel):
 
 def _past(decision: str | None) -> str:
     return {"approve": "approved", "reject": "rejected"}.get(decision or "", "decided")
-
-
-def _past_expiry(plan: Plan) -> bool:
-    """Asked after the gate refused a decision: the gate checked the clock before us, so if it refused
-    for expiry we are past it too."""
-    return plan.expires_at is not None and utcnow() > plan.expires_at
 
 
 class IncidentRunner:
@@ -114,13 +118,91 @@ class IncidentRunner:
             self.correlator.store.close()
             raise
         self.graph: Any = build_graph().compile(checkpointer=saver)
-        from service.lifecycle import Lifecycle
-
         self.lifecycle = Lifecycle(self)  # acknowledge, assign, comment, snooze, close
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
+
+    # ------------------------------------------------------------------ the application service --
+    # What every adapter (HTTP, console, Telegram, CLI, worker, watcher, the chat's tools) reads and
+    # does, besides analyze, decide, report, decisions and change below. None of them reaches the
+    # registry, the lifecycle or the toolbox factory itself; refusals are the domain errors of
+    # service/refusals.py, which each adapter maps to its own answer.
+    def subscribe(self, listener: OutcomeListener) -> None:
+        """Hear of every outcome (the notification outbox): a failing listener is logged, never fatal."""
+        self.listeners.append(listener)
+
+    def authorised(self, who: str, channel: str) -> bool:
+        """May `who` decide plans and change incidents through `channel`? (agents.approval.authorised,
+        the rule the gate, decide and the lifecycle apply; adapters ask it only to hide what would be
+        refused anyway.)"""
+        return authorised(who, channel, self.settings)
+
+    def incident(self, incident_id: str) -> IncidentRow | None:
+        """The incident's registry row (status, plan, decision state, on call), or None."""
+        return self.registry.get(incident_id)
+
+    def plan(self, plan_id: str) -> IncidentRow | None:
+        """The row of the incident whose plan is `plan_id`, or None."""
+        return self.registry.by_plan(plan_id)
+
+    def incidents(self, limit: int = 50, status: str | None = None) -> list[IncidentRow]:
+        """The most recently updated incidents, optionally of one status."""
+        return self.registry.list(limit, status)
+
+    def pending(self, limit: int = 20) -> list[IncidentRow]:
+        """Incidents whose plan awaits a human decision."""
+        return self.registry.list(limit, IncidentStatus.AWAITING_APPROVAL.value)
+
+    def status_counts(self) -> dict[str, int]:
+        """Incidents per status, over the whole registry (for /metrics)."""
+        return self.registry.status_counts()
+
+    def oldest_pending_since(self) -> datetime | None:
+        """When the longest-waiting plan started waiting for a human, or None (for /metrics)."""
+        return self.registry.oldest_pending_since()
+
+    def snoozed(self, incident_id: str) -> bool:
+        """Are the incident's notifications held (a person snoozed it)?"""
+        return self.lifecycle.snoozed(incident_id)
+
+    def on_call(self, row: IncidentRow) -> OnCall:
+        """Who acknowledged, holds, snoozed or closed the incident of this row."""
+        return self.lifecycle.on_call(row)
+
+    async def plan_report(self, plan_id: str) -> IncidentReport | None:
+        """The report of the incident whose plan is `plan_id`, or None."""
+        row = self.registry.by_plan(plan_id)
+        return await self.report(row.incident_id) if row is not None else None
+
+    def live_toolbox(self) -> Toolbox:
+        """The live backends' toolbox (metrics, logs, the LLM chain and its breakers), for read-only use."""
+        return self.toolbox_factory({"kind": "live"})
+
+    async def investigate(self, webhook: AlertmanagerWebhook) -> IncidentReport:
+        """Triage, diagnosis and a proposed plan, read-only: no incident is opened, nothing is put up for
+        approval or executed (a question in a chat)."""
+        return await investigate(webhook, self.live_toolbox())
+
+    async def change(self, incident_id: str, operation: str, *, by: str, channel: str, to: str = "",
+                     text: str = "", until: datetime | None = None) -> IncidentRow:
+        """One on-call operation (service/lifecycle.py: `ack`, `assign` to, `comment` text, `snooze` until,
+        `close` with text as the reason): the approver gate, the compare-and-set, the audit line."""
+        life = self.lifecycle
+        if operation == "ack":
+            return await life.acknowledge(incident_id, by=by, channel=channel)
+        if operation == "assign":
+            return await life.assign(incident_id, to, by=by, channel=channel)
+        if operation == "comment":
+            return await life.comment(incident_id, text, by=by, channel=channel)
+        if operation == "snooze":
+            if until is None:
+                raise BadChange("snoozing needs the time to snooze until")
+            return await life.snooze(incident_id, until, by=by, channel=channel)
+        if operation == "close":
+            return await life.close(incident_id, text, by=by, channel=channel)
+        raise ValueError(f"unknown on-call operation {operation!r} (one of {', '.join(OPERATIONS)})")
 
     def _toolbox(self, source: dict[str, Any], incident_id: str) -> Toolbox:
         toolbox = self.toolbox_factory(source)
@@ -198,7 +280,7 @@ class IncidentRunner:
                                             outcome=outcome, reason=str(exc)))
         event("decision.refused", f"plan {plan_id}: {decision} by {approver} via {channel} {outcome}: {exc}",
               incident_id=incident_id, plan_id=plan_id, decision=decision, by=approver, channel=channel,
-              outcome=outcome, status=exc.status, reason=str(exc))
+              outcome=outcome, refusal=exc.refusal, reason=str(exc))
         return exc
 
     @staticmethod
@@ -272,8 +354,6 @@ class IncidentRunner:
         Checks that need no claim come first (unknown plan, approver, hash): a refusal there leaves the
         plan pending. Then the compare-and-set in the registry claims the decision; only its winner
         resumes the graph. The losers, and every refusal, are in the audit trail."""
-        from agents.approval import authorised
-
         row = self.registry.by_plan(plan_id)
         if row is None:
             raise self._refuse(UnknownPlan(f"unknown plan id {plan_id!r}"), plan_id, None, approver, channel, decision)
@@ -296,11 +376,11 @@ class IncidentRunner:
             # The short hash a card shows (at least SHORT_HASH hex digits) names the plan as a prefix of its
             # content hash; the full hash is what the gate then checks, so a plan that changed is refused.
             plan_hash = plan_hash.strip().lower()
-            if len(plan_hash) < SHORT_HASH or any(c not in "0123456789abcdef" for c in plan_hash):
+            if not short_hash_ok(plan_hash):
                 raise self._refuse(HashMismatch(f"give at least {SHORT_HASH} hex digits of the plan hash (the card "
                                                 f"shows them), not {plan_hash[:70]!r}: nothing was decided"),
                                    plan_id, row, approver, channel, decision)
-            if not (row.plan_hash or "").startswith(plan_hash):
+            if not names_plan(plan_hash, row.plan_hash or "", prefix=True):
                 raise self._refuse(HashMismatch(f"plan {plan_id} has content hash {(row.plan_hash or '')[:SHORT_HASH]}"
                                                 f"..., not {plan_hash[:SHORT_HASH]}...: it changed since you reviewed "
                                                 "it; nothing was decided, the plan still awaits approval"),
@@ -332,8 +412,8 @@ class IncidentRunner:
                                                 approver=approver, channel=channel, decision=decision,
                                                 outcome="refused", reason=f"the gate: {approval.reason}"))
             if decision == "approve":
-                expired = _past_expiry(plan)
-                cls: type[DecisionRefused] = PlanExpired if expired else HashMismatch
+                # the gate checked the clock before us: if it refused for expiry, we are past it too
+                cls: type[DecisionRefused] = PlanExpired if expired(plan) else HashMismatch
                 raise cls(f"plan {plan_id} was refused at the gate and is now closed ({outcome.status.value}): "
                           f"{approval.reason}")
         return outcome
@@ -355,7 +435,7 @@ class IncidentRunner:
         naming the step, with a notification and a report. A failure once an action may have run
         (ACTING) keeps the interrupted-execution protocol: the incident is `interrupted` and only an
         explicit `--after-interruption` decision runs it again. An outage (a store, the disk) is not
-        the run's fault and propagates: the worker keeps its message and retries, the API answers 503."""
+        the run's fault and propagates: the worker keeps its message and retries, the API says unavailable."""
         try:
             return typed(await self.graph.ainvoke(graph_input, config, context=toolbox))
         except Exception as exc:
@@ -425,8 +505,8 @@ class IncidentRunner:
             self.registry.set_pending(incident_id, plan.id, self.owner)
         else:
             a = report.approval
-            expired = bool(a and plan and not a.valid and _past_expiry(plan))
-            self.registry.release(incident_id, self.owner, DecisionState.EXPIRED if expired else DecisionState.DONE)
+            lapsed = a is not None and plan is not None and not a.valid and expired(plan)
+            self.registry.release(incident_id, self.owner, DecisionState.EXPIRED if lapsed else DecisionState.DONE)
         outcome = RunOutcome(incident_id=incident_id, status=report.status, mode=report.mode,
                              plan_id=plan.id if plan else None, plan_hash=plan.content_hash if plan else None,
                              report=report, pending=pending)

@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -32,6 +32,9 @@ from service.toolbox_factory import make_toolbox_factory
 from store.pg import charge
 from store.queue import Message, MessageQueue, QueueUnavailable, open_queue
 
+if TYPE_CHECKING:
+    from service.runner import IncidentRunner
+
 log = logging.getLogger(__name__)
 
 OutcomeHook = Callable[[Any, float], None]  # (the run's outcome, when its message was enqueued: unix s)
@@ -40,7 +43,7 @@ OutcomeHook = Callable[[Any, float], None]  # (the run's outcome, when its messa
 class Worker:
     """`concurrency` consumers of the `alerts` queue sharing one runner (one process)."""
 
-    def __init__(self, settings: Settings, runner: Any, queue: MessageQueue, *, concurrency: int = 1,
+    def __init__(self, settings: Settings, runner: IncidentRunner, queue: MessageQueue, *, concurrency: int = 1,
                  on_outcome: OutcomeHook | None = None, name: str | None = None) -> None:
         self.settings = settings
         self.runner = runner
@@ -156,7 +159,7 @@ class Worker:
                     raise _Stopped from exc
 
     async def _run(self, msg: Message, job: AlertJob, webhook: AlertmanagerWebhook) -> Any:
-        row = self.runner.registry.get(job.incident_id)
+        row = self.runner.incident(job.incident_id)
         # The row is claimed when a run starts: `running`, or `interrupted` once its dead owner was noticed.
         if row is not None and row.status not in (IncidentStatus.RUNNING.value, IncidentStatus.INTERRUPTED.value):
             log.info("message %s: incident %s already %s (redelivery), acknowledging", msg.id,

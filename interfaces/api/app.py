@@ -19,7 +19,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +40,9 @@ from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
 from interfaces.console.routes import install_console
 from service.intake import QUEUE
 from store.queue import open_queue
+
+if TYPE_CHECKING:  # imported by the lifespan: an intake process never loads the graph
+    from service.runner import IncidentRunner
 
 log = logging.getLogger(__name__)
 LOCAL_ANALYZE_PATH = "/api/v1/local/analyze"
@@ -106,7 +109,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             queue = open_queue(settings, QUEUE)
             stack.push_async_callback(queue.close)
             await _check_embedded_queue(queue)
-            service = Service(settings=settings, runner=runner, queue=queue,
+            service = Service(settings=settings, app_service=runner, queue=queue,
                               auth=Authenticator(settings, local_token), metrics=metrics, version=_version(),
                               admit=runner.admit, split=runner.split, admit_many=runner.admission.admit_many)
             if worker:
@@ -157,7 +160,8 @@ async def _check_embedded_queue(queue: Any) -> None:
         raise StoreError(str(exc)) from None
 
 
-async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, runner: Any, service: Service) -> None:
+async def _notifications(stack: contextlib.AsyncExitStack, settings: Settings, runner: IncidentRunner,
+                         service: Service) -> None:
     """The notification outbox (every enabled channel) and, when TELEGRAM_TOKEN is set, the Telegram bot:
     both run inside the service, which owns the data dir."""
     import asyncio
@@ -369,10 +373,8 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
 
     It runs no incident, but decides where each notification lands itself (`service.admission`, over the
     same stores as the service), so its 202 names the incident as the service's would."""
-    from agents.correlation import Correlator
     from interfaces.api.intake_processes import OwnerProxy
     from service.admission import Admission
-    from store.registry import IncidentRegistry
 
     metrics = ServiceMetrics(counters)
     proxy = OwnerProxy(owner_path)
@@ -380,9 +382,8 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue = open_queue(settings, QUEUE)
-        correlator = Correlator(settings)
-        admission = Admission(correlator, IncidentRegistry(settings))
-        app.state.svc = Service(settings=settings, runner=None, queue=queue, auth=Authenticator(settings, None),
+        admission = Admission.over_stores(settings)
+        app.state.svc = Service(settings=settings, app_service=None, queue=queue, auth=Authenticator(settings, None),
                                 metrics=metrics, version=_version(), admit=admission.admit,
                                 split=admission.split, admit_many=admission.admit_many)
         gc.collect()
@@ -391,7 +392,7 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
             yield
         finally:
             await queue.close()
-            correlator.store.close()
+            admission.close()
             await proxy.client.aclose()
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None, **_NO_OTEL)

@@ -1,7 +1,9 @@
-"""The endpoints. Thin: authenticate, validate, call the queue or the runner, shape the answer.
+"""The endpoints. Thin: authenticate, validate, call the queue or the application service
+(service/runner.py `IncidentRunner`), shape the answer.
 
-The runner's `DecisionRefused.status` is the HTTP status of a refused decision (404 unknown plan, 409
-not pending / hash mismatch / expired, 403 not an approver); nothing here re-implements the gate.
+A refusal of the service (service/refusals.py) becomes its HTTP status in interfaces/api/errors.py
+(404 unknown plan or incident, 403 not an approver, 422 a bad change, 409 not pending / hash mismatch /
+expired / withdrawn); nothing here re-implements the gate.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -20,6 +23,7 @@ from core.models import AlertmanagerWebhook, IncidentStatus
 from core.resilience import all_breakers
 from core.settings import Settings
 from interfaces.api.auth import Authenticator, Caller
+from interfaces.api.errors import line, refused
 from interfaces.api.health import check_all
 from interfaces.api.metrics import ServiceMetrics
 from interfaces.api.schemas import (
@@ -50,7 +54,12 @@ from interfaces.api.schemas import (
 from interfaces.api.unavailable import DEFAULT_RETRY_AFTER, store_open, unavailable
 from service.admission_batch import AdmissionBatch, AdmissionFailed, AdmitMany
 from service.intake import AlertJob, incident_id_for, on_demand_webhook
+from service.refusals import DecisionRefused
 from store.queue import MessageQueue, QueueUnavailable
+
+if TYPE_CHECKING:  # not imported at run time: an intake process serves the webhook without the graph
+    from service.runner import IncidentRunner
+    from store.registry import IncidentRow
 
 
 @dataclass
@@ -58,7 +67,8 @@ class Service:
     """Everything a request handler needs, built once by the app's lifespan."""
 
     settings: Settings
-    runner: Any  # service.runner.IncidentRunner
+    # The application service (use `runner`); None in an intake process, which serves the webhook only.
+    app_service: IncidentRunner | None
     queue: MessageQueue
     auth: Authenticator
     metrics: ServiceMetrics
@@ -85,6 +95,13 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - that notification's own answer
                 out.append(exc)
         return out
+
+    @property
+    def runner(self) -> IncidentRunner:
+        """The application service every handler goes through (analyze, decide, list, show, on call)."""
+        if self.app_service is None:
+            raise RuntimeError("this process runs no incidents (an intake process): its owner serves this")
+        return self.app_service
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` ones in a worker thread, per request.
@@ -158,8 +175,8 @@ async def metrics(s: ServiceDep, _caller: Prober) -> Response:
             stats.append(await queue.stats())
         except QueueUnavailable:
             pass
-    registry = s.runner.registry
-    counts, pending_since = await asyncio.to_thread(lambda: (registry.status_counts(), registry.oldest_pending_since()))
+    runner = s.runner
+    counts, pending_since = await asyncio.to_thread(lambda: (runner.status_counts(), runner.oldest_pending_since()))
     spilled = len(s.outbox.backlog) if s.outbox is not None else 0
     from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -194,7 +211,7 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
         webhook = parse_webhook(raw, s.settings, source="webhook body")
     except PayloadError as exc:
         s.metrics.intake.rejected("invalid")
-        text = _line(exc)
+        text = line(exc)
         status = 413 if "MAX_PAYLOAD_BYTES" in text else 422 if "not an Alertmanager v4" in text else 400
         raise HTTPException(status, text) from None
     # The same alert on two hosts (one Alertmanager group) is two problems: each part is queued and
@@ -209,7 +226,7 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
         msg_ids = [await s.queue.enqueue(job.message(), key=key, dedupe=True) for job, key in jobs]
     except QueueUnavailable as exc:
         s.metrics.intake.rejected("queue_unavailable")
-        raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
+        raise unavailable(f"queue unavailable, retry later: {line(exc)}", _queue_dependency(s)) from None
     s.metrics.intake.received(len(webhook.alerts))
     # Stored first, then admitted: where it lands (a new incident, or the open one it joins) is decided
     # and recorded now, so the answer is the incident GET /api/v1/incidents/{id} shows. If the store is
@@ -221,7 +238,7 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
         landed = await s.admissions.admit([(part, job.incident_id) for part, (job, _) in zip(parts, jobs, strict=True)])
     except AdmissionFailed as exc:
         s.metrics.intake.rejected("store_unavailable")
-        detail = f"incident store unavailable, retry later: {_line(exc)}"
+        detail = f"incident store unavailable, retry later: {line(exc)}"
         if s.settings.DATABASE_URL:
             raise unavailable(detail, "postgres") from None
         raise HTTPException(503, detail, headers={"Retry-After": str(DEFAULT_RETRY_AFTER)}) from None
@@ -254,7 +271,7 @@ async def local_analyze(body: LocalAnalyzeRequest, s: ServiceDep) -> Any:
     try:
         webhook = AlertmanagerWebhook.model_validate(body.webhook, context=s.settings.payload_limits)
     except ValueError as exc:
-        raise HTTPException(422, _line(exc)) from None
+        raise HTTPException(422, line(exc)) from None
     job, key = AlertJob.from_webhook(webhook, body.source)
     key = f"cli|{time.time_ns()}|{key}"  # an explicit CLI run is a new run, as without a service
     job = job.model_copy(update={"incident_id": incident_id_for(key)})
@@ -268,12 +285,12 @@ async def _submit(s: Service, job: AlertJob, key: str, wait: bool) -> Any:
     try:
         await s.queue.enqueue(job.model_dump(mode="json"), key=key, dedupe=True)
     except QueueUnavailable as exc:
-        raise unavailable(f"queue unavailable, retry later: {_line(exc)}", _queue_dependency(s)) from None
+        raise unavailable(f"queue unavailable, retry later: {line(exc)}", _queue_dependency(s)) from None
     if not wait:
         return AnalyzeAccepted(incident_id=job.incident_id, status="queued")
     deadline = time.monotonic() + s.settings.ANALYZE_WAIT_SECONDS
     while time.monotonic() < deadline:
-        row = await asyncio.to_thread(s.runner.registry.get, job.incident_id)
+        row = await asyncio.to_thread(s.runner.incident, job.incident_id)
         if row is not None and row.status != IncidentStatus.RUNNING.value:
             report = await s.runner.report(job.incident_id)
             return JSONResponse(_result(report, row.plan_hash), status_code=200)
@@ -298,7 +315,7 @@ def _result(report: Any, plan_hash: str | None = None) -> dict[str, Any]:
 @router.get("/api/v1/incidents", response_model=IncidentList, responses=ERRORS, tags=["incidents"])
 async def incidents(s: ServiceDep, _caller: Reader, status: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> IncidentList:
-    rows = await asyncio.to_thread(s.runner.registry.list, limit, status)
+    rows = await asyncio.to_thread(s.runner.incidents, limit, status)
     return IncidentList(incidents=[IncidentSummary.model_validate(r.model_dump(exclude={"source"})) for r in rows])
 
 
@@ -316,7 +333,7 @@ async def incident(incident_id: str, s: ServiceDep, _caller: Reader) -> JSONResp
 @router.get("/api/v1/plans", response_model=PlanList, responses=ERRORS, tags=["approvals"])
 async def plans(s: ServiceDep, _caller: Reader, status: str = IncidentStatus.AWAITING_APPROVAL.value,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> PlanList:
-    rows = [r for r in await asyncio.to_thread(s.runner.registry.list, limit, status) if r.plan_id]
+    rows = [r for r in await asyncio.to_thread(s.runner.incidents, limit, status) if r.plan_id]
     out = []
     for row in rows:
         summary = await _plan(s, row)
@@ -327,14 +344,14 @@ async def plans(s: ServiceDep, _caller: Reader, status: str = IncidentStatus.AWA
 
 @router.get("/api/v1/plans/{plan_id}", response_model=PlanSummary, responses=ERRORS, tags=["approvals"])
 async def plan(plan_id: str, s: ServiceDep, _caller: Reader) -> PlanSummary:
-    row = await asyncio.to_thread(s.runner.registry.by_plan, plan_id)
+    row = await asyncio.to_thread(s.runner.plan, plan_id)
     summary = await _plan(s, row) if row is not None else None
     if summary is None:
         raise HTTPException(404, f"unknown plan id {plan_id!r}")
     return summary
 
 
-async def _plan(s: Service, row: Any) -> PlanSummary | None:
+async def _plan(s: Service, row: IncidentRow) -> PlanSummary | None:
     report = await s.runner.report(row.incident_id)
     if report is None or report.plan is None:
         return None
@@ -345,13 +362,11 @@ async def _plan(s: Service, row: Any) -> PlanSummary | None:
 
 
 async def _decide(plan_id: str, body: DecisionRequest, s: Service, caller: Caller, decision: str) -> DecisionResult:
-    from service.runner import DecisionRefused
-
     try:  # the runner checks the hash (full, or a prefix of 12+ hex digits) before anything is claimed
         outcome = await s.runner.decide(plan_id, approver=caller.name, decision=decision, channel=caller.channel,
                                         plan_hash=body.plan_hash, comment=body.comment)
     except DecisionRefused as exc:
-        raise HTTPException(exc.status, _line(exc)) from None
+        raise refused(exc) from None
     s.metrics.observe_outcome(outcome)
     return DecisionResult.model_validate(_result(outcome.report))
 
@@ -369,29 +384,18 @@ async def reject(plan_id: str, body: DecisionRequest, s: ServiceDep, caller: App
 
 # ------------------------------------------------------------------------------- on call --
 async def change_incident(s: Service, caller: Caller, incident_id: str, operation: str, *, to: str = "",
-                          text: str = "", until: Any = None) -> IncidentChange:
-    """One on-call operation through the runner's lifecycle (service/lifecycle.py): its gate (APPROVERS),
-    its compare-and-set, its audit line. A refusal is its HTTP status with one line (as a decision's)."""
-    from service.runner import DecisionRefused
-
-    life = s.runner.lifecycle
-    who = {"by": caller.name, "channel": caller.channel}
+                          text: str = "", until: datetime | None = None) -> IncidentChange:
+    """One on-call operation through the service (service/lifecycle.py): its gate (APPROVERS), its
+    compare-and-set, its audit line. A refusal is its HTTP status with one line (as a decision's)."""
+    runner = s.runner
     try:
-        if operation == "ack":
-            row = await life.acknowledge(incident_id, **who)
-        elif operation == "assign":
-            row = await life.assign(incident_id, to, **who)
-        elif operation == "comment":
-            row = await life.comment(incident_id, text, **who)
-        elif operation == "snooze":
-            row = await life.snooze(incident_id, until, **who)
-        else:
-            row = await life.close(incident_id, text, **who)
+        row = await runner.change(incident_id, operation, by=caller.name, channel=caller.channel, to=to, text=text,
+                                  until=until)
     except DecisionRefused as exc:
-        raise HTTPException(exc.status, _line(exc)) from None
+        raise refused(exc) from None
     return IncidentChange(incident_id=incident_id, operation=operation, by=caller.name,  # type: ignore[arg-type]
                           status=row.status, plan_id=row.plan_id, decision_state=row.decision_state,
-                          on_call=life.on_call(row))
+                          on_call=runner.on_call(row))
 
 
 @router.post("/api/v1/incidents/{incident_id}/ack", response_model=IncidentChange, responses=ERRORS,
@@ -433,7 +437,7 @@ async def close(incident_id: str, body: CloseRequest, s: ServiceDep, caller: App
             tags=["on call"])
 async def audit(incident_id: str, s: ServiceDep, _caller: Reader) -> AuditTrail:
     """The incident's audit trail, oldest first: every decision attempt and on-call change, who and when."""
-    if await asyncio.to_thread(s.runner.registry.get, incident_id) is None:
+    if await asyncio.to_thread(s.runner.incident, incident_id) is None:
         raise HTTPException(404, f"unknown incident id {incident_id!r}")
     records = await asyncio.to_thread(s.runner.decisions, incident_id)
     return AuditTrail.model_validate({"decisions": [r.model_dump() for r in records]})
@@ -449,14 +453,14 @@ async def events(request: Request, s: ServiceDep, _caller: Reader) -> StreamingR
 
     async def stream() -> AsyncIterator[str]:
         seen = {r.incident_id: (r.status, r.updated_at)
-                for r in await asyncio.to_thread(s.runner.registry.list, 500)}
+                for r in await asyncio.to_thread(s.runner.incidents, 500)}
         yield ": connected\n\n"
         quiet = 0.0
         server = getattr(request.app.state, "server", None)  # uvicorn's, set by `aiops serve`
         while not await request.is_disconnected() and not getattr(server, "should_exit", False):
             await asyncio.sleep(0.5)
             quiet += 0.5
-            rows = await asyncio.to_thread(s.runner.registry.list, 500)
+            rows = await asyncio.to_thread(s.runner.incidents, 500)
             for row in reversed(rows):
                 state = (row.status, row.updated_at)
                 if seen.get(row.incident_id) != state:
@@ -490,7 +494,7 @@ async def dead_letters(s: ServiceDep, _caller: Reader,
     try:
         return DeadLetterList(dead_letters=await s.queue.dead_letters(limit))
     except QueueUnavailable as exc:
-        raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+        raise HTTPException(503, f"queue unavailable: {line(exc)}") from None
 
 
 @router.get("/api/v1/notifications/dead-letters", response_model=DeadLetterList, responses=ERRORS,
@@ -502,16 +506,13 @@ async def notification_dead_letters(s: ServiceDep, _caller: Reader) -> DeadLette
     try:
         return DeadLetterList(dead_letters=await s.outbox.dead_letters())
     except QueueUnavailable as exc:
-        raise HTTPException(503, f"queue unavailable: {_line(exc)}") from None
+        raise HTTPException(503, f"queue unavailable: {line(exc)}") from None
 
 
 def _queue_dependency(s: Service) -> str:
     return "redis" if s.queue.backend == "redis" else "queue"
 
 
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().strip("'\"")
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 

@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -41,6 +41,9 @@ from interfaces.api.schemas import (
 )
 from interfaces.console.session import FLASH_COOKIE, LOGIN_COOKIE, Session, Sessions
 from interfaces.console.views import SEVERITIES, Views
+
+if TYPE_CHECKING:
+    from service.runner import IncidentRunner
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
@@ -226,7 +229,7 @@ async def incident(request: Request, incident_id: str) -> HTMLResponse:
     svc = api._svc(request)
     return page(request, "incident.html", s, v=view, r=view.report,
                 actions=available_actions(view.report, "decide"), on_call=available_actions(view.report, "on_call"),
-                may_decide=_may_decide(s, svc.settings))
+                may_decide=_may_decide(s, svc.runner))
 
 
 @router.get("/incidents/{incident_id}/charts/{evidence_id}.svg")
@@ -244,13 +247,11 @@ async def chart(request: Request, incident_id: str, evidence_id: str) -> Respons
 Action = Callable[[Request, Session, str, dict[str, str]], Awaitable[str]]
 
 
-def _may_decide(s: Session, settings: Any) -> str | None:
+def _may_decide(s: Session, runner: IncidentRunner) -> str | None:
     """None when this session may decide; else why not (the runner checks again: this only hides buttons)."""
-    from agents.approval import authorised
-
     if s.kind != "user":
         return "signed in with the service token: it may only read"
-    if not authorised(s.user, "http", settings):
+    if not runner.authorised(s.user, "http"):
         return f"{s.user} is not in APPROVERS"
     return None
 
@@ -260,14 +261,14 @@ async def _decision(request: Request, s: Session, incident_id: str, data: dict[s
     if s.kind != "user":
         raise Refused("the service token (AIOPS_API_TOKEN) may only read: sign in with a user token")
     plan_id = data.get("plan_id", "")
-    row = await asyncio.to_thread(svc.runner.registry.by_plan, plan_id)
+    row = await asyncio.to_thread(svc.runner.plan, plan_id)
     if row is None or row.incident_id != incident_id:
         raise Refused(f"plan {plan_id!r} is not a plan of {incident_id}")
     try:
         body = DecisionRequest(plan_hash=data.get("plan_hash", ""), comment=data.get("comment", ""))
     except ValidationError as exc:
         raise Refused(f"invalid decision: {exc.errors()[0]['msg']}") from None
-    try:
+    try:  # the API's own decision: its refusals are its HTTP answers (interfaces/api/errors.py), shown as one line
         result = await api._decide(plan_id, body, svc, Caller(s.user, "user", "http"), decision)
     except HTTPException as exc:
         raise Refused(str(exc.detail)) from None
@@ -365,7 +366,7 @@ async def self_healing(request: Request) -> HTMLResponse:
     status = await api.self_healing(svc, s.caller())
     history = await asyncio.to_thread(store_for(svc.settings).history, utcnow())
     return page(request, "self_healing.html", s, heal=status, actions=list(reversed(history))[:30],
-                may_switch=_may_decide(s, svc.settings))
+                may_switch=_may_decide(s, svc.runner))
 
 
 @router.post("/self-healing")
@@ -375,7 +376,7 @@ async def switch(request: Request) -> Response:
     svc = api._svc(request)
     c = console(request)
     response = redirect("/ui/self-healing")
-    why_not = _may_decide(s, svc.settings)
+    why_not = _may_decide(s, svc.runner)
     if why_not or data.get("enabled") not in ("true", "false"):
         c.sessions.flash(response, request, "error", f"refused: {why_not or 'enabled must be true or false'}")
         return response

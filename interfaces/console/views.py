@@ -14,13 +14,17 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from core.links import incident_links, safe_url
 from core.models import Evidence, Incident, IncidentReport, Link
 from interfaces import charts
+
+if TYPE_CHECKING:
+    from service.runner import IncidentRunner
+    from store.registry import IncidentRow
 
 SEVERITIES = ("critical", "error", "warning", "info", "none")
 
@@ -53,11 +57,11 @@ class IncidentPage(BaseModel):
 
 
 class Views:
-    def __init__(self, runner: Any) -> None:
-        self.runner = runner  # service.runner.IncidentRunner
+    def __init__(self, runner: IncidentRunner) -> None:
+        self.runner = runner  # the application service: every read below goes through it
         self._rows: OrderedDict[str, tuple[datetime, Row]] = OrderedDict()
 
-    async def _row(self, reg: Any) -> Row:
+    async def _row(self, reg: IncidentRow) -> Row:
         cached = self._rows.get(reg.incident_id)
         if cached is not None and cached[0] == reg.updated_at:
             return cached[1].model_copy(update={"status": reg.status})
@@ -79,7 +83,7 @@ class Views:
         return row
 
     async def rows(self, *, status: str = "", severity: str = "", service: str = "", limit: int = 200) -> list[Row]:
-        registered = await asyncio.to_thread(self.runner.registry.list, limit, status or None)
+        registered = await asyncio.to_thread(self.runner.incidents, limit, status or None)
         out = []
         for reg in registered:
             row = await self._row(reg)
@@ -111,4 +115,4 @@ class Views:
             verification_chart=verified.id if verified else None)
 
     async def report(self, incident_id: str) -> IncidentReport | None:
-        return await self.runner.report(incident_id)  # type: ignore[no-any-return]
+        return await self.runner.report(incident_id)

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -57,6 +57,9 @@ from store.queue import (
     RedisStreamQueue,
     SqliteQueue,
 )
+
+if TYPE_CHECKING:
+    from service.runner import IncidentRunner, RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class Outbox:
         self.lease_ttl = max(30.0, 3 * settings.NOTIFY_TIMEOUT)
         self._stop = asyncio.Event()
         self.delivered: list[str] = []  # keys delivered by this process (logs, tests)
+        self._runner: IncidentRunner | None = None  # the service it is attached to (snoozes)
         # Told of every delivery attempt as (channel, "delivered" | "failed" | "dead_lettered"): /metrics.
         self.on_attempt: Callable[[str, str], None] | None = None
         # Not queued yet because the queue's store was down. Mirrored in a file under AIOPS_DATA_DIR so
@@ -122,17 +126,16 @@ class Outbox:
     def channel_names(self) -> list[str]:
         return list(self.channels)
 
-    def attach(self, runner: Any) -> None:
+    def attach(self, runner: IncidentRunner) -> None:
         """Queue the new events of every outcome the runner produces (analysis, decision, redelivery)."""
         if self.channels:
             self._runner = runner
-            runner.listeners.append(self.publish_outcome)
+            runner.subscribe(self.publish_outcome)
 
-    async def publish_outcome(self, outcome: Any) -> int:
+    async def publish_outcome(self, outcome: RunOutcome) -> int:
         """Queue the outcome's new events, unless a person snoozed the incident (POST .../snooze): then
         nothing is queued (nor marked sent), so events still true when the snooze ends go out then."""
-        lifecycle = getattr(getattr(self, "_runner", None), "lifecycle", None)
-        if lifecycle is not None and await asyncio.to_thread(lifecycle.snoozed, outcome.incident_id):
+        if self._runner is not None and await asyncio.to_thread(self._runner.snoozed, outcome.incident_id):
             log.info("notify: %s is snoozed: its notifications are held", outcome.incident_id)
             return 0
         return await self.publish(events_for(outcome.report))

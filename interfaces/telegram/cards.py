@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from agents.approval import short_hash_ok
 from core.models import IncidentReport
 from interfaces import charts
 from interfaces.telegram import photos, render
@@ -51,7 +52,7 @@ ON_CALL_DONE = ("closed", "resolved", "duplicate")  # no on-call buttons on thes
 def valid_hash(value: str) -> bool:
     """A button's hash names a plan version: exactly HASH_PREFIX lowercase hex digits. Anything shorter
     (empty) would match every version by prefix, so a decision could not be bound to what was seen."""
-    return len(value) == HASH_PREFIX and all(c in "0123456789abcdef" for c in value)
+    return len(value) == HASH_PREFIX and short_hash_ok(value)
 
 
 def natural_stage(report: IncidentReport) -> int:

@@ -24,13 +24,14 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message, User
 
-from agents.approval import authorised
+from agents.approval import SHORT_HASH, expired, names_plan
 from core.models import IncidentReport, utcnow
 from core.settings import Settings
 from interfaces.telegram import cards, ops, photos, render
 from interfaces.telegram.intents import parse
 from interfaces.telegram.render import code, esc
-from service.runner import DecisionRefused, IncidentRunner
+from service.refusals import DecisionRefused
+from service.runner import IncidentRunner
 from store.telegram import TelegramStore
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ class BotContext:
 
 
 def is_approver(ctx: BotContext, user: User | None) -> bool:
-    """The approval gate every channel uses (`agents.approval.authorised`), for the pressing user."""
-    return user is not None and not user.is_bot and authorised(str(user.id), "telegram", ctx.settings)
+    """The approval gate every channel uses (the service's `authorised`), for the pressing user."""
+    return user is not None and not user.is_bot and ctx.runner.authorised(str(user.id), "telegram")
 
 
 def _who(user: User) -> str:
@@ -157,7 +158,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
             await message.answer(f"usage: /{command.command} PLAN_ID [HASH] (see /pending)")
             return
         plan_id = args[0]
-        row = ctx.runner.registry.by_plan(plan_id)
+        row = ctx.runner.plan(plan_id)
         user = message.from_user
         assert user is not None
         if len(args) == 2:  # the short hash the card shows: the runner checks it names the current plan
@@ -204,23 +205,15 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
     # ------------------------------------------------------------------------------ on call --
     async def change(bot: Bot, user: User, incident_id: str, op: str, arg: str = "") -> str:
         """One lifecycle operation as this user; the incident's cards are redrawn. One line back."""
-        life = ctx.runner.lifecycle
-        who = {"by": ctx.settings.telegram_name(user.id), "channel": "telegram"}
-        try:
-            if op == "ack":
-                await life.acknowledge(incident_id, **who)
-            elif op == "assign":
-                await life.assign(incident_id, arg, **who)
-            elif op == "comment":
-                await life.comment(incident_id, arg, **who)
-            elif op == "snooze":
-                until = snooze_until(arg)
-                if until is None:
-                    return (f"⛔ {esc(arg[:40])} is not a time: give a duration (30m, 2h, 1d) or an ISO time with its "
-                            "zone (2026-01-01T12:00:00Z)")
-                await life.snooze(incident_id, until, **who)
-            else:
-                await life.close(incident_id, arg, **who)
+        by = ctx.settings.telegram_name(user.id)
+        until = None
+        if op == "snooze":
+            until = snooze_until(arg)
+            if until is None:
+                return (f"⛔ {esc(arg[:40])} is not a time: give a duration (30m, 2h, 1d) or an ISO time with its "
+                        "zone (2026-01-01T12:00:00Z)")
+        try:  # assign's user, comment's text and close's reason are all the rest of the command
+            await ctx.runner.change(incident_id, op, by=by, channel="telegram", to=arg, text=arg, until=until)
         except DecisionRefused as exc:
             log.info("telegram: %s by %s on %s refused: %s", op, user.id, incident_id, exc)
             return f"⛔ Refused: {esc(str(exc).strip(chr(39) + chr(34)))}"
@@ -230,7 +223,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 await cards.show(bot, ctx.store, card.chat_id, report, max(card.stage, cards.natural_stage(report)))
         done = {"ack": "Acknowledged", "assign": f"Assigned to {esc(arg)}:", "comment": "Comment added to",
                 "snooze": f"Notifications held until {esc(arg)} for", "close": "Closed"}[op]
-        return f"{done} {code(incident_id)} by {esc(who['by'])}"
+        return f"{done} {code(incident_id)} by {esc(by)}"
 
     @router.message(Command("ack", "assign", "comment", "snooze", "close"))
     async def on_call_cmd(message: Message, command: CommandObject) -> None:
@@ -278,8 +271,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                                "TELEGRAM_APPROVER_IDS users may decide. Nothing was changed.", show_alert=True)
             return
         if callback_data.action == "details":
-            row = ctx.runner.registry.by_plan(callback_data.plan_id)
-            report = await ctx.runner.report(row.incident_id) if row else None
+            report = await ctx.runner.plan_report(callback_data.plan_id)
             if report is None or chat_id is None:
                 await query.answer("unknown plan", show_alert=True)
                 return
@@ -302,13 +294,13 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                                "(another press). Nothing was changed by this one.", show_alert=True)
             return
         async with lock:
-            refusal, expired = await precheck(callback_data)
-            if refusal and not expired:
+            refusal, lapsed = await precheck(callback_data)
+            if refusal and not lapsed:
                 await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
                 return
-            row = ctx.runner.registry.by_plan(callback_data.plan_id)
+            row = ctx.runner.plan(callback_data.plan_id)
             full_hash = row.plan_hash if row is not None else None
-            if expired:  # the gate closes an expired plan (and says why); nothing runs
+            if lapsed:  # the gate closes an expired plan (and says why); nothing runs
                 await decide(bot, user, callback_data.plan_id, full_hash, callback_data.action)
                 await query.answer(f"⛔ Refused: {refusal}. Nothing was executed.", show_alert=True)
                 return
@@ -329,7 +321,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
 
     async def precheck(data: cards.PlanAction) -> tuple[str | None, bool]:
         """Why a press cannot count, before anything is consumed: (reason, is-it-expiry)."""
-        row = ctx.runner.registry.by_plan(data.plan_id)
+        row = ctx.runner.plan(data.plan_id)
         if row is None:
             return f"unknown plan {data.plan_id}", False
         report = await ctx.runner.report(row.incident_id)
@@ -340,19 +332,18 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 who = f": already {'approved' if a.decision == 'approve' else 'rejected'} by {a.approver} " \
                       f"via {a.channel} at {a.decided_at:%H:%M:%S} UTC"
             return f"plan {data.plan_id} is no longer awaiting approval (incident {row.status}){who}", False
-        if not report.plan.content_hash.startswith(data.hash) or report.plan.id != data.plan_id:
+        if not names_plan(data.hash, report.plan.content_hash, prefix=True) or report.plan.id != data.plan_id:
             return (f"plan {data.plan_id} changed since this message was sent (its content hash is now "
-                    f"{report.plan.content_hash[:12]}, the button was for {data.hash[:12]})"), False
-        expires = report.plan.expires_at
-        if expires is not None and utcnow() > expires:
-            return f"the approval window of {data.plan_id} expired at {expires:%Y-%m-%d %H:%M:%S} UTC", True
+                    f"{report.plan.content_hash[:SHORT_HASH]}, the button was for {data.hash[:SHORT_HASH]})"), False
+        if expired(report.plan):
+            return f"the approval window of {data.plan_id} expired at {report.plan.expires_at:%Y-%m-%d %H:%M:%S} UTC", True
         return None, False
 
     async def decide(bot: Bot, user: User, plan_id: str, plan_hash: str | None, decision: str,
                      pressed: tuple[int | None, int | None] = (None, None)) -> tuple[str, IncidentReport | None]:
         """Run the decision through the gate; edit every card of the incident with the result.
         The caller holds `cards.lock_for(plan_id)`."""
-        row = ctx.runner.registry.by_plan(plan_id)
+        row = ctx.runner.plan(plan_id)
         if row is not None and pressed[0] is not None and pressed[1] is not None:
             # the pressed message shows "working" at once; execution and verification can take a while
             report = await ctx.runner.report(row.incident_id)
@@ -449,8 +440,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         elif intent.kind == "show" and intent.incident_id:
             await show_incident(message, intent.incident_id, lang)
         elif intent.kind == "plan" and intent.plan_id:
-            row = ctx.runner.registry.by_plan(intent.plan_id)
-            report = await ctx.runner.report(row.incident_id) if row else None
+            report = await ctx.runner.plan_report(intent.plan_id)
             if report is None:
                 await message.answer(ops.t("unknown_plan", lang, id=intent.plan_id))
             else:  # free text at most *shows* the plan with its buttons

@@ -14,11 +14,11 @@ from typing import Any, Literal
 from agents.self_healing import self_healing_status
 from core.models import AlertmanagerWebhook, IncidentReport
 from core.settings import Settings
-from graphs.incident import investigate
 from interfaces.telegram import render
 from interfaces.telegram.render import b, code, esc
 from service.intake import on_demand_webhook as _intake_on_demand
 from service.runner import IncidentRunner, RunOutcome
+from store.registry import IncidentRow
 
 log = logging.getLogger(__name__)
 Lang = Literal["en", "ru"]
@@ -99,7 +99,7 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
     """Health from real checks: the registry answers, the LLM breakers, the notification queues."""
     problems: list[str] = []
     try:
-        rows = runner.registry.list(limit=1000)
+        rows = runner.incidents(limit=1000)
     except Exception as exc:  # the registry's store is down: say so rather than a count of zero
         rows = []
         problems.append(f"incident registry unavailable: {type(exc).__name__}")
@@ -108,7 +108,7 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
     lines = [f"incidents: {open_n} open · {counts['awaiting_approval']} awaiting approval · "
              f"{counts['escalated']} escalated · {counts['resolved']} resolved · {counts['rejected']} rejected · "
              f"{counts['failed']} failed"]
-    chain = runner.toolbox_factory({"kind": "live"}).llm
+    chain = runner.live_toolbox().llm
     if chain.providers:
         lines.append("LLM: " + ", ".join(f"{esc(p.name)}/{esc(p.model)} breaker {b(p.breaker.state)}"
                                          for p in chain.providers))
@@ -137,12 +137,12 @@ async def status(runner: IncidentRunner, settings: Settings, outbox: Any | None 
     return "\n".join([head, *lines])
 
 
-def pending_rows(runner: IncidentRunner) -> list[Any]:
-    return runner.registry.list(limit=20, status="awaiting_approval")
+def pending_rows(runner: IncidentRunner) -> list[IncidentRow]:
+    return runner.pending(limit=20)
 
 
 def incidents(runner: IncidentRunner, lang: Lang = "en") -> str:
-    return render.incident_rows(runner.registry.list(limit=10), TEXT["incidents_head"][lang])
+    return render.incident_rows(runner.incidents(limit=10), TEXT["incidents_head"][lang])
 
 
 async def analyze(runner: IncidentRunner, service: str, time_range: str) -> RunOutcome:
@@ -153,8 +153,7 @@ async def analyze(runner: IncidentRunner, service: str, time_range: str) -> RunO
 async def look(runner: IncidentRunner, service: str, time_range: str, lang: Lang) -> str:
     """Free text “what's wrong with X?”: triage, diagnosis and a proposed plan, read-only (no incident,
     no approval gate, nothing executed)."""
-    toolbox = runner.toolbox_factory({"kind": "live"})
-    report: IncidentReport = await investigate(on_demand_webhook(service, time_range), toolbox)
+    report: IncidentReport = await runner.investigate(on_demand_webhook(service, time_range))
     if not report.hypotheses:
         return t("nothing", lang, svc=service, rng=time_range) + "\n" + t("open_hint", lang, svc=service, rng=time_range)
     lines = [t("found", lang, svc=service, rng=time_range), *render.diagnosis_lines(report)]
@@ -164,7 +163,7 @@ async def look(runner: IncidentRunner, service: str, time_range: str, lang: Lang
     return "\n".join(lines)
 
 
-def plan_head(row: Any) -> str:
+def plan_head(row: IncidentRow) -> str:
     return f"{code(row.plan_id)} for {code(row.incident_id)}: {esc(row.title[:150])}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from agents.approval import SHORT_HASH
 from core.links import safe_url
 from core.models import IncidentReport, Plan
 
@@ -105,7 +106,7 @@ def diagnosis_lines(report: IncidentReport, *, evidence_per_hypothesis: int = 2,
 
 def plan_lines(plan: Plan) -> list[str]:
     lines = [f"<b>Plan</b> {code(plan.id)} · risk <b>{esc(plan.risk.value.upper())}</b> · hash "
-             f"{code(plan.content_hash[:12])}{' · known fix' if plan.known_fix else ''}"]
+             f"{code(plan.content_hash[:SHORT_HASH])}{' · known fix' if plan.known_fix else ''}"]
     for a in plan.actions:
         params = ", ".join(f"{k}={v}" for k, v in a.parameters.items())
         lines.append(f"• {esc(a.name)} on {code(a.target)} ({esc(_short(params, 200))}) [{esc(a.risk.value)}]")

@@ -106,9 +106,9 @@ def test_on_call_changes_and_refusals_are_event_lines(tmp_path, lines: io.String
     assert (assign["by"], assign["channel"], assign["assignee"]) == ("alice", "cli", "bob")
     assert (comment["by"], comment["channel"]) == ("bob", "cli") and "looking" not in json.dumps(comment)
     assert snooze["until"] and snooze["channel"] == "http"
-    assert (refused["operation"], refused["by"], refused["status"]) == ("ack", "mallory", 403)
-    assert (bad_hash["plan_id"], bad_hash["by"], bad_hash["decision"], bad_hash["status"]) == (
-        plan_id, "alice", "approve", 409)
+    assert (refused["operation"], refused["by"], refused["refusal"]) == ("ack", "mallory", "not_authorised")
+    assert (bad_hash["plan_id"], bad_hash["by"], bad_hash["decision"], bad_hash["refusal"]) == (
+        plan_id, "alice", "approve", "hash_mismatch")
     assert (closed["by"], closed["channel"], closed["reason"], closed["status"]) == (
         "alice", "http", "rolled back by hand", "closed")
     assert closed["plan_withdrawn"] == plan_id
