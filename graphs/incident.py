@@ -25,6 +25,7 @@ from agents import escalation as escalation_agent
 from agents import remediation as remediation_agent
 from agents import self_healing
 from agents import triage as triage_agent
+from agents.recall import remember_report
 from agents.toolbox import Toolbox
 from agents.verification import verify
 from core.links import incident_links
@@ -253,8 +254,6 @@ def _by_policy(state: IncidentState) -> bool:
 
 async def report_node(state: IncidentState, runtime: Runtime[Toolbox]) -> dict[str, Any]:
     report = build_report(state, report_mode(state, runtime.context))
-    from agents.recall import remember_report  # the learning loop: remember incidents with their outcome
-
     if not state.get("read_only"):  # a read-only investigation answers a question: no incident happened
         await asyncio.to_thread(remember_report, report, state["incident"], runtime.context)
     return {"report": report}

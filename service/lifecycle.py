@@ -27,7 +27,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from agents.approval import authorised
 from agents.correlation import Correlator
+from agents.recall import remember_report
 from agents.toolbox import Toolbox
 from core.events import event
 from core.models import Comment, IncidentReport, OnCall, utcnow
@@ -187,8 +189,6 @@ class Lifecycle:
 
     async def _gate(self, incident_id: str, op: str, by: str, channel: str) -> IncidentRow:
         """Who asks comes first (before what they ask is looked at): the approval gate, APPROVERS."""
-        from agents.approval import authorised
-
         row = await asyncio.to_thread(self.registry.get, incident_id)
         if row is None:
             raise UnknownIncident(f"unknown incident id {incident_id!r}")
@@ -243,8 +243,6 @@ class Lifecycle:
 
     async def _remember(self, row: IncidentRow, resolution: str) -> None:
         """The closed incident goes into incident memory with how it was closed (when memory is on)."""
-        from agents.recall import remember_report
-
         report = await self.runner.report(row.incident_id)
         values = typed((await self.runner.graph.aget_state({"configurable": {"thread_id": row.incident_id}})).values)
         if report is None or not values.get("incident"):

@@ -16,8 +16,10 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel
 
+from agents import escalation as escalation_agent
 from agents.approval import SHORT_HASH, authorised, expired, names_plan, short_hash_ok
 from agents.correlation import Correlation, Correlator
+from agents.policy import load_policy
 from agents.toolbox import Toolbox
 from core.events import event
 from core.models import (
@@ -104,8 +106,6 @@ class IncidentRunner:
         self.owner = this_owner()  # who claims work in the registry: this process
 
     async def __aenter__(self) -> IncidentRunner:
-        from agents.policy import load_policy
-
         # The files every run may need are read now: a bad POLICY_FILE or TOPOLOGY_FILE stops start-up
         # with one line naming it, not the first automatic decision hours later.
         load_policy(self.settings.POLICY_FILE)
@@ -450,8 +450,6 @@ class IncidentRunner:
     async def _hand_over(self, config: dict[str, Any], toolbox: Toolbox, exc: Exception) -> IncidentState:
         """The failed step's incident goes to a human: through the graph's own escalation (notify, report)
         when it can, else (the escalation or report step itself failed) written directly."""
-        from agents import escalation as escalation_agent
-
         for _ in range(2):
             step = await self._failed_step(config)
             log.error("incident %s: the %s step failed (%s: %s); escalating to a human", config["configurable"]

@@ -27,10 +27,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.events import configure_logging
+from core.models import AlertmanagerWebhook
 from core.resilience import DependencyUnavailable
 from core.settings import Settings, get_settings
 from interfaces.api.auth import Authenticator
 from interfaces.api.docs import install_docs
+from interfaces.api.exposure import choose_binding
 from interfaces.api.intake_processes import IntakeClient
 from interfaces.api.limits import BodyLimit, deadline_protocol
 from interfaces.api.metrics import IntakeCounters, LatencyMiddleware, ServiceMetrics
@@ -38,8 +40,12 @@ from interfaces.api.routes import Service, router
 from interfaces.api.unavailable import retry_after
 from interfaces.api.webhook import WEBHOOK_PATH, WebhookIntake
 from interfaces.console.routes import install_console
-from service.intake import QUEUE
-from store.queue import open_queue
+from service.admission import Admission
+from service.discovery import ServiceRunning, announce, find_service
+from service.intake import QUEUE, AlertJob
+from store.errors import StoreError
+from store.pg import charge
+from store.queue import QueueUnavailable, open_queue
 
 if TYPE_CHECKING:  # imported by the lifespan: an intake process never loads the graph
     from service.runner import IncidentRunner
@@ -66,8 +72,6 @@ def _start_watcher(settings: Settings, queue: Any) -> Callable[[], Awaitable[Non
     """Start `AnomalyWatcher.run` as a task; returns the coroutine function that stops it."""
     import asyncio
 
-    from core.models import AlertmanagerWebhook
-    from service.intake import AlertJob
     from service.watch import build_watcher
 
     async def sink(hook: AlertmanagerWebhook) -> None:
@@ -102,8 +106,6 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
         async with contextlib.AsyncExitStack() as stack:
             local_token = None
             if announce_url:
-                from service.discovery import announce
-
                 local_token = stack.enter_context(announce(settings, announce_url))
             runner = await stack.enter_async_context(IncidentRunner(settings, make_toolbox_factory(settings)))
             queue = open_queue(settings, QUEUE)
@@ -151,9 +153,6 @@ async def _check_embedded_queue(queue: Any) -> None:
     503 and /health says so until it is back."""
     if queue.backend != "sqlite":
         return
-    from store.errors import StoreError
-    from store.queue import QueueUnavailable
-
     try:
         await queue.ping()
     except QueueUnavailable as exc:
@@ -217,8 +216,6 @@ def _document_webhook_body(app: FastAPI) -> None:
     the `AlertmanagerWebhook` model's, published under components for clients and fuzzers."""
     from fastapi.openapi.utils import get_openapi
 
-    from core.models import AlertmanagerWebhook
-
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -270,8 +267,6 @@ def _error_handlers(app: FastAPI, app_settings: Settings) -> None:
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         if app_settings.DATABASE_URL:
-            from store.pg import charge
-
             down = charge(exc)  # the checkpointer's own connection broke (Postgres stopped under it)
             if down is not None:
                 return await dependency_down(request, down)
@@ -316,10 +311,7 @@ async def serve(settings: Settings, *, host: str | None, port: int, worker: bool
 
     import uvicorn
 
-    from interfaces.api.exposure import choose_binding
     from interfaces.api.intake_processes import IntakeProcesses, ServiceServer, listen
-    from service.discovery import ServiceRunning, find_service
-
     binding = choose_binding(settings, host)
     if binding.warning:  # ALLOW_INSECURE_NO_AUTH is said at every start, loudly
         log.warning("%s", binding.warning)
@@ -374,8 +366,6 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
     It runs no incident, but decides where each notification lands itself (`service.admission`, over the
     same stores as the service), so its 202 names the incident as the service's would."""
     from interfaces.api.intake_processes import OwnerProxy
-    from service.admission import Admission
-
     metrics = ServiceMetrics(counters)
     proxy = OwnerProxy(owner_path)
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from core.events import event
 from core.models import AlertmanagerWebhook, IncidentStatus
+from core.payload import PayloadError, parse_webhook
 from core.resilience import all_breakers
 from core.settings import Settings
 from interfaces.api.auth import Authenticator, Caller
@@ -205,8 +206,6 @@ async def accept_webhook(s: Service, raw: bytes) -> dict[str, Any]:
 
     The body goes through `core.payload.parse_webhook`, like the CLI's `--alert FILE`: one set of limits
     (size, UTF-8, JSON depth, alerts per payload, label lengths) for every entry point."""
-    from core.payload import PayloadError, parse_webhook
-
     try:
         webhook = parse_webhook(raw, s.settings, source="webhook body")
     except PayloadError as exc:
