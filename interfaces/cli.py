@@ -45,6 +45,7 @@ from core.settings import Settings, SettingsError, get_settings
 from interfaces.api.exposure import InsecureBind
 from interfaces.render import render_decisions, render_report
 from service.discovery import ServiceRunning, find_service
+from service.queries import IncidentQueries
 from service.refusals import DecisionRefused
 from store.errors import StoreError, corrupted, is_corruption
 
@@ -237,8 +238,8 @@ async def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         rows = [IncidentRow.model_validate({**r, "source": {}}) for r in listed]
     else:
-        async with _runner(settings) as runner:
-            rows = runner.incidents(limit=args.limit, status=args.status)
+        with IncidentQueries.over(settings) as queries:  # the registry alone: no graph to load for a list
+            rows = queries.incidents(limit=args.limit, status=args.status)
     if args.json:
         print(json.dumps({"incidents": [r.model_dump(mode="json", exclude={"source"}) for r in rows]}))
         return 0

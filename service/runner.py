@@ -48,6 +48,7 @@ from graphs.state import CHECKPOINT_TYPES, IncidentState, typed
 from service.admission import Admission
 from service.lifecycle import OPERATIONS, Lifecycle
 from service.outcome_log import alert_fields, log_outcome
+from service.queries import IncidentQueries
 from service.refusals import (
     BadChange,
     DecisionRefused,
@@ -110,6 +111,7 @@ class IncidentRunner:
         # with one line naming it, not the first automatic decision hours later.
         load_policy(self.settings.POLICY_FILE)
         self.registry = IncidentRegistry(self.settings)
+        self.queries = IncidentQueries(self.registry)  # the read side (service/queries.py)
         self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         self.admission = Admission(self.correlator, self.registry)
         try:
@@ -140,28 +142,22 @@ class IncidentRunner:
         return authorised(who, channel, self.settings)
 
     def incident(self, incident_id: str) -> IncidentRow | None:
-        """The incident's registry row (status, plan, decision state, on call), or None."""
-        return self.registry.get(incident_id)
+        return self.queries.incident(incident_id)
 
     def plan(self, plan_id: str) -> IncidentRow | None:
-        """The row of the incident whose plan is `plan_id`, or None."""
-        return self.registry.by_plan(plan_id)
+        return self.queries.plan(plan_id)
 
     def incidents(self, limit: int = 50, status: str | None = None) -> list[IncidentRow]:
-        """The most recently updated incidents, optionally of one status."""
-        return self.registry.list(limit, status)
+        return self.queries.incidents(limit, status)
 
     def pending(self, limit: int = 20) -> list[IncidentRow]:
-        """Incidents whose plan awaits a human decision."""
-        return self.registry.list(limit, IncidentStatus.AWAITING_APPROVAL.value)
+        return self.queries.pending(limit)
 
     def status_counts(self) -> dict[str, int]:
-        """Incidents per status, over the whole registry (for /metrics)."""
-        return self.registry.status_counts()
+        return self.queries.status_counts()
 
     def oldest_pending_since(self) -> datetime | None:
-        """When the longest-waiting plan started waiting for a human, or None (for /metrics)."""
-        return self.registry.oldest_pending_since()
+        return self.queries.oldest_pending_since()
 
     def snoozed(self, incident_id: str) -> bool:
         """Are the incident's notifications held (a person snoozed it)?"""
