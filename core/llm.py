@@ -24,15 +24,18 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ValidationError
 
 from core.models import LLMCall
 from core.resilience import CircuitBreaker, CircuitOpenError, breaker, configure, guarded
 from core.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: langchain_core's models and tracers cost ~0.3 s CPU to import,
+    # which commands that run no graph (self-healing, notify) need not pay
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
