@@ -19,19 +19,23 @@ latency 0, so the report says why the rules answered.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ValidationError
 
 from core.models import LLMCall
 from core.resilience import CircuitBreaker, CircuitOpenError, breaker, configure, guarded
 from core.settings import Settings
+
+if TYPE_CHECKING:  # annotations only: langchain_core's models and tracers cost ~0.3 s CPU to import,
+    # which commands that run no graph (self-healing, notify) need not pay
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -96,8 +100,8 @@ class LLMChain:
                                  latency_ms=(time.perf_counter() - started) * 1000))
             return msg
 
-        msg = await guarded(provider.dependency, attempt, retry_on=_RETRYABLE, never_retry=_NEVER_RETRY,
-                            counts=provider_failed)
+        msg = await guarded(provider.dependency, attempt, retry_on=_retryable_types(),
+                            never_retry=_never_retry_types(), counts=provider_failed)
         return msg  # type: ignore[no-any-return]
 
     async def step(self, node: str, messages: Sequence[BaseMessage], tools: Sequence[Any],
@@ -131,6 +135,9 @@ class LLMChain:
         return None
 
 
+# Looked up at the first call, not at import: the openai and ollama SDKs cost about half a second of
+# CPU to import, which every `aiops` command paid although most never call a model (rules mode).
+@functools.cache
 def _retryable_types() -> tuple[type[BaseException], ...]:
     """Transient provider errors worth another attempt: refused/broken connections, 5xx, 429."""
     import httpx
@@ -151,6 +158,7 @@ def _retryable_types() -> tuple[type[BaseException], ...]:
     return tuple(out)
 
 
+@functools.cache
 def _never_retry_types() -> tuple[type[BaseException], ...]:
     """Timeouts: the model already cost LLM_TIMEOUT; the next provider or the rules answer instead."""
     import httpx
@@ -163,10 +171,6 @@ def _never_retry_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(out)
-
-
-_RETRYABLE = _retryable_types()
-_NEVER_RETRY = _never_retry_types()
 
 
 def _status_of(exc: BaseException) -> int | None:

@@ -54,5 +54,10 @@ def prepare_hosts(hosts: dict[str, StandInHost], root: Path) -> Path:
         lines.append(f"{host} ansible_connection=local aiops_root={host_root.resolve()} aiops_sandbox=true "
                      f"ansible_python_interpreter={sys.executable}{extra}")
     inventory = root / "inventory.ini"
-    inventory.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    # Rewritten only when it changes: the parsed inventory is cached by path and mtime
+    # (tools/ansible/inventory.py), so replaying the same recording again in one process (the demo's second
+    # crash loop, a service re-running a recording) does not start ansible-inventory again (~0.35 s CPU).
+    if not inventory.is_file() or inventory.read_text() != text:
+        inventory.write_text(text)
     return inventory
