@@ -446,15 +446,16 @@ async def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_self_healing(args: argparse.Namespace, settings: Settings) -> int:
     from agents.approval import authorised
-    from agents.self_healing import self_healing_status, set_self_healing
+    from service import autonomy
 
     if args.state in ("on", "off"):
         if not args.by:
             raise CLIError("--by NAME is required to switch self-healing on or off")
         if not authorised(args.by, "cli", settings):  # the same gate as a decision, and as the API's switch
             raise CLIError(f"{args.by!r} is not an authorised approver (APPROVERS)")
-        set_self_healing(settings, args.state == "on", args.by)
-    status = self_healing_status(settings)
+        status = autonomy.switch(settings, args.state == "on", args.by)
+    else:
+        status = autonomy.status(settings)
     if args.json:
         print(json.dumps(status))
     else:

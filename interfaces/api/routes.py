@@ -520,9 +520,9 @@ def _queue_dependency(s: Service) -> str:
 @router.get("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
 async def self_healing(s: ServiceDep, _caller: Reader) -> SelfHealingStatus:
     """Whether automatic actions may run (SELF_HEALING and the run-time switch), and the policy in force."""
-    from agents.self_healing import self_healing_status
+    from service import autonomy
 
-    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(autonomy.status, s.settings))
 
 
 @router.post("/api/v1/self-healing", response_model=SelfHealingStatus, responses=ERRORS, tags=["service"])
@@ -530,7 +530,6 @@ async def switch_self_healing(body: SelfHealingSwitch, s: ServiceDep, caller: Sw
     """The kill switch: `{"enabled": false}` stops every automatic action at once (every worker and process
     reads it from the database); only an approver who passes the approval gate (`APPROVERS`, as for the
     CLI) may flip it, and who did is recorded."""
-    from agents.self_healing import self_healing_status, set_self_healing
+    from service import autonomy
 
-    await asyncio.to_thread(set_self_healing, s.settings, body.enabled, caller.name)
-    return SelfHealingStatus.model_validate(await asyncio.to_thread(self_healing_status, s.settings))
+    return SelfHealingStatus.model_validate(await asyncio.to_thread(autonomy.switch, s.settings, body.enabled, caller.name))

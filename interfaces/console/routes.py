@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
-from core.models import IncidentReport, IncidentStatus, utcnow
+from core.models import IncidentReport, IncidentStatus
 from interfaces import charts
 from interfaces.api import routes as api
 from interfaces.api.auth import Caller
@@ -359,12 +359,12 @@ async def act(request: Request, incident_id: str, action: str) -> Response:
 # ------------------------------------------------------------------------------ self-healing --
 @router.get("/self-healing")
 async def self_healing(request: Request) -> HTMLResponse:
-    from agents.self_healing import store_for
+    from service import autonomy
 
     s = session(request)
     svc = api._svc(request)
     status = await api.self_healing(svc, s.caller())
-    history = await asyncio.to_thread(store_for(svc.settings).history, utcnow())
+    history = await asyncio.to_thread(autonomy.history, svc.settings)
     return page(request, "self_healing.html", s, heal=status, actions=list(reversed(history))[:30],
                 may_switch=_may_decide(s, svc.runner))
 

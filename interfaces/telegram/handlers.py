@@ -185,7 +185,7 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
         """`/heal` shows the self-healing switch; `/heal on|off` flips it (approvers only, like a decision)."""
         if not await guard(message):
             return
-        from agents.self_healing import self_healing_status, set_self_healing
+        from service import autonomy
 
         arg = (command.args or "").strip().lower()
         if arg not in ("", "on", "off"):
@@ -197,9 +197,9 @@ def build_router(ctx: BotContext) -> Router:  # noqa: C901 - one closure per han
                 await message.answer("Only an approver may switch self-healing on or off.")
                 return
             assert user is not None
-            await asyncio.to_thread(set_self_healing, ctx.settings, arg == "on",
+            await asyncio.to_thread(autonomy.switch, ctx.settings, arg == "on",
                                     f"telegram:{ctx.settings.telegram_name(user.id)}")
-        status = await asyncio.to_thread(self_healing_status, ctx.settings)
+        status = await asyncio.to_thread(autonomy.status, ctx.settings)
         await message.answer(ops.heal_line(status))
 
     # ------------------------------------------------------------------------------ on call --

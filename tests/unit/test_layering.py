@@ -121,14 +121,14 @@ AIOGRAM = ("aiogram loads only when the Telegram channel is enabled: an outbox w
            "alone (and `aiops notify`) does not import it")
 SERVE_START = ("`aiops serve` wiring: the app module is imported by the CLI and the tests; each part (worker, "
                "outbox, bot, chat, intake processes, uvicorn) loads when the settings turn it on")
-SELF_HEALING = ("the self-healing switch (HTTP, console, Telegram): agents.self_healing loads the action catalog and "
+SELF_HEALING = ("the self-healing switch (HTTP, console, Telegram): service.autonomy (agents.self_healing) loads the action catalog and "
                 "every toolset (~1,100 modules, ~1.4 s); an intake process and the other routes never need it")
 
 FUNCTION_LEVEL: dict[tuple[str, str], str] = {
     ("agents.policy", "tools.catalog"): "`aiops` start-up imports agents.policy (PolicyError); the catalog "
                                         "loads every toolset",
     **dict.fromkeys([("interfaces.cli", m) for m in (
-        "agents.approval", "agents.self_healing", "core.llm", "graphs.chat", "interfaces.api.app",
+        "agents.approval", "service.autonomy", "core.llm", "graphs.chat", "interfaces.api.app",
         "interfaces.notify.outbox", "interfaces.service_client", "interfaces.telegram.bot",
         "interfaces.telegram.ops", "memory.cli", "memory.incidents", "service.runner", "service.toolbox_factory",
         "service.watch", "service.worker", "store.registry", "tools.replay.recording")], CLI_START),
@@ -146,9 +146,9 @@ FUNCTION_LEVEL: dict[tuple[str, str], str] = {
         "core.llm", "graphs.chat", "interfaces.api.intake_processes", "interfaces.notify.outbox",
         "interfaces.telegram.bot", "interfaces.telegram.ops", "service.runner", "service.toolbox_factory",
         "service.watch", "service.worker")], SERVE_START),
-    **dict.fromkeys([("interfaces.api.routes", "agents.self_healing"),
-                     ("interfaces.console.routes", "agents.self_healing"),
-                     ("interfaces.telegram.handlers", "agents.self_healing")], SELF_HEALING),
+    **dict.fromkeys([("interfaces.api.routes", "service.autonomy"),
+                     ("interfaces.console.routes", "service.autonomy"),
+                     ("interfaces.telegram.handlers", "service.autonomy")], SELF_HEALING),
 }
 
 
