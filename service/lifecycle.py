@@ -69,6 +69,9 @@ class Lifecycle:
         self.runner = runner
         self.registry = runner.registry
         self.settings = runner.settings
+        # Changes to one incident from this process take turns (each still a compare-and-set, which is
+        # what orders them against other processes): a dozen people at once never exhaust the retries.
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # ------------------------------------------------------------------------------ reads --
     @staticmethod
@@ -199,6 +202,21 @@ class Lifecycle:
 
     async def _apply(self, row: IncidentRow, op: str, by: str, channel: str, check: Check, *,
                      withdraw: bool = False, where: str = "") -> IncidentRow:
+        incident_id = row.incident_id
+        lock, waiting = self._turns.get(incident_id, (asyncio.Lock(), 0))
+        self._turns[incident_id] = (lock, waiting + 1)
+        try:
+            async with lock:
+                return await self._apply_now(row, op, by, channel, check, withdraw=withdraw, where=where)
+        finally:
+            lock, waiting = self._turns[incident_id]
+            if waiting <= 1:
+                del self._turns[incident_id]
+            else:
+                self._turns[incident_id] = (lock, waiting - 1)
+
+    async def _apply_now(self, row: IncidentRow, op: str, by: str, channel: str, check: Check, *,
+                         withdraw: bool, where: str) -> IncidentRow:
         incident_id = row.incident_id
         for _ in range(_ATTEMPTS):
             try:
