@@ -1,6 +1,6 @@
 # The two commands a fresh machine needs (see README):
 #   make demo        set up, then replay the bundled incidents through the full graph (embedded defaults)
-#   make test        set up, then run the test suite (all of it: ~8.5 min on 2 idle cores)
+#   make test        set up, then run the test suite (all of it: ~8 min on 2 idle cores)
 # For contributors:
 #   make test-fast   unit tests and in-process security tests: no server, no aiops process (~1 min)
 #   make lint        ruff and mypy
