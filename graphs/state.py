@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from enum import Enum
+from types import UnionType
 from typing import Annotated, Any, Literal, TypedDict, cast, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel
@@ -67,16 +68,26 @@ class IncidentState(TypedDict, total=False):
     read_only: bool  # investigate(): a question, not an incident; nothing is remembered
 
 
-# The model each model-valued key holds (one, or a list of them).
-_ONE: dict[str, type[BaseModel]] = {
-    "webhook": AlertmanagerWebhook, "incident": Incident, "triage": TriageVerdict, "plan": Plan,
-    "approval": Approval, "verification": Verification, "escalation": Escalation,
-    "self_healing": SelfHealingDecision, "report": IncidentReport,
-}
-_MANY: dict[str, type[BaseModel]] = {
-    "evidence": Evidence, "hypotheses": Hypothesis, "executions": ExecutionResult, "llm_calls": LLMCall,
-    "attempts": Attempt,
-}
+def _model_keys() -> tuple[dict[str, type[BaseModel]], dict[str, type[BaseModel]]]:
+    """The model each model-valued key holds, read from `IncidentState`'s own annotations: keys holding
+    one model (`X` or `X | None`) and keys holding a list of them (`list[X]`, appended or not)."""
+    one: dict[str, type[BaseModel]] = {}
+    many: dict[str, type[BaseModel]] = {}
+    for key, hint in get_type_hints(IncidentState, include_extras=True).items():
+        if get_origin(hint) is Annotated:
+            hint = get_args(hint)[0]
+        if get_origin(hint) is list:
+            (item,) = get_args(hint)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                many[key] = item
+            continue
+        options = [a for a in get_args(hint) if a is not type(None)] if get_origin(hint) is UnionType else [hint]
+        if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], BaseModel):
+            one[key] = options[0]
+    return one, many
+
+
+_ONE, _MANY = _model_keys()
 
 
 def _model(cls: type[BaseModel], value: Any) -> Any:
