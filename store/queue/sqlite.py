@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.group_commit import GroupCommit
 from store.errors import corrupted, is_corruption
 from store.queue.base import DeadLetter, Message, QueueStats, QueueUnavailable, encode
 
@@ -66,8 +67,9 @@ class SqliteQueue:
         # One thread owns the connection: SQLite connections are not shared across threads.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{name}")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[tuple[str, str, str, float, bool], asyncio.Future[str]]] = []
-        self._flushing = False
+        # Concurrent enqueues are inserted together, one transaction per batch (core/group_commit.py).
+        self._inserts: GroupCommit[tuple[str, str, str, float, bool], str] = GroupCommit(
+            self._insert, catches=(QueueUnavailable,))
 
     # ------------------------------------------------------------------------------- plumbing --
     def _db(self) -> sqlite3.Connection:
@@ -108,29 +110,11 @@ class SqliteQueue:
 
     # -------------------------------------------------------------------------------- enqueue --
     async def enqueue(self, body: dict[str, Any], key: str = "", dedupe: bool = False) -> str:
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(((self.name, key, encode(body), time.time(), dedupe), fut))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await fut
+        (msg_id,) = await self._inserts.submit([(self.name, key, encode(body), time.time(), dedupe)])
+        return msg_id
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    ids = await self._run(_insert_many, [row for row, _ in batch])
-                except QueueUnavailable as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for msg_id, (_, fut) in zip(ids, batch, strict=True):
-                    if not fut.done():
-                        fut.set_result(str(msg_id))
-        finally:
-            self._flushing = False
+    async def _insert(self, rows: list[tuple[str, str, str, float, bool]]) -> list[str | Exception]:
+        return [str(msg_id) for msg_id in await self._run(_insert_many, rows)]
 
     # -------------------------------------------------------------------------------- consume --
     async def consume(self, consumer: str, count: int = 1, block: float = 1.0) -> list[Message]:
