@@ -1,8 +1,8 @@
 """The application service's read side: what adapters list and look up, over the incident registry alone.
 
-`IncidentRunner` (service/runner.py) answers these through one `IncidentQueries`; a command that only
+`IncidentRunner` (service/runner.py) subclasses it over the registry it opens; a command that only
 reads the registry (`aiops incidents` with no service running) opens `IncidentQueries.over(settings)`
-instead of a whole runner, so it loads no graph, checkpointer or policy (about 0.2 s of CPU instead of 2 s).
+instead of a whole runner, so it loads no graph, checkpointer or policy (about 0.3 s of CPU instead of 2 s).
 """
 
 from __future__ import annotations

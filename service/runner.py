@@ -96,7 +96,10 @@ def _past(decision: str | None) -> str:
     return {"approve": "approved", "reject": "rejected"}.get(decision or "", "decided")
 
 
-class IncidentRunner:
+class IncidentRunner(IncidentQueries):
+    """The application service; its read side (incident, plan, incidents, pending, counts) is
+    `IncidentQueries`' over the registry it opens."""
+
     def __init__(self, settings: Settings, toolbox_factory: ToolboxFactory) -> None:
         self.settings = settings
         self.toolbox_factory = toolbox_factory
@@ -111,7 +114,6 @@ class IncidentRunner:
         # with one line naming it, not the first automatic decision hours later.
         load_policy(self.settings.POLICY_FILE)
         self.registry = IncidentRegistry(self.settings)
-        self.queries = IncidentQueries(self.registry)  # the read side (service/queries.py)
         self.correlator = Correlator(self.settings)  # storm correlation: joins cost an index look-up, no LLM
         self.admission = Admission(self.correlator, self.registry)
         try:
@@ -140,24 +142,6 @@ class IncidentRunner:
         the rule the gate, decide and the lifecycle apply; adapters ask it only to hide what would be
         refused anyway.)"""
         return authorised(who, channel, self.settings)
-
-    def incident(self, incident_id: str) -> IncidentRow | None:
-        return self.queries.incident(incident_id)
-
-    def plan(self, plan_id: str) -> IncidentRow | None:
-        return self.queries.plan(plan_id)
-
-    def incidents(self, limit: int = 50, status: str | None = None) -> list[IncidentRow]:
-        return self.queries.incidents(limit, status)
-
-    def pending(self, limit: int = 20) -> list[IncidentRow]:
-        return self.queries.pending(limit)
-
-    def status_counts(self) -> dict[str, int]:
-        return self.queries.status_counts()
-
-    def oldest_pending_since(self) -> datetime | None:
-        return self.queries.oldest_pending_since()
 
     def snoozed(self, incident_id: str) -> bool:
         """Are the incident's notifications held (a person snoozed it)?"""
