@@ -310,9 +310,6 @@ class IncidentRunner(IncidentQueries):
     def _join(self, webhook: AlertmanagerWebhook, incident: Incident) -> Correlation | None:
         return self.admission.join(webhook, incident)
 
-    def admit(self, webhook: AlertmanagerWebhook, incident_id: str) -> str:
-        return self.admission.admit(webhook, incident_id)
-
     def split(self, webhook: AlertmanagerWebhook) -> list[AlertmanagerWebhook]:
         return self.admission.split(webhook)
 

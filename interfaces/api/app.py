@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = True, concurr
             await _check_embedded_queue(queue)
             service = Service(settings=settings, app_service=runner, queue=queue,
                               auth=Authenticator(settings, local_token), metrics=metrics, version=_version(),
-                              admit=runner.admit, split=runner.split, admit_many=runner.admission.admit_many)
+                              split=runner.split, admit_many=runner.admission.admit_many)
             if worker:
                 service.worker = Worker(settings, runner, queue, concurrency=concurrency or settings.WORKER_CONCURRENCY,
                                         on_outcome=metrics.observe_outcome)
@@ -374,7 +374,7 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
         queue = open_queue(settings, QUEUE)
         admission = Admission.over_stores(settings)
         app.state.svc = Service(settings=settings, app_service=None, queue=queue, auth=Authenticator(settings, None),
-                                metrics=metrics, version=_version(), admit=admission.admit,
+                                metrics=metrics, version=_version(),
                                 split=admission.split, admit_many=admission.admit_many)
         gc.collect()
         gc.freeze()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -74,28 +74,18 @@ class Service:
     auth: Authenticator
     metrics: ServiceMetrics
     version: str
-    # service.admission.Admission.admit: the incident a webhook's alerts land in (the 202's incident_id)
-    admit: Callable[[AlertmanagerWebhook, str], str]
+    # service.admission.Admission.admit_many: the incidents webhooks' alerts land in (the 202's incident_id),
+    # several in one transaction (group commit: `admissions`)
+    admit_many: AdmitMany
     # service.admission.Admission.split: a notification in parts about unrelated things, one incident each
     split: Callable[[AlertmanagerWebhook], list[AlertmanagerWebhook]] = lambda webhook: [webhook]
     worker: Any | None = None
     outbox: Any | None = None  # interfaces.notify.outbox.Outbox: notification delivery
     telegram: Any | None = None  # interfaces.telegram.bot.TelegramBot, when TELEGRAM_TOKEN is set
-    # service.admission.Admission.admit_many: `admit` for several in one transaction (group commit)
-    admit_many: AdmitMany | None = None
     admissions: AdmissionBatch = field(init=False)  # the webhook's admissions, group-committed
 
     def __post_init__(self) -> None:
-        self.admissions = AdmissionBatch(self.admit_many or self._admit_each)
-
-    def _admit_each(self, items: Sequence[tuple[AlertmanagerWebhook, str]]) -> list[str | Exception]:
-        out: list[str | Exception] = []
-        for webhook, incident_id in items:
-            try:
-                out.append(self.admit(webhook, incident_id))
-            except Exception as exc:  # noqa: BLE001 - that notification's own answer
-                out.append(exc)
-        return out
+        self.admissions = AdmissionBatch(self.admit_many)
 
     @property
     def runner(self) -> IncidentRunner:
