@@ -31,7 +31,7 @@ from core.models import Diagnosis, Evidence, Hypothesis, Incident, LLMCall, Tria
 from core.subject import host_of
 from tools.analysis.alert_query import read_target_series, run_alert_query, target_selector
 from tools.analysis.log_templates import summarize_logs
-from tools.analysis.metric_anomaly import rank_components
+from tools.analysis.metric_anomaly import STOPPED_NOTE, rank_components
 from tools.log_types import LogQuery, LogRecord, LogSourceError
 from tools.logs.tools import make_log_tools
 from tools.metric_types import MetricsQueryError, MetricsUnavailable
@@ -58,6 +58,9 @@ _CAUSE_BY_METRIC = [
     ("error", "up", "error rate up"), ("carrier", "up", "link flapping"), ("link", "up", "link flapping"),
     ("workload", "any", "load change"), ("network", "any", "network traffic shift"),
 ]
+
+
+STOPPED_CAUSE = "stopped calling a healthy callee: failing before the call (errors, exceptions)"
 
 
 def cause_for(metric: str, direction: str) -> str:
@@ -148,8 +151,9 @@ async def gather_evidence(incident: Incident, toolbox: Toolbox, verdict: TriageV
             for a in s.anomalies[:3]:
                 f.book.add(tool="metrics", query=a.query, component=s.component, signal="metric",
                            start=a.start, end=a.end, value=a.value, baseline=a.baseline, score=a.score, series=a.series,
-                           excerpt=f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
-                                   f"anomaly score {a.score:.1f})")
+                           excerpt=(f"{a.note} (anomaly score {a.score:.1f})" if a.note else
+                                    f"{a.metric} {a.direction} to {a.value:.4g} (baseline {a.baseline:.4g}, "
+                                    f"anomaly score {a.score:.1f})"))
     if toolbox.logs is not None:
         try:
             recent = await toolbox.logs.search(LogQuery(start=start, end=end, limit=20_000))
@@ -300,7 +304,7 @@ def _cause_from(items: list[Evidence], verdict: TriageVerdict) -> str:
         top = metrics[0]
         metric = top.query.split("{")[0]
         direction = "up" if (top.value or 0) >= (top.baseline or 0) else "down"
-        parts.append(cause_for(metric, direction))
+        parts.append(STOPPED_CAUSE if top.excerpt.startswith(STOPPED_NOTE) else cause_for(metric, direction))
     if logs:
         parts.append("logs: " + logs[0].excerpt.split(": ", 1)[-1][:140])
     if not parts:

@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from core.models import MetricSeries
-from tools.analysis.metric_anomaly import MIN_SCORE, _chartable, _fetch, _selector, _to_minutes, score_series
+from tools.analysis.metric_anomaly import (MIN_SCORE, _chartable, _fetch, _selector, _to_minutes, score_series,
+                                           unit_floor)
 from tools.metric_types import MetricsSource, Series, escape_label_value, utc
 
 MAX_GENERATOR_URL = 8192  # longer: not a Prometheus graph link, ignored
@@ -116,7 +117,7 @@ def read_series(s: Series, baseline_start: datetime, start: datetime, end: datet
         return None
     base = v[t < start_ts]
     baseline = float(np.median(base)) if len(base) else math.nan
-    best = score_series(t, v, start_ts, end_ts)
+    best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric))
     vw = v[window]
     ref = baseline if math.isfinite(baseline) else float(vw[0])
     peak = float(vw[int(np.argmax(np.abs(vw - ref)))])

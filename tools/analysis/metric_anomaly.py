@@ -10,6 +10,11 @@ docs/metrics.md for the ablation and the calibration):
    *first differences* of the whole history before it (MAD of diffs / sqrt 2). Differences make the
    scale immune to level shifts, so an earlier incident inside the baseline (faults in Nezha recur
    every ~8 minutes) neither inflates the scale nor hides this one. It sees *abrupt, fresh* changes.
+   Three refinements of that scale: a series that routinely jumps (20 % of its minute-to-minute steps
+   are large: a bimodal latency) is as noisy as its 80th-percentile step says, not its median one;
+   a latency never counts a move under its resolution (1 ms) as signal; and with less than
+   `SHORT_HISTORY` points (a recording or a service that just started) it uses what there is, the
+   point just before included, on a wider floor (10 % of the level instead of 5 %).
 2. **Recency** (change detector only). Points in the last `RECENT` minutes count fully, older ones
    decay with a half-life of `HALF_LIFE`: a neighbour's spike that already recovered does not
    outrank the current one.
@@ -36,7 +41,12 @@ docs/metrics.md for the ablation and the calibration):
    symptom keeps 30 %. Both detectors feed this, so it holds for sustained anomalies too. The
    caller's own resource anomalies are not discounted (a slow callee does not burn its caller's
    CPU), and a callee's resource *drop* explains nothing (it is what a failing caller causes).
-6. **Component score** = its strongest family plus 0.1 x the next two: breadth breaks ties.
+6. **Calls that stopped.** A call edge (a series with a `source_service`-like label) that had a
+   sample nearly every minute of the baseline and has none for the last minute(s), while the same
+   metric of other edges goes on, means the caller stopped calling: evidence against the *caller*
+   (it fails before it gets there), unless the callee has a cause of its own (a callee so slow that
+   no call completes). Exceptions show up this way: no latency moves, but the calls are gone.
+7. **Component score** = its strongest family plus 0.1 x the next two: breadth breaks ties.
 
 The diagnosis agent calls `rank_components` in both LLM and rule mode.
 """
@@ -47,6 +57,7 @@ import asyncio
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -69,6 +80,7 @@ class MetricAnomaly(BaseModel):
     start: datetime
     end: datetime
     series: MetricSeries | None = None  # baseline + window, downsampled, with the band it was compared to
+    note: str = ""  # what the anomaly is when not a value against a baseline (calls that stopped)
 
 
 class Suspect(BaseModel):
@@ -84,8 +96,13 @@ DEFAULT_BASELINE = timedelta(minutes=60)  # used when the caller gives no baseli
 RESOLUTION_SECONDS = 60.0  # finer series are averaged into 1-minute buckets first
 LEVEL_POINTS = 5  # reference level: median of this many points before the scored one ...
 GAP_POINTS = 1  # ... skipping this many (a fault's partial first minute)
-MIN_HISTORY = 3  # fewer points before a point: it is not scored
+MIN_HISTORY = 3  # fewer points than this before the gap: the point just before is used too
+SHORT_HISTORY = 10  # fewer history points than this: a short history, scored on SHORT_FLOOR
+SHORT_FLOOR = 0.10  # ... a wider floor, as little history says little about the noise
 SCALE_FLOOR = 0.05  # the noise scale is at least 5 % of the level (flat series); both detectors
+SPIKE_QUANTILE = 0.8  # the noise scale is also at least the 80th-percentile step (as a Gaussian sigma) ...
+SPIKE_MIN_STEPS = 20  # ... once the history has this many steps (fewer: the quantile is one earlier fault)
+LATENCY_RESOLUTION_SECONDS = 0.001  # a latency move below 1 ms is not signal (histogram resolution)
 LEVEL_NOW_POINTS = 5  # level detector: "now" is the median of the window's last 5 points (minutes) ...
 LEVEL_MIN_NOW = 3  # ... of at least 3 (a shorter window: no level score)
 LEVEL_MIN_BASELINE = 10  # ... against a baseline of at least 10 points (less: no level score)
@@ -100,6 +117,10 @@ VICTIM_FACTOR = 0.3  # ... and the caller keeps 30 % of it
 SYMPTOM_FAMILIES = ("latency", "errors")  # what a bad callee shows up as in its callers
 CAUSE_FAMILIES = ("latency", "errors", "resource")  # what, in a callee, can explain them (resource: up only)
 BREADTH = 0.1  # weight of the 2nd and 3rd strongest families
+EDGE_SOURCE_LABELS = ("source_service", "source_canonical_service", "source_workload")  # the caller of an edge
+SILENT_COVERAGE = 0.9  # an edge with a sample in >= 90 % of its baseline minutes is regular ...
+SILENT_Z = 10.0  # ... and each minute it has been silent since counts as |z| = 10 for its caller
+STOPPED_NOTE = "calls from "  # how the evidence of calls that stopped begins (`MetricAnomaly.note`)
 
 _FAMILIES: list[tuple[tuple[str, ...], str]] = [
     (("client_latency", "client_duration", "client_request_duration"), "client"),
@@ -118,6 +139,30 @@ def metric_family(metric: str) -> str:
         if any(k in low for k in keys):
             return fam
     return "other"
+
+
+def unit_floor(metric: str) -> float:
+    """The smallest move of a metric that means anything, from its unit suffix (0: none known)."""
+    if metric.endswith("_seconds"):
+        return LATENCY_RESOLUTION_SECONDS
+    if metric.endswith("_milliseconds"):
+        return LATENCY_RESOLUTION_SECONDS * 1000
+    return 0.0
+
+
+_SPIKE_K = NormalDist().inv_cdf(0.5 + SPIKE_QUANTILE / 2) * math.sqrt(2)  # that quantile of |N(0, 2)|
+
+
+def step_sigma(hist: np.ndarray) -> float:
+    """The noise of a series from its minute-to-minute steps: the MAD of the first differences / sqrt 2,
+    or, for a series that routinely jumps, its 80th-percentile step read as a Gaussian sigma."""
+    steps = np.abs(np.diff(hist))
+    if not len(steps):
+        return 0.0
+    sigma = float(np.median(steps)) * 1.4826 / math.sqrt(2)
+    if len(steps) >= SPIKE_MIN_STEPS:
+        sigma = max(sigma, float(np.quantile(steps, SPIKE_QUANTILE)) / _SPIKE_K)
+    return sigma
 
 
 def _utc(dt: datetime) -> datetime:
@@ -144,16 +189,20 @@ def _to_minutes(t: np.ndarray, v: np.ndarray, end_ts: float) -> tuple[np.ndarray
     return end_ts + keys * RESOLUTION_SECONDS, sums / counts
 
 
-def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
-    """The most abnormal (recency-weighted) point of [start_ts, end_ts] against its trailing history."""
+def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
+    """The most abnormal (recency-weighted) point of [start_ts, end_ts] against its trailing history.
+
+    `floor`: the smallest meaningful move in the metric's unit (`unit_floor`)."""
     best = _Point()
     for i in np.nonzero(t >= start_ts)[0]:
         hist = v[: max(0, i - GAP_POINTS)]
-        if len(hist) < MIN_HISTORY:
+        relative_floor = SCALE_FLOOR if len(hist) >= SHORT_HISTORY else SHORT_FLOOR
+        if len(hist) < MIN_HISTORY:  # too little history to spare the point just before
+            hist = v[:i]
+        if not len(hist):
             continue
         level = float(np.median(hist[-LEVEL_POINTS:]))
-        sigma = float(np.median(np.abs(np.diff(hist)))) * 1.4826 / math.sqrt(2)
-        scale = max(sigma, SCALE_FLOOR * abs(level), 1e-9)
+        scale = max(step_sigma(hist), relative_floor * abs(level), floor, 1e-9)
         z = (float(v[i]) - level) / scale
         age = end_ts - float(t[i])
         recent = RECENT.total_seconds()
@@ -168,7 +217,7 @@ def _mad_sigma(x: np.ndarray) -> float:
     return float(np.median(np.abs(x - np.median(x)))) * 1.4826
 
 
-def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
+def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
     """Where the series is now (median of the window's last points) against the baseline before it.
 
     The scale is the larger of the baseline's MAD and its first-difference sigma, floored like the
@@ -182,18 +231,33 @@ def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) ->
     ref = float(np.median(base))
     spread = _mad_sigma(base)
     noise = float(np.median(np.abs(np.diff(base)))) * 1.4826 / math.sqrt(2)
-    scale = max(spread, noise, SCALE_FLOOR * abs(ref), 1e-9)
+    scale = max(spread, noise, SCALE_FLOOR * abs(ref), floor, 1e-9)
     z = (now - ref) / scale
     window = (t >= start_ts) & (t <= end_ts)
     far = float(t[window][int(np.argmax(np.abs(v[window] - ref)))])
     return _Point(score=CAP * math.tanh(abs(z) / CAP), z=z, value=now, level=ref, scale=scale, at=far)
 
 
-def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float) -> _Point:
+def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
     """The stronger of the two detectors: a fresh change (recency-weighted) or a lasting shift."""
-    change = score_points(t, v, start_ts, end_ts)
-    level = score_level(t, v, start_ts, end_ts)
+    change = score_points(t, v, start_ts, end_ts, floor)
+    level = score_level(t, v, start_ts, end_ts, floor)
     return level if level.score > change.score else change
+
+
+def silent_minutes(t: np.ndarray, start_ts: float, latest: float) -> tuple[int, float]:
+    """(whole minutes without a sample before `latest`, the baseline's coverage) for a series that was
+    regular before `start_ts` (a sample at >= SILENT_COVERAGE of its steps); (0, coverage) otherwise.
+
+    `t` are raw sample times; `latest` is the newest sample of the same metric (so a collector that
+    lags as a whole silences nothing)."""
+    base = t[t < start_ts]
+    if len(base) < LEVEL_MIN_BASELINE or not len(t):
+        return 0, 0.0
+    step = float(np.median(np.diff(base)))
+    coverage = min(1.0, len(base) / ((base[-1] - base[0]) / step + 1)) if step > 0 else 0.0
+    minutes = int((latest - float(t[-1])) / RESOLUTION_SECONDS + 0.25)
+    return (minutes if coverage >= SILENT_COVERAGE else 0), coverage
 
 
 def _quote(value: str) -> str:
@@ -251,7 +315,9 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
     families: dict[str, dict[str, float]] = {}
     causes: dict[str, float] = {}  # per component: its strongest anomaly that can explain a caller's symptoms
     evidence: dict[str, list[MetricAnomaly]] = {}
+    silent: list[tuple[str, MetricAnomaly]] = []  # (callee, evidence against the caller that stopped calling it)
     for series_list in results:
+        latest = max((s.points[-1][0].timestamp() for s in series_list if s.points), default=end_ts)
         for s in series_list:
             comp = s.labels.get(component_label)
             if not comp or (wanted is not None and comp not in wanted):
@@ -263,8 +329,20 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
                 continue
             t = np.fromiter((p[0] for p in pts), float, len(pts))
             v = np.fromiter((p[1] for p in pts), float, len(pts))
+            caller = next((s.labels[k] for k in EDGE_SOURCE_LABELS if s.labels.get(k)), "")
+            if caller and caller != comp and (wanted is None or caller in wanted):
+                minutes, coverage = silent_minutes(t, start_ts, latest)
+                if minutes:
+                    score = CAP * math.tanh(SILENT_Z * minutes / CAP)
+                    stopped = datetime.fromtimestamp(float(t[-1]), UTC)
+                    silent.append((comp, MetricAnomaly(
+                        component=caller, metric=s.metric, query=_selector(s.metric, s.labels),
+                        score=round(score, 3), value=0.0, baseline=round(coverage, 3), direction="down",
+                        start=start, end=end, note=f"{STOPPED_NOTE}{caller} to {comp} stopped: no sample since "
+                                                    f"{stopped:%H:%M}Z ({minutes} min; a sample in "
+                                                    f"{coverage:.0%} of the baseline minutes)")))
             t, v = _to_minutes(t, v, end_ts)
-            best = score_series(t, v, start_ts, end_ts)
+            best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric))
             fam = metric_family(s.metric)
             score = best.score * FAMILY_WEIGHT.get(fam, 1.0)
             if fam == "latency" and best.z < 0:
@@ -278,6 +356,11 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
                     score=round(score, 3), value=best.value, baseline=best.level,
                     direction="up" if best.z >= 0 else "down", start=start, end=end,
                     series=_chartable(t, v, best, start)))
+    for callee, a in silent:  # the caller stopped calling: its doing, unless the callee has a cause
+        if causes.get(callee, 0.0) < CALLEE_EXPLAINS * a.score:
+            fams = families.setdefault(a.component, {})
+            fams["calls"] = max(fams.get("calls", 0.0), a.score)
+            evidence.setdefault(a.component, []).append(a)
     if call_graph:
         families = _discount_victims(families, causes, call_graph)
     suspects = []

@@ -160,7 +160,8 @@ def make_metric_tools(source: MetricsSource, *, call_graph: dict[str, list[str]]
             return ToolResult.failed("rank_suspects", query, str(exc))
         data = [{"component": s.component, "score": round(s.score, 2),
                  "evidence": [{"metric": a.metric, "query": a.query, "direction": a.direction,
-                               "value": _fmt(a.value), "baseline": _fmt(a.baseline), "score": round(a.score, 1)}
+                               "value": _fmt(a.value), "baseline": _fmt(a.baseline), "score": round(a.score, 1),
+                               **({"note": a.note} if a.note else {})}
                               for a in s.anomalies[:3]]} for s in suspects[:top]]
         return ToolResult.ok("rank_suspects", query, data, signal="metric")
 
