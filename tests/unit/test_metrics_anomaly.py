@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tools.analysis.metric_anomaly import metric_family, rank_components, score_level, score_points
+from tools.analysis.metric_anomaly import (MIN_SCORE, STOPPED_NOTE, metric_family, rank_components, score_level,
+                                           score_points, step_sigma, unit_floor)
 from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
 
@@ -243,3 +244,105 @@ def test_an_anomaly_keeps_a_bounded_chartable_series_with_its_band_and_peak() ->
     peak = dict(s.points())[s.peak_at]
     assert peak > high
     assert len(s.model_dump_json()) < 1000  # what each metric evidence item adds to a checkpoint
+
+
+# --- issue 21 item 4: noise of jumpy series, latency resolution, short histories, calls that stopped ----
+
+def test_step_sigma_reads_a_jumpy_series_by_its_80th_percentile_step() -> None:
+    rng = np.random.default_rng(3)
+    steady = 10 + rng.standard_normal(60)
+    assert step_sigma(steady) == pytest.approx(1.0, rel=0.35)  # Gaussian: both estimates agree on ~sigma
+    jumpy = np.where(rng.random(60) < 0.25, 60.0, 5.0) + 0.1 * rng.standard_normal(60)  # a bimodal latency
+    median_only = float(np.median(np.abs(np.diff(jumpy)))) * 1.4826 / math.sqrt(2)
+    assert step_sigma(jumpy) > 10 * median_only  # its routine jumps are its noise
+    assert step_sigma(jumpy[:15]) == pytest.approx(float(np.median(np.abs(np.diff(jumpy[:15])))) * 1.4826
+                                                   / math.sqrt(2))  # too few steps: the median step alone
+
+
+def test_a_series_that_routinely_jumps_loses_to_a_steady_one_that_moved() -> None:
+    rng = np.random.default_rng(5)
+    jumpy = series("edge_latency_p50_seconds", "currency", 0.005, seed=1)
+    jumpy.points = [(t, 0.06 if (rng.random() < 0.25 or i == 70) else v) for i, (t, v) in enumerate(jumpy.points)]
+    moved = series("cpu_usage_rate_percent", "checkout", 20, seed=2, shift_at=69, factor=2)
+    ranked = rank(InMemoryMetricsSource([jumpy, moved]))
+    assert ranked[0].component == "checkout"
+    assert ranked[1].score < 0.5 * ranked[0].score
+
+
+def test_a_latency_move_under_its_resolution_is_not_signal() -> None:
+    assert unit_floor("edge_latency_p50_seconds") == 0.001
+    assert unit_floor("http_request_duration_milliseconds") == 1.0
+    assert unit_floor("cpu_usage_rate_percent") == 0.0
+    t = np.array([T0.timestamp() + 60 * i for i in range(40)])
+    v = np.full(40, 0.003)
+    v[-1] = 0.004  # +1 ms on a flat 3 ms p50: a histogram bucket boundary, not an incident
+    assert score_points(t, v, t[-3], t[-1]).score > MIN_SCORE  # relative to its level alone it looks huge
+    assert score_points(t, v, t[-3], t[-1], floor=unit_floor("edge_latency_p50_seconds")).score < MIN_SCORE
+    v[-1] = 0.2  # a 200 ms p50 is signal whatever the floor
+    assert score_points(t, v, t[-3], t[-1], floor=0.001).score > 15
+
+
+def test_a_short_history_is_scored_on_what_there_is_with_a_wider_floor() -> None:
+    t = np.array([T0.timestamp() + 60 * i for i in range(3)])
+    # two points of history (a recording that starts just before the fault): the point just before is
+    # used too, instead of scoring nothing
+    assert score_points(t, np.array([20.0, 21.0, 90.0]), t[-1], t[-1]).score > 15
+    # and small moves stay small: the floor is 10 % of the level, not 5 %
+    assert score_points(t, np.array([20.0, 21.0, 24.0]), t[-1], t[-1]).score < MIN_SCORE
+    long_t = np.array([T0.timestamp() + 60 * i for i in range(30)])
+    long_v = np.full(30, 20.0)
+    long_v[-1] = 23.5
+    assert score_points(long_t, long_v, long_t[-1], long_t[-1]).score > MIN_SCORE  # a long history: 5 %
+
+
+def edge(caller: str, callee: str, base: float, *, seed: int, stop_at: int | None = None) -> Series:
+    """Per-minute latency of the calls caller -> callee (Istio-style labels), with no sample from `stop_at`."""
+    s = series("edge_latency_p50_seconds", callee, base, seed=seed)
+    s.labels = {"service": callee, "source_service": caller, "destination_service": callee, "reporter": "source"}
+    if stop_at is not None:
+        s.points = s.points[:stop_at]
+    return s
+
+
+GRAPH = {"frontend": ["checkout", "catalog"], "checkout": ["payment", "email", "catalog"]}
+
+
+def test_calls_that_stopped_are_evidence_against_the_caller() -> None:
+    # checkout fails before it calls payment and email: their edges go silent, no latency moves anywhere
+    src = InMemoryMetricsSource([
+        edge("frontend", "checkout", 0.2, seed=1), edge("frontend", "catalog", 0.01, seed=2),
+        edge("checkout", "payment", 0.004, seed=3, stop_at=69), edge("checkout", "email", 0.004, seed=4, stop_at=69),
+        edge("checkout", "catalog", 0.01, seed=5),
+    ])
+    ranked = rank(src, call_graph=GRAPH)
+    assert ranked[0].component == "checkout"
+    top = ranked[0].anomalies[0]
+    assert top.note.startswith(STOPPED_NOTE + "checkout to ") and "no sample since 13:08Z (2 min" in top.note
+    assert 'source_service="checkout"' in top.query and top.direction == "down"
+    assert ranked[0].score > 10 and all(s.score < MIN_SCORE for s in ranked[1:])
+
+
+def test_a_callee_too_slow_to_answer_explains_its_silent_edge() -> None:
+    # no call to payment completes because payment is pinned: payment is the suspect, not its caller
+    src = InMemoryMetricsSource([
+        edge("checkout", "payment", 0.004, seed=3, stop_at=69), edge("checkout", "email", 0.004, seed=4),
+        series("cpu_usage_rate_percent", "payment", 10, seed=6, shift_at=68, factor=9),
+    ])
+    ranked = rank(src, call_graph=GRAPH)
+    assert ranked[0].component == "payment"
+    assert not any(a.note for s in ranked for a in s.anomalies)
+
+
+def test_a_collector_that_lags_as_a_whole_silences_no_edge() -> None:
+    # every edge one minute behind (the edge file lacks its last row): not every caller stopped calling
+    src = InMemoryMetricsSource([edge("checkout", "payment", 0.004, seed=3, stop_at=70),
+                                 edge("checkout", "email", 0.004, seed=4, stop_at=70),
+                                 series("cpu_usage_rate_percent", "checkout", 20, seed=7)])
+    assert all(not s.anomalies for s in rank(src, call_graph=GRAPH))
+
+
+def test_an_irregular_edge_going_quiet_is_not_evidence() -> None:
+    sparse = edge("checkout", "payment", 0.004, seed=3, stop_at=69)
+    sparse.points = sparse.points[::3]  # a call every third minute: a quiet minute is normal for it
+    src = InMemoryMetricsSource([sparse, edge("checkout", "email", 0.004, seed=4)])
+    assert all(not s.anomalies for s in rank(src, call_graph=GRAPH))

@@ -247,14 +247,15 @@ def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, f
 
 def silent_minutes(t: np.ndarray, start_ts: float, latest: float) -> tuple[int, float]:
     """(whole minutes without a sample before `latest`, the baseline's coverage) for a series that was
-    regular before `start_ts` (a sample at >= SILENT_COVERAGE of its steps); (0, coverage) otherwise.
+    regular before `start_ts` (a sample in >= SILENT_COVERAGE of its minutes, or of its scrapes when
+    finer); (0, coverage) otherwise.
 
     `t` are raw sample times; `latest` is the newest sample of the same metric (so a collector that
     lags as a whole silences nothing)."""
     base = t[t < start_ts]
     if len(base) < LEVEL_MIN_BASELINE or not len(t):
         return 0, 0.0
-    step = float(np.median(np.diff(base)))
+    step = min(float(np.median(np.diff(base))), RESOLUTION_SECONDS)
     coverage = min(1.0, len(base) / ((base[-1] - base[0]) / step + 1)) if step > 0 else 0.0
     minutes = int((latest - float(t[-1])) / RESOLUTION_SECONDS + 0.25)
     return (minutes if coverage >= SILENT_COVERAGE else 0), coverage
