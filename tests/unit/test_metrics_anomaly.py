@@ -9,8 +9,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tools.analysis.metric_anomaly import (MIN_SCORE, STOPPED_NOTE, metric_family, rank_components, score_level,
-                                           score_points, step_sigma, unit_floor)
+from tools.analysis.metric_anomaly import (
+    MIN_SCORE,
+    STOPPED_NOTE,
+    metric_family,
+    rank_components,
+    score_level,
+    score_points,
+    step_sigma,
+    unit_floor,
+)
 from tools.metric_types import Series
 from tools.metrics.inmemory import InMemoryMetricsSource
 

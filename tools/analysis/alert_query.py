@@ -24,8 +24,15 @@ import numpy as np
 from pydantic import BaseModel
 
 from core.models import MetricSeries
-from tools.analysis.metric_anomaly import (MIN_SCORE, _chartable, _fetch, _selector, _to_minutes, score_series,
-                                           unit_floor)
+from tools.analysis.metric_anomaly import (
+    MIN_SCORE,
+    _chartable,
+    _fetch,
+    _selector,
+    _to_minutes,
+    score_series,
+    unit_floor,
+)
 from tools.metric_types import MetricsSource, Series, escape_label_value, utc
 
 MAX_GENERATOR_URL = 8192  # longer: not a Prometheus graph link, ignored
