@@ -401,11 +401,13 @@ def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, con
 
     import uvicorn
 
-    from interfaces.api.intake_processes import BalancedServer, die_with_parent
+    from interfaces.api.intake_processes import BalancedServer, die_with_parent, pin_to_one_cpu
 
     die_with_parent()
     if os.getppid() == 1:  # the service is already gone
         return
+    if settings.API_INTAKE_PIN_CPU:
+        pin_to_one_cpu(slot)
     configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
                       events_level=None if settings.DEBUG or settings.LOG_LEVEL else "INFO")
     app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))

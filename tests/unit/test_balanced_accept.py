@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from multiprocessing import get_context
+from typing import Any
 
 from interfaces.api.intake_processes import BalancedAccept
 
@@ -99,3 +100,30 @@ def test_closed_connections_are_counted_out() -> None:
         return counts
 
     assert asyncio.run(run()) == [2]
+
+
+def _affinity_after_pinning(slot: int, out: Any) -> None:
+    import os
+
+    from interfaces.api.intake_processes import pin_to_one_cpu
+
+    cpu = pin_to_one_cpu(slot)
+    out.put((cpu, sorted(os.sched_getaffinity(0))))
+
+
+def test_an_intake_process_is_pinned_to_one_cpu_of_its_own() -> None:
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    ctx = get_context("spawn")
+    for slot in (1, 2):
+        out = ctx.Queue()
+        child = ctx.Process(target=_affinity_after_pinning, args=(slot, out))
+        child.start()
+        cpu, affinity = out.get(timeout=60)
+        child.join(60)
+        if len(cpus) < 2:  # nothing to choose from: left as it was
+            assert cpu is None and affinity == cpus
+        else:
+            assert cpu == cpus[slot % len(cpus)] and affinity == [cpu]
+    assert sorted(os.sched_getaffinity(0)) == cpus  # the caller (the service) is not pinned
