@@ -109,13 +109,14 @@ def alert_service(alert: Alert, topology: Topology | None = None) -> str:
 
 def alert_keys(alert: Alert, group_key: str, topology: Topology) -> list[Key]:
     keys = [Key("fingerprint", alert.effective_fingerprint(), RANKS["fingerprint"])]
+    target = alert.target  # read from the labels each time: once here
     if group_key:  # scoped by the target: the group key alone never merges two different targets
-        keys.append(Key("group", f"{group_key}|{alert.target}", RANKS["group"]))
+        keys.append(Key("group", f"{group_key}|{target}", RANKS["group"]))
     service = alert_service(alert, topology)
     if service:
         keys.append(Key("service", service, RANKS["service"]))
-    if alert.target and alert.target != "unknown":
-        keys.append(Key("target", alert.target, RANKS["target"]))
+    if target and target != "unknown":
+        keys.append(Key("target", target, RANKS["target"]))
     for node in sorted(topology.closure(service)) if service else []:
         keys.append(Key("topology", node, RANKS["topology"]))
     return keys

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -39,9 +41,12 @@ def event(name: str, message: str, **fields: Value) -> None:
         _log.info(message, extra={"event": name, "fields": {k: _bounded(v) for k, v in fields.items()}})
 
 
+_QUOTED = re.compile(r'[ "=\\]')  # a value with one of these is quoted (as is an empty or unprintable one)
+
+
 def _text_value(value: object) -> str:
     text = ",".join(value) if isinstance(value, list) else str(value)
-    if text == "" or any(c in text for c in ' "=\\') or not text.isprintable():
+    if text == "" or _QUOTED.search(text) or not text.isprintable():
         return json.dumps(text)
     return text
 
@@ -49,9 +54,16 @@ def _text_value(value: object) -> str:
 class TextFormatter(logging.Formatter):
     """`2026-03-10T12:00:00Z INFO aiops.events: incident opened event=incident.opened incident_id=inc-…`"""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text (one strftime a second)
+
+    def _when(self, created: float) -> str:
+        second = int(created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+        return self._second[1]
+
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        line = f"{when} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{self._when(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
         name = getattr(record, "event", None)
         if name:
             pairs = {"event": name, **getattr(record, "fields", {})}
@@ -88,6 +100,9 @@ def configure_logging(level: str, fmt: Literal["text", "json"], *, events_level:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Neither format prints the thread's or the process's name or id: a record need not look them up
+    # (a few µs of every line, one line per webhook request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger(EVENTS).setLevel(events_level or logging.NOTSET)
     # Client libraries log every HTTP request (a Telegram long poll, a model call) at INFO: only from DEBUG.
     for noisy in ("httpx", "httpcore", "aiogram.event"):

@@ -66,7 +66,14 @@ def nested_deeper(value: Any, limit: int) -> bool:
     return False
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# 19 ASCII digits in a row: every digit made a "0", then one search for 19 of them (a tenth of the time of
+# the regular expression \d{19}, which tries a match at every position: 27 µs for a one-alert body).
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _long_number(raw: bytes) -> bool:
+    return _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_ZERO)
 
 
 def loads(raw: bytes, text: str) -> Any:
@@ -75,7 +82,7 @@ def loads(raw: bytes, text: str) -> Any:
     (NaN and Infinity, lone surrogate escapes, numbers out of a double's range, nesting past 1,024:
     then `json.loads` decides, as before), and it reads integers of more than 64 bits as floats, so a
     body with 19 digits in a row anywhere goes to `json.loads` as well (tests/unit/test_payload_loads.py)."""
-    if not _LONG_NUMBER.search(raw):
+    if not _long_number(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

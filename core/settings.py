@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     ANALYZE_WAIT_SECONDS: float = Field(300.0, gt=0)  # how long POST /api/v1/analyze?wait=true waits
     # processes besides `aiops serve` that accept webhooks on its port (0: it alone; on 2 cores, 1 uses the second)
     API_INTAKE_PROCESSES: int = Field(0, ge=0, le=32)
+    # each intake process runs on one CPU of its own (its threads hand the GIL over without crossing CPUs)
+    API_INTAKE_PIN_CPU: bool = True
 
     # --- Queue and workers ----------------------------------------------------------------------
     WORKER_CONCURRENCY: int = Field(2, ge=1, le=64)  # incident runs in parallel per worker process

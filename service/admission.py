@@ -15,7 +15,6 @@ from agents.correlation import Correlation, Correlator
 from agents.triage import NOISE_ALERTS
 from core.models import ON_DEMAND_ALERT, AlertmanagerWebhook, Incident
 from core.settings import Settings
-from graphs.incident import incident_from_webhook
 from store.registry import OPEN_STATUSES, IncidentRegistry
 
 
@@ -43,17 +42,22 @@ class Admission:
         notifications a second join one incident) that check is skipped for an incident this process
         saw open in the last second, and the join's details are left to the run (see `admit`).
         `recheck=False` leaves the check to the caller (`admit_many`: after its transaction)."""
-        if incident.alert.name in NOISE_ALERTS or incident.severity in ("none", "info"):
+        return self._join(webhook, incident.id, incident.alert.name, incident.severity, intake, recheck)
+
+    def _join(self, webhook: AlertmanagerWebhook, incident_id: str, name: str, severity: str, intake: bool,
+              recheck: bool) -> Correlation | None:
+        """`join`, given what it reads of the incident: its id, its first alert's name and its severity."""
+        if name in NOISE_ALERTS or severity in ("none", "info"):
             return None  # heartbeats and info alerts never collect a storm
-        if incident.alert.name == ON_DEMAND_ALERT:
+        if name == ON_DEMAND_ALERT:
             return None  # POST /api/v1/analyze: every request investigates anew
-        c = self.correlator.correlate(webhook, incident.id, defer_join=intake)
-        if c.incident_id == incident.id:  # it opened this incident (now, or before: a re-send): run it
+        c = self.correlator.correlate(webhook, incident_id, defer_join=intake)
+        if c.incident_id == incident_id:  # it opened this incident (now, or before: a re-send): run it
             return None
         if recheck and self._unchecked(c.incident_id, intake) and not self._open_in_registry(c.incident_id, intake):
             self.correlator.close_incident(c.incident_id)  # closed elsewhere since: stale in the index
-            c = self.correlator.correlate(webhook, incident.id, defer_join=intake)
-        return c if c.joined and c.incident_id != incident.id else None
+            c = self.correlator.correlate(webhook, incident_id, defer_join=intake)
+        return c if c.joined and c.incident_id != incident_id else None
 
     def _unchecked(self, incident_id: str, intake: bool) -> bool:
         return not intake or time.monotonic() - self._seen_open.get(incident_id, -2.0) > 1.0
@@ -83,10 +87,12 @@ class Admission:
 
     def _land(self, webhook: AlertmanagerWebhook, incident_id: str, recheck: bool) -> tuple[str, bool]:
         """(where it lands, whether that is a joined incident whose registry row is still to be checked)."""
-        incident = incident_from_webhook(webhook).model_copy(update={"id": incident_id})
         if all(a.status == "resolved" for a in webhook.alerts):
             return self.correlator.owner_of(webhook) or incident_id, False
-        c = self.join(webhook, incident, intake=True, recheck=recheck)  # the run records the join's details
+        # What `join` reads of the incident `incident_from_webhook` would build (its first firing alert's
+        # name and severity), without building it: this runs for every notification the webhook accepts.
+        head = next(a for a in webhook.alerts if a.status == "firing")
+        c = self._join(webhook, incident_id, head.name, head.severity, True, recheck)  # the run records the join's details
         if c is None:
             return incident_id, False
         return c.incident_id, not recheck and self._unchecked(c.incident_id, True)

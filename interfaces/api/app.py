@@ -346,11 +346,12 @@ async def serve(settings: Settings, *, host: str | None, port: int, worker: bool
                 return 0 if server.started else 1
             sock = listen(binding.host, port)
             intake = IntakeProcesses(settings, sock, extra, counters, target=intake_main)
+            server.balance(sock, intake.connections, slot=0)
             intake.start()
             supervisor = asyncio.create_task(intake.supervise())
             server.before_shutdown = lambda: asyncio.to_thread(intake.stop)
             try:
-                await server.serve(sockets=[sock, intake.owner_sock])
+                await server.serve(sockets=[intake.owner_sock])
             finally:
                 supervisor.cancel()
                 sock.close()
@@ -394,17 +395,19 @@ def create_intake_app(settings: Settings, owner_path: str, counters: IntakeCount
     return app
 
 
-def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slot: int) -> None:
+def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, connections: Any, slot: int) -> None:
     """One intake process (spawned by `serve` through `IntakeProcesses`): the intake app on the shared socket."""
     import os
 
     import uvicorn
 
-    from interfaces.api.intake_processes import die_with_parent
+    from interfaces.api.intake_processes import BalancedServer, die_with_parent, pin_to_one_cpu
 
     die_with_parent()
     if os.getppid() == 1:  # the service is already gone
         return
+    if settings.API_INTAKE_PIN_CPU:
+        pin_to_one_cpu(slot)
     configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL or "WARNING", settings.LOG_FORMAT,
                       events_level=None if settings.DEBUG or settings.LOG_LEVEL else "INFO")
     app = create_intake_app(settings, owner_path, IntakeCounters(shared=shared, slot=slot))
@@ -412,4 +415,6 @@ def intake_main(settings: Settings, sock: Any, owner_path: str, shared: Any, slo
                             log_config=None,
                             lifespan="on", timeout_graceful_shutdown=10,
                             http=deadline_protocol(settings.API_READ_TIMEOUT_SECONDS))
-    uvicorn.Server(config).run(sockets=[sock])
+    server = BalancedServer(config)
+    server.balance(sock, connections, slot)
+    server.run()

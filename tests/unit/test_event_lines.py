@@ -68,3 +68,15 @@ def test_configure_logging_sets_format_and_level(capsys) -> None:
 def test_settings_accept_any_case() -> None:
     s = Settings(LOG_LEVEL="info", LOG_FORMAT="JSON")  # type: ignore[arg-type]
     assert (s.LOG_LEVEL, s.LOG_FORMAT) == ("INFO", "json")
+
+
+def test_text_line_time_is_the_records_second_in_utc() -> None:
+    """The text format keeps the last second's text (one strftime a second): the same text as before."""
+    from datetime import UTC, datetime
+
+    formatter = TextFormatter()
+    for created in (0.0, 1.5, 1733480000.999, 1733480001.0, 1733480000.2, 4102444800.5):
+        record = logging.LogRecord("aiops.events", logging.INFO, __file__, 1, "m", None, None)
+        record.created = created
+        expected = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert formatter.format(record).startswith(f"{expected} INFO aiops.events: m"), created

@@ -76,3 +76,16 @@ def test_numbers_keep_their_type_and_value() -> None:
     value = loads(b'{"i":9007199254740993,"f":0.1,"z":-0.0}', '{"i":9007199254740993,"f":0.1,"z":-0.0}')
     assert value["i"] == 9007199254740993 and type(value["i"]) is int
     assert value["f"] == 0.1 and math.copysign(1, value["z"]) == -1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"0", b"9", b"5", b"a", b" ", b"-", b".", b"\xd9\xa3", b"\xef\xbc\x91",
+                                 b"123456789", b"9999999999"]), max_size=40).map(b"".join))
+def test_a_long_number_is_19_ascii_digits_in_a_row(raw: bytes) -> None:
+    """The hot path's check for 19 digits in a row says what the regular expression \\d{19} says (ASCII
+    digits only: an Arabic-Indic or full-width digit is not one)."""
+    import re
+
+    from core.payload import _long_number
+
+    assert _long_number(raw) == bool(re.search(rb"\d{19}", raw)), raw
