@@ -1,8 +1,5 @@
-"""`aiops serve` as a real process: a bare machine (no config), Redis, and the CLI beside the service.
-
-The CLI-beside-service test runs with memory ON (milvus-lite file in the data dir, which one process
-may open): `aiops approve`, `incidents` and `show` go through the running service instead of opening
-the stores themselves, and a second `aiops serve` on the same data dir is refused.
+"""`aiops serve` as a real process: a bare machine (no config), Redis, a plan the CLI created approved
+over HTTP, intake processes. The CLI beside the service: tests/e2e/test_cli_beside_service.py.
 """
 
 from __future__ import annotations
@@ -80,40 +77,6 @@ def test_bare_service_takes_a_webhook(queue: str, tmp_path: Path, request: pytes
         openapi = httpx.get(f"{svc.url}/openapi.json").json()
         assert {"/webhook/alertmanager", "/api/v1/plans/{plan_id}/approve", "/api/v1/events"} <= set(openapi["paths"])
     assert not (tmp_path / "var" / "service.json").exists()  # SIGTERM: the data dir is released
-
-
-def test_cli_beside_the_service(tmp_path: Path) -> None:
-    env = cli_env(tmp_path, LLM_MODE="rules", ENABLE_MEMORY="true", APPROVERS="alice")
-    with aiops_serve(env, tmp_path / "serve.log") as svc:
-        incident_id = httpx.post(f"{svc.url}/webhook/alertmanager", json=webhook()).json()["incident_id"]
-        row = wait_incident(svc.url, incident_id, "awaiting_approval", timeout=180)
-        listed = aiops(env, "incidents", "--json")
-        assert listed.returncode == 0, listed.stderr
-        assert [i["incident_id"] for i in json.loads(listed.stdout)["incidents"]] == [incident_id]
-        second = aiops(env, "serve", "--port", "1")
-        assert second.returncode == 2 and "another aiops serve owns" in second.stderr
-        refused = aiops(env, "approve", row["plan_id"], "--by", "mallory")
-        assert refused.returncode == 2 and "not an authorised approver" in refused.stderr
-        done = aiops(env, "approve", row["plan_id"], "--by", "alice", "--json")
-        assert done.returncode == 0, done.stderr + svc.output()[-2000:]
-        result = json.loads(done.stdout)
-        assert result["incident_id"] == incident_id and result["approval"]["approver"] == "alice"
-        assert result["status"] in ("executed", "resolved")
-        again = aiops(env, "approve", row["plan_id"], "--by", "alice")
-        assert again.returncode == 2 and "not awaiting approval" in again.stderr
-        shown = aiops(env, "show", incident_id)
-        assert shown.returncode == 0 and "approved by alice via cli" in shown.stdout
-        # the CLI's own analyze runs through the service too (its replay source included)
-        alert = tmp_path / "flap.json"
-        alert.write_text(json.dumps(webhook("router-uplink-flap")))
-        analyzed = aiops(env, "analyze", "--alert", str(alert), "--replay", str(recording("router-uplink-flap")),
-                         "--json")
-        assert analyzed.returncode == 0, analyzed.stderr
-        assert json.loads(analyzed.stdout)["status"] == "awaiting_approval"
-        assert "could not remember" not in svc.output()
-    # the service is gone: the CLI opens the stores itself again, and sees the same state
-    listed = json.loads(aiops(env, "incidents", "--json").stdout)["incidents"]
-    assert len(listed) == 2 and {i["status"] for i in listed} >= {"awaiting_approval"}
 
 
 def test_http_approval_resumes_a_plan_the_cli_created(tmp_path: Path) -> None:

@@ -134,3 +134,61 @@ def test_certbot_certificates_are_read_and_a_due_one_renewed(tmp_path: Path):
         assert ex.status == "ok" and "renewed certificate shop.example.test" in ex.output, ex.output
         (check,) = asyncio.run(TOOLSET.verify(client, [], [ex], ""))
         assert check.recovered and "not due" in check.note
+
+
+REMOVE = """---
+- name: Remove listed files
+  hosts: "{{ target }}"
+  gather_facts: false
+  tasks:
+    - name: Remove them
+      aiops_remove_files:
+        paths: "{{ paths }}"
+        under: "{{ under }}"
+"""
+
+
+def test_files_are_deleted_in_one_call_only_while_each_is_a_regular_file_under_the_directory(tmp_path: Path,
+                                                                                            monkeypatch):
+    """`aiops_remove_files` (the cleanups' delete step) through the real ansible-playbook: a symlink or a
+    directory found where a listed file was, or a path outside the directory, refuses the whole call
+    before anything is deleted; a file already gone is nothing to do; --check deletes nothing."""
+    import tools.ansible.runner as runner
+    from tests.security.local_hosts import write_inventory
+    from tools.ansible import AnsibleTool
+
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "remove.yml").write_text(REMOVE)
+    (books / "library").symlink_to(runner.PLAYBOOK_DIR / "library")
+    monkeypatch.setattr(runner, "PLAYBOOK_DIR", books)
+    logs, outside = tmp_path / "box" / "logs", tmp_path / "outside"
+    logs.mkdir(parents=True)
+    outside.mkdir()
+    for name in ("a.1.gz", "b.2.gz"):
+        (logs / name).write_text("old\n")
+    (outside / "precious").write_text("keep\n")
+    (logs / "link.3.gz").symlink_to(outside / "precious")
+    (logs / "dir.4.gz").mkdir()
+    (logs / "dir.4.gz" / "inside").write_text("keep\n")
+    tool = AnsibleTool(str(write_inventory(tmp_path / "inventory.ini", {"box": tmp_path / "box"})))
+
+    def remove(*names: str, check: bool = False, under: Path = logs):
+        return tool.run("remove.yml", "box", {"paths": [str(logs / n) for n in names], "under": str(under)},
+                        check=check)
+
+    for bad, why in (("link.3.gz", "no longer a regular file"), ("dir.4.gz", "no longer a regular file")):
+        run = remove("a.1.gz", bad)
+        assert run.status == "failed" and why in run.summary, run.summary
+    run = remove("a.1.gz", under=logs / "dir.4.gz")
+    assert run.status == "failed" and "is not under" in run.summary, run.summary
+    assert sorted(p.name for p in logs.iterdir()) == ["a.1.gz", "b.2.gz", "dir.4.gz", "link.3.gz"]
+    assert (outside / "precious").read_text() == "keep\n" and (logs / "dir.4.gz" / "inside").exists()
+    run = remove("a.1.gz", "b.2.gz", check=True)
+    assert run.status == "successful" and "changed=1" in run.summary and "--- before" in run.diff, run.summary
+    assert sorted(p.name for p in logs.iterdir()) == ["a.1.gz", "b.2.gz", "dir.4.gz", "link.3.gz"]
+    run = remove("a.1.gz", "b.2.gz", "gone.5.gz")
+    assert run.status == "successful" and "changed=1" in run.summary, run.summary
+    assert sorted(p.name for p in logs.iterdir()) == ["dir.4.gz", "link.3.gz"]
+    run = remove("a.1.gz")  # already gone: nothing to do
+    assert run.status == "successful" and "changed=0" in run.summary, run.summary

@@ -18,8 +18,10 @@ ALLOWED_MODULES = frozenset({
     "ansible.builtin.fail", "ansible.builtin.assert", "ansible.builtin.wait_for",
 })
 # Catalog playbooks only (never generated text): reading a file on the target, publishing what a read
-# found, and running one of a few programs by argv (no shell, the program named literally).
-CATALOG_ONLY_MODULES = frozenset({"ansible.builtin.slurp", "ansible.builtin.set_stats", "ansible.builtin.command"})
+# found, running one of a few programs by argv (no shell, the program named literally), and deleting
+# the regular files a `find` listed in one module call (ours: playbooks/library/aiops_remove_files.py).
+CATALOG_ONLY_MODULES = frozenset({"ansible.builtin.slurp", "ansible.builtin.set_stats", "ansible.builtin.command",
+                                  "aiops_remove_files"})
 COMMAND_PROGRAMS = frozenset({"systemctl", "journalctl", "apt-get", "certbot"})
 TASK_KEYWORDS = frozenset({
     "name", "when", "loop", "loop_control", "register", "become", "vars", "tags", "notify",
