@@ -145,18 +145,18 @@ def worse(llm: dict[str, Any], rules: dict[str, Any]) -> list[str]:
 
 
 def totals_table(result: dict[str, Any]) -> str:
-    lines = [f"{'split':8} {'date':10} {'mode':28} {'cases':>5} {'AS@1':>6} {'AS@3':>6} {'AS@5':>6} {'calls':>6}"
+    lines = [f"{'split':8} {'date':10} {'mode':36} {'cases':>5} {'AS@1':>6} {'AS@3':>6} {'AS@5':>6} {'calls':>6}"
              f" {'failed':>6} {'prompt tok':>10} {'compl tok':>9} {'s/case':>7}  worse than rules"]
     for split, s in result["splits"].items():
         for mode in ("rules", "llm"):
             t = s[mode]
             verdict = "" if mode == "rules" else (", ".join(worse(t, s["rules"])) or "no")
             name = "rules" if mode == "rules" else f"llm mode ({result['model']})"
-            lines.append(f"{split:8} {s['date']:10} {name[:28]:28} {t['cases']:>5} {t['as@1']:>6.3f} {t['as@3']:>6.3f}"
+            lines.append(f"{split:8} {s['date']:10} {name[:36]:36} {t['cases']:>5} {t['as@1']:>6.3f} {t['as@3']:>6.3f}"
                          f" {t['as@5']:>6.3f} {t['llm_calls']:>6} {t['llm_calls_failed']:>6} {t['input_tokens']:>10}"
                          f" {t['output_tokens']:>9} {t['seconds_per_case']:>7.1f}  {verdict}")
         own = s["model_own"]
-        lines.append(f"{split:8} {s['date']:10} {'  the model alone':28} {own['cases']:>5} {own['as@1']:>6.3f}"
+        lines.append(f"{split:8} {s['date']:10} {'  the model alone':36} {own['cases']:>5} {own['as@1']:>6.3f}"
                      f" {own['as@3']:>6.3f} {own['as@5']:>6.3f}  (its own Diagnosis answer, {own['answered']} of"
                      f" {own['cases']} cases answered; {', '.join(worse(own, s['rules'])) or 'not'} worse than rules)")
     return "\n".join(lines)
@@ -296,6 +296,22 @@ def check_smoke(result: dict[str, Any], model: SmokeModel) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- CLI --
+def print_saved(path: Path) -> int:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 2
+    result["splits"] = {k: v for k, v in result["splits"].items() if v["per_case"]}
+    print(CASE_HEAD)
+    for split, s in result["splits"].items():
+        for c in s["per_case"]:
+            print(case_line(split, c["rules"], c["llm"]))
+    print()
+    print(totals_table(result))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL"),
@@ -315,7 +331,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="JSON report, rewritten after every case")
     ap.add_argument("--smoke", action="store_true",
                     help="the wire simulator and the synthetic layout instead of a model and the data (seconds)")
+    ap.add_argument("--table", type=Path, default=None,
+                    help="print the tables of a saved --out report (e.g. of a run stopped early) and exit")
     args = ap.parse_args()
+    if args.table is not None:
+        return print_saved(args.table)
     base = get_settings()
     if args.smoke:
         with smoke_setup() as (data, url, model):
