@@ -5,6 +5,7 @@ its own baseline, call graph applied) and the log templates that are new or spik
 rule mode the ranking is turned into hypotheses deterministically. In LLM mode the model sees that
 evidence, may call the metric/log tools for more (each result becomes cited evidence), and returns a
 structured `Diagnosis`; invalid citations are dropped and an unusable answer falls back to the rules.
+The model explains the rules' ranking rather than replacing it (`explained`: measured worse).
 """
 
 from __future__ import annotations
@@ -440,6 +441,7 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
     if known is not None and toolbox.llm.providers:
         # The same incident again, and we know what fixed it: no need to ask a model.
         return DiagnosisResult(degraded(_from_memory(known, f), f), f.book.items, False, fix)
+    rules = rank_rules(incident, verdict, f)  # before the model's tool calls add evidence: rule mode's ranking
     if toolbox.llm.providers:
         alert = incident.alert
         key = {"node": "diagnosis", "alert": alert.name, "labels": alert.labels, "category": verdict.category,
@@ -447,8 +449,41 @@ async def diagnose(incident: Incident, verdict: TriageVerdict, toolbox: Toolbox,
         result = await toolbox.cached("analysis", key, lambda: diagnose_llm(incident, verdict, f, toolbox, calls),
                                       Diagnosis)
         if result is not None:
-            return DiagnosisResult(degraded(result, f), f.book.items, True, fix)
-    return DiagnosisResult(degraded(rank_rules(incident, verdict, f), f), f.book.items, False, fix)
+            return DiagnosisResult(degraded(explained(rules, result), f), f.book.items, True, fix)
+    return DiagnosisResult(degraded(rules, f), f.book.items, False, fix)
+
+
+def explained(rules: Diagnosis, model: Diagnosis) -> Diagnosis:
+    """The rules' ranking, explained by the model.
+
+    Measured on the Nezha days (docs/evals.md, "LLM mode"), a small local model ranked worse than
+    the rules, so the model does not reorder: each component keeps its rule rank and confidence, and
+    takes the model's cause (with the evidence the model cited added to its own) when the model
+    named it. A component only the model named, with cited evidence, comes after the ranked ones.
+    The summary is the first hypothesis; where the model would have put another component first,
+    it says so.
+    """
+    said: dict[str, Hypothesis] = {}
+    for h in model.hypotheses:  # the model's order: its confidence
+        said.setdefault(h.component, h)
+    hyps = []
+    for h in rules.hypotheses:
+        m = said.pop(h.component, None)
+        if m is None:
+            hyps.append(h)
+            continue
+        cited = h.evidence_ids + [e for e in m.evidence_ids if e not in h.evidence_ids]
+        hyps.append(h.model_copy(update={"cause": m.cause, "evidence_ids": cited,
+                                         "rationale": f"{h.rationale}; cause explained by the model"}))
+    hyps += [m.model_copy(update={"rationale": "; ".join(filter(None, (m.rationale, "not ranked by the rules")))})
+             for m in said.values()]
+    if not hyps:
+        return model
+    summary = f"{hyps[0].component}: {hyps[0].cause}"
+    first = model.hypotheses[0] if model.hypotheses else None
+    if first is not None and first.component != hyps[0].component:
+        summary += f" (the model would put {first.component} first: {first.cause})"
+    return Diagnosis(hypotheses=hyps, summary=summary)
 
 
 def degraded(d: Diagnosis, f: Findings) -> Diagnosis:

@@ -15,7 +15,7 @@ import asyncio
 import csv
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ def _metrics_for(case: NezhaCase, recording: RecordedMetricsSource, settings: An
     return recording.at(case.alert_time)
 
 
-async def _investigate_case(case: NezhaCase, recording: RecordedMetricsSource,
+async def investigate_case(case: NezhaCase, recording: RecordedMetricsSource,
                             call_graph: dict[str, list[str]] | None, llm: Any, settings: Any) -> dict[str, Any]:
     from agents.toolbox import Toolbox
     from graphs.incident import investigate
@@ -109,6 +109,10 @@ async def _investigate_case(case: NezhaCase, recording: RecordedMetricsSource,
         "top_cause": report.hypotheses[0].cause if report.hypotheses else "",
         "llm_calls": len(report.llm_calls),
         "tokens": sum(c.input_tokens + c.output_tokens for c in report.llm_calls),
+        "input_tokens": sum(c.input_tokens for c in report.llm_calls),
+        "output_tokens": sum(c.output_tokens for c in report.llm_calls),
+        "llm_calls_by_node": dict(Counter(c.node for c in report.llm_calls)),
+        "llm_calls_failed": sum(1 for c in report.llm_calls if not c.ok),
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -161,12 +165,12 @@ async def run_async(data_dir: Path, system: str, date: str, *, llm: Any = None, 
         last = max(w[2] for w in spans.values()) + timedelta(minutes=15)  # after the alerts: `now` must hide it
         with backfilled_prometheus(recording, first, last) as url:
             live = settings.model_copy(update={"PROMETHEUS_URL": url})
-            rows = [await _investigate_case(c, recording, call_graph, llm, live) for c in cases]
+            rows = [await investigate_case(c, recording, call_graph, llm, live) for c in cases]
         metrics_path = "prometheus (promtool backfill, PROMETHEUS_URL)"
     else:
         if settings.PROMETHEUS_URL:  # the recorded path is asked for: a configured Prometheus is not it
             settings = settings.model_copy(update={"PROMETHEUS_URL": None})
-        rows = [await _investigate_case(c, recording, call_graph, llm, settings) for c in cases]
+        rows = [await investigate_case(c, recording, call_graph, llm, settings) for c in cases]
     seconds = round(time.perf_counter() - started, 2)
     by_fault: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
