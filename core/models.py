@@ -61,6 +61,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc(ts: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, aware ones converted, so naive and aware bounds compare without
+    TypeError: everything inside is UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

@@ -7,7 +7,7 @@ logs through it, so the analysis sits below the toolset that uses it instead of 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -51,9 +51,3 @@ class LogsUnavailable(LogSourceError):
         super().__init__(message)
         self.dependency = dependency
         self.reason = reason
-
-
-
-def utc(ts: datetime) -> datetime:
-    """Naive datetimes are taken as UTC, so naive and aware bounds compare without TypeError."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

@@ -9,7 +9,7 @@ analysis sits below the toolset that uses it instead of beside it in a loop.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -54,11 +54,6 @@ class MetricsUnavailable(MetricsQueryError):
         super().__init__(message)
         self.dependency = dependency
         self.reason = reason
-
-
-def utc(dt: datetime) -> datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted. Everything inside is UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def back_to_baseline(value: float, baseline: float, after: float) -> bool:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from pydantic import BaseModel
 
-from core.models import MetricSeries
+from core.models import MetricSeries, utc
 from tools.analysis.metric_anomaly import (
     MIN_SCORE,
     _chartable,
@@ -33,7 +33,7 @@ from tools.analysis.metric_anomaly import (
     score_series,
     unit_floor,
 )
-from tools.metric_types import MetricsSource, Series, escape_label_value, utc
+from tools.metric_types import MetricsSource, Series, escape_label_value
 
 MAX_GENERATOR_URL = 8192  # longer: not a Prometheus graph link, ignored
 MAX_EXPR = 2048  # longer decoded expression: ignored

@@ -9,8 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.models import utc
 from core.resilience import CircuitOpenError, breaker, guarded
-from tools.log_types import LogQuery, LogRecord, LogSourceError, LogsUnavailable, utc
+from tools.log_types import LogQuery, LogRecord, LogSourceError, LogsUnavailable
 
 BREAKER = "elasticsearch"
 

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tools.log_types import LogQuery, LogRecord, LogSourceError, utc
+from core.models import utc
+from tools.log_types import LogQuery, LogRecord, LogSourceError
 
 _LEVEL_WORD = re.compile(
     r"\b(FATAL|CRITICAL|CRIT|EMERG|ALERT|PANIC|SEVERE|ERROR|ERR|WARNING|WARN|NOTICE|INFO|DEBUG|TRACE)\b"

@@ -14,9 +14,10 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from core.models import utc
 from tools.analysis.log_templates import summarize_logs
 from tools.analysis.redact import redact
-from tools.log_types import LogQuery, LogSource, LogSourceError, utc
+from tools.log_types import LogQuery, LogSource, LogSourceError
 from tools.result import ToolResult, result_tool
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from tools.metric_types import Series, utc
+from core.models import utc
+from tools.metric_types import Series
 
 
 def _om_label_value(value: str) -> str:

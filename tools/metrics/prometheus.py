@@ -8,9 +8,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from core.models import utc
 from core.resilience import CircuitOpenError, guarded
 from core.settings import get_settings
-from tools.metric_types import MetricsQueryError, MetricsUnavailable, Series, escape_label_value, utc
+from tools.metric_types import MetricsQueryError, MetricsUnavailable, Series, escape_label_value
 
 BREAKER = "prometheus"
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tools.metric_types import Series, utc
+from core.models import utc
+from tools.metric_types import Series
 from tools.metrics.selector import Selector
 
 # Recorded CSV column -> Prometheus-legal metric name. The one place this mapping lives: the

@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.models import utc
 from tools.analysis.metric_anomaly import rank_components
-from tools.metric_types import MetricsQueryError, MetricsSource, Series, escape_label_value, utc
+from tools.metric_types import MetricsQueryError, MetricsSource, Series, escape_label_value
 from tools.result import ToolResult, result_tool
 
 
