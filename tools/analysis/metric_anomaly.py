@@ -63,7 +63,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from core.models import MetricSeries
+from core.models import MetricSeries, utc
 from tools.metric_types import MetricsSource, Series
 
 
@@ -153,20 +153,20 @@ def unit_floor(metric: str) -> float:
 _SPIKE_K = NormalDist().inv_cdf(0.5 + SPIKE_QUANTILE / 2) * math.sqrt(2)  # that quantile of |N(0, 2)|
 
 
+def diff_sigma(x: np.ndarray) -> float:
+    """The noise of a series from its minute-to-minute steps: the MAD of the first differences / sqrt 2
+    (immune to level shifts). 0 for fewer than two points."""
+    return float(np.median(np.abs(np.diff(x)))) * 1.4826 / math.sqrt(2) if len(x) > 1 else 0.0
+
+
 def step_sigma(hist: np.ndarray) -> float:
-    """The noise of a series from its minute-to-minute steps: the MAD of the first differences / sqrt 2,
-    or, for a series that routinely jumps, its 80th-percentile step read as a Gaussian sigma."""
-    steps = np.abs(np.diff(hist))
-    if not len(steps):
-        return 0.0
-    sigma = float(np.median(steps)) * 1.4826 / math.sqrt(2)
-    if len(steps) >= SPIKE_MIN_STEPS:
+    """`diff_sigma`, or, for a series that routinely jumps, its 80th-percentile step read as a Gaussian
+    sigma."""
+    sigma = diff_sigma(hist)
+    if len(hist) - 1 >= SPIKE_MIN_STEPS:
+        steps = np.abs(np.diff(hist))
         sigma = max(sigma, float(np.quantile(steps, SPIKE_QUANTILE)) / _SPIKE_K)
     return sigma
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 class _Point(BaseModel):
@@ -230,7 +230,7 @@ def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, fl
     now = float(np.median(recent))
     ref = float(np.median(base))
     spread = _mad_sigma(base)
-    noise = float(np.median(np.abs(np.diff(base)))) * 1.4826 / math.sqrt(2)
+    noise = diff_sigma(base)
     scale = max(spread, noise, SCALE_FLOOR * abs(ref), floor, 1e-9)
     z = (now - ref) / scale
     window = (t >= start_ts) & (t <= end_ts)
@@ -298,8 +298,8 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
     ranking; `call_graph` (caller -> callees) discounts callers that are only victims of a slow
     callee. Returns every component seen, best suspect first, each with its anomalous series.
     """
-    start, end = _utc(start), _utc(end)
-    baseline_start = _utc(baseline_start) if baseline_start else start - DEFAULT_BASELINE
+    start, end = utc(start), utc(end)
+    baseline_start = utc(baseline_start) if baseline_start else start - DEFAULT_BASELINE
     if end <= start:
         raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
     wanted = set(components) if components else None
