@@ -17,6 +17,7 @@ from tools.analysis.metric_anomaly import (
     score_level,
     score_points,
     step_sigma,
+    unit_ceiling,
     unit_floor,
 )
 from tools.metric_types import Series
@@ -288,6 +289,37 @@ def test_a_latency_move_under_its_resolution_is_not_signal() -> None:
     assert score_points(t, v, t[-3], t[-1], floor=unit_floor("edge_latency_p50_seconds")).score < MIN_SCORE
     v[-1] = 0.2  # a 200 ms p50 is signal whatever the floor
     assert score_points(t, v, t[-3], t[-1], floor=0.001).score > 15
+
+
+def test_a_success_rate_is_scored_on_its_failures_not_its_level() -> None:
+    assert unit_ceiling("success_rate_percent") == 100.0 and unit_ceiling("request_success_ratio") == 1.0
+    assert unit_ceiling("cpu_usage_rate_percent") is None and unit_ceiling("success_total") is None
+    assert unit_floor("success_rate_percent") == pytest.approx(0.5)  # half a percent of the requests
+    t = np.array([T0.timestamp() + 60 * i for i in range(40)])
+    v = np.full(40, 100.0)
+    v[-1] = 95.7  # 4.3 % of the requests fail where none did: the error rate is up from 0
+    floor, ceiling = unit_floor("success_rate_percent"), unit_ceiling("success_rate_percent")
+    assert score_points(t, v, t[-3], t[-1]).score < 1  # read as a 4 % dip of a level, it is noise
+    assert score_points(t, v, t[-3], t[-1], floor, ceiling).score > 8
+    v[-1] = 99.3  # one failed request among ~140 in a minute is not an incident
+    assert score_points(t, v, t[-3], t[-1], floor, ceiling).score < MIN_SCORE
+    # the ceiling also rules the level detector: failing 5 % of requests for five minutes is a shift
+    v[-5:] = 95.0
+    assert score_level(t, v, t[-5], t[-1], floor, ceiling).score > 8
+
+
+def test_an_entry_success_rate_drop_is_not_blamed_on_a_callees_small_latency_move() -> None:
+    rate = series("success_rate_percent", "frontend", 100.0, noise=0.0)
+    rate.labels = {"service": "frontend", "scope": "entry"}
+    rate.points = [(t, 95.7 if i >= 69 else v) for i, (t, v) in enumerate(rate.points)]
+    catalog = series("pod_server_latency_p90_seconds", "catalog", 0.016, seed=3, noise=0.3, shift_at=69,
+                     factor=2.0)  # a noisy p90 doubling: a move, but weaker than 4 % of the requests failing
+    ranked = rank(InMemoryMetricsSource([rate, catalog]), call_graph=GRAPH)
+    assert ranked[0].component == "frontend"
+    assert ranked[0].anomalies[0].metric == "success_rate_percent" and ranked[0].anomalies[0].direction == "down"
+    # a callee that moved as strongly as the failures did still explains them (the victim rule)
+    catalog = series("pod_server_latency_p90_seconds", "catalog", 0.016, seed=3, noise=0.3, shift_at=69, factor=2.4)
+    assert rank(InMemoryMetricsSource([rate, catalog]), call_graph=GRAPH)[0].component == "catalog"
 
 
 def test_a_short_history_is_scored_on_what_there_is_with_a_wider_floor() -> None:

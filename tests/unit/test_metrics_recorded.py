@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,3 +167,38 @@ def test_metric_tools_are_typed_compact_and_clocked_by_the_source(metric_dir: Pa
     assert invalid.status == "error" and invalid.error.startswith("invalid arguments: minutes:")
     with pytest.raises(Exception):  # noqa: B017  (called directly, the schema still refuses it)
         run(tools["query_metric"].ainvoke({"metric": "x", "minutes": 0}))
+
+
+def _front_file(metric_dir: Path, *names: str) -> None:
+    """A `front_service.csv.gz` beside the pods: what the load generator saw, one row per minute and name."""
+    rows = ["Time,TimeStamp,ServiceName,SuccessRate(%),LatencyP50(s),LatencyP99(s)"]
+    for i in range(fake_nezha.MINUTES):
+        t = fake_nezha.START + timedelta(minutes=i)
+        for name in names:
+            rows.append(f"{fake_nezha._go_time(t, i)},{int(t.timestamp())},{name},"
+                        f"{95.0 if i == 30 else 100},0.2,1.5")
+    with gzip.open(metric_dir / "front_service.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(rows) + "\n")
+
+
+def test_the_entry_services_view_is_read_under_the_service_it_names(metric_dir: Path) -> None:
+    _front_file(metric_dir, "Frontend")  # the recording's spelling: matched case-insensitively
+    src = RecordedMetricsSource(metric_dir)
+    (s,) = run(src.query_range("success_rate_percent", fake_nezha.START, fake_nezha.START + timedelta(minutes=40)))
+    assert s.labels == {"service": "frontend", "scope": "entry"}
+    assert [v for _, v in s.points].count(95.0) == 1 and len(s.points) == 41
+    assert {"latency_p50_seconds", "latency_p99_seconds"} <= set(run(src.list_metrics("frontend")))
+    assert run(src.list_components()) == sorted(fake_nezha.PODS)  # no component named "Frontend"
+
+
+def test_an_entry_file_naming_no_service_goes_to_the_call_graphs_one_entry_point(metric_dir: Path) -> None:
+    _front_file(metric_dir, "Gateway")
+    assert run(RecordedMetricsSource(metric_dir).series("success_rate_percent")) == \
+        [{"__name__": "success_rate_percent", "service": "frontend", "scope": "entry"}]
+    (metric_dir / "dependency.csv.gz").unlink()  # no call graph: nothing to pin it on, so it is not read
+    assert run(RecordedMetricsSource(metric_dir).series("success_rate_percent")) == []
+
+
+def test_an_entry_file_with_several_services_is_not_read(metric_dir: Path) -> None:
+    _front_file(metric_dir, "frontend", "cartservice")
+    assert run(RecordedMetricsSource(metric_dir).series("success_rate_percent")) == []

@@ -31,6 +31,7 @@ from tools.analysis.metric_anomaly import (
     _selector,
     _to_minutes,
     score_series,
+    unit_ceiling,
     unit_floor,
 )
 from tools.metric_types import MetricsSource, Series, escape_label_value
@@ -124,7 +125,7 @@ def read_series(s: Series, baseline_start: datetime, start: datetime, end: datet
         return None
     base = v[t < start_ts]
     baseline = float(np.median(base)) if len(base) else math.nan
-    best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric))
+    best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric), unit_ceiling(s.metric))
     vw = v[window]
     ref = baseline if math.isfinite(baseline) else float(vw[0])
     peak = float(vw[int(np.argmax(np.abs(vw - ref)))])

@@ -12,7 +12,11 @@ docs/metrics.md for the ablation and the calibration):
    every ~8 minutes) neither inflates the scale nor hides this one. It sees *abrupt, fresh* changes.
    Three refinements of that scale: a series that routinely jumps (20 % of its minute-to-minute steps
    are large: a bimodal latency) is as noisy as its 80th-percentile step says, not its median one;
-   a latency never counts a move under its resolution (1 ms) as signal; and with less than
+   a latency never counts a move under its resolution (1 ms) as signal; a success ratio
+   (`*success*_percent`, `*_ratio`) is healthy at its ceiling, so its relative floor is a fraction of
+   its failures, not of its level, and a move under half a percent of the requests is not signal
+   (100 % -> 95.7 % is errors from nothing, not a 4 % dip; chosen on the dev day, where 1 % left a
+   frontend exception explained away by a callee's small latency move); and with less than
    `SHORT_HISTORY` points (a recording or a service that just started) it uses what there is, the
    point just before included, on a wider floor (10 % of the level instead of 5 %).
 2. **Recency** (change detector only). Points in the last `RECENT` minutes count fully, older ones
@@ -103,6 +107,7 @@ SCALE_FLOOR = 0.05  # the noise scale is at least 5 % of the level (flat series)
 SPIKE_QUANTILE = 0.8  # the noise scale is also at least the 80th-percentile step (as a Gaussian sigma) ...
 SPIKE_MIN_STEPS = 20  # ... once the history has this many steps (fewer: the quantile is one earlier fault)
 LATENCY_RESOLUTION_SECONDS = 0.001  # a latency move below 1 ms is not signal (histogram resolution)
+SUCCESS_RESOLUTION = 0.005  # a success-rate move below 1 % of the requests is not signal (as a fraction)
 LEVEL_NOW_POINTS = 5  # level detector: "now" is the median of the window's last 5 points (minutes) ...
 LEVEL_MIN_NOW = 3  # ... of at least 3 (a shorter window: no level score)
 LEVEL_MIN_BASELINE = 10  # ... against a baseline of at least 10 points (less: no level score)
@@ -141,13 +146,35 @@ def metric_family(metric: str) -> str:
     return "other"
 
 
+def unit_ceiling(metric: str) -> float | None:
+    """The top of a bounded success ratio (100 for `*success*_percent`, 1 for `*success*_ratio`), else None.
+
+    Such a series is healthy at its ceiling, so its noise floor is relative to the failures (the distance
+    to the ceiling), not to the level: 100 % -> 95 % is a twentyfold error rate, not a 5 % dip."""
+    if "success" not in metric.lower():
+        return None
+    if metric.endswith("_percent"):
+        return 100.0
+    if metric.endswith("_ratio"):
+        return 1.0
+    return None
+
+
 def unit_floor(metric: str) -> float:
     """The smallest move of a metric that means anything, from its unit suffix (0: none known)."""
     if metric.endswith("_seconds"):
         return LATENCY_RESOLUTION_SECONDS
     if metric.endswith("_milliseconds"):
         return LATENCY_RESOLUTION_SECONDS * 1000
+    ceiling = unit_ceiling(metric)
+    if ceiling is not None:
+        return SUCCESS_RESOLUTION * ceiling
     return 0.0
+
+
+def _magnitude(level: float, ceiling: float | None) -> float:
+    """What the relative noise floor is a fraction of: the level, or for a success ratio its failures."""
+    return abs(level) if ceiling is None else abs(ceiling - level)
 
 
 _SPIKE_K = NormalDist().inv_cdf(0.5 + SPIKE_QUANTILE / 2) * math.sqrt(2)  # that quantile of |N(0, 2)|
@@ -189,10 +216,12 @@ def _to_minutes(t: np.ndarray, v: np.ndarray, end_ts: float) -> tuple[np.ndarray
     return end_ts + keys * RESOLUTION_SECONDS, sums / counts
 
 
-def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
+def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0,
+                 ceiling: float | None = None) -> _Point:
     """The most abnormal (recency-weighted) point of [start_ts, end_ts] against its trailing history.
 
-    `floor`: the smallest meaningful move in the metric's unit (`unit_floor`)."""
+    `floor`: the smallest meaningful move in the metric's unit (`unit_floor`); `ceiling`: the top of a
+    success ratio (`unit_ceiling`)."""
     best = _Point()
     for i in np.nonzero(t >= start_ts)[0]:
         hist = v[: max(0, i - GAP_POINTS)]
@@ -202,7 +231,7 @@ def score_points(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, f
         if not len(hist):
             continue
         level = float(np.median(hist[-LEVEL_POINTS:]))
-        scale = max(step_sigma(hist), relative_floor * abs(level), floor, 1e-9)
+        scale = max(step_sigma(hist), relative_floor * _magnitude(level, ceiling), floor, 1e-9)
         z = (float(v[i]) - level) / scale
         age = end_ts - float(t[i])
         recent = RECENT.total_seconds()
@@ -217,7 +246,8 @@ def _mad_sigma(x: np.ndarray) -> float:
     return float(np.median(np.abs(x - np.median(x)))) * 1.4826
 
 
-def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
+def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0,
+                ceiling: float | None = None) -> _Point:
     """Where the series is now (median of the window's last points) against the baseline before it.
 
     The scale is the larger of the baseline's MAD and its first-difference sigma, floored like the
@@ -231,17 +261,18 @@ def score_level(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, fl
     ref = float(np.median(base))
     spread = _mad_sigma(base)
     noise = diff_sigma(base)
-    scale = max(spread, noise, SCALE_FLOOR * abs(ref), floor, 1e-9)
+    scale = max(spread, noise, SCALE_FLOOR * _magnitude(ref, ceiling), floor, 1e-9)
     z = (now - ref) / scale
     window = (t >= start_ts) & (t <= end_ts)
     far = float(t[window][int(np.argmax(np.abs(v[window] - ref)))])
     return _Point(score=CAP * math.tanh(abs(z) / CAP), z=z, value=now, level=ref, scale=scale, at=far)
 
 
-def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0) -> _Point:
+def score_series(t: np.ndarray, v: np.ndarray, start_ts: float, end_ts: float, floor: float = 0.0,
+                 ceiling: float | None = None) -> _Point:
     """The stronger of the two detectors: a fresh change (recency-weighted) or a lasting shift."""
-    change = score_points(t, v, start_ts, end_ts, floor)
-    level = score_level(t, v, start_ts, end_ts, floor)
+    change = score_points(t, v, start_ts, end_ts, floor, ceiling)
+    level = score_level(t, v, start_ts, end_ts, floor, ceiling)
     return level if level.score > change.score else change
 
 
@@ -343,7 +374,7 @@ async def rank_components(source: MetricsSource, start: datetime, end: datetime,
                                                     f"{stopped:%H:%M}Z ({minutes} min; a sample in "
                                                     f"{coverage:.0%} of the baseline minutes)")))
             t, v = _to_minutes(t, v, end_ts)
-            best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric))
+            best = score_series(t, v, start_ts, end_ts, unit_floor(s.metric), unit_ceiling(s.metric))
             fam = metric_family(s.metric)
             score = best.score * FAMILY_WEIGHT.get(fam, 1.0)
             if fam == "latency" and best.z < 0:

@@ -98,6 +98,7 @@ def _csv_header(path: Path) -> list[str]:
 
 _POD_FILE = re.compile(r"(?P<pod>.+)_metric\.csv(?:\.gz)?")
 _EDGE_FILE = re.compile(r"(?P<reporter>source|destination)_(?P<q>\d{1,2})\.csv(?:\.gz)?")
+_FRONT_FILE = re.compile(r"front_service\.csv(?:\.gz)?")
 
 
 class _Entry(BaseModel):
@@ -120,6 +121,13 @@ class RecordedMetricsSource:
       `edge_latency_p50_seconds` with labels `{service: callee, source_service, destination_service,
       reporter}` — the same shape as Istio's `destination_service`-keyed metrics, so a slow callee
       shows up under its own name.
+    - `<dir>/front_service.csv.gz` (ServiceName, SuccessRate(%), LatencyP50(s) ... P99(s)): what the
+      load generator saw of the entry service, its success rate and latency per minute. Each column
+      becomes a metric (`success_rate_percent`, `latency_p50_seconds`, ...) with labels `{service,
+      scope: "entry"}`. The service is the file's `ServiceName` when it names a recorded service
+      (case-insensitive), else the call graph's one entry point (the only service nobody calls);
+      a file naming neither, or several services, is not read: its numbers would be pinned on a
+      component they may not be about.
     - `<dir>/dependency.csv.gz` (Source,Target): the call graph (`call_graph()`).
 
     Files load lazily on first query and are cached per process. `now` is a hard upper time bound:
@@ -158,6 +166,7 @@ class RecordedMetricsSource:
             lbl = self.component_label
             pods: list[tuple[Path, str]] = []
             edges: list[tuple[Path, str, str]] = []
+            fronts: list[Path] = []
             for d in self.metric_dirs:
                 if not d.is_dir():
                     raise FileNotFoundError(f"metric directory not found: {d}")
@@ -166,6 +175,8 @@ class RecordedMetricsSource:
                         pods.append((p, m.group("pod")))
                     elif m := _EDGE_FILE.fullmatch(p.name):
                         edges.append((p, m.group("reporter"), m.group("q")))
+                    elif _FRONT_FILE.fullmatch(p.name):
+                        fronts.append(p)
             entries: list[_Entry] = []
             for path, pod in pods:
                 labels = {lbl: service_of_pod(pod), "pod": pod}
@@ -182,8 +193,32 @@ class RecordedMetricsSource:
                     entries.append(_Entry(path=path, column=col, metric=f"edge_latency_p{q}_seconds",
                                           labels={lbl: dst, "source_service": src,
                                                   "destination_service": dst, "reporter": reporter}))
+            for path in fronts:
+                service = self._entry_service(path, services)
+                if service is None:
+                    continue
+                for col in _csv_header(path):
+                    if col not in _NON_METRIC_COLUMNS:
+                        entries.append(_Entry(path=path, column=col, metric=metric_name_for_column(col),
+                                              labels={lbl: service, "scope": "entry"}))
             self._catalog = entries
         return self._catalog
+
+    def _entry_service(self, path: Path, services: set[str]) -> str | None:
+        """The recorded service a `front_service` file is about (see the class docstring), or None."""
+        import pandas as pd
+
+        names = {str(n) for n in pd.read_csv(path, usecols=["ServiceName"])["ServiceName"].dropna().unique()}
+        if len(names) != 1:
+            return None
+        (name,) = names
+        by_lower = {s.lower(): s for s in services}
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
+        graph = self.call_graph() or {}
+        callees = {c for callees in graph.values() for c in callees}
+        roots = sorted(s for s in graph if s not in callees and s in services)
+        return roots[0] if len(roots) == 1 else None
 
     async def list_components(self) -> list[str]:
         return sorted({e.labels[self.component_label] for e in self._entries()})
