@@ -2,8 +2,10 @@
 
 RCAEval (Pham et al., WWW'25 companion; PyPI `rcaeval` 1.8.1, the optional `[baselines]` extra) is
 run unchanged: BARO (FSE'24), N-Sigma, and CIRCA (KDD'22) when causal-learn imports. RCD is left
-out: it calls `local_skeleton_discovery`, which only its authors' patched causal-learn has. Each method gets, per case, exactly what aiops gets: the recorded metrics of
-every pod from the start of aiops' baseline to the alert time (nothing later), as one frame with a
+out: it calls `local_skeleton_discovery`, which only its authors' patched causal-learn has.
+Each method gets, per case, what aiops ranks on less the call-edge latencies: the recorded metrics of
+every pod and the entry service's own view (`front_service`: its success rate and latency) from the
+start of aiops' baseline to the alert time (nothing later), as one frame with a
 `time` column and one `<service>_<metric>` column per series, and, as its "injection time", the
 start of aiops' detection window (`alert time - DETECT_WINDOW`). That is the alert-derived split,
 not the true injection time: no method here reads the ground truth. A method's metric ranking is
@@ -47,11 +49,14 @@ def available_methods() -> dict[str, Callable[..., dict[str, Any]]]:
 
 
 def day_frame(recording: Any, start: datetime, end: datetime) -> Any:
-    """Every pod metric in [start, end] as one wide frame, indexed by minute: `<service>_<metric>` columns."""
+    """Every pod metric and the entry service's view in [start, end] as one wide frame, indexed by minute:
+    `<service>_<metric>` columns."""
     import pandas as pd
 
     cols: dict[str, pd.Series] = {}
-    for s in recording.query_range_sync('{pod=~".+"}', start, end):
+    series = recording.query_range_sync('{pod=~".+"}', start, end)
+    series += recording.query_range_sync('{scope="entry"}', start, end)
+    for s in series:
         name = f"{s.labels.get('service', 'unknown')}_{s.metric}"
         k, i = name, 2
         while k in cols:  # a second pod of the same service
