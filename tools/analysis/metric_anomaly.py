@@ -13,7 +13,7 @@ docs/metrics.md for the ablation and the calibration):
    Three refinements of that scale: a series that routinely jumps (20 % of its minute-to-minute steps
    are large: a bimodal latency) is as noisy as its 80th-percentile step says, not its median one;
    a latency never counts a move under its resolution (1 ms) as signal; a success ratio
-   (`*success*_percent`, `*_ratio`) is healthy at its ceiling, so its relative floor is a fraction of
+   (`*success*_percent`, `*success*_ratio`) is healthy at its ceiling, so its relative floor is a fraction of
    its failures, not of its level, and a move under half a percent of the requests is not signal
    (100 % -> 95.7 % is errors from nothing, not a 4 % dip; chosen on the dev day, where 1 % left a
    frontend exception explained away by a callee's small latency move); and with less than
