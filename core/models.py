@@ -177,6 +177,12 @@ class AlertmanagerWebhook(_Model):
     # "alertname (status)" so the incident says what it left out (never silently dropped).
     omitted_alerts: dict[str, int] = Field(default_factory=dict)
 
+    @property
+    def incident_alerts(self) -> list[Alert]:
+        """The alerts an incident built from this webhook holds: the firing ones, or all of them when none
+        fires. The first is the one the incident is about (its name, severity and target)."""
+        return [a for a in self.alerts if a.status == "firing"] or self.alerts
+
     @model_validator(mode="before")
     @classmethod
     def _cap_alerts(cls, data: Any, info: ValidationInfo) -> Any:

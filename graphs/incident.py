@@ -45,7 +45,7 @@ from graphs.state import SCHEMA_VERSION, IncidentState, typed
 
 
 def incident_from_webhook(webhook: AlertmanagerWebhook) -> Incident:
-    firing = [a for a in webhook.alerts if a.status == "firing"] or webhook.alerts
+    firing = webhook.incident_alerts
     first = firing[0]
     summary = first.annotations.get("summary") or first.annotations.get("description") or first.name
     title = f"{first.name}: {summary}"[:200]

@@ -89,9 +89,9 @@ class Admission:
         """(where it lands, whether that is a joined incident whose registry row is still to be checked)."""
         if all(a.status == "resolved" for a in webhook.alerts):
             return self.correlator.owner_of(webhook) or incident_id, False
-        # What `join` reads of the incident `incident_from_webhook` would build (its first firing alert's
-        # name and severity), without building it: this runs for every notification the webhook accepts.
-        head = next(a for a in webhook.alerts if a.status == "firing")
+        # What `join` reads of the incident `incident_from_webhook` would build (the name and severity of the
+        # alert it is about), without building it: this runs for every notification the webhook accepts.
+        head = webhook.incident_alerts[0]
         c = self._join(webhook, incident_id, head.name, head.severity, True, recheck)  # the run records the join's details
         if c is None:
             return incident_id, False
